@@ -1,0 +1,31 @@
+# Two commands: `make demo` (install, build the example models, run the example audit)
+# and `make test` (install, run the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test fixtures bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: netcal needs it and an unpinned resolve pulls a multi-GB CUDA build
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+fixtures: $(STAMP)
+	$(BIN)/python -m fixtures.build
+
+demo: fixtures
+	$(BIN)/distill-audit run suites/arrests.audit.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2
+
+bench: fixtures
+	$(BIN)/python benchmarks/bench_performance.py
+
+clean:
+	rm -rf $(VENV) fixtures/build .distill_audit_cache .pytest_cache

@@ -1,0 +1,70 @@
+"""Fidelity of the student to its teacher: top-1 agreement, flips, KL and JS divergence.
+
+These metrics compare the two models, so each has a single value (no teacher value and no
+regression). Agreement and flips are functions of the joint count table
+``J[..., true, teacher_pred, student_pred]``; KL and JS are means of per-row divergences of the
+output distributions, in nats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import xlogy
+
+from audit.checks.performance import CLT_INTERVAL, _mean_with_influence
+from audit.checks.registry import Metric, register
+
+__all__: list[str] = []
+
+
+def _total(J: np.ndarray) -> np.ndarray:
+    return J.sum(axis=(-3, -2, -1)).astype(np.float64)
+
+
+def _agreement(J: np.ndarray, k: int) -> np.ndarray:
+    same = np.diagonal(J, axis1=-2, axis2=-1).sum(axis=(-2, -1))
+    return same / _total(J)
+
+
+def _flips(negative: bool):
+    def fn(J: np.ndarray, k: int) -> np.ndarray:
+        idx = np.arange(k)
+        # teacher_right[y, t] and student_right[y, s] masks over the (k, k, k) cells
+        t_right = (idx[:, None, None] == idx[None, :, None])
+        s_right = (idx[:, None, None] == idx[None, None, :])
+        mask = (t_right & ~s_right) if negative else (~t_right & s_right)
+        return (J * mask).sum(axis=(-3, -2, -1)) / _total(J)
+
+    return fn
+
+
+def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    eps = np.finfo(np.float64).eps
+    q = np.clip(q, eps, 1.0)
+    return (xlogy(p, p) - xlogy(p, q)).sum(axis=1)
+
+
+def _kl(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
+    return _mean_with_influence(_kl_rows(pt, ps))
+
+
+def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
+    m = (pt + ps) / 2.0
+    return _mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
+
+
+register(Metric("agreement", "higher", "fidelity", True, (0.0, 1.0),
+                "Share of rows where the student's top-1 prediction equals the teacher's.",
+                joint=_agreement))
+register(Metric("negative_flip_rate", "lower", "fidelity", True, (0.0, 1.0),
+                "Share of rows the teacher gets right and the student gets wrong.",
+                joint=_flips(negative=True)))
+register(Metric("positive_flip_rate", "higher", "fidelity", True, (0.0, 1.0),
+                "Share of rows the teacher gets wrong and the student gets right.",
+                joint=_flips(negative=False)))
+register(Metric("kl_divergence", "lower", "fidelity", True, (0.0, float("inf")),
+                "Mean KL(teacher || student) of the class distributions, in nats.",
+                pair_influence=_kl, interval=CLT_INTERVAL))
+register(Metric("js_divergence", "lower", "fidelity", True, (0.0, float(np.log(2))),
+                "Mean Jensen-Shannon divergence of the class distributions, in nats (<= ln 2).",
+                pair_influence=_js, interval=CLT_INTERVAL))

@@ -1,0 +1,109 @@
+"""Measure one registered metric on cached predictions, with intervals.
+
+Pure: reads encoded labels and the two models' probabilities (a :class:`MetricInput`) and the
+shared bootstrap replicates of the joint count table (a :class:`Resampler`), and returns a
+:class:`~audit.results.Measurement`. No I/O, no model calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from audit.checks.registry import Metric, MetricInput
+from audit.results import Estimate, Measurement
+from audit.stats import Interval, bootstrap_tables, joint_table, normal_interval, percentile_interval
+
+__all__ = ["Resampler", "measure"]
+
+
+class Resampler:
+    """Paired bootstrap replicates of the (true, teacher, student) count table, drawn once.
+
+    Every count-based metric of a suite reads the same replicates, so all their intervals and
+    regressions come from the same resampled rows.
+    """
+
+    def __init__(self, inputs: MetricInput, n_boot: int, seed: int) -> None:
+        self.inputs = inputs
+        self.n_boot = n_boot
+        self.seed = seed
+
+    @cached_property
+    def joint(self) -> np.ndarray:
+        i = self.inputs
+        return joint_table(i.y, i.p_teacher.argmax(axis=1), i.p_student.argmax(axis=1), i.k)
+
+    @cached_property
+    def replicates(self) -> np.ndarray:
+        return bootstrap_tables(self.joint, self.n_boot, self.seed)
+
+
+def _est(value: float, ci: Interval | None, bounds: tuple[float, float] | None = None) -> Estimate:
+    if ci is None:
+        return Estimate(float(value))
+    low, high = ci.low, ci.high
+    if bounds is not None:  # a normal interval may cross the metric's range; clip it
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Estimate(float(value), (low, high))
+
+
+def _relative(reg: Estimate, teacher: Estimate) -> Estimate:
+    denom = abs(teacher.value)
+    if not np.isfinite(denom) or denom == 0:
+        return Estimate(float("nan"))
+    ci = None if reg.ci is None else (reg.ci[0] / denom, reg.ci[1] / denom)
+    return Estimate(reg.value / denom, ci)
+
+
+def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resampler: Resampler,
+            confidence: float) -> Measurement:
+    """Measure ``metric`` for teacher and student (or for the pair), with intervals.
+
+    The regression is ``sign * (teacher - student)`` (positive = student worse) with a paired
+    interval; the relative regression divides it by ``|teacher value|``.
+    """
+    notes: list[str] = []
+    k, pos = inputs.k, inputs.pos
+    params = dict(params)
+    if metric.engine == "counts":
+        J, R = resampler.joint, resampler.replicates
+        method = f"paired bootstrap, {resampler.n_boot} multinomial replicates of the count table"
+        if metric.pairwise:
+            assert metric.joint is not None
+            value = float(metric.joint(J, k))
+            student = _est(value, percentile_interval(metric.joint(R, k), confidence), metric.bounds)
+            return Measurement(metric.name, metric.direction, student, method=method,
+                               n=inputs.n, params=params, notes=tuple(notes))
+        assert metric.counts is not None
+        fn = metric.counts
+        t, s = float(fn(J.sum(axis=2), k, pos, params)), float(fn(J.sum(axis=1), k, pos, params))
+        rep_t, rep_s = fn(R.sum(axis=3), k, pos, params), fn(R.sum(axis=2), k, pos, params)
+        teacher = _est(t, percentile_interval(rep_t, confidence), metric.bounds)
+        student = _est(s, percentile_interval(rep_s, confidence), metric.bounds)
+        reg = _est(metric.sign * (t - s), percentile_interval(metric.sign * (rep_t - rep_s), confidence))
+    else:
+        method = metric.interval
+        if metric.pairwise:
+            assert metric.pair_influence is not None
+            value, infl = metric.pair_influence(inputs.y, inputs.p_teacher, inputs.p_student)
+            student = _est(value, normal_interval(value, infl, confidence), metric.bounds)
+            return Measurement(metric.name, metric.direction, student, method=method,
+                               n=inputs.n, params=params, notes=tuple(notes))
+        assert metric.influence is not None
+        t, it = metric.influence(inputs.y, inputs.p_teacher, pos, params)
+        s, is_ = metric.influence(inputs.y, inputs.p_student, pos, params)
+        teacher = _est(t, normal_interval(t, it, confidence), metric.bounds)
+        student = _est(s, normal_interval(s, is_, confidence), metric.bounds)
+        r = metric.sign * (t - s)
+        reg = _est(r, normal_interval(r, metric.sign * (it - is_), confidence))
+    for who, est in (("teacher", teacher), ("student", student)):
+        if not np.isfinite(est.value):
+            notes.append(f"{metric.name} is undefined for the {who} on this data "
+                         "(e.g. a class with no rows)")
+    return Measurement(metric.name, metric.direction, student, teacher=teacher, regression=reg,
+                       relative_regression=_relative(reg, teacher), method=method, n=inputs.n,
+                       params=params, notes=tuple(notes))

@@ -1,0 +1,157 @@
+"""The ``distill-audit`` command.
+
+``run`` wraps pytest (the same collection, gates and reports as ``pytest suites/``), so
+everything pytest offers keeps working; ``validate``, ``schema`` and ``report`` need no pytest
+run.
+
+Exit codes: 0 every blocking gate passed; 1 a gate failed or a check could not run;
+2 a usage or suite error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distill-audit",
+                                description="Audit a distilled student model against its teacher.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run suites through pytest and write their reports")
+    run.add_argument("suites", nargs="+", type=Path, help="*.audit.yaml files or folders")
+    run.add_argument("--report", type=Path, metavar="PATH.html", help="HTML report path")
+    run.add_argument("--json", type=Path, metavar="PATH.json", help="JSON report path")
+    run.add_argument("--report-dir", type=Path, metavar="DIR",
+                     help="folder for timestamped reports (default: reports)")
+    run.add_argument("--no-cache", action="store_true", help="do not use cached predictions")
+    run.add_argument("-k", metavar="EXPR", help="only run checks matching EXPR (as pytest -k)")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    run.add_argument("-n", "--numprocesses", metavar="N", help="run in N processes (pytest-xdist)")
+    run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+
+    val = sub.add_parser("validate", help="check suite files without running them")
+    val.add_argument("suites", nargs="+", type=Path)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of the suite format")
+    sch.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+
+    rep = sub.add_parser("report", help="re-render the HTML report from a JSON report")
+    rep.add_argument("json_report", type=Path, metavar="REPORT.json")
+    rep.add_argument("-o", "--output", type=Path, metavar="PATH.html",
+                     help="default: the JSON path with .html")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    missing = [str(s) for s in args.suites if not s.exists()]
+    if missing:
+        print(f"distill-audit: not found: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    argv = [str(s) for s in args.suites]
+    # every path we were given is collected; testpaths and python_files do not apply
+    argv += ["-p", "no:cacheprovider", "-o", "python_files=", "-rN"]
+    if args.report:
+        argv += ["--audit-report", str(args.report)]
+    if args.json:
+        argv += ["--audit-json", str(args.json)]
+    if args.report_dir:
+        argv += ["--audit-report-dir", str(args.report_dir)]
+    if args.no_cache:
+        argv.append("--audit-no-cache")
+    if args.k:
+        argv += ["-k", args.k]
+    if args.exitfirst:
+        argv.append("-x")
+    if args.numprocesses:
+        argv += ["-n", args.numprocesses]
+    if args.quiet:
+        argv.append("-q")
+    code = pytest.main(argv)
+    if code == pytest.ExitCode.OK:
+        return EXIT_OK
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return EXIT_FAILED
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("distill-audit: no checks collected (suite files must end in .audit.yaml)",
+              file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _suite_files(paths: list[Path]) -> list[Path]:
+    from audit.suite import SUITE_SUFFIX
+
+    out: list[Path] = []
+    for p in paths:
+        out += sorted(p.rglob(f"*{SUITE_SUFFIX}")) if p.is_dir() else [p]
+    return out
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from audit.errors import SuiteError, display_path
+    from audit.suite import load_suite
+
+    files = _suite_files(args.suites)
+    if not files:
+        print("distill-audit: no suite files found", file=sys.stderr)
+        return EXIT_USAGE
+    code = EXIT_OK
+    for f in files:
+        try:
+            suite = load_suite(f)
+        except SuiteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_USAGE
+            continue
+        names = ", ".join(c.name for c in suite.checks)
+        print(f"ok: {display_path(f)}: suite {suite.name!r}, {len(suite.checks)} checks ({names})")
+    return code
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from audit.suite import suite_json_schema
+
+    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from audit.errors import AuditError
+    from audit.report.jsonio import read_report
+    from audit.report.writer import write_report
+
+    try:
+        report = read_report(args.json_report)
+    except AuditError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.output or args.json_report.with_suffix(".html")
+    paths = write_report(report, html_path=out)
+    for line in paths.lines():
+        print(line)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``distill-audit`` console script."""
+    args = _parser().parse_args(argv)
+    handler = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema,
+               "report": _cmd_report}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

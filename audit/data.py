@@ -1,0 +1,189 @@
+"""Loading the evaluation and training tables, labels and fingerprints.
+
+A :class:`Table` keeps the feature columns (what the models see), the labels and the
+sensitive columns (kept aside for slicing) of one file, with the SHA-256 of the file's full
+content. :class:`LabelEncoding` maps labels to class indices ``0..k-1`` consistently for both
+models, or says clearly why it cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import DataError, display_path
+from audit.suite import DataSpec
+
+__all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's full content."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame, with a clear error on failure."""
+    where = display_path(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"{where}: file not found") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where}: the file is empty; it needs a header row and data rows") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{where}: cannot parse as CSV ({exc})") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{where}: cannot read the table ({exc})") from None
+    if len(frame) == 0:
+        raise DataError(f"{where}: the table has a header but no rows")
+    dup = frame.columns[frame.columns.duplicated()].tolist()
+    if dup:
+        raise DataError(f"{where}: duplicate column names {dup}; column names must be unique")
+    return frame
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """One data file split into features, labels and sensitive columns."""
+
+    role: str
+    path: Path
+    sha256: str
+    features: pd.DataFrame
+    labels: pd.Series
+    sensitive: pd.DataFrame
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.labels)
+
+
+def load_table(spec: DataSpec, role: str = "eval") -> Table:
+    """Load the ``eval`` or ``train`` table that ``spec`` names.
+
+    Raises
+    ------
+    DataError
+        If a named column is missing (with a did-you-mean), the label has missing values, or
+        the file cannot be read.
+    """
+    import difflib
+
+    path = spec.eval if role == "eval" else spec.train
+    if path is None:
+        raise DataError(f"the suite names no {role} table; add data.{role}")
+    frame = read_table(path)
+    where = display_path(path)
+    columns = [str(c) for c in frame.columns]
+
+    def require(col: str, what: str) -> None:
+        if col not in frame.columns:
+            close = difflib.get_close_matches(col, columns, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise DataError(f"{where}: {what} column {col!r} not found{hint} "
+                            f"(columns: {', '.join(columns)})")
+
+    require(spec.target, "target")
+    for col in spec.sensitive:
+        require(col, "sensitive")
+    if spec.features is not None:
+        for col in spec.features:
+            require(col, "feature")
+        features = list(spec.features)
+    else:
+        features = [c for c in frame.columns if c != spec.target]
+    labels = frame[spec.target]
+    missing = int(labels.isna().sum())
+    if missing:
+        first = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise DataError(f"{where}: target column {spec.target!r} has {missing} missing value(s), "
+                        f"first at data row {first + 1}; drop or label those rows")
+    return Table(
+        role=role,
+        path=path,
+        sha256=file_sha256(path),
+        features=frame[features],
+        labels=labels.reset_index(drop=True),
+        sensitive=frame[list(spec.sensitive)].reset_index(drop=True),
+    )
+
+
+def _key(label: Any) -> str:
+    """Labels compare by their text, so 1 (int), 1.0 (float) and "1" name the same class."""
+    if isinstance(label, (float, np.floating)) and float(label).is_integer():
+        return str(int(label))
+    if isinstance(label, (bool, np.bool_)):
+        return str(bool(label))
+    return str(label)
+
+
+@dataclass(frozen=True)
+class LabelEncoding:
+    """Class labels in the models' output order and the positive class for binary metrics."""
+
+    classes: tuple[Any, ...]
+    pos: int | None
+    pos_note: str
+
+    @classmethod
+    def from_models(cls, teacher_classes: tuple[Any, ...], student_classes: tuple[Any, ...],
+                    positive: Any = None) -> LabelEncoding:
+        """Check that both models predict the same classes and choose the positive class."""
+        t = [_key(c) for c in teacher_classes]
+        s = [_key(c) for c in student_classes]
+        if sorted(t) != sorted(s):
+            raise DataError(f"the teacher predicts classes {list(teacher_classes)} but the student "
+                            f"predicts {list(student_classes)}; both must know the same classes")
+        classes = tuple(teacher_classes)
+        if len(classes) < 2:
+            raise DataError(f"the models know only one class {list(classes)}; need at least two")
+        if len(classes) != 2:
+            if positive is not None:
+                raise DataError(f"data.positive={positive!r} only applies to binary problems; "
+                                f"these models have {len(classes)} classes")
+            return cls(classes, None, "")
+        if positive is not None:
+            if _key(positive) not in t:
+                raise DataError(f"data.positive={positive!r} is not a class of the models "
+                                f"({list(classes)})")
+            return cls(classes, t.index(_key(positive)), f"positive class {positive!r} (data.positive)")
+        for truthy in ("1", "True", "yes", "Yes", "YES", "true"):
+            if truthy in t:
+                pos = t.index(truthy)
+                break
+        else:
+            pos = max(range(2), key=lambda i: t[i])
+        return cls(classes, pos, f"positive class {classes[pos]!r} (inferred; set data.positive "
+                                 "to choose)")
+
+    def reorder(self, model_classes: tuple[Any, ...]) -> np.ndarray:
+        """Column order that maps a model's outputs onto :attr:`classes`."""
+        keys = [_key(c) for c in model_classes]
+        return np.array([keys.index(_key(c)) for c in self.classes])
+
+    def encode(self, labels: pd.Series, where: str) -> np.ndarray:
+        """Map raw labels to indices ``0..k-1``; unknown labels are an error."""
+        lookup = {_key(c): i for i, c in enumerate(self.classes)}
+        keys = labels.map(_key)
+        codes = keys.map(lookup)
+        unknown = codes.isna()
+        if unknown.any():
+            bad = sorted(set(keys[unknown]))
+            first = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise DataError(f"{where}: labels {bad[:5]} ({int(unknown.sum())} rows, first at data "
+                            f"row {first + 1}) are not among the models' classes "
+                            f"{list(self.classes)}")
+        return codes.to_numpy(dtype=np.int64)

@@ -1,0 +1,93 @@
+"""Judging a measurement against a gate: pure functions from data to verdicts.
+
+A bound is judged on the confidence interval, not the point estimate:
+
+* **pass** when the whole interval lies on the allowed side of the threshold,
+* **fail** when the whole interval lies beyond it,
+* **inconclusive** when the interval straddles it (the suite's ``settings.inconclusive`` says
+  whether that blocks), or when the metric is undefined.
+
+Directions come from the metric registry: ``regression`` is already oriented so that a positive
+value means the student is worse, so ``max_regression`` reads the same for every metric.
+"""
+
+from __future__ import annotations
+
+import math
+
+from audit.results import Estimate, GateResult, Measurement
+from audit.suite import GateSpec
+
+__all__ = ["evaluate_gate", "check_status", "describe_bound"]
+
+
+def describe_bound(kind: str, threshold: float, metric: str, direction: str) -> str:
+    """Words for one bound, generated from the gate data."""
+    if kind == "min":
+        return f"student {metric} >= {threshold:g}"
+    if kind == "max":
+        return f"student {metric} <= {threshold:g}"
+    worse = "teacher - student" if direction == "higher" else "student - teacher"
+    if kind == "max_regression":
+        return f"{metric} regression ({worse}) <= {threshold:g}"
+    return f"{metric} regression ({worse}) <= {threshold:.4g} x |teacher {metric}|"
+
+
+def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[str, str]:
+    """Judge ``observed <= threshold`` (upper) or ``observed >= threshold`` (lower bound)."""
+    if observed is None or not math.isfinite(observed.value):
+        return "inconclusive", "the metric is undefined on this data"
+    low, high = observed.ci if observed.ci is not None else (observed.value, observed.value)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low = high = observed.value
+    reason = "" if observed.ci is not None else "no interval available; judged on the point estimate"
+    if upper:
+        if high <= threshold:
+            return "pass", reason
+        if low > threshold:
+            return "fail", reason
+    else:
+        if low >= threshold:
+            return "pass", reason
+        if high < threshold:
+            return "fail", reason
+    return "inconclusive", reason or "the interval straddles the threshold"
+
+
+def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
+    """Judge every bound ``gate`` sets against ``m``."""
+    out = []
+    for kind, threshold in gate.bounds():
+        if kind in ("min", "max"):
+            observed = m.student
+        elif kind == "max_regression":
+            observed = m.regression
+        else:
+            observed = m.relative_regression
+        if observed is None and kind not in ("min", "max"):
+            status, reason = "inconclusive", f"{m.metric} has no teacher value to regress from"
+        else:
+            status, reason = _judge(observed, threshold, upper=(kind != "min"))
+        out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
+                              description=describe_bound(kind, threshold, m.metric, m.direction),
+                              observed=observed, reason=reason))
+    return tuple(out)
+
+
+def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> str:
+    """A check's status from its judged gates.
+
+    A failing blocking gate fails the check; an inconclusive blocking gate makes it
+    ``inconclusive`` (which blocks when ``inconclusive == "fail"``, else only warns); anything
+    failing or inconclusive under ``severity: warn`` makes it ``warn``. No gate: ``info``.
+    """
+    if not gates:
+        return "info"
+    blocking = [g for g in gates if g.severity == "block"]
+    if any(g.status == "fail" for g in blocking):
+        return "fail"
+    if any(g.status == "inconclusive" for g in blocking):
+        return "inconclusive" if inconclusive == "fail" else "warn"
+    if any(g.status != "pass" for g in gates):
+        return "warn"
+    return "pass"

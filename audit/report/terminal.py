@@ -1,0 +1,95 @@
+"""Plain-text verdicts: what a failing check prints instead of a traceback."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
+
+__all__ = ["format_value", "format_estimate", "format_check", "format_summary"]
+
+_STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+
+
+def format_value(x: float, signed: bool = False) -> str:
+    """Three decimals for values of ordinary size, four significant digits otherwise."""
+    if x is None or not math.isfinite(x):
+        return "undefined"
+    if x != 0 and (abs(x) >= 1000 or abs(x) < 0.001):
+        return f"{x:+.4g}" if signed else f"{x:.4g}"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def format_estimate(e: Estimate | None, signed: bool = False) -> str:
+    """``0.712 [0.689, 0.735]``."""
+    if e is None:
+        return "n/a"
+    text = format_value(e.value, signed)
+    if e.ci is not None and math.isfinite(e.value):
+        text += f" [{format_value(e.ci[0], signed)}, {format_value(e.ci[1], signed)}]"
+    return text
+
+
+def _gate_line(g: GateResult) -> str:
+    upper = g.kind != "min"
+    who = {"min": "student", "max": "student", "max_regression": "regression",
+           "max_relative_regression": "relative regression"}[g.kind]
+    op = {"pass": "<=" if upper else ">=", "fail": ">" if upper else "<"}.get(g.status, "~")
+    line = (f"  {who:<10} {format_estimate(g.observed, signed=g.kind.startswith('max_r'))}  {op}  "
+            f"{g.kind} {g.threshold:g}   -> {_STATUS_WORD.get(g.status, g.status.upper())}")
+    if g.severity == "warn" and g.status != "pass":
+        line += " (severity: warn)"
+    if g.reason and g.status != "pass":
+        line += f" ({g.reason})"
+    return line
+
+
+def _measurement_lines(m: Measurement) -> list[str]:
+    if m.teacher is None:
+        return [f"  {m.metric:<10} {format_estimate(m.student)}  (student vs teacher)"]
+    return [f"  {m.metric:<10} student {format_estimate(m.student)}   "
+            f"teacher {format_estimate(m.teacher)}"]
+
+
+def format_check(result: CheckResult) -> str:
+    """The multi-line verdict of one check, e.g.::
+
+        accuracy   student 0.712 [0.689, 0.735]   teacher 0.781 [0.760, 0.801]
+        regression +0.069 [+0.051, +0.088]  >  max_regression 0.02   -> FAIL
+        n=1568 eval rows, paired bootstrap ..., seed 0, 95% intervals
+    """
+    if result.status == "error":
+        return f"  ERROR: {result.error}"
+    lines: list[str] = []
+    for m in result.measurements:
+        lines += _measurement_lines(m)
+    lines += [_gate_line(g) for g in result.gates]
+    d = result.details
+    for m in result.measurements:
+        tail = f"  n={m.n} eval rows, {m.method}"
+        if "seed" in d:
+            tail += f", seed {d['seed']}, {round(100 * d['confidence'])}% intervals"
+        lines.append(tail)
+        lines += [f"  note: {note}" for note in m.notes]
+    return "\n".join(lines)
+
+
+def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str]:
+    """Lines for pytest's terminal summary: one block per suite, with its report paths."""
+    out: list[str] = []
+    for report, paths in reports:
+        d = report.to_dict()
+        counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
+        out.append(f"{report.suite['name']}: {report.verdict.upper()} ({counts})")
+        for c in report.checks:
+            if c.status not in ("pass", "info"):
+                first = format_check(c).splitlines()
+                gate = next((ln.strip() for ln in first if "->" in ln and "PASS" not in ln),
+                            first[0].strip() if first else "")
+                out.append(f"  {c.status.upper():<12} {c.name}: {gate}")
+        not_run = report.suite.get("not_run") or []
+        if not_run:
+            out.append(f"  not run: {', '.join(not_run)} (this report covers part of the suite)")
+        out += [f"  report: {p}" for p in paths]
+    return out

@@ -1,0 +1,88 @@
+"""Writing reports atomically, never destroying earlier evidence.
+
+By default a run writes ``<report_dir>/<suite>/<UTC timestamp>.json`` and ``.html`` (a new pair
+per run) and then atomically replaces ``latest.json`` / ``latest.html`` beside them. An explicit
+path that already holds a report is first moved aside to ``<name>.<its mtime><suffix>``, and
+the move is reported, so nothing is overwritten silently.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audit.cache import atomic_write_bytes
+from audit.report.html import render_html
+from audit.report.jsonio import report_to_json
+from audit.results import AuditReport
+
+__all__ = ["ReportPaths", "write_report"]
+
+
+@dataclass
+class ReportPaths:
+    """Where a report went, and any earlier file that was moved aside to make room."""
+
+    json: Path | None = None
+    html: Path | None = None
+    moved: list[tuple[Path, Path]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [str(p) for p in (self.html, self.json) if p is not None]
+        out += [f"(kept earlier {old.name} as {new})" for old, new in self.moved]
+        return out
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _free(path: Path) -> Path:
+    """``path``, or ``path`` with ``-2``, ``-3``... before the suffix if it exists."""
+    candidate, i = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        i += 1
+    return candidate
+
+
+def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
+    if path.exists():
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        aside = _free(path.with_name(f"{path.stem}.{_stamp(mtime)}{path.suffix}"))
+        os.replace(path, aside)
+        moved.append((path, aside))
+
+
+def write_report(report: AuditReport, *, report_dir: Path | None = None, json_path: Path | None = None,
+                 html_path: Path | None = None) -> ReportPaths:
+    """Write the JSON report and the HTML rendered from it.
+
+    Explicit ``json_path``/``html_path`` win; otherwise both go to a new timestamped pair under
+    ``report_dir/<suite name>/`` and ``latest.*`` is updated.
+    """
+    text = report_to_json(report)
+    html = render_html(report.to_dict())
+    out = ReportPaths()
+    if json_path is None and html_path is None:
+        if report_dir is None:
+            return out
+        folder = report_dir / report.suite["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        base = _free(folder / f"{_stamp(datetime.now(UTC))}.json")
+        json_path, html_path = base, base.with_suffix(".html")
+        atomic_write_bytes(json_path, text.encode("utf-8"))
+        atomic_write_bytes(html_path, html.encode("utf-8"))
+        atomic_write_bytes(folder / "latest.json", text.encode("utf-8"))
+        atomic_write_bytes(folder / "latest.html", html.encode("utf-8"))
+        out.json, out.html = json_path, html_path
+        return out
+    for path, payload in ((json_path, text), (html_path, html)):
+        if path is None:
+            continue
+        _make_room(path, out.moved)
+        atomic_write_bytes(path, payload.encode("utf-8"))
+    out.json, out.html = json_path, html_path
+    return out

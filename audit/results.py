@@ -1,0 +1,207 @@
+"""Frozen result objects and their JSON form: the reports' only input.
+
+Every object has ``to_dict`` and ``from_dict``; ``from_dict(to_dict(x)) == x``. Non-finite
+numbers (an undefined metric) are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "STATUSES",
+    "Estimate",
+    "Measurement",
+    "GateResult",
+    "CheckResult",
+    "AuditReport",
+    "SCHEMA_VERSION",
+    "combine_statuses",
+]
+
+SCHEMA_VERSION = "1.0"
+# Check and verdict states. "info" is a check with no gate: measured, not judged.
+STATUSES = ("pass", "info", "warn", "inconclusive", "error", "fail")
+_PRECEDENCE = {"pass": 0, "info": 0, "warn": 1, "inconclusive": 2, "error": 3, "fail": 4}
+
+
+def combine_statuses(statuses: list[str]) -> str:
+    """The overall verdict: the most severe status (fail > error > inconclusive > warn > pass)."""
+    if not statuses:
+        return "error"
+    worst = max(statuses, key=lambda s: _PRECEDENCE[s])
+    return "pass" if worst == "info" else worst
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _unnum(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its confidence interval (``ci`` is ``None`` when it cannot be computed)."""
+
+    value: float
+    ci: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": _num(self.value),
+                "ci": None if self.ci is None else [_num(self.ci[0]), _num(self.ci[1])]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Estimate:
+        ci = d.get("ci")
+        return cls(_unnum(d["value"]), None if ci is None else (_unnum(ci[0]), _unnum(ci[1])))
+
+    def __eq__(self, other: object) -> bool:  # NaN-aware, so JSON round trips compare equal
+        return isinstance(other, Estimate) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+
+def _est(d: dict[str, Any] | None) -> Estimate | None:
+    return None if d is None else Estimate.from_dict(d)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One metric measured on both models.
+
+    ``regression`` is oriented so that positive means the student is worse than the teacher,
+    whatever the metric's direction; ``relative_regression`` divides it by ``|teacher|``.
+    Pairwise (fidelity) metrics have only ``student`` (the value of the pair).
+    """
+
+    metric: str
+    direction: str
+    student: Estimate
+    teacher: Estimate | None = None
+    regression: Estimate | None = None
+    relative_regression: Estimate | None = None
+    method: str = ""
+    n: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "teacher": None if self.teacher is None else self.teacher.to_dict(),
+            "student": self.student.to_dict(),
+            "regression": None if self.regression is None else self.regression.to_dict(),
+            "relative_regression": (None if self.relative_regression is None
+                                    else self.relative_regression.to_dict()),
+            "method": self.method,
+            "n": self.n,
+            "params": dict(self.params),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        student = _est(d["student"])
+        assert student is not None
+        return cls(metric=d["metric"], direction=d["direction"], student=student,
+                   teacher=_est(d.get("teacher")), regression=_est(d.get("regression")),
+                   relative_regression=_est(d.get("relative_regression")),
+                   method=d.get("method", ""), n=int(d.get("n", 0)), params=dict(d.get("params", {})),
+                   notes=tuple(d.get("notes", ())))
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One bound of a gate, judged: ``status`` is pass, fail or inconclusive."""
+
+    kind: str  # min | max | max_regression | max_relative_regression
+    threshold: float
+    status: str
+    severity: str
+    description: str
+    observed: Estimate | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "threshold": self.threshold, "status": self.status,
+                "severity": self.severity, "description": self.description,
+                "observed": None if self.observed is None else self.observed.to_dict(),
+                "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GateResult:
+        return cls(kind=d["kind"], threshold=float(d["threshold"]), status=d["status"],
+                   severity=d["severity"], description=d["description"],
+                   observed=_est(d.get("observed")), reason=d.get("reason", ""))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check: its measurements, its judged gates and its status."""
+
+    name: str
+    status: str
+    measurements: tuple[Measurement, ...] = ()
+    gates: tuple[GateResult, ...] = ()
+    error: str | None = None
+    source: str = "suite"  # "suite" (YAML) or "python" (ad-hoc test)
+    location: str = ""  # file:line of the check or the test
+    description: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status,
+                "measurements": [m.to_dict() for m in self.measurements],
+                "gates": [g.to_dict() for g in self.gates], "error": self.error,
+                "source": self.source, "location": self.location,
+                "description": self.description, "details": dict(self.details)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
+        return cls(name=d["name"], status=d["status"],
+                   measurements=tuple(Measurement.from_dict(m) for m in d.get("measurements", ())),
+                   gates=tuple(GateResult.from_dict(g) for g in d.get("gates", ())),
+                   error=d.get("error"), source=d.get("source", "suite"),
+                   location=d.get("location", ""), description=d.get("description", ""),
+                   details=dict(d.get("details", {})))
+
+    @property
+    def passed(self) -> bool:
+        """True unless the check blocks a release (fail, error or blocking inconclusive)."""
+        return self.status in ("pass", "info", "warn")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Everything one suite run produced; the JSON report is ``to_dict()`` of this."""
+
+    suite: dict[str, Any]
+    verdict: str
+    checks: tuple[CheckResult, ...]
+    provenance: dict[str, Any]
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {s: 0 for s in STATUSES}
+        for c in self.checks:
+            counts[c.status] += 1
+        return {"schema_version": self.schema_version, "suite": dict(self.suite),
+                "verdict": self.verdict, "counts": counts,
+                "checks": [c.to_dict() for c in self.checks],
+                "provenance": dict(self.provenance)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditReport:
+        major = str(d.get("schema_version", "")).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"report schema_version {d.get('schema_version')!r} is not supported "
+                             f"(this distill-audit reads {SCHEMA_VERSION})")
+        return cls(suite=dict(d["suite"]), verdict=d["verdict"],
+                   checks=tuple(CheckResult.from_dict(c) for c in d["checks"]),
+                   provenance=dict(d["provenance"]), schema_version=d["schema_version"])

@@ -1,0 +1,237 @@
+"""Running checks: load a suite's data and models once, predict once, measure, judge.
+
+:class:`AuditSession` owns the prediction cache and one :class:`SuiteRun` per suite. A
+:class:`SuiteRun` loads the eval table and both models lazily, gets each model's predictions
+from the cache (so each model predicts once per dataset), draws the shared bootstrap replicates
+once, and turns each :class:`~audit.suite.CheckSpec` into a :class:`~audit.results.CheckResult`.
+
+A problem loading the data or the models is remembered and reported by every check of the suite
+as an error (it fails closed); it is not retried for each check.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.cache import PredictionCache
+from audit.checks.measure import Resampler, measure
+from audit.checks.registry import MetricInput, get_metric
+from audit.data import LabelEncoding, Table, load_table
+from audit.errors import AuditError, SuiteError, display_path
+from audit.gates import check_status, evaluate_gate
+from audit.models import LoadedModel, load_model
+from audit.results import AuditReport, CheckResult
+from audit.suite import CheckSpec, Suite, _Parser
+from audit.yamlsrc import located_from_value
+
+__all__ = ["AuditSession", "SuiteRun", "suite_info"]
+
+
+class AuditSession:
+    """Shared state of one audit run: the prediction cache and the suites being run."""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache = PredictionCache(cache_dir)
+        self._runs: dict[Any, SuiteRun] = {}
+
+    def run_for(self, suite: Suite) -> SuiteRun:
+        """The (memoised) :class:`SuiteRun` of ``suite``."""
+        key = suite.path if suite.path is not None else id(suite)
+        if key not in self._runs:
+            self._runs[key] = SuiteRun(suite, self)
+        return self._runs[key]
+
+
+class SuiteRun:
+    """One suite's loaded data, models, cached predictions and check results."""
+
+    def __init__(self, suite: Suite, session: AuditSession | None = None) -> None:
+        self.suite = suite
+        self.session = session or AuditSession()
+        self._failure: AuditError | None = None
+        self.prediction_sources: dict[str, str] = {}
+        self.load_seconds = 0.0
+
+    # -- lazily loaded artifacts -----------------------------------------------------
+    def _guard(self, build: Any) -> Any:
+        if self._failure is not None:
+            raise self._failure
+        try:
+            return build()
+        except AuditError as exc:
+            self._failure = exc
+            raise
+
+    @cached_property
+    def eval_table(self) -> Table:
+        return self._guard(lambda: load_table(self.suite.data, "eval"))
+
+    @cached_property
+    def teacher(self) -> LoadedModel:
+        return self._guard(lambda: load_model(self.suite.teacher, "teacher"))
+
+    @cached_property
+    def student(self) -> LoadedModel:
+        return self._guard(lambda: load_model(self.suite.student, "student"))
+
+    @cached_property
+    def encoding(self) -> LabelEncoding:
+        return self._guard(lambda: LabelEncoding.from_models(
+            self.teacher.classes, self.student.classes, self.suite.data.positive))
+
+    def predictions(self, model: LoadedModel, table: Table) -> np.ndarray:
+        """Class probabilities of ``model`` on ``table`` in the encoding's class order."""
+        key = self.session.cache.key(model.sha256, table.sha256, table.role,
+                                     "\0".join(map(str, table.features.columns)))
+
+        def compute() -> np.ndarray:
+            return model.predict_proba(table)
+
+        P, source = self._guard(lambda: self.session.cache.get(key, compute))
+        self.prediction_sources[f"{model.role}/{table.role}"] = source
+        return P[:, self.encoding.reorder(model.classes)]
+
+    @cached_property
+    def inputs(self) -> MetricInput:
+        def build() -> MetricInput:
+            start = time.perf_counter()
+            table = self.eval_table
+            y = self.encoding.encode(table.labels, f"{display_path(table.path)} column "
+                                                   f"{self.suite.data.target!r}")
+            inputs = MetricInput(y=y, p_teacher=self.predictions(self.teacher, table),
+                                 p_student=self.predictions(self.student, table),
+                                 classes=self.encoding.classes, pos=self.encoding.pos)
+            self.load_seconds = time.perf_counter() - start
+            return inputs
+
+        return self._guard(build)
+
+    @cached_property
+    def resampler(self) -> Resampler:
+        s = self.suite.settings
+        return Resampler(self.inputs, s.bootstrap, s.seed)
+
+    # -- checks ----------------------------------------------------------------------
+    def execute(self, spec: CheckSpec, *, source: str = "suite",
+                location: str | None = None) -> tuple[CheckResult, BaseException | None]:
+        """Run one check; return its result and the exception if it could not run.
+
+        An :class:`~audit.errors.AuditError` (bad data, a model that fails) and any other
+        exception (a bug) both give a result with status ``error``; the exception is returned
+        too, so a caller such as the pytest plugin can show its traceback.
+        """
+        start = time.perf_counter()
+        where = location or spec.where()
+        try:
+            metric = get_metric(spec.metric)
+            inputs = self.inputs
+            if spec.params.get("average") == "binary" and inputs.pos is None:
+                raise SuiteError(f"=binary: the models have {inputs.k} classes; use macro, micro or "
+                                 "weighted", file=spec.file, line=spec.line,
+                                 key=f"checks.{spec.name}.average")
+            m = measure(metric, spec.params, inputs, self.resampler, self.suite.settings.confidence)
+            gates = evaluate_gate(spec.gate, m) if spec.gate is not None else ()
+            status = check_status(gates, self.suite.settings.inconclusive)
+            result = CheckResult(name=spec.name, status=status, measurements=(m,), gates=gates,
+                                 source=source, location=where, description=spec.description,
+                                 details=self._details(start))
+            return result, None
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, AuditError) else (
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
+            result = CheckResult(name=spec.name, status="error", error=message, source=source,
+                                 location=where, description=spec.description,
+                                 details={"seconds": round(time.perf_counter() - start, 4)})
+            return result, exc
+
+    def run_check(self, spec: CheckSpec | str) -> CheckResult:
+        """Run a check of the suite (by name or spec) and return its result."""
+        if isinstance(spec, str):
+            spec = self.suite.check(spec)
+        return self.execute(spec)[0]
+
+    def check(self, name: str, definition: Mapping[str, Any], *, location: str = "") -> CheckResult:
+        """Run an ad-hoc check written like a suite entry, e.g.
+        ``run.check("acc", {"metric": "accuracy", "gate": {"min": 0.8}})``."""
+        parser = _Parser(located_from_value({}), self.suite.path)
+        spec = parser.check(("checks", name), name, dict(definition))
+        spec = replace(spec, file=None, line=None)
+        return self.execute(spec, source="python", location=location or f"<python>::{name}")[0]
+
+    def run_all(self) -> list[CheckResult]:
+        """Run every check of the suite in order."""
+        return [self.execute(spec)[0] for spec in self.suite.checks]
+
+    def record(self, result: CheckResult) -> dict[str, Any]:
+        """The plain-data record of ``result`` that reports are assembled from."""
+        info = suite_info(self.suite)
+        info["checks"] = [c.name for c in self.suite.checks]
+        return {"suite": info, "artifacts": self.artifacts(), "result": result.to_dict()}
+
+    def report(self, results: list[CheckResult] | None = None) -> AuditReport:
+        """Run every check (unless ``results`` are given) and assemble the suite's report."""
+        from audit.provenance import utc_now
+        from audit.report.assemble import reports_from_records
+
+        started = utc_now()
+        results = self.run_all() if results is None else results
+        return reports_from_records([self.record(r) for r in results], started=started)[0]
+
+    def _details(self, start: float) -> dict[str, Any]:
+        s = self.suite.settings
+        d: dict[str, Any] = {
+            "n_eval": self.inputs.n, "classes": [_plain(c) for c in self.encoding.classes],
+            "seed": s.seed, "confidence": s.confidence, "bootstrap": s.bootstrap,
+            "seconds": round(time.perf_counter() - start, 4),
+        }
+        if self.encoding.pos_note:
+            d["positive"] = self.encoding.pos_note
+        return d
+
+    # -- provenance ------------------------------------------------------------------
+    def artifacts(self) -> dict[str, Any]:
+        """Hashes and sizes of what was audited (only what loaded without error)."""
+        out: dict[str, Any] = {}
+        for role in ("teacher", "student"):
+            spec = getattr(self.suite, role)
+            entry: dict[str, Any] = {"kind": spec.kind,
+                                     "path": str(spec.path) if spec.path else spec.target}
+            if role in self.__dict__:
+                model: LoadedModel = self.__dict__[role]
+                entry.update(sha256=model.sha256, size_bytes=model.size_bytes,
+                             classes=[_plain(c) for c in model.classes],
+                             warnings=list(model.warnings))
+            out[role] = entry
+        data: dict[str, Any] = {"target": self.suite.data.target,
+                                "sensitive": list(self.suite.data.sensitive)}
+        if "eval_table" in self.__dict__:
+            t: Table = self.__dict__["eval_table"]
+            data["eval"] = {"path": str(t.path), "sha256": t.sha256, "rows": t.n_rows,
+                            "features": [str(c) for c in t.features.columns]}
+        else:
+            data["eval"] = {"path": str(self.suite.data.eval)}
+        out["data"] = data
+        out["predictions"] = dict(self.prediction_sources)
+        return out
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def suite_info(suite: Suite) -> dict[str, Any]:
+    """The ``suite`` block of a report."""
+    return {"name": suite.name, "path": str(suite.path) if suite.path else None,
+            "sha256": suite.sha256, "description": suite.description, "text": suite.text,
+            "includes": [{"path": p, "sha256": h} for p, h in suite.includes],
+            "settings": {"seed": suite.settings.seed, "confidence": suite.settings.confidence,
+                         "bootstrap": suite.settings.bootstrap,
+                         "inconclusive": suite.settings.inconclusive}}

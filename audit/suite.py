@@ -1,0 +1,684 @@
+"""The suite format: YAML parsed into frozen, validated objects, or one located error.
+
+A suite names the data, the teacher, the student and the checks with their gates. Every key is
+declared once in the field tables below; the parser and the published JSON Schema
+(:func:`suite_json_schema`) are both generated from them, so they cannot drift apart.
+
+Paths are relative to the file that wrote them (the suite, or a file it includes).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit.checks.registry import get_metric, metric_names
+from audit.errors import SuiteError
+from audit.yamlsrc import KeyPath, Located, Origin, load_yaml, located_from_value
+
+__all__ = [
+    "Suite",
+    "DataSpec",
+    "ModelSpec",
+    "Settings",
+    "CheckSpec",
+    "GateSpec",
+    "load_suite",
+    "suite_from_dict",
+    "suite_json_schema",
+    "SUITE_SUFFIX",
+]
+
+SUITE_SUFFIX = ".audit.yaml"
+SUPPORTED_VERSIONS = (1,)
+MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
+_SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
+_PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+# --------------------------------------------------------------------------- field tables
+@dataclass(frozen=True)
+class Field:
+    """One key of a section: its kind, whether it is required, and what it means."""
+
+    kind: str  # str | int | number | bool | path | str_list | label | label_list | section:<name> | model | include
+    doc: str
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "suite": {
+        "version": Field("int", "Suite format version.", required=True, choices=SUPPORTED_VERSIONS),
+        "name": Field("str", "Suite name; used in report file names (letters, digits, _ . -).",
+                      required=True),
+        "description": Field("str", "What is being released, in words."),
+        "include": Field("include", "File(s) with shared defaults, merged under this one."),
+        "data": Field("section:data", "The evaluation (and training) tables.", required=True),
+        "teacher": Field("model", "The reference model.", required=True),
+        "student": Field("model", "The distilled model under audit.", required=True),
+        "settings": Field("section:settings", "Statistical settings."),
+        "checks": Field("checks", "Named checks, each a metric with a gate.", required=True),
+    },
+    "data": {
+        "eval": Field("path", "Evaluation table (.csv or .parquet).", required=True),
+        "train": Field("path", "Training table: the members, for privacy and drift checks."),
+        "target": Field("str", "Name of the label column.", required=True),
+        "features": Field("str_list", "Columns fed to the models (default: all but target)."),
+        "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
+        "positive": Field("label", "Positive class for binary metrics (default: inferred and stated)."),
+    },
+    "model": {
+        "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
+        "onnx": Field("path", "An ONNX model run with onnxruntime."),
+        "callable": Field("str", "module:function returning class probabilities (runs code)."),
+        "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
+        "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
+        "classes": Field("label_list", "Class labels in output column order."),
+        "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
+        "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
+        "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
+    },
+    "settings": {
+        "seed": Field("int", "Seed for every random draw.", default=0),
+        "confidence": Field("number", "Confidence level of intervals, in (0.5, 1).", default=0.95),
+        "bootstrap": Field("int", "Bootstrap replicates (100 to 100000).", default=1000),
+        "inconclusive": Field("str", "What an inconclusive gate does.", choices=("fail", "warn"),
+                              default="fail"),
+    },
+    "check": {
+        "metric": Field("str", "Registered metric name.", required=True),
+        "average": Field("str", "Averaging for precision/recall/f1.",
+                         choices=("binary", "macro", "micro", "weighted")),
+        "description": Field("str", "Why this check exists, in words."),
+        "gate": Field("section:gate", "Bounds the check must satisfy."),
+    },
+    "gate": {
+        "min": Field("number", "Lower bound on the student's value."),
+        "max": Field("number", "Upper bound on the student's value."),
+        "max_regression": Field("number", "How much worse than the teacher the student may be "
+                                          "(absolute, in the metric's units; >= 0)."),
+        "max_relative_regression": Field("number", "How much worse than the teacher, as a fraction "
+                                                   "of the teacher's value (>= 0)."),
+        "severity": Field("str", "block fails the run; warn only reports.", choices=("block", "warn"),
+                          default="block"),
+    },
+}
+
+
+# --------------------------------------------------------------------------- the objects
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data is and how to read it."""
+
+    eval: Path
+    target: str
+    train: Path | None = None
+    features: tuple[str, ...] | None = None
+    sensitive: tuple[str, ...] = ()
+    positive: str | int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load one model. ``kind`` is one of ``MODEL_KINDS``."""
+
+    kind: str
+    path: Path | None = None
+    target: str | None = None  # module:function for callables
+    classes: tuple[Any, ...] | None = None
+    columns: tuple[str, ...] | None = None
+    trusted_types: tuple[str, ...] = ()
+    trust: bool = False
+    base_dir: Path | None = None  # where a callable's module is looked up first
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.path if self.path is not None else self.target}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Statistical settings of a suite."""
+
+    seed: int = 0
+    confidence: float = 0.95
+    bootstrap: int = 1000
+    inconclusive: str = "fail"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Bounds a check must satisfy. ``None`` means the bound is not set."""
+
+    min: float | None = None
+    max: float | None = None
+    max_regression: float | None = None
+    max_relative_regression: float | None = None
+    severity: str = "block"
+
+    def bounds(self) -> list[tuple[str, float]]:
+        """The set bounds as ``(kind, threshold)`` pairs, in a fixed order."""
+        names = ("min", "max", "max_regression", "max_relative_regression")
+        return [(n, getattr(self, n)) for n in names if getattr(self, n) is not None]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check: a metric, its parameters and its gate, with where it was written."""
+
+    name: str
+    metric: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    gate: GateSpec | None = None
+    description: str = ""
+    file: Path | None = None
+    line: int | None = None
+
+    def where(self) -> str:
+        """``file:line`` of the check, for messages."""
+        from audit.errors import display_path
+
+        return f"{display_path(self.file)}:{self.line}" if self.line else display_path(self.file)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite."""
+
+    name: str
+    path: Path | None
+    data: DataSpec
+    teacher: ModelSpec
+    student: ModelSpec
+    checks: tuple[CheckSpec, ...]
+    settings: Settings = Settings()
+    description: str = ""
+    version: int = 1
+    sha256: str = ""
+    text: str = ""
+    includes: tuple[tuple[str, str], ...] = ()  # (path, sha256) of included files
+
+    def check(self, name: str) -> CheckSpec:
+        """The check called ``name`` (SuiteError with did-you-mean if absent)."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise SuiteError(f"no check named {name!r}{_did_you_mean(name, [c.name for c in self.checks])}",
+                         file=self.path, key="checks")
+
+
+# --------------------------------------------------------------------------- parsing
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``*.audit.yaml`` file.
+
+    Raises
+    ------
+    SuiteError
+        With file, line, key path, value and fix.
+    """
+    path = Path(path)
+    located = load_yaml(path)
+    text = path.read_text(encoding="utf-8")
+    located, includes = _resolve_includes(located, path, seen=(path.resolve(),))
+    return _Parser(located, path).suite(text=text, includes=tuple(includes))
+
+
+def suite_from_dict(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> Suite:
+    """Build a suite in code from the same structure a YAML file holds.
+
+    Relative paths are resolved against ``base_dir``.
+
+    Examples
+    --------
+    >>> suite_from_dict({"version": 1, "name": "x"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    audit.errors.SuiteError: <suite>: missing required key 'data' ...
+    """
+    base = Path(base_dir)
+    located = located_from_value(dict(data), base / "<suite>")
+    if "include" in data:
+        raise SuiteError("include is only supported in suite files", key="include")
+    return _Parser(located, None, base_dir=base).suite(text="", includes=())
+
+
+def _resolve_includes(located: Located, path: Path, seen: tuple[Path, ...]) -> tuple[Located, list[tuple[str, str]]]:
+    value = located.value
+    if not isinstance(value, dict) or "include" not in value:
+        return located, []
+    raw = value["include"]
+    items = raw if isinstance(raw, list) else [raw]
+    merged: Located | None = None
+    includes: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        key: KeyPath = ("include", i) if isinstance(raw, list) else ("include",)
+        org = located.origin(key)
+        if not isinstance(item, str):
+            raise SuiteError(f"={item!r}: must be a path (or a list of paths)", file=org.file,
+                             line=org.line, key="include")
+        target = (path.parent / item).resolve()
+        if target in seen:
+            raise SuiteError(f"={item!r}: include cycle ({' -> '.join(p.name for p in (*seen, target))})",
+                             file=org.file, line=org.line, key="include")
+        if not target.is_file():
+            raise SuiteError(f"={item!r}: file not found ({target})", file=org.file, line=org.line,
+                             key="include")
+        inc = load_yaml(target)
+        if not isinstance(inc.value, dict):
+            raise SuiteError("an included file must hold a mapping of suite keys", file=target, line=1)
+        inc, nested = _resolve_includes(inc, target, (*seen, target))
+        includes.extend(nested)
+        includes.append((str(target), hashlib.sha256(target.read_bytes()).hexdigest()))
+        merged = inc if merged is None else _merge(merged, inc)
+    own = Located({k: v for k, v in value.items() if k != "include"},
+                  {p: o for p, o in located.origins.items() if not p or p[0] != "include"})
+    assert merged is not None
+    return _merge(merged, own), includes
+
+
+def _merge(base: Located, over: Located) -> Located:
+    origins: dict[KeyPath, Origin] = {}
+
+    def copy(src: dict[KeyPath, Origin], prefix: KeyPath) -> None:
+        n = len(prefix)
+        for p, o in src.items():
+            if p[:n] == prefix:
+                origins[p] = o
+
+    def merge(b: Any, o: Any, path: KeyPath) -> Any:
+        if isinstance(b, dict) and isinstance(o, dict):
+            origins[path] = over.origins.get(path) or base.origins.get(path, Origin(None, None))
+            out = {}
+            for k in [*b, *[k for k in o if k not in b]]:
+                if k in o and k in b:
+                    out[k] = merge(b[k], o[k], (*path, k))
+                elif k in o:
+                    out[k] = o[k]
+                    copy(over.origins, (*path, k))
+                else:
+                    out[k] = b[k]
+                    copy(base.origins, (*path, k))
+            return out
+        copy(over.origins, path)
+        return o
+
+    return Located(merge(base.value, over.value, ()), origins)
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Parser:
+    """Turns a located tree into a :class:`Suite`, raising on the first problem."""
+
+    def __init__(self, located: Located, path: Path | None, base_dir: Path | None = None) -> None:
+        self.located = located
+        self.path = path
+        self.base_dir = base_dir
+
+    # -- helpers --------------------------------------------------------------------
+    def bad(self, keypath: KeyPath, value: Any, message: str) -> SuiteError:
+        """An error at ``keypath`` showing the offending ``value``."""
+        return SuiteError(f"={_show(value)}: {message}", **self._where(keypath))
+
+    def _where(self, keypath: KeyPath) -> dict[str, Any]:
+        org = self.located.origin(keypath)
+        file = org.file if org.file is not None and org.file.name != "<suite>" else self.path
+        return {"file": file, "line": org.line, "key": _dotted(keypath)}
+
+    def section(self, keypath: KeyPath, value: Any, section: str) -> dict[str, Any]:
+        fields = SECTIONS[section]
+        if not isinstance(value, dict):
+            raise self.bad(keypath, value, f"must be a mapping with keys {', '.join(fields)}")
+        for key in value:
+            if key not in fields:
+                raise SuiteError(
+                    f"unknown key{_did_you_mean(key, list(fields))} (valid: {', '.join(fields)})",
+                    **self._where((*keypath, key)))
+        for key, f in fields.items():
+            if f.required and key not in value:
+                raise SuiteError(f"missing required key {key!r} ({f.doc})", **self._where(keypath)) \
+                    if keypath else SuiteError(f"missing required key {key!r} ({f.doc})",
+                                                file=self.path, line=1 if self.path else None)
+        return value
+
+    def scalar(self, keypath: KeyPath, value: Any, f: Field) -> Any:
+        kind = f.kind
+        if kind in ("str", "path"):
+            if not isinstance(value, str) or not value.strip():
+                raise self.bad(keypath, value, "must be a non-empty string")
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.bad(keypath, value, "must be an integer")
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.bad(keypath, value, "must be a number")
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise self.bad(keypath, value, "must be a finite number")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise self.bad(keypath, value, "must be true or false")
+        elif kind == "label":
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise self.bad(keypath, value, "must be a class label (string or integer)")
+        elif kind in ("str_list", "label_list"):
+            if not isinstance(value, list) or not value:
+                raise self.bad(keypath, value, "must be a non-empty list")
+            item = Field("str" if kind == "str_list" else "label", f.doc)
+            value = tuple(self.scalar((*keypath, i), v, item) for i, v in enumerate(value))
+            if len(set(value)) != len(value):
+                dup = next(v for v in value if value.count(v) > 1)
+                raise self.bad(keypath, list(value), f"lists {dup!r} twice")
+        if f.choices and value not in f.choices:
+            choices = ", ".join(str(c) for c in f.choices)
+            hint = _did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
+            raise self.bad(keypath, value, f"must be one of {choices}{hint}")
+        return value
+
+    def get(self, keypath: KeyPath, mapping: dict[str, Any], key: str, section: str) -> Any:
+        f = SECTIONS[section][key]
+        if key not in mapping:
+            return f.default
+        return self.scalar((*keypath, key), mapping[key], f)
+
+    def path_of(self, keypath: KeyPath, raw: str, *, must_exist: bool = True) -> Path:
+        org = self.located.origin(keypath)
+        if org.file is not None and org.file.name != "<suite>":
+            base = org.file.parent
+        elif self.base_dir is not None:
+            base = self.base_dir
+        else:
+            base = Path.cwd()
+        resolved = (base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
+        if must_exist and not resolved.is_file():
+            raise self.bad(keypath, raw, f"file not found ({resolved}); paths are relative to the "
+                                         "file that names them")
+        return resolved
+
+    # -- sections -------------------------------------------------------------------
+    def suite(self, *, text: str, includes: tuple[tuple[str, str], ...]) -> Suite:
+        top = self.section((), self.located.value, "suite")
+        version = self.get((), top, "version", "suite")
+        if version not in SUPPORTED_VERSIONS:
+            raise self.bad(("version",), version, "unsupported suite version; this distill-audit "
+                                                  f"reads version {SUPPORTED_VERSIONS[-1]}")
+        name = self.get((), top, "name", "suite")
+        if not _NAME_RE.match(name):
+            raise self.bad(("name",), name, "use letters, digits, '_', '.' and '-' only "
+                                            "(it names the report files)")
+        data = self.data(top["data"])
+        settings = self.settings(top.get("settings", {}))
+        teacher = self.model(("teacher",), top["teacher"])
+        student = self.model(("student",), top["student"])
+        checks = self.checks(top["checks"])
+        return Suite(
+            name=name,
+            path=self.path.resolve() if self.path else None,
+            data=data,
+            teacher=teacher,
+            student=student,
+            checks=checks,
+            settings=settings,
+            description=self.get((), top, "description", "suite") or "",
+            version=version,
+            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest() if text else "",
+            text=text,
+            includes=includes,
+        )
+
+    def data(self, value: Any) -> DataSpec:
+        kp: KeyPath = ("data",)
+        d = self.section(kp, value, "data")
+        eval_path = self.path_of((*kp, "eval"), self.get(kp, d, "eval", "data"))
+        _check_table_suffix(self, (*kp, "eval"), eval_path)
+        train_raw = self.get(kp, d, "train", "data")
+        train = None
+        if train_raw is not None:
+            train = self.path_of((*kp, "train"), train_raw)
+            _check_table_suffix(self, (*kp, "train"), train)
+        target = self.get(kp, d, "target", "data")
+        features = self.get(kp, d, "features", "data")
+        sensitive = tuple(self.get(kp, d, "sensitive", "data") or ())
+        if features is not None and target in features:
+            raise self.bad((*kp, "features"), list(features),
+                           f"lists the target {target!r}; the label must not be a model input")
+        if target in sensitive:
+            raise self.bad((*kp, "sensitive"), list(sensitive),
+                           f"lists the target {target!r}; slice by other columns")
+        return DataSpec(eval=eval_path, target=target, train=train, features=features,
+                        sensitive=sensitive, positive=self.get(kp, d, "positive", "data"))
+
+    def settings(self, value: Any) -> Settings:
+        kp: KeyPath = ("settings",)
+        s = self.section(kp, value, "settings")
+        seed = self.get(kp, s, "seed", "settings")
+        if seed < 0:
+            raise self.bad((*kp, "seed"), seed, "must be >= 0")
+        confidence = float(self.get(kp, s, "confidence", "settings"))
+        if not 0.5 < confidence < 1.0:
+            raise self.bad((*kp, "confidence"), confidence,
+                           "must be between 0.5 and 1 (exclusive), e.g. 0.95")
+        boot = self.get(kp, s, "bootstrap", "settings")
+        if not 100 <= boot <= 100_000:
+            raise self.bad((*kp, "bootstrap"), boot, "must be between 100 and 100000 replicates")
+        return Settings(seed=seed, confidence=confidence, bootstrap=boot,
+                        inconclusive=self.get(kp, s, "inconclusive", "settings"))
+
+    def model(self, kp: KeyPath, value: Any) -> ModelSpec:
+        if isinstance(value, str):
+            suffix = Path(value).suffix.lower()
+            if suffix in _PICKLE_SUFFIXES:
+                raise self.bad(kp, value, "loading a pickle runs code; if you trust this file write "
+                                          f"{{pickle: {value}, trust: true}}")
+            if suffix not in _SUFFIX_KINDS:
+                raise self.bad(kp, value, "cannot tell the model kind from the suffix; write a "
+                                          f"mapping with one of {', '.join(MODEL_KINDS)}")
+            return ModelSpec(kind=_SUFFIX_KINDS[suffix], path=self.path_of(kp, value))
+        m = self.section(kp, value, "model")
+        kinds = [k for k in MODEL_KINDS if k in m]
+        if len(kinds) != 1:
+            raise self.bad(kp, value, f"name exactly one of {', '.join(MODEL_KINDS)}"
+                                      + (f" (found {', '.join(kinds)})" if kinds else ""))
+        kind = kinds[0]
+        allowed = {"skops": {"trusted_types", "classes"}, "onnx": {"classes"}, "callable": {"classes"},
+                   "predictions": {"classes", "columns"}, "pickle": {"trust", "classes"}}[kind]
+        for key in m:
+            if key != kind and key not in allowed:
+                raise self.bad((*kp, key), m[key], f"does not apply to a {kind} model "
+                                                   f"(it takes {', '.join(sorted(allowed))})")
+        raw = self.get(kp, m, kind, "model")
+        classes = self.get(kp, m, "classes", "model")
+        spec: dict[str, Any] = {"kind": kind, "classes": classes}
+        if kind == "callable":
+            if not _CALLABLE_RE.match(raw):
+                raise self.bad((*kp, kind), raw, "must be 'module:function' (e.g. mypkg.models:predict)")
+            org = self.located.origin((*kp, kind))
+            base = org.file.parent if org.file is not None else self.base_dir
+            return ModelSpec(kind=kind, target=raw, classes=classes, base_dir=base)
+        spec["path"] = self.path_of((*kp, kind), raw)
+        if kind == "pickle" and m.get("trust") is not True:
+            raise self.bad((*kp, kind), raw, "loading a pickle runs code; add trust: true only if "
+                                             "you trust whoever wrote this file (prefer skops or onnx)")
+        if kind == "predictions":
+            columns = self.get(kp, m, "columns", "model")
+            if columns is None or classes is None:
+                raise self.bad(kp, value, "a predictions model needs columns (probability columns) "
+                                          "and classes (their labels, in the same order)")
+            if len(columns) != len(classes):
+                raise self.bad((*kp, "columns"), list(columns),
+                               f"has {len(columns)} columns but classes has {len(classes)}")
+            spec["columns"] = columns
+            _check_table_suffix(self, (*kp, kind), spec["path"])
+        if kind == "skops":
+            spec["trusted_types"] = self.get(kp, m, "trusted_types", "model") or ()
+        if kind == "pickle":
+            spec["trust"] = True
+        return ModelSpec(**spec)
+
+    def checks(self, value: Any) -> tuple[CheckSpec, ...]:
+        kp: KeyPath = ("checks",)
+        if not isinstance(value, dict) or not value:
+            raise self.bad(kp, value, "must be a non-empty mapping of check name -> "
+                                      "{metric: ..., gate: {...}}")
+        return tuple(self.check((*kp, name), name, spec) for name, spec in value.items())
+
+    def check(self, kp: KeyPath, name: str, value: Any) -> CheckSpec:
+        if not _NAME_RE.match(name):
+            raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only")
+        c = self.section(kp, value, "check")
+        metric_name = self.get(kp, c, "metric", "check")
+        names = metric_names()
+        if metric_name not in names:
+            raise self.bad((*kp, "metric"), metric_name,
+                           f"unknown metric{_did_you_mean(metric_name, names)} (valid: {', '.join(names)})")
+        metric = get_metric(metric_name)
+        params: dict[str, Any] = {}
+        average = self.get(kp, c, "average", "check")
+        if average is not None:
+            if "average" not in metric.params:
+                raise self.bad((*kp, "average"), average, f"{metric_name} takes no average; "
+                                                          "remove it")
+            params["average"] = average
+        gate = None
+        if "gate" in c:
+            gate = self.gate((*kp, "gate"), c["gate"], metric)
+        org = self.located.origin(kp)
+        return CheckSpec(name=name, metric=metric_name, params=params, gate=gate,
+                         description=self.get(kp, c, "description", "check") or "",
+                         file=(org.file if org.file is not None and org.file.name != "<suite>"
+                               else self.path),
+                         line=org.line)
+
+    def gate(self, kp: KeyPath, value: Any, metric: Any) -> GateSpec:
+        g = self.section(kp, value, "gate")
+        vals = {k: self.get(kp, g, k, "gate") for k in SECTIONS["gate"]}
+        bounds = [k for k in ("min", "max", "max_regression", "max_relative_regression")
+                  if vals[k] is not None]
+        if not bounds:
+            raise self.bad(kp, value, "sets no bound; give at least one of min, max, "
+                                      "max_regression, max_relative_regression")
+        lo, hi = metric.bounds
+        for k in ("min", "max"):
+            v = vals[k]
+            if v is not None and not lo <= v <= hi:
+                raise self.bad((*kp, k), v, f"{metric.name} lies in [{lo:g}, {hi:g}]; this bound "
+                                            "can never be met" if (k == "min" and v > hi) or
+                               (k == "max" and v < lo) else
+                               f"{metric.name} lies in [{lo:g}, {hi:g}]; this bound is always met")
+        if vals["min"] is not None and vals["max"] is not None and vals["min"] > vals["max"]:
+            raise self.bad((*kp, "min"), vals["min"], f"is above max={vals['max']:g}; no value can pass")
+        for k in ("max_regression", "max_relative_regression"):
+            v = vals[k]
+            if v is None:
+                continue
+            if metric.pairwise:
+                raise self.bad((*kp, k), v, f"{metric.name} compares the student with the teacher, "
+                                            "so it has no regression; use min or max")
+            if v < 0:
+                better = "min" if metric.direction == "higher" else "max"
+                raise self.bad((*kp, k), v, "must be >= 0; to require the student to beat the "
+                                            f"teacher use {better} instead")
+        return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
+                        max_relative_regression=vals["max_relative_regression"],
+                        severity=vals["severity"])
+
+
+def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file")
+
+
+def _dotted(keypath: KeyPath) -> str:
+    out = ""
+    for p in keypath:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- JSON Schema
+def suite_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the suite format, generated from the field tables."""
+
+    def field_schema(f: Field) -> dict[str, Any]:
+        kind = f.kind
+        if kind.startswith("section:"):
+            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}"}
+        s: dict[str, Any]
+        if kind in ("str", "path"):
+            s = {"type": "string", "minLength": 1}
+        elif kind == "int":
+            s = {"type": "integer"}
+        elif kind == "number":
+            s = {"type": "number"}
+        elif kind == "bool":
+            s = {"type": "boolean"}
+        elif kind == "label":
+            s = {"type": ["string", "integer"]}
+        elif kind == "str_list":
+            s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+        elif kind == "label_list":
+            s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
+                 "uniqueItems": True}
+        elif kind == "include":
+            s = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        elif kind == "model":
+            s = {"oneOf": [{"type": "string", "pattern": r"\.(skops|onnx)$"},
+                           {"$ref": "#/$defs/model"}]}
+        elif kind == "checks":
+            s = {"type": "object", "minProperties": 1,
+                 "propertyNames": {"pattern": _NAME_RE.pattern},
+                 "additionalProperties": {"$ref": "#/$defs/check"}}
+        else:  # pragma: no cover - the tables only use the kinds above
+            raise AssertionError(kind)
+        if f.choices:
+            s["enum"] = list(f.choices)
+        if f.default is not None and f.default != ():
+            s["default"] = f.default
+        s["description"] = f.doc
+        return s
+
+    def section_schema(name: str) -> dict[str, Any]:
+        fields = SECTIONS[name]
+        out: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {k: field_schema(f) for k, f in fields.items()},
+        }
+        required = [k for k, f in fields.items() if f.required]
+        if required:
+            out["required"] = required
+        return out
+
+    defs = {name: section_schema(name) for name in SECTIONS if name != "suite"}
+    defs["check"]["properties"]["metric"]["enum"] = metric_names()
+    defs["model"]["oneOf"] = [{"required": [k]} for k in MODEL_KINDS]
+    top = section_schema("suite")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://distill-audit.dev/schemas/suite-v1.json",
+        "title": "distill-audit suite",
+        **top,
+        "$defs": defs,
+    }

@@ -1,0 +1,36 @@
+"""Shared fixtures: the built example models and small synthetic suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# pytester's in-process runs drop modules first imported inside them; numpy's C extensions
+# cannot be loaded twice, so everything the plugin imports is loaded here, once.
+import audit.cli  # noqa: F401
+import audit.report.assemble  # noqa: F401
+import audit.report.writer  # noqa: F401
+import audit.runner  # noqa: F401
+from audit.checks.registry import metric_names
+from fixtures.build import build_all
+
+metric_names()
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built() -> dict[str, Path]:
+    """Every fixture file (built once, deterministically, offline), by relative name."""
+    return build_all()
+
+
+@pytest.fixture(scope="session")
+def arrests(built: dict[str, Path]) -> Path:
+    return built["arrests/eval.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def digits(built: dict[str, Path]) -> Path:
+    return built["digits/eval.csv"].parent
