@@ -53,8 +53,10 @@ def _est(value: float, ci: Interval | None, bounds: tuple[float, float] | None =
 
 def _relative(reg: Estimate, teacher: Estimate) -> Estimate:
     denom = abs(teacher.value)
+    if reg.value == 0 and reg.ci in (None, (0.0, 0.0)):
+        return Estimate(0.0, reg.ci)  # no difference at all, whatever the teacher's value
     if not np.isfinite(denom) or denom == 0:
-        return Estimate(float("nan"))
+        return Estimate(float("nan"))  # relative to a teacher value of 0: undefined
     ci = None if reg.ci is None else (reg.ci[0] / denom, reg.ci[1] / denom)
     return Estimate(reg.value / denom, ci)
 

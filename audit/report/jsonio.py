@@ -21,10 +21,18 @@ def report_to_json(report: AuditReport | dict[str, Any]) -> str:
 def read_report(path: str | Path) -> AuditReport:
     """Read a JSON report written by distill-audit."""
     p = Path(path)
+    where = display_path(p)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        return AuditReport.from_dict(data)
     except FileNotFoundError:
-        raise AuditError(f"{display_path(p)}: file not found") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AuditError(f"{display_path(p)}: not a distill-audit JSON report ({exc})") from None
+        raise AuditError(f"{where}: file not found") from None
+    except ValueError as exc:
+        raise AuditError(f"{where}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise AuditError(f"{where}: not a distill-audit JSON report (no schema_version)")
+    try:
+        return AuditReport.from_dict(data)
+    except ValueError as exc:
+        raise AuditError(f"{where}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise AuditError(f"{where}: not a valid distill-audit JSON report (missing or wrong {exc})") from None

@@ -1,0 +1,124 @@
+"""The bundled example suites on the real fixture models, planted bad students, and the README's
+Python examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audit import SuiteRun, load_suite, suite_from_dict
+from audit.report.terminal import format_check
+
+ROOT = Path(__file__).resolve().parents[1]
+ARRESTS = ROOT / "suites" / "arrests.audit.yaml"
+DIGITS = ROOT / "suites" / "digits.audit.yaml"
+
+
+@pytest.fixture(scope="module")
+def arrests_run(built: dict[str, Path]) -> SuiteRun:
+    return SuiteRun(load_suite(ARRESTS))
+
+
+def _variant(tmp_path: Path, source: Path, **changes: object) -> Path:
+    """A copy of a bundled suite with absolute paths and some top-level keys replaced."""
+    suite = load_suite(source)
+    raw = yaml.safe_load(source.read_text())
+    raw.pop("include", None)
+    raw["data"]["eval"] = str(suite.data.eval)
+    raw["data"].pop("train", None)
+    raw["teacher"] = {"skops": str(suite.teacher.path), "trusted_types": list(suite.teacher.trusted_types)}
+    raw["student"] = str(suite.student.path)
+    raw.update(changes)
+    path = tmp_path / f"variant-{source.name}"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_the_example_suites_pass_on_the_faithful_students(built: dict[str, Path]) -> None:
+    for path in (ARRESTS, DIGITS):
+        report = SuiteRun(load_suite(path)).report()
+        bad = [(c.name, c.status, format_check(c)) for c in report.checks if not c.passed]
+        assert report.verdict == "pass", bad
+
+
+def test_report_carries_the_json_contract(arrests_run: SuiteRun) -> None:
+    d = arrests_run.report().to_dict()
+    assert {"schema_version", "suite", "verdict", "checks", "provenance"} <= d.keys()
+    assert d["suite"]["name"] == "arrests-distilled" and len(d["suite"]["sha256"]) == 64
+    check = d["checks"][0]
+    assert check["name"] == "accuracy" and check["status"] == "pass"
+    m = check["measurements"][0]
+    for who in ("teacher", "student", "regression"):
+        assert set(m[who]) == {"value", "ci"} and len(m[who]["ci"]) == 2
+    assert {"description", "status", "threshold"} <= check["gates"][0].keys()
+    prov = d["provenance"]
+    for part in (prov["teacher"], prov["student"], prov["data"]):
+        assert len(part["sha256"]) == 64
+    assert prov["versions"]["scikit-learn"] and prov["seed"] == 0 and prov["created"]
+
+
+def test_a_clearly_less_accurate_student_fails_its_gates(tmp_path: Path, built: dict[str, Path]) -> None:
+    path = _variant(tmp_path, ARRESTS, student=str(built["arrests/student_weak.onnx"]))
+    run = SuiteRun(load_suite(path))
+    acc = run.run_check("accuracy")
+    assert acc.status == "fail"
+    assert [g.status for g in acc.gates] == ["fail", "fail"]  # min 0.78 and max_regression 0.02
+    text = format_check(acc)
+    assert "regression +0.1" in text and "->  FAIL" not in text and "-> FAIL" in text
+    assert run.run_check("agreement").status == "fail"
+    assert run.run_check("negative_flips").status == "fail"
+
+
+def test_the_teacher_as_its_own_student_passes_every_regression_gate(tmp_path: Path,
+                                                                     built: dict[str, Path]) -> None:
+    teacher = built["arrests/teacher.skops"]
+    path = _variant(tmp_path, ARRESTS, student={"skops": str(teacher),
+                                                "trusted_types": ["sklearn.tree._tree.Tree"]})
+    report = SuiteRun(load_suite(path)).report()
+    for c in report.checks:
+        m = c.measurements[0]
+        if m.regression is not None:
+            assert m.regression.value == 0.0 and m.regression.ci == (0.0, 0.0), c.name
+    assert report.verdict == "pass"
+
+
+def test_precomputed_teacher_predictions_give_the_same_numbers(tmp_path: Path,
+                                                               built: dict[str, Path]) -> None:
+    path = _variant(tmp_path, ARRESTS, teacher={
+        "predictions": str(built["arrests/teacher_predictions.csv"]),
+        "columns": ["p_No", "p_Yes"], "classes": ["No", "Yes"]})
+    ours = SuiteRun(load_suite(path)).run_check("roc_auc").measurements[0]
+    reference = SuiteRun(load_suite(ARRESTS)).run_check("roc_auc").measurements[0]
+    assert ours.teacher.value == pytest.approx(reference.teacher.value, abs=1e-12)
+
+
+def test_python_api_from_the_readme(built: dict[str, Path]) -> None:
+    run = SuiteRun(load_suite(ARRESTS))
+    assert run.run_check("accuracy").status == "pass"
+    adhoc = run.check("balanced_accuracy_close",
+                      {"metric": "balanced_accuracy", "gate": {"max_regression": 0.05}})
+    assert adhoc.passed and adhoc.source == "python"
+    suite = suite_from_dict({
+        "version": 1, "name": "in-code",
+        "data": {"eval": str(built["digits/eval.csv"]), "target": "digit"},
+        "teacher": {"skops": str(built["digits/teacher.skops"]),
+                    "trusted_types": ["sklearn.tree._tree.Tree"]},
+        "student": str(built["digits/student.onnx"]),
+        "checks": {"acc": {"metric": "accuracy", "gate": {"min": 0.9}}},
+    })
+    assert SuiteRun(suite).run_check("acc").status == "pass"
+
+
+def test_fixture_example_from_the_readme(pytester: pytest.Pytester, built: dict[str, Path]) -> None:
+    pytester.makepyfile(test_readme=f"""
+        def test_student_keeps_balanced_accuracy(distill_audit):
+            run = distill_audit.suite({str(ARRESTS)!r})
+            result = run.check("balanced_accuracy_close",
+                               {{"metric": "balanced_accuracy", "gate": {{"max_regression": 0.05}}}})
+            assert result.passed, result.status
+            run.require("auc", {{"metric": "roc_auc", "gate": {{"max_regression": 0.03}}}})
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

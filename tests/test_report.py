@@ -1,0 +1,151 @@
+"""Results round-trip through JSON; the HTML is rendered from the JSON alone and escapes
+user data; reports are written atomically and never overwrite earlier evidence."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.report.html import render_html
+from audit.report.jsonio import read_report, report_to_json
+from audit.report.writer import write_report
+from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
+from audit.errors import AuditError
+
+floats = st.floats(allow_nan=True, allow_infinity=False, width=64)
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
+text = st.text(max_size=20)
+
+
+@st.composite
+def estimates(draw: st.DrawFn) -> Estimate:
+    v = draw(floats)
+    ci = draw(st.none() | st.tuples(finite, finite))
+    return Estimate(v, ci)
+
+
+@st.composite
+def check_results(draw: st.DrawFn) -> CheckResult:
+    m = Measurement(draw(text), draw(st.sampled_from(["higher", "lower"])), draw(estimates()),
+                    teacher=draw(st.none() | estimates()), regression=draw(st.none() | estimates()),
+                    relative_regression=draw(st.none() | estimates()), method=draw(text),
+                    n=draw(st.integers(0, 10**7)), params=draw(st.dictionaries(text, text, max_size=2)),
+                    notes=tuple(draw(st.lists(text, max_size=2))))
+    g = GateResult(draw(st.sampled_from(["min", "max", "max_regression"])), draw(finite),
+                   draw(st.sampled_from(["pass", "fail", "inconclusive"])),
+                   draw(st.sampled_from(["block", "warn"])), draw(text),
+                   observed=draw(st.none() | estimates()), reason=draw(text))
+    return CheckResult(draw(text), draw(st.sampled_from(["pass", "fail", "warn", "error", "info"])),
+                       measurements=(m,), gates=(g,), error=draw(st.none() | text),
+                       source=draw(st.sampled_from(["suite", "python"])), location=draw(text),
+                       description=draw(text), details={"n_eval": draw(st.integers(0, 100))})
+
+
+def _report(checks: tuple[CheckResult, ...], **suite: object) -> AuditReport:
+    info = {"name": "demo", "path": "/x/demo.audit.yaml", "sha256": "ab" * 32, "description": "",
+            "text": "version: 1\n", "includes": [], "not_run": [],
+            "settings": {"seed": 0, "confidence": 0.95, "bootstrap": 1000, "inconclusive": "fail"}}
+    info.update(suite)
+    return AuditReport(suite=info, verdict="fail", checks=checks,
+                       provenance={"teacher": {"kind": "skops", "path": "t.skops", "sha256": "1" * 64},
+                                   "student": {"kind": "onnx", "path": "s.onnx", "sha256": "2" * 64},
+                                   "data": {"sha256": "3" * 64,
+                                            "eval": {"path": "e.csv", "sha256": "3" * 64, "rows": 9}},
+                                   "versions": {"numpy": "2"}, "environment": {"command": "pytest"},
+                                   "git": None, "created": "t0", "finished": "t1", "seed": 0,
+                                   "warnings": []})
+
+
+@given(st.lists(check_results(), max_size=3))
+@settings(max_examples=60, deadline=None)
+def test_json_round_trip_is_exact(checks: list[CheckResult]) -> None:
+    report = _report(tuple(checks))
+    text = report_to_json(report)
+    back = AuditReport.from_dict(json.loads(text))
+    assert back == report
+    assert report_to_json(back) == text
+
+
+def test_nan_is_written_as_null() -> None:
+    m = Measurement("roc_auc", "higher", Estimate(float("nan")))
+    d = json.loads(report_to_json(_report((CheckResult("auc", "inconclusive", (m,)),))))
+    assert d["checks"][0]["measurements"][0]["student"] == {"value": None, "ci": None}
+    assert math.isnan(AuditReport.from_dict(d).checks[0].measurements[0].student.value)
+
+
+HOSTILE = '<script>alert("x")</script> \' " & é 名前 </td></table>'
+
+
+def test_html_escapes_every_user_string() -> None:
+    m = Measurement("accuracy", "higher", Estimate(0.8, (0.7, 0.9)), teacher=Estimate(0.9),
+                    notes=(HOSTILE,), params={"average": HOSTILE})
+    g = GateResult("min", 0.5, "fail", "block", HOSTILE, Estimate(0.8), reason=HOSTILE)
+    checks = (CheckResult(HOSTILE, "fail", (m,), (g,), error=HOSTILE, location=HOSTILE,
+                          description=HOSTILE),)
+    html = render_html(_report(checks, description=HOSTILE, text=HOSTILE, not_run=[HOSTILE]).to_dict())
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "</td></table> " not in html
+    assert "名前" in html
+
+
+def test_html_is_self_contained() -> None:
+    html = render_html(_report(()).to_dict())
+    for needle in ("<script", "http://", "https://", "<link", "@import", "src="):
+        assert needle not in html
+
+
+def test_html_puts_the_verdict_first_and_shows_every_gate() -> None:
+    m = Measurement("accuracy", "higher", Estimate(0.64, (0.62, 0.66)), teacher=Estimate(0.83, (0.81, 0.85)),
+                    regression=Estimate(0.19, (0.17, 0.21)), relative_regression=Estimate(0.23, (0.2, 0.25)))
+    g = GateResult("max_regression", 0.02, "fail", "block",
+                   "accuracy regression (teacher - student) <= 0.02", Estimate(0.19, (0.17, 0.21)))
+    html = render_html(_report((CheckResult("accuracy", "fail", (m,), (g,)),)).to_dict())
+    assert html.index('class="verdict s-fail">FAIL') < html.index("<h2>Gates</h2>")
+    assert "accuracy regression (teacher - student) &lt;= 0.02" in html
+    assert "+0.190 [+0.170, +0.210]" in html and "0.640 [0.620, 0.660]" in html
+
+
+def test_default_layout_keeps_every_run_and_updates_latest(tmp_path: Path) -> None:
+    first = write_report(_report(()), report_dir=tmp_path)
+    second = write_report(_report((), description="second"), report_dir=tmp_path)
+    assert first.json != second.json and first.json.exists() and second.json.exists()
+    folder = tmp_path / "demo"
+    assert json.loads((folder / "latest.json").read_text())["suite"]["description"] == "second"
+    assert (folder / "latest.html").read_text() == second.html.read_text()
+    assert not list(folder.glob(".*tmp"))
+
+
+def test_explicit_path_moves_the_earlier_report_aside(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    write_report(_report(()), json_path=target)
+    old = target.read_text()
+    paths = write_report(_report((), description="new"), json_path=target)
+    ((was, aside),) = paths.moved
+    assert was == target and aside.read_text() == old
+    assert json.loads(target.read_text())["suite"]["description"] == "new"
+    assert f"(kept earlier r.json as {aside})" in paths.lines()
+
+
+def test_rerendering_from_json_is_identical(tmp_path: Path) -> None:
+    paths = write_report(_report(()), report_dir=tmp_path)
+    again = render_html(json.loads(paths.json.read_text()))
+    assert again == paths.html.read_text()
+
+
+def test_read_report_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(AuditError, match=r"bad.json: not a distill-audit JSON report \(no schema_version\)"):
+        read_report(bad)
+    future = tmp_path / "future.json"
+    d = _report(()).to_dict()
+    d["schema_version"] = "2.0"
+    future.write_text(json.dumps(d))
+    with pytest.raises(AuditError, match="schema_version '2.0' is not supported"):
+        read_report(future)
