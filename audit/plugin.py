@@ -178,6 +178,7 @@ class CheckItem(pytest.Item):
         run = state.session().run_for(self.suite)
         result, exc = run.execute(self.spec, location=f"{self.spec.where()}")
         _record(self, run, result)
+        self.user_properties.extend(_junit_properties(result))
         if exc is not None and not isinstance(exc, AuditError):
             raise exc  # a bug: keep its traceback
         if result.status in BLOCKING:
@@ -192,6 +193,21 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, (self.spec.line or 1) - 1, f"{self.suite.name}::{self.spec.name}"
+
+
+def _junit_properties(result: CheckResult) -> list[tuple[str, object]]:
+    """Key numbers of a check as JUnit XML properties, for CI systems that display them."""
+    props: list[tuple[str, object]] = [("audit.status", result.status)]
+    for m in result.measurements:
+        for who in ("student", "teacher", "regression"):
+            est = getattr(m, who)
+            if est is not None:
+                props.append((f"audit.{m.metric}.{who}", f"{est.value:.6g}"))
+                if est.ci is not None:
+                    props.append((f"audit.{m.metric}.{who}.ci", f"[{est.ci[0]:.6g}, {est.ci[1]:.6g}]"))
+    for g in result.gates:
+        props.append((f"audit.gate.{g.kind}", f"{g.status} (threshold {g.threshold:g})"))
+    return props
 
 
 def _record(item: pytest.Item, run: SuiteRun, result: CheckResult) -> None:

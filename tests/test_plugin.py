@@ -104,6 +104,9 @@ def test_junitxml_has_one_testcase_per_check(pytester: pytest.Pytester, worse_pa
     xml = (pytester.path / "out.xml").read_text()
     assert xml.count("<testcase ") == 2
     assert 'name="accuracy"' in xml and "max_regression 0.02   -&gt; FAIL" in xml
+    assert '<property name="audit.status" value="fail" />' in xml
+    assert '<property name="audit.gate.max_regression" value="fail (threshold 0.02)" />' in xml
+    assert '<property name="audit.accuracy.regression" value="' in xml
 
 
 def test_xdist_two_workers_write_exactly_one_report(pytester: pytest.Pytester, worse_pair: Path) -> None:
