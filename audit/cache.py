@@ -26,13 +26,22 @@ CACHE_FORMAT = 1
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (same-directory temporary file + rename)."""
+    """Write ``data`` to ``path`` atomically (same-directory temporary file + rename).
+
+    The file keeps the permissions of the one it replaces, and a new file is readable by all
+    (0644) like an ordinary file, not private as the temporary file is created.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -94,17 +103,26 @@ class PredictionCache:
         data_path, meta_path = self._paths(key)
         if not data_path.exists() and not meta_path.exists():
             return None
+        where = meta_path.name
         try:
             meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError(f"holds {type(meta).__name__}, not a record")
+            where = data_path.name
             data = data_path.read_bytes()
             if hashlib.sha256(data).hexdigest() != meta["sha256"]:
                 raise ValueError("content does not match its recorded sha256")
             value = np.load(io.BytesIO(data), allow_pickle=False)
             if list(value.shape) != meta["shape"]:
-                raise ValueError("shape does not match its record")
+                raise ValueError(f"shape {list(value.shape)} does not match its record "
+                                 f"{meta['shape']}")
             return value
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.stats.corrupt.append(f"{data_path.name}: {exc}")
+            if isinstance(exc, KeyError):
+                where, problem = meta_path.name, f"missing key {exc}"
+            else:
+                problem = str(exc)
+            self.stats.corrupt.append(f"{where}: {problem}; recomputed")
             return None
 
     def _write(self, key: str, value: np.ndarray) -> None:

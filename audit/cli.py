@@ -53,9 +53,17 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
+    from audit.suite import SUITE_SUFFIX
+
     missing = [str(s) for s in args.suites if not s.exists()]
     if missing:
         print(f"distill-audit: not found: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    # pytest would say "not found" for an existing file that no plugin collects
+    others = [str(s) for s in args.suites if s.is_file() and not s.name.endswith(SUITE_SUFFIX)]
+    if others:
+        print(f"distill-audit: not a suite file: {', '.join(others)} (suite files end in "
+              f"{SUITE_SUFFIX})", file=sys.stderr)
         return EXIT_USAGE
     argv = [str(s) for s in args.suites]
     # every path we were given is collected; testpaths and python_files do not apply
@@ -98,11 +106,12 @@ def _suite_files(paths: list[Path]) -> list[Path]:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from audit.errors import SuiteError, display_path
-    from audit.suite import load_suite
+    from audit.suite import SUITE_SUFFIX, load_suite
 
     files = _suite_files(args.suites)
     if not files:
-        print("distill-audit: no suite files found", file=sys.stderr)
+        where = ", ".join(str(p) for p in args.suites)
+        print(f"distill-audit: no suite files (*{SUITE_SUFFIX}) in {where}", file=sys.stderr)
         return EXIT_USAGE
     code = EXIT_OK
     for f in files:

@@ -8,6 +8,7 @@ models, or says clearly why it cannot.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,9 @@ def file_sha256(path: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame, with a clear error on failure."""
     where = display_path(path)
+    is_parquet = path.suffix.lower() in (".parquet", ".pq")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if is_parquet:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path)
@@ -44,15 +46,45 @@ def read_table(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{where}: the file is empty; it needs a header row and data rows") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{where}: cannot parse as CSV ({exc})") from None
+        raise DataError(f"{where}: cannot parse as CSV ({str(exc).strip()}); every line needs as "
+                        "many comma-separated fields as the header, with quotes closed") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{where}: cannot read the table ({exc})") from None
+        kind = "Parquet" if is_parquet else "CSV"
+        raise DataError(f"{where}: cannot read the table as {kind} ({type(exc).__name__}: "
+                        f"{str(exc).strip()})") from None
+    if not is_parquet:
+        _check_csv_shape(path, frame, where)
     if len(frame) == 0:
         raise DataError(f"{where}: the table has a header but no rows")
     dup = frame.columns[frame.columns.duplicated()].tolist()
     if dup:
         raise DataError(f"{where}: duplicate column names {dup}; column names must be unique")
     return frame
+
+
+def _check_csv_shape(path: Path, frame: pd.DataFrame, where: str) -> None:
+    """Refuse what pandas reads silently but wrongly: repeated header names (pandas renames the
+    second ``x`` to ``x.1``) and data rows longer than the header (pandas turns the extra
+    leading fields into a row index, shifting every column)."""
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
+            and frame.index.step == 1):
+        extra = frame.index.nlevels
+        raise DataError(f"{where}: data row 1 has {len(frame.columns) + extra} fields but the "
+                        f"header names {len(frame.columns)} columns; pandas would take the "
+                        f"{extra} extra leading field(s) as a row index and shift every column. "
+                        "Give every row as many fields as the header (a missing header name or "
+                        "an unquoted comma?)")
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, csv.Error):  # pandas read it; its own column names stand
+        return
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen and name.strip():  # pandas names empty headers "Unnamed: i" itself
+            raise DataError(f"{where}: duplicate column name {name!r} in the header (columns "
+                            f"{seen[name] + 1} and {i + 1}); column names must be unique")
+        seen[name] = i
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,19 +121,19 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
     where = display_path(path)
     columns = [str(c) for c in frame.columns]
 
-    def require(col: str, what: str) -> None:
+    def require(col: str, what: str, key: str) -> None:
         if col not in frame.columns:
             close = difflib.get_close_matches(col, columns, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise DataError(f"{where}: {what} column {col!r} not found{hint} "
+            raise DataError(f"{where}: {what} column {col!r} (data.{key}) not found{hint} "
                             f"(columns: {', '.join(columns)})")
 
-    require(spec.target, "target")
+    require(spec.target, "target", "target")
     for col in spec.sensitive:
-        require(col, "sensitive")
+        require(col, "sensitive", "sensitive")
     if spec.features is not None:
         for col in spec.features:
-            require(col, "feature")
+            require(col, "feature", "features")
         features = list(spec.features)
     else:
         features = [c for c in frame.columns if c != spec.target]
@@ -145,8 +177,15 @@ class LabelEncoding:
         t = [_key(c) for c in teacher_classes]
         s = [_key(c) for c in student_classes]
         if sorted(t) != sorted(s):
+            only_t = [c for c, k in zip(teacher_classes, t) if k not in s]
+            only_s = [c for c, k in zip(student_classes, s) if k not in t]
+            diff = "; ".join(part for part in (
+                f"only the teacher knows {only_t}" if only_t else "",
+                f"only the student knows {only_s}" if only_s else "") if part)
             raise DataError(f"the teacher predicts classes {list(teacher_classes)} but the student "
-                            f"predicts {list(student_classes)}; both must know the same classes")
+                            f"predicts {list(student_classes)} ({diff or 'repeated classes'}); "
+                            "both must know the same classes (fix the model's classes: in the "
+                            "suite if its metadata is wrong)")
         classes = tuple(teacher_classes)
         if len(classes) < 2:
             raise DataError(f"the models know only one class {list(classes)}; need at least two")
@@ -157,8 +196,8 @@ class LabelEncoding:
             return cls(classes, None, "")
         if positive is not None:
             if _key(positive) not in t:
-                raise DataError(f"data.positive={positive!r} is not a class of the models "
-                                f"({list(classes)})")
+                raise DataError(f"data.positive={positive!r} is not a class of the models; "
+                                f"use one of {list(classes)}")
             return cls(classes, t.index(_key(positive)), f"positive class {positive!r} (data.positive)")
         for truthy in ("1", "True", "yes", "Yes", "YES", "true"):
             if truthy in t:
@@ -181,9 +220,11 @@ class LabelEncoding:
         codes = keys.map(lookup)
         unknown = codes.isna()
         if unknown.any():
-            bad = sorted(set(keys[unknown]))
             first = int(np.flatnonzero(unknown.to_numpy())[0])
-            raise DataError(f"{where}: labels {bad[:5]} ({int(unknown.sum())} rows, first at data "
+            bad = list(dict.fromkeys(labels[unknown].tolist()))  # first-seen order, raw values
+            shown = repr(bad[:5])[:-1] + (f", ... {len(bad) - 5} more]" if len(bad) > 5 else "]")
+            raise DataError(f"{where}: labels {shown} ({int(unknown.sum())} rows, first at data "
                             f"row {first + 1}) are not among the models' classes "
-                            f"{list(self.classes)}")
+                            f"{list(self.classes)}; drop those rows or audit models that know "
+                            "those classes")
         return codes.to_numpy(dtype=np.int64)

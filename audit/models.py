@@ -7,20 +7,28 @@ Supported kinds (see :class:`audit.suite.ModelSpec`):
 * ``onnx`` -- run with onnxruntime on the CPU. Inputs are matched to columns by name, or a single
   input takes all feature columns as one float matrix. Class labels come from the suite's
   ``classes`` or the model's ``classes`` metadata entry (a JSON list).
-* ``callable`` -- ``module:function``, explicitly named in the suite; runs code by design.
+* ``callable`` -- ``module:function``, explicitly named in the suite; runs code by design. A
+  module next to the suite is executed afresh on each load under a private name, so suites in
+  different folders never share a same-named module and the fingerprint hashes the code that runs.
 * ``predictions`` -- probabilities computed elsewhere, one column per class, one row per eval row.
+  The fingerprint is the file's SHA-256, mixed with the column selection when the model is not
+  the whole file (two models' columns in one file must not share cached predictions).
 * ``pickle`` -- only with ``trust: true``; the report carries a warning.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
+import importlib.machinery
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -49,7 +57,8 @@ class LoadedModel:
 
     @property
     def label(self) -> str:
-        return f"{self.role} ({self.spec.label})"
+        """``role (where)``, as the load-time messages name the model."""
+        return _label(self.role, self.spec)
 
     def predict_proba(self, table: Table) -> np.ndarray:
         """Class probabilities for ``table``, validated: shape (n, k), finite, rows sum to 1."""
@@ -60,31 +69,57 @@ class LoadedModel:
         except Exception as exc:  # a model that crashes is reported with its own message
             raise ModelError(f"{self.label} failed to predict on {display_path(table.path)}: "
                              f"{type(exc).__name__}: {exc}") from exc
-        return check_probabilities(raw, table.n_rows, len(self.classes), self.label)
+        return check_probabilities(raw, table.n_rows, len(self.classes), self.label,
+                                   where=display_path(table.path))
 
 
-def check_probabilities(raw: Any, n: int, k: int, label: str) -> np.ndarray:
+def _label(role: str, spec: ModelSpec) -> str:
+    where = display_path(spec.path) if spec.path is not None else f"{spec.kind} {spec.target}"
+    return f"{role} ({where})"
+
+
+def check_probabilities(raw: Any, n: int, k: int, label: str,
+                        where: str | None = None) -> np.ndarray:
     """Validate and normalise model output to a float64 ``(n, k)`` probability matrix.
 
-    A binary model may return a single column (the probability of the second class).
+    A binary model may return a single column (the probability of the second class), as a
+    vector ``(n,)`` or a matrix ``(n, 1)``. ``where`` names the data file the rows come from.
     """
-    P = np.asarray(raw, dtype=np.float64)
-    if P.ndim == 1 and k == 2:
+    try:
+        P = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{label} returned {type(raw).__name__} values that are not numbers "
+                         f"({exc}); expected an ({n}, {k}) array of class probabilities") from None
+    if k == 2 and P.shape in ((n,), (n, 1)):
+        P = P.reshape(n)
         P = np.column_stack([1.0 - P, P])
     if P.ndim != 2 or P.shape != (n, k):
         raise ModelError(f"{label} returned shape {P.shape}; expected ({n}, {k}) class "
                          "probabilities (one row per data row, one column per class)")
-    bad = ~np.isfinite(P).all(axis=1) | (P < -1e-6).any(axis=1) | (P > 1 + 1e-6).any(axis=1)
+    tol = 1e-6
+    finite = np.isfinite(P)
+    bad = ~finite.all(axis=1) | (P < -tol).any(axis=1) | (P > 1 + tol).any(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ModelError(f"{label} returned non-probabilities at row {i + 1}: {P[i].tolist()}; "
-                         "expected values in [0, 1] (pass probabilities, not logits)")
+        row = f"data row {i + 1}" + (f" of {where}" if where else "")
+        if not finite[i].all():
+            problem = "NaN or infinite values"
+            fix = "every probability must be a finite number in [0, 1]"
+        elif (P[i] < -tol).any():
+            problem = "negative values"
+            fix = "probabilities lie in [0, 1]; pass probabilities, not logits or scores"
+        else:
+            problem = "values above 1"
+            fix = "probabilities lie in [0, 1]; pass probabilities, not logits (apply softmax)"
+        raise ModelError(f"{label} returned {problem} at {row}: {P[i].tolist()}; {fix}")
     sums = P.sum(axis=1)
     off = np.abs(sums - 1.0) > 1e-3
     if off.any():
         i = int(np.flatnonzero(off)[0])
-        raise ModelError(f"{label} returned probabilities that sum to {sums[i]:.6g} at row {i + 1}; "
-                         "each row must sum to 1 (apply softmax)")
+        row = f"data row {i + 1}" + (f" of {where}" if where else "")
+        raise ModelError(f"{label} returned probabilities that sum to {sums[i]:.6g} at {row}: "
+                         f"{P[i].tolist()}; each row must sum to 1 (normalise it, or apply "
+                         "softmax to scores)")
     return np.clip(P, 0.0, 1.0)
 
 
@@ -111,8 +146,9 @@ def _classes_of(obj: Any, spec: ModelSpec, label: str) -> tuple[Any, ...]:
         return tuple(spec.classes)
     classes = getattr(obj, "classes_", None)
     if classes is None:
-        raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
-                         "in the suite, in the order of the probability columns")
+        raise ModelError(f"{label}: cannot tell the class labels ({type(obj).__name__} has no "
+                         "classes_); add classes: [...] to the model in the suite, in the order of "
+                         "the probability columns")
     return tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
 
 
@@ -120,7 +156,7 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
     import skops.io as sio
 
     assert spec.path is not None
-    label = f"{role} ({display_path(spec.path)})"
+    label = _label(role, spec)
     try:
         untrusted = sio.get_untrusted_types(file=spec.path)
     except Exception as exc:
@@ -141,8 +177,11 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
 
 
 def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
-    assert spec.path is not None and spec.trust
-    label = f"{role} ({display_path(spec.path)})"
+    assert spec.path is not None
+    label = _label(role, spec)
+    if spec.trust is not True:  # not an assert: python -O must not load untrusted pickles
+        raise ModelError(f"{label}: loading a pickle runs code; set trust: true only if you trust "
+                         "whoever wrote this file (prefer skops or onnx)")
     try:
         if spec.path.suffix.lower() == ".joblib":
             import joblib
@@ -165,7 +204,7 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
     import onnxruntime as ort
 
     assert spec.path is not None
-    label = f"{role} ({display_path(spec.path)})"
+    label = _label(role, spec)
     try:
         session = ort.InferenceSession(str(spec.path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -175,9 +214,15 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
         classes = tuple(spec.classes)
     elif "classes" in meta:
         try:
-            classes = tuple(json.loads(meta["classes"]))
+            listed = json.loads(meta["classes"])
         except ValueError:
-            raise ModelError(f"{label}: metadata 'classes' is not a JSON list") from None
+            listed = None
+        if not isinstance(listed, list) or len(listed) < 2 or not all(
+                isinstance(c, (str, int)) and not isinstance(c, bool) for c in listed):
+            raise ModelError(f"{label}: metadata 'classes' is {meta['classes'][:80]!r}, not a JSON "
+                             "list of at least two class labels (strings or integers); fix the "
+                             "metadata or add classes: [...] to the model in the suite")
+        classes = tuple(listed)
     else:
         raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
                          "in the suite, or store a JSON list under the ONNX metadata key 'classes'")
@@ -186,14 +231,23 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
 
     def feed(table: Table) -> dict[str, np.ndarray]:
         frame = table.features
+        where = display_path(table.path)
         names = [i.name for i in inputs]
         if all(n in frame.columns for n in names):
-            return {i.name: _column_as(frame[i.name], i.type, label) for i in inputs}
+            return {i.name: _column_as(frame[i.name], i.type, label, where) for i in inputs}
         if len(inputs) == 1:
-            return {inputs[0].name: _matrix_as(frame, inputs[0].type, label)}
+            width = inputs[0].shape[-1] if len(inputs[0].shape) == 2 else None
+            if isinstance(width, int) and width != frame.shape[1]:
+                raise ModelError(f"{label}: the model's single input {names[0]!r} takes {width} "
+                                 f"features but {where} has {frame.shape[1]} feature columns "
+                                 f"({', '.join(map(str, frame.columns))}); list the model's "
+                                 "columns, in its order, under data.features")
+            return {inputs[0].name: _matrix_as(frame, inputs[0].type, label, where)}
         missing = [n for n in names if n not in frame.columns]
-        raise ModelError(f"{label}: the model's inputs {missing} are not columns of "
-                         f"{display_path(table.path)}; name the inputs after the feature columns")
+        raise ModelError(f"{label}: the model's inputs {missing} are not feature columns of "
+                         f"{where} (feature columns: {', '.join(map(str, frame.columns))}); name "
+                         "the model's inputs after the columns, or export a single input that "
+                         "takes all feature columns")
 
     def predict(table: Table) -> np.ndarray:
         out = session.run([output], feed(table))[0]
@@ -221,57 +275,88 @@ _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                 "tensor(bool)": np.bool_}
 
 
-def _column_as(column: pd.Series, onnx_type: str, label: str) -> np.ndarray:
+def _first_bad(column: pd.Series, ok: pd.Series) -> tuple[int, Any]:
+    """Index of the first row where ``ok`` is false, and its value as a plain Python object."""
+    i = int(np.flatnonzero(~ok.to_numpy(dtype=bool))[0])
+    value = column.iloc[i]
+    return i, value.item() if isinstance(value, np.generic) else value
+
+
+def _column_as(column: pd.Series, onnx_type: str, label: str, where: str) -> np.ndarray:
     dtype = _ONNX_DTYPES.get(onnx_type)
+    name = column.name
     if dtype is None:
-        raise ModelError(f"{label}: unsupported ONNX input type {onnx_type} for column {column.name!r}")
-    try:
-        if dtype is object:
-            values = column.astype(str).to_numpy(dtype=object)
-        else:
-            values = column.to_numpy(dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{label}: column {column.name!r} cannot be fed as {onnx_type} ({exc})") from None
-    return values.reshape(-1, 1)
+        raise ModelError(f"{label}: unsupported ONNX input type {onnx_type} for column {name!r}; "
+                         f"supported: {', '.join(_ONNX_DTYPES)}")
+    if dtype is object:
+        return column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+    if pd.api.types.is_integer_dtype(column) and dtype is not np.bool_ and not column.hasnans or (
+            dtype in (np.float32, np.float64) and pd.api.types.is_numeric_dtype(column)):
+        return column.to_numpy(dtype=dtype).reshape(-1, 1)  # nothing to check
+    numbers = pd.to_numeric(column, errors="coerce")
+    ok = numbers.notna() | column.isna() if dtype in (np.float32, np.float64) else numbers.notna()
+    if dtype in (np.int64, np.int32):
+        filled = numbers.astype(np.float64).fillna(0.5)
+        ok &= np.isfinite(filled) & (filled == np.round(filled))
+    elif dtype is np.bool_:
+        ok &= numbers.isin([0, 1])
+    if not ok.all():
+        i, value = _first_bad(column, ok)
+        need = {np.int64: "whole numbers", np.int32: "whole numbers", np.bool_: "booleans"}.get(
+            dtype, "numbers")
+        raise ModelError(f"{label}: column {name!r} of {where} holds {value!r} at data row "
+                         f"{i + 1}, but the model's input {name!r} is {onnx_type}, which takes "
+                         f"{need}; fix the data or re-export the model with a matching input type")
+    return numbers.to_numpy(dtype=dtype).reshape(-1, 1)
 
 
-def _matrix_as(frame: pd.DataFrame, onnx_type: str, label: str) -> np.ndarray:
+def _matrix_as(frame: pd.DataFrame, onnx_type: str, label: str, where: str) -> np.ndarray:
     dtype = _ONNX_DTYPES.get(onnx_type)
-    if dtype is None or dtype is object:
+    if dtype is None or dtype is object or dtype is np.bool_:
         raise ModelError(f"{label}: a single {onnx_type} input cannot take the feature table; "
                          "export one input per column")
-    try:
+    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
         return frame.to_numpy(dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{label}: the feature columns cannot be fed as one {onnx_type} matrix "
-                         f"({exc}); export one input per column") from None
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        ok = numbers.notna() | column.isna()
+        if not ok.all():
+            i, value = _first_bad(column, ok)
+            raise ModelError(f"{label}: the model's single input takes all feature columns as one "
+                             f"{onnx_type} matrix, but column {name!r} of {where} holds {value!r} "
+                             f"at data row {i + 1}; leave it out with data.features or export "
+                             "one input per column")
+    return frame.apply(pd.to_numeric).to_numpy(dtype=dtype)
 
 
 def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
     assert spec.target is not None
-    label = f"{role} ({spec.target})"
-    module_name, attr_path = spec.target.split(":", 1)
-    added = spec.base_dir is not None and str(spec.base_dir) not in sys.path
-    if added:
-        sys.path.insert(0, str(spec.base_dir))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(f"{label}: cannot import module {module_name!r} ({exc}); it is looked up "
-                         "next to the suite file and on sys.path") from None
-    finally:
-        if added:
-            sys.path.remove(str(spec.base_dir))
+    label = _label(role, spec)
+    module_name, sep, attr_path = spec.target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ModelError(f"{label}: {spec.target!r} must be 'module:function' (e.g. "
+                         "mypkg.models:predict)")
+    module, source = _import_module(module_name, spec.base_dir, label)
     obj: Any = module
-    for part in attr_path.split("."):
+    parts = attr_path.split(".")
+    for depth, part in enumerate(parts):
         if not hasattr(obj, part):
-            raise ModelError(f"{label}: module {module_name!r} has no attribute {attr_path!r}")
+            owner = f"module {module_name!r}" if depth == 0 else repr(".".join(parts[:depth]))
+            file = getattr(module, "__file__", None)
+            at = f" ({display_path(file)})" if file else ""
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ModelError(f"{label}: {owner}{at} has no attribute {part!r}{hint}; define it or "
+                             "fix the name after ':'")
         obj = getattr(obj, part)
-    source = getattr(module, "__file__", None)
     digest = hashlib.sha256(spec.target.encode())
     warnings: tuple[str, ...] = ()
-    if source and Path(source).is_file():
-        digest.update(Path(source).read_bytes())
+    if source is not None:
+        digest.update(source)
     else:
         warnings = (f"{role} callable {spec.target} has no source file; its fingerprint covers "
                     "only its name, so cached predictions are keyed by name",)
@@ -283,28 +368,141 @@ def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
         def predict(table: Table) -> np.ndarray:
             return fn(table.features)
     else:
-        raise ModelError(f"{label}: {attr_path} is neither callable nor a model with predict_proba")
+        raise ModelError(f"{label}: {attr_path} is a {type(obj).__name__}, neither a function nor "
+                         "a model with predict_proba")
     return LoadedModel(role, spec, _classes_of(obj, spec, label), digest.hexdigest(), None, predict,
                        warnings)
 
 
+def _import_module(module_name: str, base_dir: Path | None,
+                   label: str) -> tuple[ModuleType, bytes | None]:
+    """Import ``module_name``, next to the suite (``base_dir``) first, then from ``sys.path``.
+
+    Returns the module and the source bytes its fingerprint covers (``None`` without a source
+    file). A module found next to the suite is executed afresh, from the bytes that are hashed,
+    under a private name: two suites that each have a ``model.py`` never share a module (Python
+    caches modules by name), and an edited file is never fingerprinted while stale code runs.
+    """
+    top = module_name.split(".")[0]
+    local = _local_module(top, Path(base_dir)) if base_dir is not None else None
+    added = base_dir is not None and str(base_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(base_dir))
+    try:
+        if local is None:
+            module = importlib.import_module(module_name)
+            file = getattr(module, "__file__", None)
+            return module, (Path(file).read_bytes() if file and Path(file).is_file() else None)
+        return _fresh_import(module_name, *local, base_dir)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name) and (
+                exc.name == module_name or module_name[len(exc.name)] == "."):
+            places = f"next to the suite ({display_path(base_dir)}) or " if base_dir else ""
+            raise ModelError(f"{label}: cannot import module {module_name!r}: not found "
+                             f"{places}on sys.path; put {top}.py next to the suite or install "
+                             "its package") from None
+        raise ModelError(f"{label}: importing module {module_name!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise ModelError(f"{label}: importing module {module_name!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(str(base_dir))
+
+
+def _local_module(top: str, base_dir: Path) -> tuple[Path | None, list[str] | None] | None:
+    """``(file, package folder)`` of module ``top`` in ``base_dir``, as Python would find it."""
+    folder = base_dir / top
+    if (folder / "__init__.py").is_file():
+        return folder / "__init__.py", [str(folder)]
+    if (base_dir / f"{top}.py").is_file():
+        return base_dir / f"{top}.py", None
+    if folder.is_dir():  # a namespace package (a folder without __init__.py)
+        return None, [str(folder)]
+    return None
+
+
+def _fresh_import(module_name: str, origin: Path | None, search: list[str] | None,
+                  base_dir: Path | None) -> tuple[ModuleType, bytes | None]:
+    top, _, rest = module_name.partition(".")
+    where = str(Path(base_dir).resolve()) if base_dir is not None else ""
+    alias = f"_distill_audit_local_{hashlib.sha256(where.encode()).hexdigest()[:12]}_{top}"
+
+    def forget() -> None:
+        for name in [n for n in sys.modules if n == alias or n.startswith(alias + ".")]:
+            del sys.modules[name]
+
+    forget()
+    if origin is None:
+        spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
+        spec.submodule_search_locations = search
+        source = None
+    else:
+        found = importlib.util.spec_from_file_location(alias, origin,
+                                                       submodule_search_locations=search)
+        assert found is not None
+        spec = found
+        source = origin.read_bytes()
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module  # dataclasses, pickle and relative imports look it up
+    try:
+        if source is not None:
+            exec(compile(source, str(origin), "exec", dont_inherit=True), module.__dict__)
+        if rest:
+            importlib.invalidate_caches()
+            try:
+                module = importlib.import_module(f"{alias}.{rest}")
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.startswith(alias):
+                    real = top + exc.name[len(alias):]
+                    raise ModuleNotFoundError(f"No module named {real!r}", name=real) from None
+                raise
+            file = getattr(module, "__file__", None)
+            source = Path(file).read_bytes() if file and Path(file).is_file() else None
+    except BaseException:
+        forget()
+        raise
+    return module, source
+
+
 def _load_predictions(spec: ModelSpec, role: str) -> LoadedModel:
     assert spec.path is not None and spec.columns is not None and spec.classes is not None
-    label = f"{role} ({display_path(spec.path)})"
+    label = _label(role, spec)
+    if len(spec.columns) != len(spec.classes):
+        raise ModelError(f"{label}: {len(spec.columns)} columns {list(spec.columns)} but "
+                         f"{len(spec.classes)} classes {list(spec.classes)}; give one probability "
+                         "column per class, in the same order")
     frame = read_table(spec.path)
-    missing = [c for c in spec.columns if c not in frame.columns]
-    if missing:
-        raise ModelError(f"{label}: columns {missing} not found (columns: {list(frame.columns)})")
-    values = frame[list(spec.columns)].to_numpy(dtype=np.float64)
+    names = [str(c) for c in frame.columns]
+    for col in spec.columns:
+        if col not in frame.columns:
+            close = difflib.get_close_matches(col, names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ModelError(f"{label}: probability column {col!r} ({role}.columns) not "
+                             f"found{hint} (columns: {', '.join(names)})")
+    for col in spec.columns:
+        numbers = pd.to_numeric(frame[col], errors="coerce")
+        if numbers.isna().any():
+            i, value = _first_bad(frame[col], numbers.notna())
+            raise ModelError(f"{label}: column {col!r} holds {value!r} at data row "
+                             f"{i + 1}; every cell must be a probability (a number in [0, 1])")
+    values = frame[list(spec.columns)].apply(pd.to_numeric).to_numpy(dtype=np.float64)
+    # The fingerprint keys the prediction cache. When the model is not the whole file (two
+    # models' columns in one file, or its columns in another order) it covers the selection
+    # too, so models sharing a file never share cached predictions.
+    sha256 = file_sha256(spec.path)
+    if list(spec.columns) != names:
+        sha256 = hashlib.sha256("\0".join([sha256, "columns", *spec.columns]).encode()).hexdigest()
 
     def predict(table: Table) -> np.ndarray:
         if table.role != "eval":
             raise ModelError(f"{label}: precomputed predictions cover the eval table only, not "
-                             f"{table.role}")
+                             f"the {table.role} table ({display_path(table.path)}); checks on it "
+                             "need a model that can predict (skops, onnx or callable)")
         if len(values) != table.n_rows:
             raise ModelError(f"{label}: has {len(values)} rows but {display_path(table.path)} has "
                              f"{table.n_rows}; predictions must follow the eval rows one to one")
         return values
 
-    return LoadedModel(role, spec, tuple(spec.classes), file_sha256(spec.path),
-                       spec.path.stat().st_size, predict)
+    return LoadedModel(role, spec, tuple(spec.classes), sha256, spec.path.stat().st_size, predict)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.checks.registry import get_metric, metric_names
-from audit.errors import SuiteError
+from audit.errors import SuiteError, display_path
 from audit.yamlsrc import KeyPath, Located, Origin, load_yaml, located_from_value
 
 __all__ = [
@@ -41,6 +41,11 @@ _SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# keys a model mapping may have besides its kind
+MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",), "callable": ("classes",),
+              "predictions": ("classes", "columns"), "pickle": ("classes", "trust")}
+# keys a model of that kind must have besides its kind
+_MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
 
 
 # --------------------------------------------------------------------------- field tables
@@ -53,16 +58,18 @@ class Field:
     required: bool = False
     choices: tuple[Any, ...] = ()
     default: Any = None
+    schema: tuple[tuple[str, Any], ...] = ()  # extra JSON Schema keywords (ranges the parser checks)
 
 
 SECTIONS: dict[str, dict[str, Field]] = {
     "suite": {
         "version": Field("int", "Suite format version.", required=True, choices=SUPPORTED_VERSIONS),
         "name": Field("str", "Suite name; used in report file names (letters, digits, _ . -).",
-                      required=True),
+                      required=True, schema=(("pattern", _NAME_RE.pattern),)),
         "description": Field("str", "What is being released, in words."),
         "include": Field("include", "File(s) with shared defaults, merged under this one."),
-        "data": Field("section:data", "The evaluation (and training) tables.", required=True),
+        "data": Field("section:data", "The evaluation table and, optionally, the training table.",
+                      required=True),
         "teacher": Field("model", "The reference model.", required=True),
         "student": Field("model", "The distilled model under audit.", required=True),
         "settings": Field("section:settings", "Statistical settings."),
@@ -79,7 +86,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "model": {
         "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
         "onnx": Field("path", "An ONNX model run with onnxruntime."),
-        "callable": Field("str", "module:function returning class probabilities (runs code)."),
+        "callable": Field("str", "module:function returning class probabilities (runs code).",
+                          schema=(("pattern", _CALLABLE_RE.pattern),)),
         "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
         "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
         "classes": Field("label_list", "Class labels in output column order."),
@@ -88,9 +96,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
     },
     "settings": {
-        "seed": Field("int", "Seed for every random draw.", default=0),
-        "confidence": Field("number", "Confidence level of intervals, in (0.5, 1).", default=0.95),
-        "bootstrap": Field("int", "Bootstrap replicates (100 to 100000).", default=1000),
+        "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),
+        "confidence": Field("number", "Confidence level of intervals, in (0.5, 1).", default=0.95,
+                            schema=(("exclusiveMinimum", 0.5), ("exclusiveMaximum", 1))),
+        "bootstrap": Field("int", "Bootstrap replicates (100 to 100000).", default=1000,
+                           schema=(("minimum", 100), ("maximum", 100_000))),
         "inconclusive": Field("str", "What an inconclusive gate does.", choices=("fail", "warn"),
                               default="fail"),
     },
@@ -105,9 +115,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "min": Field("number", "Lower bound on the student's value."),
         "max": Field("number", "Upper bound on the student's value."),
         "max_regression": Field("number", "How much worse than the teacher the student may be "
-                                          "(absolute, in the metric's units; >= 0)."),
+                                          "(absolute, in the metric's units; >= 0).",
+                                schema=(("minimum", 0),)),
         "max_relative_regression": Field("number", "How much worse than the teacher, as a fraction "
-                                                   "of the teacher's value (>= 0)."),
+                                                   "of the teacher's value (>= 0).",
+                                         schema=(("minimum", 0),)),
         "severity": Field("str", "block fails the run; warn only reports.", choices=("block", "warn"),
                           default="block"),
     },
@@ -142,7 +154,7 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{self.path if self.path is not None else self.target}"
+        return f"{self.kind}:{display_path(self.path) if self.path is not None else self.target}"
 
 
 @dataclass(frozen=True)
@@ -185,8 +197,6 @@ class CheckSpec:
 
     def where(self) -> str:
         """``file:line`` of the check, for messages."""
-        from audit.errors import display_path
-
         return f"{display_path(self.file)}:{self.line}" if self.line else display_path(self.file)
 
 
@@ -212,8 +222,9 @@ class Suite:
         for c in self.checks:
             if c.name == name:
                 return c
-        raise SuiteError(f"no check named {name!r}{_did_you_mean(name, [c.name for c in self.checks])}",
-                         file=self.path, key="checks")
+        names = [c.name for c in self.checks]
+        raise SuiteError(f"no check named {name!r}{_did_you_mean(name, names)} "
+                         f"(valid: {', '.join(names)})", file=self.path, key="checks")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -252,7 +263,8 @@ def suite_from_dict(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> S
     base = Path(base_dir)
     located = located_from_value(dict(data), base / "<suite>")
     if "include" in data:
-        raise SuiteError("include is only supported in suite files", key="include")
+        raise SuiteError(f"={_show(data['include'])}: include is only supported in suite files; "
+                         "merge the shared keys into the dict in Python", key="include")
     return _Parser(located, None, base_dir=base).suite(text="", includes=())
 
 
@@ -262,24 +274,32 @@ def _resolve_includes(located: Located, path: Path, seen: tuple[Path, ...]) -> t
         return located, []
     raw = value["include"]
     items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        org = located.origin(("include",))
+        raise SuiteError("=[]: names no file; name a file (or a list of files), or remove include",
+                         file=org.file, line=org.line, key="include")
     merged: Located | None = None
     includes: list[tuple[str, str]] = []
     for i, item in enumerate(items):
         key: KeyPath = ("include", i) if isinstance(raw, list) else ("include",)
         org = located.origin(key)
-        if not isinstance(item, str):
-            raise SuiteError(f"={item!r}: must be a path (or a list of paths)", file=org.file,
-                             line=org.line, key="include")
+        if not isinstance(item, str) or not item.strip():
+            raise SuiteError(f"={_show(item)}: must be a path (or a list of paths)", file=org.file,
+                             line=org.line, key=_dotted(key))
         target = (path.parent / item).resolve()
         if target in seen:
-            raise SuiteError(f"={item!r}: include cycle ({' -> '.join(p.name for p in (*seen, target))})",
-                             file=org.file, line=org.line, key="include")
+            chain = " -> ".join(p.name for p in (*seen, target))
+            raise SuiteError(f"={item!r}: include cycle ({chain}); remove this include",
+                             file=org.file, line=org.line, key=_dotted(key))
         if not target.is_file():
-            raise SuiteError(f"={item!r}: file not found ({target})", file=org.file, line=org.line,
-                             key="include")
+            raise SuiteError(f"={item!r}: file not found ({display_path(target)}); paths are "
+                             "relative to the file that names them", file=org.file, line=org.line,
+                             key=_dotted(key))
         inc = load_yaml(target)
         if not isinstance(inc.value, dict):
-            raise SuiteError("an included file must hold a mapping of suite keys", file=target, line=1)
+            raise SuiteError(f"an included file must hold a mapping of suite keys, not "
+                             f"{_kind_name(inc.value)} (included from "
+                             f"{display_path(org.file)}:{org.line})", file=target, line=1)
         inc, nested = _resolve_includes(inc, target, (*seen, target))
         includes.extend(nested)
         includes.append((str(target), hashlib.sha256(target.read_bytes()).hexdigest()))
@@ -320,8 +340,36 @@ def _merge(base: Located, over: Located) -> Located:
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``.
+
+    A different case or swapped letters (``gaet``, ``mcaro``) win over difflib's ratio, which
+    scores ``mcaro`` closer to ``micro`` than to ``macro``.
+    """
+    folded = [c for c in choices if c.lower() == name.lower()]
+    swapped = [c for c in choices if len(c) == len(name) and sorted(c.lower()) == sorted(name.lower())
+               and sum(a != b for a, b in zip(c.lower(), name.lower())) == 2]
+    close = folded or swapped or difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _kind_name(value: Any) -> str:
+    """How YAML would call ``value``'s type: a mapping, a list, a string, ..."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _lc(doc: str) -> str:
+    """A field's doc as a phrase: first letter lower-cased, no final period."""
+    return (doc[:1].lower() + doc[1:]).rstrip(".")
 
 
 class _Parser:
@@ -345,6 +393,9 @@ class _Parser:
     def section(self, keypath: KeyPath, value: Any, section: str) -> dict[str, Any]:
         fields = SECTIONS[section]
         if not isinstance(value, dict):
+            if not keypath:
+                raise SuiteError(f"the file holds {_kind_name(value)}; a suite is a mapping with "
+                                 f"keys {', '.join(fields)}", **self._where(keypath))
             raise self.bad(keypath, value, f"must be a mapping with keys {', '.join(fields)}")
         for key in value:
             if key not in fields:
@@ -353,22 +404,31 @@ class _Parser:
                     **self._where((*keypath, key)))
         for key, f in fields.items():
             if f.required and key not in value:
-                raise SuiteError(f"missing required key {key!r} ({f.doc})", **self._where(keypath)) \
-                    if keypath else SuiteError(f"missing required key {key!r} ({f.doc})",
-                                                file=self.path, line=1 if self.path else None)
+                where = self._where(keypath) if keypath else {
+                    "file": self.path, "line": 1 if self.path else None}
+                raise SuiteError(_missing(key, f), **where)
         return value
 
     def scalar(self, keypath: KeyPath, value: Any, f: Field) -> Any:
         kind = f.kind
+        text = self.located.origin(keypath).text
+        if isinstance(value, bool) and kind in ("str", "path", "label") and text is not None:
+            what = "a class label" if kind == "label" else "text"
+            raise SuiteError(f"={text}: YAML reads unquoted {text} as the boolean "
+                             f"{str(value).lower()}; quote it (\"{text}\") to use it as {what}",
+                             **self._where(keypath))
+        quoted = ""
+        if kind in ("int", "number") and isinstance(value, str) and _is_number(value):
+            quoted = f"; write {value.strip()} without quotes"
         if kind in ("str", "path"):
             if not isinstance(value, str) or not value.strip():
                 raise self.bad(keypath, value, "must be a non-empty string")
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.bad(keypath, value, "must be an integer")
+                raise self.bad(keypath, value, f"must be an integer{quoted}")
         elif kind == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self.bad(keypath, value, "must be a number")
+                raise self.bad(keypath, value, f"must be a number{quoted}")
             value = float(value)
             if value != value or value in (float("inf"), float("-inf")):
                 raise self.bad(keypath, value, "must be a finite number")
@@ -408,17 +468,21 @@ class _Parser:
             base = Path.cwd()
         resolved = (base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
         if must_exist and not resolved.is_file():
-            raise self.bad(keypath, raw, f"file not found ({resolved}); paths are relative to the "
-                                         "file that names them")
+            raise self.bad(keypath, raw, f"file not found ({display_path(resolved)}); paths are "
+                                         "relative to the file that names them")
         return resolved
 
     # -- sections -------------------------------------------------------------------
     def suite(self, *, text: str, includes: tuple[tuple[str, str], ...]) -> Suite:
         top = self.section((), self.located.value, "suite")
+        raw_version = top["version"]
+        if (isinstance(raw_version, int) and not isinstance(raw_version, bool)
+                and raw_version not in SUPPORTED_VERSIONS):
+            readable = ", ".join(map(str, SUPPORTED_VERSIONS))
+            raise self.bad(("version",), raw_version,
+                           f"unsupported suite version; this distill-audit reads version {readable} "
+                           "(upgrade distill-audit to read newer suites)")
         version = self.get((), top, "version", "suite")
-        if version not in SUPPORTED_VERSIONS:
-            raise self.bad(("version",), version, "unsupported suite version; this distill-audit "
-                                                  f"reads version {SUPPORTED_VERSIONS[-1]}")
         name = self.get((), top, "name", "suite")
         if not _NAME_RE.match(name):
             raise self.bad(("name",), name, "use letters, digits, '_', '.' and '-' only "
@@ -488,21 +552,29 @@ class _Parser:
                 raise self.bad(kp, value, "loading a pickle runs code; if you trust this file write "
                                           f"{{pickle: {value}, trust: true}}")
             if suffix not in _SUFFIX_KINDS:
-                raise self.bad(kp, value, "cannot tell the model kind from the suffix; write a "
-                                          f"mapping with one of {', '.join(MODEL_KINDS)}")
+                seen = f"the suffix {suffix!r}" if suffix else "a path without a suffix"
+                raise self.bad(kp, value, f"cannot tell the model kind from {seen}; "
+                                          "use a .skops or .onnx file, or write a mapping with one "
+                                          f"of {', '.join(MODEL_KINDS)}")
             return ModelSpec(kind=_SUFFIX_KINDS[suffix], path=self.path_of(kp, value))
+        if not isinstance(value, dict):
+            raise self.bad(kp, value, "must be a model file (.skops or .onnx) or a mapping with "
+                                      f"one of {', '.join(MODEL_KINDS)}")
         m = self.section(kp, value, "model")
         kinds = [k for k in MODEL_KINDS if k in m]
-        if len(kinds) != 1:
-            raise self.bad(kp, value, f"name exactly one of {', '.join(MODEL_KINDS)}"
-                                      + (f" (found {', '.join(kinds)})" if kinds else ""))
+        if not kinds:
+            raise self.bad(kp, value, f"names no model; add exactly one of {', '.join(MODEL_KINDS)}")
+        if len(kinds) > 1:
+            raise self.bad(kp, value, f"names {len(kinds)} models ({', '.join(kinds)}); keep exactly "
+                                      "one")
         kind = kinds[0]
-        allowed = {"skops": {"trusted_types", "classes"}, "onnx": {"classes"}, "callable": {"classes"},
-                   "predictions": {"classes", "columns"}, "pickle": {"trust", "classes"}}[kind]
+        allowed = MODEL_KEYS[kind]
         for key in m:
             if key != kind and key not in allowed:
-                raise self.bad((*kp, key), m[key], f"does not apply to a {kind} model "
-                                                   f"(it takes {', '.join(sorted(allowed))})")
+                article = "an" if kind[0] in "aeiou" else "a"
+                raise self.bad((*kp, key), m[key], f"does not apply to {article} {kind} model "
+                                                   f"(it takes {', '.join(allowed)}); "
+                                                   "remove it")
         raw = self.get(kp, m, kind, "model")
         classes = self.get(kp, m, "classes", "model")
         spec: dict[str, Any] = {"kind": kind, "classes": classes}
@@ -519,11 +591,15 @@ class _Parser:
         if kind == "predictions":
             columns = self.get(kp, m, "columns", "model")
             if columns is None or classes is None:
-                raise self.bad(kp, value, "a predictions model needs columns (probability columns) "
-                                          "and classes (their labels, in the same order)")
+                missing = " and ".join(f"{k}: [...]" for k, v in (("columns", columns),
+                                                                   ("classes", classes)) if v is None)
+                raise self.bad((*kp, kind), raw, "a predictions model needs columns (the "
+                                                 "probability columns) and classes (their labels, "
+                                                 f"in the same order); add {missing}")
             if len(columns) != len(classes):
                 raise self.bad((*kp, "columns"), list(columns),
-                               f"has {len(columns)} columns but classes has {len(classes)}")
+                               f"has {len(columns)} columns but classes has {len(classes)}; give "
+                               "one probability column per class, in the same order")
             spec["columns"] = columns
             _check_table_suffix(self, (*kp, kind), spec["path"])
         if kind == "skops":
@@ -541,7 +617,9 @@ class _Parser:
 
     def check(self, kp: KeyPath, name: str, value: Any) -> CheckSpec:
         if not _NAME_RE.match(name):
-            raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only")
+            fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "check"
+            raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only "
+                                     f"(they name test items), e.g. {fixed!r}")
         c = self.section(kp, value, "check")
         metric_name = self.get(kp, c, "metric", "check")
         names = metric_names()
@@ -553,8 +631,9 @@ class _Parser:
         average = self.get(kp, c, "average", "check")
         if average is not None:
             if "average" not in metric.params:
-                raise self.bad((*kp, "average"), average, f"{metric_name} takes no average; "
-                                                          "remove it")
+                takes = [n for n in names if "average" in get_metric(n).params]
+                raise self.bad((*kp, "average"), average, f"{metric_name} takes no average (only "
+                                                          f"{', '.join(takes)} do); remove it")
             params["average"] = average
         gate = None
         if "gate" in c:
@@ -578,12 +657,15 @@ class _Parser:
         for k in ("min", "max"):
             v = vals[k]
             if v is not None and not lo <= v <= hi:
-                raise self.bad((*kp, k), v, f"{metric.name} lies in [{lo:g}, {hi:g}]; this bound "
-                                            "can never be met" if (k == "min" and v > hi) or
-                               (k == "max" and v < lo) else
-                               f"{metric.name} lies in [{lo:g}, {hi:g}]; this bound is always met")
+                span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
+                if (k == "min" and v > hi) or (k == "max" and v < lo):
+                    fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
+                           if hi == 1 and 1 < v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
+                    raise self.bad((*kp, k), v, f"{span}; this bound can never be met{fix}")
+                raise self.bad((*kp, k), v, f"{span}; this bound is always met; remove it")
         if vals["min"] is not None and vals["max"] is not None and vals["min"] > vals["max"]:
-            raise self.bad((*kp, "min"), vals["min"], f"is above max={vals['max']:g}; no value can pass")
+            raise self.bad((*kp, "min"), vals["min"], f"is above max={vals['max']:g}; no value can "
+                                                      "pass (swap them?)")
         for k in ("max_regression", "max_relative_regression"):
             v = vals[k]
             if v is None:
@@ -613,8 +695,35 @@ def _dotted(keypath: KeyPath) -> str:
 
 
 def _show(value: Any) -> str:
+    """``value`` as it appears after ``key=`` in a message (short; 2.0 shows as written, 2)."""
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _missing(key: str, f: Field) -> str:
+    """The message for a required key that is absent, with what to add."""
+    if f.kind.startswith("section:") or f.kind == "checks":
+        return f"missing required key {key!r} ({_lc(f.doc)}); add a {key}: mapping"
+    if f.kind == "model":
+        return (f"missing required key {key!r} ({_lc(f.doc)}); add {key}: <a .skops or .onnx "
+                "file, or a mapping such as {predictions: ..., columns: [...], classes: [...]}>")
+    if len(f.choices) == 1:
+        return f"missing required key {key!r}; add {key}: {f.choices[0]}"
+    if key == "metric":
+        return f"missing required key 'metric'; add metric: <one of {', '.join(metric_names())}>"
+    return f"missing required key {key!r}; add {key}: <{_lc(f.doc)}>"
 
 
 # --------------------------------------------------------------------------- JSON Schema
@@ -624,7 +733,7 @@ def suite_json_schema() -> dict[str, Any]:
     def field_schema(f: Field) -> dict[str, Any]:
         kind = f.kind
         if kind.startswith("section:"):
-            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}"}
+            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}", "description": f.doc}
         s: dict[str, Any]
         if kind in ("str", "path"):
             s = {"type": "string", "minLength": 1}
@@ -642,9 +751,11 @@ def suite_json_schema() -> dict[str, Any]:
             s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
                  "uniqueItems": True}
         elif kind == "include":
-            s = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+            s = {"oneOf": [{"type": "string", "minLength": 1},
+                           {"type": "array", "items": {"type": "string", "minLength": 1},
+                            "minItems": 1}]}
         elif kind == "model":
-            s = {"oneOf": [{"type": "string", "pattern": r"\.(skops|onnx)$"},
+            s = {"oneOf": [{"type": "string", "pattern": r"\.([sS][kK][oO][pP][sS]|[oO][nN][nN][xX])$"},
                            {"$ref": "#/$defs/model"}]}
         elif kind == "checks":
             s = {"type": "object", "minProperties": 1,
@@ -656,6 +767,7 @@ def suite_json_schema() -> dict[str, Any]:
             s["enum"] = list(f.choices)
         if f.default is not None and f.default != ():
             s["default"] = f.default
+        s.update(f.schema)
         s["description"] = f.doc
         return s
 
@@ -672,8 +784,29 @@ def suite_json_schema() -> dict[str, Any]:
         return out
 
     defs = {name: section_schema(name) for name in SECTIONS if name != "suite"}
-    defs["check"]["properties"]["metric"]["enum"] = metric_names()
-    defs["model"]["oneOf"] = [{"required": [k]} for k in MODEL_KINDS]
+    names = metric_names()
+    defs["check"]["properties"]["metric"]["enum"] = names
+    # what the parser checks beyond each key's own type, as far as a schema can say it
+    no_average = [n for n in names if "average" not in get_metric(n).params]
+    pairwise = [n for n in names if get_metric(n).pairwise]
+    defs["check"]["allOf"] = [
+        {"if": {"properties": {"metric": {"enum": no_average}}, "required": ["metric"]},
+         "then": {"not": {"required": ["average"]}}},
+        {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
+         "then": {"properties": {"gate": {"not": {"anyOf": [
+             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}},
+    ]
+    defs["gate"]["anyOf"] = [{"required": [k]} for k in
+                             ("min", "max", "max_regression", "max_relative_regression")]
+    branches = []
+    for kind in MODEL_KINDS:
+        branch: dict[str, Any] = {"required": [kind, *_MODEL_NEEDS.get(kind, ())]}
+        others = [k for k in SECTIONS["model"] if k != kind and k not in MODEL_KEYS[kind]]
+        branch["not"] = {"anyOf": [{"required": [k]} for k in others]}
+        if kind == "pickle":
+            branch["properties"] = {"trust": {"const": True}}
+        branches.append(branch)
+    defs["model"]["oneOf"] = branches
     top = section_schema("suite")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

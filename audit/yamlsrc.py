@@ -26,6 +26,7 @@ class Origin:
 
     file: Path | None
     line: int | None
+    text: str | None = None  # the scalar as written (to explain YAML's ``no`` -> false and such)
 
 
 @dataclass
@@ -53,11 +54,17 @@ def load_yaml(path: Path) -> Located:
         On a syntax error, a duplicate key, a non-string key or an empty document.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SuiteError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise SuiteError("is a folder, not a suite file", file=path) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+        line = data[:exc.start].count(b"\n") + 1
+        raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as "
+                         "UTF-8", file=path, line=line) from None
     return load_yaml_text(text, path)
 
 
@@ -67,26 +74,48 @@ def load_yaml_text(text: str, path: Path | None) -> Located:
     try:
         try:
             node = loader.get_single_node()
+            if node is None:
+                raise SuiteError("the file is empty; a suite needs at least version, name, data, "
+                                 "teacher, student and checks", file=path, line=1)
+            origins: dict[KeyPath, Origin] = {}
+            value = _walk(loader, node, (), path, origins)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = None if mark is None else mark.line + 1
-            problem = exc.problem or exc.context or "invalid YAML"
-            raise SuiteError(f"invalid YAML: {problem}", file=path, line=line) from None
+            raise _yaml_error(exc, path) from None
         except yaml.YAMLError as exc:
             raise SuiteError(f"invalid YAML: {exc}", file=path) from None
-        if node is None:
-            raise SuiteError("the file is empty; a suite needs at least version, name, data, "
-                             "teacher, student and checks", file=path, line=1)
-        origins: dict[KeyPath, Origin] = {}
-        value = _walk(loader, node, (), path, origins)
     finally:
         loader.dispose()
     return Located(value, origins)
 
 
+def _yaml_error(exc: yaml.MarkedYAMLError, path: Path | None) -> SuiteError:
+    """A :class:`SuiteError` at the line PyYAML points at, with its context and a hint."""
+    mark = exc.problem_mark or exc.context_mark
+    line = None if mark is None else mark.line + 1
+    problem = exc.problem or exc.context or "cannot parse"
+    if isinstance(exc, yaml.constructor.ConstructorError) and problem.startswith(
+            "could not determine a constructor for the tag"):
+        tag = problem.rsplit(" ", 1)[-1].strip("'").replace("tag:yaml.org,2002:", "!!")
+        return SuiteError(f"YAML tag {tag} is not allowed; suites hold plain mappings, lists, "
+                          "strings and numbers (remove the tag)", file=path, line=line)
+    head = "invalid YAML" if mark is None else f"invalid YAML at column {mark.column + 1}"
+    message = f"{head}: {problem}"
+    if exc.problem and exc.problem.startswith("but ") and exc.context:
+        message = f"{head}: {exc.context}, {exc.problem}"  # "expected X, but found Y"
+    elif exc.context and exc.context.startswith("while ") and exc.context_mark is not None:
+        cm = exc.context_mark
+        message += f" ({exc.context} that starts at line {cm.line + 1}, column {cm.column + 1})"
+    if "'\\t'" in problem:
+        message += "; indent with spaces, not tabs"
+    elif "another document" in problem:
+        message += "; a suite is one YAML document, remove the '---' line"
+    return SuiteError(message, file=path, line=line)
+
+
 def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, file: Path | None,
           origins: dict[KeyPath, Origin]) -> Any:
-    origins[path] = Origin(file, node.start_mark.line + 1)
+    text = node.value if isinstance(node, yaml.ScalarNode) else None
+    origins[path] = Origin(file, node.start_mark.line + 1, text)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
         out: dict[str, Any] = {}
@@ -95,14 +124,18 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, file: Path | 
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 dotted = ".".join(str(p) for p in path)
-                raise SuiteError(f"key {key!r} must be a string", file=file, line=line, key=dotted)
+                fix = (f"; quote it ('{key_node.value}')" if isinstance(key_node, yaml.ScalarNode)
+                       else "")
+                raise SuiteError(f"key {key!r} must be a string{fix}", file=file, line=line,
+                                 key=dotted)
             if key in out:
                 dotted = ".".join(str(p) for p in (*path, key))
                 first = origins[(*path, key)].line
                 raise SuiteError(f"duplicate key (first defined on line {first}); "
                                  "keep one of them", file=file, line=line, key=dotted)
             out[key] = _walk(loader, value_node, (*path, key), file, origins)
-            origins[(*path, key)] = Origin(file, line)
+            text = value_node.value if isinstance(value_node, yaml.ScalarNode) else None
+            origins[(*path, key)] = Origin(file, line, text)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(loader, child, (*path, i), file, origins) for i, child in enumerate(node.value)]
