@@ -223,8 +223,12 @@ class LabelEncoding:
             first = int(np.flatnonzero(unknown.to_numpy())[0])
             bad = list(dict.fromkeys(labels[unknown].tolist()))  # first-seen order, raw values
             shown = repr(bad[:5])[:-1] + (f", ... {len(bad) - 5} more]" if len(bad) > 5 else "]")
-            raise DataError(f"{where}: labels {shown} ({int(unknown.sum())} rows, first at data "
+            raise DataError(f"{where}: labels {shown} ({_rows(int(unknown.sum()))}, first at data "
                             f"row {first + 1}) are not among the models' classes "
                             f"{list(self.classes)}; drop those rows or audit models that know "
                             "those classes")
         return codes.to_numpy(dtype=np.int64)
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n} rows"

@@ -11,8 +11,8 @@ Supported kinds (see :class:`audit.suite.ModelSpec`):
   module next to the suite is executed afresh on each load under a private name, so suites in
   different folders never share a same-named module and the fingerprint hashes the code that runs.
 * ``predictions`` -- probabilities computed elsewhere, one column per class, one row per eval row.
-  The fingerprint is the file's SHA-256, mixed with the column selection when the model is not
-  the whole file (two models' columns in one file must not share cached predictions).
+  Its hash is the file's SHA-256; the prediction cache also keys on the columns read, so two
+  models' columns in one file never share cached predictions.
 * ``pickle`` -- only with ``trust: true``; the report carries a warning.
 """
 
@@ -54,6 +54,13 @@ class LoadedModel:
     size_bytes: int | None
     predict: PredictFn = field(repr=False)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def cache_identity(self) -> str:
+        """What the raw predictions depend on: the content hash and, for a predictions file,
+        which columns are read."""
+        columns = "\0".join(self.spec.columns or ())
+        return f"{self.spec.kind}\0{self.sha256}\0{columns}"
 
     @property
     def label(self) -> str:
@@ -488,12 +495,10 @@ def _load_predictions(spec: ModelSpec, role: str) -> LoadedModel:
             raise ModelError(f"{label}: column {col!r} holds {value!r} at data row "
                              f"{i + 1}; every cell must be a probability (a number in [0, 1])")
     values = frame[list(spec.columns)].apply(pd.to_numeric).to_numpy(dtype=np.float64)
-    # The fingerprint keys the prediction cache. When the model is not the whole file (two
-    # models' columns in one file, or its columns in another order) it covers the selection
-    # too, so models sharing a file never share cached predictions.
+    # The provenance hash is the file's; the prediction cache keys on it together with the
+    # column selection (see LoadedModel.cache_identity), so models sharing a file never share
+    # cached predictions.
     sha256 = file_sha256(spec.path)
-    if list(spec.columns) != names:
-        sha256 = hashlib.sha256("\0".join([sha256, "columns", *spec.columns]).encode()).hexdigest()
 
     def predict(table: Table) -> np.ndarray:
         if table.role != "eval":

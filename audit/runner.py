@@ -89,7 +89,7 @@ class SuiteRun:
 
     def predictions(self, model: LoadedModel, table: Table) -> np.ndarray:
         """Class probabilities of ``model`` on ``table`` in the encoding's class order."""
-        key = self.session.cache.key(model.sha256, table.sha256, table.role,
+        key = self.session.cache.key(model.cache_identity, table.sha256, table.role,
                                      "\0".join(map(str, table.features.columns)))
 
         def compute() -> np.ndarray:
@@ -134,7 +134,7 @@ class SuiteRun:
             metric = get_metric(spec.metric)
             inputs = self.inputs
             if spec.params.get("average") == "binary" and inputs.pos is None:
-                raise SuiteError(f"=binary: the models have {inputs.k} classes; use macro, micro or "
+                raise SuiteError(f"='binary': the models have {inputs.k} classes; use macro, micro or "
                                  "weighted", file=spec.file, line=spec.line,
                                  key=f"checks.{spec.name}.average")
             m = measure(metric, spec.params, inputs, self.resampler, self.suite.settings.confidence)

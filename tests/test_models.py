@@ -580,8 +580,9 @@ def test_predictions_columns_and_classes_must_pair_up(tmp_path: Path) -> None:
                                "same order")
 
 
-def test_predictions_sharing_a_file_get_distinct_fingerprints(tmp_path: Path) -> None:
-    """The fingerprint keys the prediction cache: two column selections must not collide."""
+def test_predictions_sharing_a_file_get_distinct_cache_identities(tmp_path: Path) -> None:
+    """The cache identity keys the prediction cache: two column selections must not collide,
+    while the provenance hash stays the file's own."""
     path = tmp_path / "both.csv"
     path.write_text("t0,t1,s0,s1\n0.9,0.1,0.6,0.4\n0.2,0.8,0.3,0.7\n")
     teacher = load_model(ModelSpec(kind="predictions", path=path, columns=("t0", "t1"),
@@ -590,7 +591,8 @@ def test_predictions_sharing_a_file_get_distinct_fingerprints(tmp_path: Path) ->
                                    classes=(0, 1)), "student")
     reordered = load_model(ModelSpec(kind="predictions", path=path, columns=("t1", "t0"),
                                      classes=(1, 0)), "teacher")
-    assert len({teacher.sha256, student.sha256, reordered.sha256}) == 3
+    assert len({teacher.cache_identity, student.cache_identity, reordered.cache_identity}) == 3
+    assert teacher.sha256 == student.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- pickle

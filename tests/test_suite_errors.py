@@ -505,7 +505,7 @@ def _write_k3(folder: Path) -> None:
 
 RUNTIME = [
     pytest.param(BASE, lambda d: _csv(d / "eval.csv", _set(3, "label", "Maybe")),
-                 "eval.csv column 'label': labels ['Maybe'] (1 rows, first at data row 4) are not "
+                 "eval.csv column 'label': labels ['Maybe'] (1 row, first at data row 4) are not "
                  "among the models' classes ['No', 'Yes']; drop those rows or audit models that "
                  "know those classes",
                  id="labels-the-models-do-not-know"),
@@ -531,7 +531,7 @@ RUNTIME = [
                       "metric: accuracy", "metric: f1\n    average: binary",
                       GATE, "gate: {min: 0.1}"),
                  _write_k3,
-                 "x.audit.yaml:10 checks.acc.average=binary: the models have 3 classes; use macro, "
+                 "x.audit.yaml:10 checks.acc.average='binary': the models have 3 classes; use macro, "
                  "micro or weighted",
                  id="average-binary-on-three-classes"),
 ]
