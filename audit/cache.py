@@ -17,12 +17,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 __all__ = ["PredictionCache", "CacheStats", "atomic_write_bytes"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -64,7 +65,7 @@ class PredictionCache:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self._memory: dict[str, np.ndarray] = {}
+        self._memory: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
         self.stats = CacheStats()
 
     @staticmethod
@@ -77,27 +78,37 @@ class PredictionCache:
 
     def get(self, key: str, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
         """Return the array for ``key`` and where it came from (memory, disk or computed)."""
+        value, _, source = self.get_with_info(key, lambda: (compute(), {}))
+        return value, source
+
+    def get_with_info(self, key: str, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]],
+                      ) -> tuple[np.ndarray, dict[str, Any], str]:
+        """Like :meth:`get`, with a small JSON-able ``info`` dict stored beside the array
+        (for predictions: the model's classes, so a cache hit needs no model at all)."""
         if key in self._memory:
             self.stats.memory_hits += 1
-            return self._memory[key], "memory"
-        value = self._read(key)
+            value, info = self._memory[key]
+            return value, info, "memory"
+        found = self._read(key)
         source = "disk"
-        if value is None:
-            value = np.ascontiguousarray(compute())
+        if found is None:
+            raw, info = compute()
+            value = np.ascontiguousarray(raw)
             source = "computed"
             self.stats.computed += 1
-            self._write(key, value)
+            self._write(key, value, info)
         else:
+            value, info = found
             self.stats.disk_hits += 1
         value.setflags(write=False)
-        self._memory[key] = value
-        return value, source
+        self._memory[key] = (value, info)
+        return value, info, source
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         assert self.directory is not None
         return self.directory / f"{key}.npy", self.directory / f"{key}.json"
 
-    def _read(self, key: str) -> np.ndarray | None:
+    def _read(self, key: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         if self.directory is None:
             return None
         data_path, meta_path = self._paths(key)
@@ -116,7 +127,10 @@ class PredictionCache:
             if list(value.shape) != meta["shape"]:
                 raise ValueError(f"shape {list(value.shape)} does not match its record "
                                  f"{meta['shape']}")
-            return value
+            info = meta.get("info", {})
+            if not isinstance(info, dict):
+                raise ValueError("its info is not a record")
+            return value, info
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, KeyError):
                 where, problem = meta_path.name, f"missing key {exc}"
@@ -125,7 +139,7 @@ class PredictionCache:
             self.stats.corrupt.append(f"{where}: {problem}; recomputed")
             return None
 
-    def _write(self, key: str, value: np.ndarray) -> None:
+    def _write(self, key: str, value: np.ndarray, info: dict[str, Any]) -> None:
         if self.directory is None:
             return
         buf = io.BytesIO()
@@ -135,7 +149,7 @@ class PredictionCache:
         try:
             atomic_write_bytes(data_path, data)
             meta = {"format": CACHE_FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
-                    "shape": list(value.shape)}
+                    "shape": list(value.shape), "info": info}
             atomic_write_bytes(meta_path, json.dumps(meta).encode())
         except OSError as exc:  # a read-only cache directory must not fail the audit
             self.stats.corrupt.append(f"could not write {data_path.name}: {exc}")

@@ -216,9 +216,11 @@ class LabelEncoding:
     def encode(self, labels: pd.Series, where: str) -> np.ndarray:
         """Map raw labels to indices ``0..k-1``; unknown labels are an error."""
         lookup = {_key(c): i for i, c in enumerate(self.classes)}
-        keys = labels.map(_key)
-        codes = keys.map(lookup)
-        unknown = codes.isna()
+        # key each distinct label once (not each row): factorize is a hash pass over the rows
+        row_codes, uniques = pd.factorize(labels, use_na_sentinel=False)
+        table = np.array([lookup.get(_key(u), -1) for u in uniques], dtype=np.int64)
+        codes = table[row_codes]
+        unknown = pd.Series(codes < 0, index=labels.index)
         if unknown.any():
             first = int(np.flatnonzero(unknown.to_numpy())[0])
             bad = list(dict.fromkeys(labels[unknown].tolist()))  # first-seen order, raw values
@@ -227,7 +229,7 @@ class LabelEncoding:
                             f"row {first + 1}) are not among the models' classes "
                             f"{list(self.classes)}; drop those rows or audit models that know "
                             "those classes")
-        return codes.to_numpy(dtype=np.int64)
+        return codes
 
 
 def _rows(n: int) -> str:

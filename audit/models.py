@@ -38,7 +38,7 @@ from audit.data import Table, file_sha256, read_table
 from audit.errors import ModelError, display_path
 from audit.suite import ModelSpec
 
-__all__ = ["LoadedModel", "load_model", "check_probabilities"]
+__all__ = ["LoadedModel", "load_model", "check_probabilities", "model_fingerprint"]
 
 PredictFn = Callable[[Table], np.ndarray]
 
@@ -57,10 +57,8 @@ class LoadedModel:
 
     @property
     def cache_identity(self) -> str:
-        """What the raw predictions depend on: the content hash and, for a predictions file,
-        which columns are read."""
-        columns = "\0".join(self.spec.columns or ())
-        return f"{self.spec.kind}\0{self.sha256}\0{columns}"
+        """What the raw predictions depend on (see :func:`model_fingerprint`)."""
+        return _identity(self.spec, self.sha256)
 
     @property
     def label(self) -> str:
@@ -130,6 +128,26 @@ def check_probabilities(raw: Any, n: int, k: int, label: str,
     return np.clip(P, 0.0, 1.0)
 
 
+def _identity(spec: ModelSpec, sha256: str) -> str:
+    columns = "\0".join(spec.columns or ())
+    classes = "\0".join(map(repr, spec.classes or ()))
+    return f"{spec.kind}\0{sha256}\0{columns}\0{classes}"
+
+
+def model_fingerprint(spec: ModelSpec) -> tuple[str, str] | None:
+    """``(sha256, cache identity)`` of a model, known without loading it.
+
+    For file-based models (skops, onnx, predictions) the identity is the kind, the file's
+    SHA-256, and the columns and classes the suite names, so a prediction-cache hit needs no
+    model load at all. Callables (whose identity is the code that runs) and pickles (whose
+    loading carries a warning) return ``None``: load them.
+    """
+    if spec.kind in ("callable", "pickle") or spec.path is None:
+        return None
+    sha256 = file_sha256(spec.path)
+    return sha256, _identity(spec, sha256)
+
+
 def load_model(spec: ModelSpec, role: str) -> LoadedModel:
     """Load the model ``spec`` describes, for ``role`` (``teacher`` or ``student``)."""
     loader = {"skops": _load_skops, "onnx": _load_onnx, "callable": _load_callable,
@@ -164,21 +182,20 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
 
     assert spec.path is not None
     label = _label(role, spec)
-    try:
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:  # one parse in the common case; the type scan runs only to explain a refusal
+        model = sio.load(spec.path, trusted=list(spec.trusted_types) or None)
+    except UntrustedTypesFoundException:
         untrusted = sio.get_untrusted_types(file=spec.path)
-    except Exception as exc:
-        raise ModelError(f"{label}: not a readable skops file ({type(exc).__name__}: {exc})") from None
-    refused = [t for t in untrusted if t not in spec.trusted_types]
-    if refused:
+        refused = [t for t in untrusted if t not in spec.trusted_types]
         listing = "\n".join(f"      - {t}" for t in refused)
         raise ModelError(f"{label}: the file holds types skops does not trust by default:\n{listing}\n"
                          f"  Review them; if you trust them, list them in the suite under "
                          f"{role}.trusted_types (use the mapping form: {role}: {{skops: "
-                         f"{spec.path.name}, trusted_types: [...]}}).")
-    try:
-        model = sio.load(spec.path, trusted=untrusted or None)
+                         f"{spec.path.name}, trusted_types: [...]}}).") from None
     except Exception as exc:
-        raise ModelError(f"{label}: skops could not load the model ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{label}: not a readable skops file ({type(exc).__name__}: {exc})") from None
     return LoadedModel(role, spec, _classes_of(model, spec, label), file_sha256(spec.path),
                        spec.path.stat().st_size, _estimator_predict(model, label))
 

@@ -27,7 +27,7 @@ from audit.checks.registry import MetricInput, get_metric
 from audit.data import LabelEncoding, Table, load_table
 from audit.errors import AuditError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
-from audit.models import LoadedModel, load_model
+from audit.models import LoadedModel, load_model, model_fingerprint
 from audit.results import AuditReport, CheckResult
 from audit.suite import CheckSpec, Suite, _Parser
 from audit.yamlsrc import located_from_value
@@ -59,6 +59,10 @@ class SuiteRun:
         self._failure: AuditError | None = None
         self.prediction_sources: dict[str, str] = {}
         self.load_seconds = 0.0
+        self.encoding: LabelEncoding | None = None  # set when inputs are built
+        self._models: dict[str, LoadedModel] = {}
+        self._hashes: dict[str, str] = {}
+        self._classes: dict[str, tuple[Any, ...]] = {}
 
     # -- lazily loaded artifacts -----------------------------------------------------
     def _guard(self, build: Any) -> Any:
@@ -74,40 +78,60 @@ class SuiteRun:
     def eval_table(self) -> Table:
         return self._guard(lambda: load_table(self.suite.data, "eval"))
 
-    @cached_property
+    def model(self, role: str) -> LoadedModel:
+        """The loaded teacher or student (loaded on first use only)."""
+        if role not in self._models:
+            spec = getattr(self.suite, role)
+            self._models[role] = self._guard(lambda: load_model(spec, role))
+        return self._models[role]
+
+    @property
     def teacher(self) -> LoadedModel:
-        return self._guard(lambda: load_model(self.suite.teacher, "teacher"))
+        return self.model("teacher")
 
-    @cached_property
+    @property
     def student(self) -> LoadedModel:
-        return self._guard(lambda: load_model(self.suite.student, "student"))
+        return self.model("student")
 
-    @cached_property
-    def encoding(self) -> LabelEncoding:
-        return self._guard(lambda: LabelEncoding.from_models(
-            self.teacher.classes, self.student.classes, self.suite.data.positive))
+    def predictions(self, role: str, table: Table) -> tuple[np.ndarray, tuple[Any, ...]]:
+        """Raw class probabilities of the teacher or student on ``table``, and their classes.
 
-    def predictions(self, model: LoadedModel, table: Table) -> np.ndarray:
-        """Class probabilities of ``model`` on ``table`` in the encoding's class order."""
-        key = self.session.cache.key(model.cache_identity, table.sha256, table.role,
+        Served from the prediction cache when possible. For file-based models the cache key
+        is known from the file's hash, so a cache hit does not even load the model.
+        """
+        spec = getattr(self.suite, role)
+
+        def identity() -> str:
+            known = model_fingerprint(spec)
+            if known is None:
+                return self.model(role).cache_identity
+            self._hashes[role] = known[0]
+            return known[1]
+
+        def compute() -> tuple[np.ndarray, dict[str, Any]]:
+            model = self.model(role)
+            return model.predict_proba(table), {"classes": [_plain(c) for c in model.classes]}
+
+        key = self.session.cache.key(self._guard(identity), table.sha256, table.role,
                                      "\0".join(map(str, table.features.columns)))
-
-        def compute() -> np.ndarray:
-            return model.predict_proba(table)
-
-        P, source = self._guard(lambda: self.session.cache.get(key, compute))
-        self.prediction_sources[f"{model.role}/{table.role}"] = source
-        return P[:, self.encoding.reorder(model.classes)]
+        P, info, source = self._guard(lambda: self.session.cache.get_with_info(key, compute))
+        self.prediction_sources[f"{role}/{table.role}"] = source
+        self._classes[role] = tuple(info["classes"])
+        return P, self._classes[role]
 
     @cached_property
     def inputs(self) -> MetricInput:
         def build() -> MetricInput:
             start = time.perf_counter()
             table = self.eval_table
+            p_teacher, teacher_classes = self.predictions("teacher", table)
+            p_student, student_classes = self.predictions("student", table)
+            self.encoding = LabelEncoding.from_models(teacher_classes, student_classes,
+                                                      self.suite.data.positive)
             y = self.encoding.encode(table.labels, f"{display_path(table.path)} column "
                                                    f"{self.suite.data.target!r}")
-            inputs = MetricInput(y=y, p_teacher=self.predictions(self.teacher, table),
-                                 p_student=self.predictions(self.student, table),
+            inputs = MetricInput(y=y, p_teacher=p_teacher[:, self.encoding.reorder(teacher_classes)],
+                                 p_student=p_student[:, self.encoding.reorder(student_classes)],
                                  classes=self.encoding.classes, pos=self.encoding.pos)
             self.load_seconds = time.perf_counter() - start
             return inputs
@@ -192,7 +216,7 @@ class SuiteRun:
             "seed": s.seed, "confidence": s.confidence, "bootstrap": s.bootstrap,
             "seconds": round(time.perf_counter() - start, 4),
         }
-        if self.encoding.pos_note:
+        if self.encoding is not None and self.encoding.pos_note:
             d["positive"] = self.encoding.pos_note
         return d
 
@@ -204,11 +228,14 @@ class SuiteRun:
             spec = getattr(self.suite, role)
             entry: dict[str, Any] = {"kind": spec.kind,
                                      "path": str(spec.path) if spec.path else spec.target}
-            if role in self.__dict__:
-                model: LoadedModel = self.__dict__[role]
+            if role in self._models:
+                model = self._models[role]
                 entry.update(sha256=model.sha256, size_bytes=model.size_bytes,
                              classes=[_plain(c) for c in model.classes],
-                             warnings=list(model.warnings))
+                             warnings=list(model.warnings), loaded=True)
+            elif role in self._hashes:  # predictions came from the cache; the model never loaded
+                entry.update(sha256=self._hashes[role], size_bytes=spec.path.stat().st_size,
+                             classes=list(self._classes.get(role, ())), warnings=[], loaded=False)
             out[role] = entry
         data: dict[str, Any] = {"target": self.suite.data.target,
                                 "sensitive": list(self.suite.data.sensitive)}

@@ -400,3 +400,26 @@ def test_atomic_write_bytes_keeps_the_old_content_when_writing_fails(
         atomic_write_bytes(target, b"new content")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["entry.bin"]
+
+
+def test_a_cache_hit_does_not_load_file_based_models(tmp_path: Path, built: dict) -> None:
+    """An unchanged teacher is neither re-run nor even loaded on the next CI run."""
+    from audit import load_suite
+    from audit.runner import AuditSession, SuiteRun
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "arrests.audit.yaml")
+    first = SuiteRun(suite, AuditSession(tmp_path / "cache"))
+    before = [r.to_dict() for r in first.run_all()]
+    assert sorted(first._models) == ["student", "teacher"]
+    again = SuiteRun(suite, AuditSession(tmp_path / "cache"))
+    after = [r.to_dict() for r in again.run_all()]
+    assert again._models == {}
+    assert again.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk"}
+    for b, a in zip(before, after, strict=True):
+        b["details"].pop("seconds"), a["details"].pop("seconds")
+        assert a == b
+    art, ref = again.artifacts(), first.artifacts()
+    for role in ("teacher", "student"):
+        assert art[role]["sha256"] == ref[role]["sha256"]
+        assert art[role]["classes"] == ref[role]["classes"] == ["No", "Yes"]
+        assert (art[role]["loaded"], ref[role]["loaded"]) == (False, True)
