@@ -7,6 +7,7 @@ A :class:`GateFailure` is not an error: it is the verdict of a check whose gate 
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ModelError",
     "GateFailure",
     "display_path",
+    "did_you_mean",
 ]
 
 
@@ -28,6 +30,20 @@ def display_path(path: str | Path | None) -> str:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(p)
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``.
+
+    A different case or swapped letters (``gaet``, ``mcaro``) win over difflib's ratio, which
+    scores ``mcaro`` closer to ``micro`` than to ``macro``.
+    """
+    folded = [c for c in choices if c.lower() == name.lower()]
+    swapped = [c for c in choices if len(c) == len(name) and sorted(c.lower()) == sorted(name.lower())
+               and sum(a != b for a, b in zip(c.lower(), name.lower())) == 2]
+    close = folded or swapped or difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
 
 
 class AuditError(Exception):

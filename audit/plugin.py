@@ -228,8 +228,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # --------------------------------------------------------------------------- reports
 def _write_reports(state: AuditState) -> None:
-    from audit.report.writer import write_report
     from audit.report.assemble import reports_from_records
+    from audit.report.writer import write_report
 
     config = state.config
     reports = reports_from_records(state.records, started=state.started)

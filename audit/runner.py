@@ -29,8 +29,7 @@ from audit.errors import AuditError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, load_model, model_fingerprint
 from audit.results import AuditReport, CheckResult
-from audit.suite import CheckSpec, Suite, _Parser
-from audit.yamlsrc import located_from_value
+from audit.suite import CheckSpec, Suite, parse_check
 
 __all__ = ["AuditSession", "SuiteRun", "suite_info"]
 
@@ -185,8 +184,7 @@ class SuiteRun:
     def check(self, name: str, definition: Mapping[str, Any], *, location: str = "") -> CheckResult:
         """Run an ad-hoc check written like a suite entry, e.g.
         ``run.check("acc", {"metric": "accuracy", "gate": {"min": 0.8}})``."""
-        parser = _Parser(located_from_value({}), self.suite.path)
-        spec = parser.check(("checks", name), name, dict(definition))
+        spec = parse_check(name, definition, suite_path=self.suite.path)
         spec = replace(spec, file=None, line=None)
         return self.execute(spec, source="python", location=location or f"<python>::{name}")[0]
 

@@ -1,25 +1,47 @@
 """The suite format: YAML parsed into frozen, validated objects, or one located error.
 
 A suite names the data, the teacher, the student and the checks with their gates. Every key is
-declared once in the field tables below; the parser and the published JSON Schema
-(:func:`suite_json_schema`) are both generated from them, so they cannot drift apart.
+declared once in the field tables of :mod:`audit.fields`; this parser and the published JSON
+Schema (:func:`suite_json_schema`) are both generated from them, so they cannot drift apart.
+The objects it builds live in :mod:`audit.spec`.
 
 Paths are relative to the file that wrote them (the suite, or a file it includes).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audit.checks.registry import get_metric, metric_names
-from audit.errors import SuiteError, display_path
-from audit.yamlsrc import KeyPath, Located, Origin, load_yaml, located_from_value
+from audit.errors import SuiteError, did_you_mean, display_path
+from audit.fields import (
+    CALLABLE_RE,
+    MODEL_KEYS,
+    MODEL_KINDS,
+    NAME_RE,
+    PICKLE_SUFFIXES,
+    SECTIONS,
+    SUFFIX_KINDS,
+    SUITE_SUFFIX,
+    SUPPORTED_VERSIONS,
+    Field,
+    suite_json_schema,
+)
+from audit.spec import CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
+from audit.yamlsrc import (
+    KeyPath,
+    Located,
+    dotted,
+    kind_name,
+    load_yaml,
+    located_from_value,
+    resolve_includes,
+    show,
+)
 
 __all__ = [
     "Suite",
@@ -30,204 +52,12 @@ __all__ = [
     "GateSpec",
     "load_suite",
     "suite_from_dict",
+    "parse_check",
     "suite_json_schema",
     "SUITE_SUFFIX",
 ]
 
-SUITE_SUFFIX = ".audit.yaml"
-SUPPORTED_VERSIONS = (1,)
-MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
-_SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
-_PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-# keys a model mapping may have besides its kind
-MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",), "callable": ("classes",),
-              "predictions": ("classes", "columns"), "pickle": ("classes", "trust")}
-# keys a model of that kind must have besides its kind
-_MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
 
-
-# --------------------------------------------------------------------------- field tables
-@dataclass(frozen=True)
-class Field:
-    """One key of a section: its kind, whether it is required, and what it means."""
-
-    kind: str  # str | int | number | bool | path | str_list | label | label_list | section:<name> | model | include
-    doc: str
-    required: bool = False
-    choices: tuple[Any, ...] = ()
-    default: Any = None
-    schema: tuple[tuple[str, Any], ...] = ()  # extra JSON Schema keywords (ranges the parser checks)
-
-
-SECTIONS: dict[str, dict[str, Field]] = {
-    "suite": {
-        "version": Field("int", "Suite format version.", required=True, choices=SUPPORTED_VERSIONS),
-        "name": Field("str", "Suite name; used in report file names (letters, digits, _ . -).",
-                      required=True, schema=(("pattern", _NAME_RE.pattern),)),
-        "description": Field("str", "What is being released, in words."),
-        "include": Field("include", "File(s) with shared defaults, merged under this one."),
-        "data": Field("section:data", "The evaluation table and, optionally, the training table.",
-                      required=True),
-        "teacher": Field("model", "The reference model.", required=True),
-        "student": Field("model", "The distilled model under audit.", required=True),
-        "settings": Field("section:settings", "Statistical settings."),
-        "checks": Field("checks", "Named checks, each a metric with a gate.", required=True),
-    },
-    "data": {
-        "eval": Field("path", "Evaluation table (.csv or .parquet).", required=True),
-        "train": Field("path", "Training table: the members, for privacy and drift checks."),
-        "target": Field("str", "Name of the label column.", required=True),
-        "features": Field("str_list", "Columns fed to the models (default: all but target)."),
-        "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
-        "positive": Field("label", "Positive class for binary metrics (default: inferred and stated)."),
-    },
-    "model": {
-        "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
-        "onnx": Field("path", "An ONNX model run with onnxruntime."),
-        "callable": Field("str", "module:function returning class probabilities (runs code).",
-                          schema=(("pattern", _CALLABLE_RE.pattern),)),
-        "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
-        "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
-        "classes": Field("label_list", "Class labels in output column order."),
-        "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
-        "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
-        "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
-    },
-    "settings": {
-        "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),
-        "confidence": Field("number", "Confidence level of intervals, in (0.5, 1).", default=0.95,
-                            schema=(("exclusiveMinimum", 0.5), ("exclusiveMaximum", 1))),
-        "bootstrap": Field("int", "Bootstrap replicates (100 to 100000).", default=1000,
-                           schema=(("minimum", 100), ("maximum", 100_000))),
-        "inconclusive": Field("str", "What an inconclusive gate does.", choices=("fail", "warn"),
-                              default="fail"),
-    },
-    "check": {
-        "metric": Field("str", "Registered metric name.", required=True),
-        "average": Field("str", "Averaging for precision/recall/f1.",
-                         choices=("binary", "macro", "micro", "weighted")),
-        "description": Field("str", "Why this check exists, in words."),
-        "gate": Field("section:gate", "Bounds the check must satisfy."),
-    },
-    "gate": {
-        "min": Field("number", "Lower bound on the student's value."),
-        "max": Field("number", "Upper bound on the student's value."),
-        "max_regression": Field("number", "How much worse than the teacher the student may be "
-                                          "(absolute, in the metric's units; >= 0).",
-                                schema=(("minimum", 0),)),
-        "max_relative_regression": Field("number", "How much worse than the teacher, as a fraction "
-                                                   "of the teacher's value (>= 0).",
-                                         schema=(("minimum", 0),)),
-        "severity": Field("str", "block fails the run; warn only reports.", choices=("block", "warn"),
-                          default="block"),
-    },
-}
-
-
-# --------------------------------------------------------------------------- the objects
-@dataclass(frozen=True)
-class DataSpec:
-    """Where the data is and how to read it."""
-
-    eval: Path
-    target: str
-    train: Path | None = None
-    features: tuple[str, ...] | None = None
-    sensitive: tuple[str, ...] = ()
-    positive: str | int | None = None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to load one model. ``kind`` is one of ``MODEL_KINDS``."""
-
-    kind: str
-    path: Path | None = None
-    target: str | None = None  # module:function for callables
-    classes: tuple[Any, ...] | None = None
-    columns: tuple[str, ...] | None = None
-    trusted_types: tuple[str, ...] = ()
-    trust: bool = False
-    base_dir: Path | None = None  # where a callable's module is looked up first
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind}:{display_path(self.path) if self.path is not None else self.target}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Statistical settings of a suite."""
-
-    seed: int = 0
-    confidence: float = 0.95
-    bootstrap: int = 1000
-    inconclusive: str = "fail"
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    """Bounds a check must satisfy. ``None`` means the bound is not set."""
-
-    min: float | None = None
-    max: float | None = None
-    max_regression: float | None = None
-    max_relative_regression: float | None = None
-    severity: str = "block"
-
-    def bounds(self) -> list[tuple[str, float]]:
-        """The set bounds as ``(kind, threshold)`` pairs, in a fixed order."""
-        names = ("min", "max", "max_regression", "max_relative_regression")
-        return [(n, getattr(self, n)) for n in names if getattr(self, n) is not None]
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """One check: a metric, its parameters and its gate, with where it was written."""
-
-    name: str
-    metric: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    gate: GateSpec | None = None
-    description: str = ""
-    file: Path | None = None
-    line: int | None = None
-
-    def where(self) -> str:
-        """``file:line`` of the check, for messages."""
-        return f"{display_path(self.file)}:{self.line}" if self.line else display_path(self.file)
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A validated suite."""
-
-    name: str
-    path: Path | None
-    data: DataSpec
-    teacher: ModelSpec
-    student: ModelSpec
-    checks: tuple[CheckSpec, ...]
-    settings: Settings = Settings()
-    description: str = ""
-    version: int = 1
-    sha256: str = ""
-    text: str = ""
-    includes: tuple[tuple[str, str], ...] = ()  # (path, sha256) of included files
-
-    def check(self, name: str) -> CheckSpec:
-        """The check called ``name`` (SuiteError with did-you-mean if absent)."""
-        for c in self.checks:
-            if c.name == name:
-                return c
-        names = [c.name for c in self.checks]
-        raise SuiteError(f"no check named {name!r}{_did_you_mean(name, names)} "
-                         f"(valid: {', '.join(names)})", file=self.path, key="checks")
-
-
-# --------------------------------------------------------------------------- parsing
 def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite file.
 
@@ -244,7 +74,7 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     located = load_yaml(path)
     text = path.read_text(encoding="utf-8")
-    located, includes = _resolve_includes(located, path, seen=(path.resolve(),))
+    located, includes = resolve_includes(located, path, seen=(path.resolve(),))
     return _Parser(located, path).suite(text=text, includes=tuple(includes))
 
 
@@ -263,113 +93,21 @@ def suite_from_dict(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> S
     base = Path(base_dir)
     located = located_from_value(dict(data), base / "<suite>")
     if "include" in data:
-        raise SuiteError(f"={_show(data['include'])}: include is only supported in suite files; "
+        raise SuiteError(f"={show(data['include'])}: include is only supported in suite files; "
                          "merge the shared keys into the dict in Python", key="include")
     return _Parser(located, None, base_dir=base).suite(text="", includes=())
-
-
-def _resolve_includes(located: Located, path: Path, seen: tuple[Path, ...]) -> tuple[Located, list[tuple[str, str]]]:
-    value = located.value
-    if not isinstance(value, dict) or "include" not in value:
-        return located, []
-    raw = value["include"]
-    items = raw if isinstance(raw, list) else [raw]
-    if not items:
-        org = located.origin(("include",))
-        raise SuiteError("=[]: names no file; name a file (or a list of files), or remove include",
-                         file=org.file, line=org.line, key="include")
-    merged: Located | None = None
-    includes: list[tuple[str, str]] = []
-    for i, item in enumerate(items):
-        key: KeyPath = ("include", i) if isinstance(raw, list) else ("include",)
-        org = located.origin(key)
-        if not isinstance(item, str) or not item.strip():
-            raise SuiteError(f"={_show(item)}: must be a path (or a list of paths)", file=org.file,
-                             line=org.line, key=_dotted(key))
-        target = (path.parent / item).resolve()
-        if target in seen:
-            chain = " -> ".join(p.name for p in (*seen, target))
-            raise SuiteError(f"={item!r}: include cycle ({chain}); remove this include",
-                             file=org.file, line=org.line, key=_dotted(key))
-        if not target.is_file():
-            raise SuiteError(f"={item!r}: file not found ({display_path(target)}); paths are "
-                             "relative to the file that names them", file=org.file, line=org.line,
-                             key=_dotted(key))
-        inc = load_yaml(target)
-        if not isinstance(inc.value, dict):
-            raise SuiteError(f"an included file must hold a mapping of suite keys, not "
-                             f"{_kind_name(inc.value)} (included from "
-                             f"{display_path(org.file)}:{org.line})", file=target, line=1)
-        inc, nested = _resolve_includes(inc, target, (*seen, target))
-        includes.extend(nested)
-        includes.append((str(target), hashlib.sha256(target.read_bytes()).hexdigest()))
-        merged = inc if merged is None else _merge(merged, inc)
-    own = Located({k: v for k, v in value.items() if k != "include"},
-                  {p: o for p, o in located.origins.items() if not p or p[0] != "include"})
-    assert merged is not None
-    return _merge(merged, own), includes
-
-
-def _merge(base: Located, over: Located) -> Located:
-    origins: dict[KeyPath, Origin] = {}
-
-    def copy(src: dict[KeyPath, Origin], prefix: KeyPath) -> None:
-        n = len(prefix)
-        for p, o in src.items():
-            if p[:n] == prefix:
-                origins[p] = o
-
-    def merge(b: Any, o: Any, path: KeyPath) -> Any:
-        if isinstance(b, dict) and isinstance(o, dict):
-            origins[path] = over.origins.get(path) or base.origins.get(path, Origin(None, None))
-            out = {}
-            for k in [*b, *[k for k in o if k not in b]]:
-                if k in o and k in b:
-                    out[k] = merge(b[k], o[k], (*path, k))
-                elif k in o:
-                    out[k] = o[k]
-                    copy(over.origins, (*path, k))
-                else:
-                    out[k] = b[k]
-                    copy(base.origins, (*path, k))
-            return out
-        copy(over.origins, path)
-        return o
-
-    return Located(merge(base.value, over.value, ()), origins)
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or ``""``.
-
-    A different case or swapped letters (``gaet``, ``mcaro``) win over difflib's ratio, which
-    scores ``mcaro`` closer to ``micro`` than to ``macro``.
-    """
-    folded = [c for c in choices if c.lower() == name.lower()]
-    swapped = [c for c in choices if len(c) == len(name) and sorted(c.lower()) == sorted(name.lower())
-               and sum(a != b for a, b in zip(c.lower(), name.lower())) == 2]
-    close = folded or swapped or difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _kind_name(value: Any) -> str:
-    """How YAML would call ``value``'s type: a mapping, a list, a string, ..."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "nothing" if value is None else f"a {type(value).__name__}"
 
 
 def _lc(doc: str) -> str:
     """A field's doc as a phrase: first letter lower-cased, no final period."""
     return (doc[:1].lower() + doc[1:]).rstrip(".")
+
+
+def parse_check(name: str, definition: Mapping[str, Any], *, suite_path: Path | None = None,
+                ) -> CheckSpec:
+    """Validate one check written in code like a suite entry (``{"metric": ..., "gate": ...}``)."""
+    parser = _Parser(located_from_value({}), suite_path)
+    return parser.check(("checks", name), name, dict(definition))
 
 
 class _Parser:
@@ -383,24 +121,24 @@ class _Parser:
     # -- helpers --------------------------------------------------------------------
     def bad(self, keypath: KeyPath, value: Any, message: str) -> SuiteError:
         """An error at ``keypath`` showing the offending ``value``."""
-        return SuiteError(f"={_show(value)}: {message}", **self._where(keypath))
+        return SuiteError(f"={show(value)}: {message}", **self._where(keypath))
 
     def _where(self, keypath: KeyPath) -> dict[str, Any]:
         org = self.located.origin(keypath)
         file = org.file if org.file is not None and org.file.name != "<suite>" else self.path
-        return {"file": file, "line": org.line, "key": _dotted(keypath)}
+        return {"file": file, "line": org.line, "key": dotted(keypath)}
 
     def section(self, keypath: KeyPath, value: Any, section: str) -> dict[str, Any]:
         fields = SECTIONS[section]
         if not isinstance(value, dict):
             if not keypath:
-                raise SuiteError(f"the file holds {_kind_name(value)}; a suite is a mapping with "
+                raise SuiteError(f"the file holds {kind_name(value)}; a suite is a mapping with "
                                  f"keys {', '.join(fields)}", **self._where(keypath))
             raise self.bad(keypath, value, f"must be a mapping with keys {', '.join(fields)}")
         for key in value:
             if key not in fields:
                 raise SuiteError(
-                    f"unknown key{_did_you_mean(key, list(fields))} (valid: {', '.join(fields)})",
+                    f"unknown key{did_you_mean(key, list(fields))} (valid: {', '.join(fields)})",
                     **self._where((*keypath, key)))
         for key, f in fields.items():
             if f.required and key not in value:
@@ -448,7 +186,7 @@ class _Parser:
                 raise self.bad(keypath, list(value), f"lists {dup!r} twice")
         if f.choices and value not in f.choices:
             choices = ", ".join(str(c) for c in f.choices)
-            hint = _did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
+            hint = did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
             raise self.bad(keypath, value, f"must be one of {choices}{hint}")
         return value
 
@@ -484,7 +222,7 @@ class _Parser:
                            "(upgrade distill-audit to read newer suites)")
         version = self.get((), top, "version", "suite")
         name = self.get((), top, "name", "suite")
-        if not _NAME_RE.match(name):
+        if not NAME_RE.match(name):
             raise self.bad(("name",), name, "use letters, digits, '_', '.' and '-' only "
                                             "(it names the report files)")
         data = self.data(top["data"])
@@ -548,15 +286,15 @@ class _Parser:
     def model(self, kp: KeyPath, value: Any) -> ModelSpec:
         if isinstance(value, str):
             suffix = Path(value).suffix.lower()
-            if suffix in _PICKLE_SUFFIXES:
+            if suffix in PICKLE_SUFFIXES:
                 raise self.bad(kp, value, "loading a pickle runs code; if you trust this file write "
                                           f"{{pickle: {value}, trust: true}}")
-            if suffix not in _SUFFIX_KINDS:
+            if suffix not in SUFFIX_KINDS:
                 seen = f"the suffix {suffix!r}" if suffix else "a path without a suffix"
                 raise self.bad(kp, value, f"cannot tell the model kind from {seen}; "
                                           "use a .skops or .onnx file, or write a mapping with one "
                                           f"of {', '.join(MODEL_KINDS)}")
-            return ModelSpec(kind=_SUFFIX_KINDS[suffix], path=self.path_of(kp, value))
+            return ModelSpec(kind=SUFFIX_KINDS[suffix], path=self.path_of(kp, value))
         if not isinstance(value, dict):
             raise self.bad(kp, value, "must be a model file (.skops or .onnx) or a mapping with "
                                       f"one of {', '.join(MODEL_KINDS)}")
@@ -579,7 +317,7 @@ class _Parser:
         classes = self.get(kp, m, "classes", "model")
         spec: dict[str, Any] = {"kind": kind, "classes": classes}
         if kind == "callable":
-            if not _CALLABLE_RE.match(raw):
+            if not CALLABLE_RE.match(raw):
                 raise self.bad((*kp, kind), raw, "must be 'module:function' (e.g. mypkg.models:predict)")
             org = self.located.origin((*kp, kind))
             base = org.file.parent if org.file is not None else self.base_dir
@@ -616,7 +354,7 @@ class _Parser:
         return tuple(self.check((*kp, name), name, spec) for name, spec in value.items())
 
     def check(self, kp: KeyPath, name: str, value: Any) -> CheckSpec:
-        if not _NAME_RE.match(name):
+        if not NAME_RE.match(name):
             fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "check"
             raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only "
                                      f"(they name test items), e.g. {fixed!r}")
@@ -625,7 +363,7 @@ class _Parser:
         names = metric_names()
         if metric_name not in names:
             raise self.bad((*kp, "metric"), metric_name,
-                           f"unknown metric{_did_you_mean(metric_name, names)} (valid: {', '.join(names)})")
+                           f"unknown metric{did_you_mean(metric_name, names)} (valid: {', '.join(names)})")
         metric = get_metric(metric_name)
         params: dict[str, Any] = {}
         average = self.get(kp, c, "average", "check")
@@ -687,23 +425,6 @@ def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:
         raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file")
 
 
-def _dotted(keypath: KeyPath) -> str:
-    out = ""
-    for p in keypath:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _show(value: Any) -> str:
-    """``value`` as it appears after ``key=`` in a message (short; 2.0 shows as written, 2)."""
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        value = int(value)
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -726,92 +447,3 @@ def _missing(key: str, f: Field) -> str:
     return f"missing required key {key!r}; add {key}: <{_lc(f.doc)}>"
 
 
-# --------------------------------------------------------------------------- JSON Schema
-def suite_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the suite format, generated from the field tables."""
-
-    def field_schema(f: Field) -> dict[str, Any]:
-        kind = f.kind
-        if kind.startswith("section:"):
-            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}", "description": f.doc}
-        s: dict[str, Any]
-        if kind in ("str", "path"):
-            s = {"type": "string", "minLength": 1}
-        elif kind == "int":
-            s = {"type": "integer"}
-        elif kind == "number":
-            s = {"type": "number"}
-        elif kind == "bool":
-            s = {"type": "boolean"}
-        elif kind == "label":
-            s = {"type": ["string", "integer"]}
-        elif kind == "str_list":
-            s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
-        elif kind == "label_list":
-            s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
-                 "uniqueItems": True}
-        elif kind == "include":
-            s = {"oneOf": [{"type": "string", "minLength": 1},
-                           {"type": "array", "items": {"type": "string", "minLength": 1},
-                            "minItems": 1}]}
-        elif kind == "model":
-            s = {"oneOf": [{"type": "string", "pattern": r"\.([sS][kK][oO][pP][sS]|[oO][nN][nN][xX])$"},
-                           {"$ref": "#/$defs/model"}]}
-        elif kind == "checks":
-            s = {"type": "object", "minProperties": 1,
-                 "propertyNames": {"pattern": _NAME_RE.pattern},
-                 "additionalProperties": {"$ref": "#/$defs/check"}}
-        else:  # pragma: no cover - the tables only use the kinds above
-            raise AssertionError(kind)
-        if f.choices:
-            s["enum"] = list(f.choices)
-        if f.default is not None and f.default != ():
-            s["default"] = f.default
-        s.update(f.schema)
-        s["description"] = f.doc
-        return s
-
-    def section_schema(name: str) -> dict[str, Any]:
-        fields = SECTIONS[name]
-        out: dict[str, Any] = {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {k: field_schema(f) for k, f in fields.items()},
-        }
-        required = [k for k, f in fields.items() if f.required]
-        if required:
-            out["required"] = required
-        return out
-
-    defs = {name: section_schema(name) for name in SECTIONS if name != "suite"}
-    names = metric_names()
-    defs["check"]["properties"]["metric"]["enum"] = names
-    # what the parser checks beyond each key's own type, as far as a schema can say it
-    no_average = [n for n in names if "average" not in get_metric(n).params]
-    pairwise = [n for n in names if get_metric(n).pairwise]
-    defs["check"]["allOf"] = [
-        {"if": {"properties": {"metric": {"enum": no_average}}, "required": ["metric"]},
-         "then": {"not": {"required": ["average"]}}},
-        {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
-         "then": {"properties": {"gate": {"not": {"anyOf": [
-             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}},
-    ]
-    defs["gate"]["anyOf"] = [{"required": [k]} for k in
-                             ("min", "max", "max_regression", "max_relative_regression")]
-    branches = []
-    for kind in MODEL_KINDS:
-        branch: dict[str, Any] = {"required": [kind, *_MODEL_NEEDS.get(kind, ())]}
-        others = [k for k in SECTIONS["model"] if k != kind and k not in MODEL_KEYS[kind]]
-        branch["not"] = {"anyOf": [{"required": [k]} for k in others]}
-        if kind == "pickle":
-            branch["properties"] = {"trust": {"const": True}}
-        branches.append(branch)
-    defs["model"]["oneOf"] = branches
-    top = section_schema("suite")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://distill-audit.dev/schemas/suite-v1.json",
-        "title": "distill-audit suite",
-        **top,
-        "$defs": defs,
-    }

@@ -2,20 +2,23 @@
 
 PyYAML's composer gives each node a line number; we turn the node tree into plain Python
 values and keep, for every key path, the file and line that defined it. Duplicate keys are an
-error (PyYAML silently keeps the last one).
+error (PyYAML silently keeps the last one). ``include:`` is resolved here too: included files
+are merged under the including one, and every value keeps the file and line that wrote it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from audit.errors import SuiteError
+from audit.errors import SuiteError, display_path
 
-__all__ = ["Origin", "Located", "load_yaml", "located_from_value"]
+__all__ = ["Origin", "Located", "load_yaml", "located_from_value", "resolve_includes", "dotted",
+           "show", "kind_name"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -145,3 +148,109 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, file: Path | 
 def located_from_value(value: Any, file: Path | None = None) -> Located:
     """Wrap a value built in code (no line numbers) as :class:`Located`."""
     return Located(value, {(): Origin(file, None)})
+
+
+# --------------------------------------------------------------------------- include
+def resolve_includes(located: Located, path: Path, seen: tuple[Path, ...],
+                     ) -> tuple[Located, list[tuple[str, str]]]:
+    value = located.value
+    if not isinstance(value, dict) or "include" not in value:
+        return located, []
+    raw = value["include"]
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        org = located.origin(("include",))
+        raise SuiteError("=[]: names no file; name a file (or a list of files), or remove include",
+                         file=org.file, line=org.line, key="include")
+    merged: Located | None = None
+    includes: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        key: KeyPath = ("include", i) if isinstance(raw, list) else ("include",)
+        org = located.origin(key)
+        if not isinstance(item, str) or not item.strip():
+            raise SuiteError(f"={show(item)}: must be a path (or a list of paths)", file=org.file,
+                             line=org.line, key=dotted(key))
+        target = (path.parent / item).resolve()
+        if target in seen:
+            chain = " -> ".join(p.name for p in (*seen, target))
+            raise SuiteError(f"={item!r}: include cycle ({chain}); remove this include",
+                             file=org.file, line=org.line, key=dotted(key))
+        if not target.is_file():
+            raise SuiteError(f"={item!r}: file not found ({display_path(target)}); paths are "
+                             "relative to the file that names them", file=org.file, line=org.line,
+                             key=dotted(key))
+        inc = load_yaml(target)
+        if not isinstance(inc.value, dict):
+            raise SuiteError(f"an included file must hold a mapping of suite keys, not "
+                             f"{kind_name(inc.value)} (included from "
+                             f"{display_path(org.file)}:{org.line})", file=target, line=1)
+        inc, nested = resolve_includes(inc, target, (*seen, target))
+        includes.extend(nested)
+        includes.append((str(target), hashlib.sha256(target.read_bytes()).hexdigest()))
+        merged = inc if merged is None else _merge(merged, inc)
+    own = Located({k: v for k, v in value.items() if k != "include"},
+                  {p: o for p, o in located.origins.items() if not p or p[0] != "include"})
+    assert merged is not None
+    return _merge(merged, own), includes
+
+
+def _merge(base: Located, over: Located) -> Located:
+    origins: dict[KeyPath, Origin] = {}
+
+    def copy(src: dict[KeyPath, Origin], prefix: KeyPath) -> None:
+        n = len(prefix)
+        for p, o in src.items():
+            if p[:n] == prefix:
+                origins[p] = o
+
+    def merge(b: Any, o: Any, path: KeyPath) -> Any:
+        if isinstance(b, dict) and isinstance(o, dict):
+            origins[path] = over.origins.get(path) or base.origins.get(path, Origin(None, None))
+            out = {}
+            for k in [*b, *[k for k in o if k not in b]]:
+                if k in o and k in b:
+                    out[k] = merge(b[k], o[k], (*path, k))
+                elif k in o:
+                    out[k] = o[k]
+                    copy(over.origins, (*path, k))
+                else:
+                    out[k] = b[k]
+                    copy(base.origins, (*path, k))
+            return out
+        copy(over.origins, path)
+        return o
+
+    return Located(merge(base.value, over.value, ()), origins)
+
+
+# --------------------------------------------------------------------------- message helpers
+def dotted(keypath: KeyPath) -> str:
+    out = ""
+    for p in keypath:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def show(value: Any) -> str:
+    """``value`` as it appears after ``key=`` in a message (short; 2.0 shows as written, 2)."""
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def kind_name(value: Any) -> str:
+    """How YAML would call ``value``'s type: a mapping, a list, a string, ..."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "nothing" if value is None else f"a {type(value).__name__}"

@@ -137,7 +137,7 @@ def floor(csv: Path, teacher_path: Path,
     t1 = perf()
     teacher = sio.load(teacher_path, trusted=TRUSTED)
     session = ort.InferenceSession(str(student_path), providers=["CPUExecutionProvider"])
-    t2 = perf()
+    perf()
     p_t = np.asarray(teacher.predict_proba(X), dtype=np.float64)
     feed = {}
     for i in session.get_inputs():
@@ -160,8 +160,13 @@ def floor(csv: Path, teacher_path: Path,
 def _floor_metrics(p_t: np.ndarray, p_s: np.ndarray, teacher: Any, session: Any,
                    frame: pd.DataFrame) -> dict[Any, float]:
     from scipy.special import xlogy
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, log_loss,
-                                 roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        f1_score,
+        log_loss,
+        roc_auc_score,
+    )
 
     classes = list(teacher.classes_)
     student_classes = json.loads(session.get_modelmeta().custom_metadata_map["classes"])

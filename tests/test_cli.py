@@ -195,7 +195,7 @@ def test_report_next_to_the_json_keeps_the_earlier_html(work: Path,
     assert main(["report", str(folder / "latest.json")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == str(folder / "latest.html")
-    kept = out[1].removeprefix(f"(kept earlier latest.html as ").removesuffix(")")
+    kept = out[1].removeprefix("(kept earlier latest.html as ").removesuffix(")")
     assert (work / folder / "latest.html").read_bytes() == written
     assert (work / kept).read_bytes() == written
 

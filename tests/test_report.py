@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audit.errors import AuditError
 from audit.report.html import render_html
 from audit.report.jsonio import read_report, report_to_json
 from audit.report.writer import write_report
 from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
-from audit.errors import AuditError
 
 floats = st.floats(allow_nan=True, allow_infinity=False, width=64)
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)

@@ -16,8 +16,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from audit.errors import SuiteError
-from audit.suite import SECTIONS, _resolve_includes, load_suite, suite_from_dict, suite_json_schema
-from audit.yamlsrc import load_yaml
+from audit.suite import SECTIONS, load_suite, suite_from_dict, suite_json_schema
+from audit.yamlsrc import load_yaml, resolve_includes
 from fixtures.synthetic import write_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_example_suite_files_validate_as_written(validator: Draft202012Validator
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_suites_validate_after_includes(validator: Draft202012Validator, path: Path,
                                                 built: dict[str, Path]) -> None:
-    merged, includes = _resolve_includes(load_yaml(path), path, seen=(path.resolve(),))
+    merged, includes = resolve_includes(load_yaml(path), path, seen=(path.resolve(),))
     assert "include" not in merged.value and "settings" in merged.value  # from _defaults.yaml
     assert [Path(p).name for p, _ in includes] == ["_defaults.yaml"]
     assert _errors(validator, merged.value) == []

@@ -449,7 +449,8 @@ def test_unknown_check_name_has_did_you_mean(here: Path) -> None:
     suite = load_suite("x.audit.yaml")
     with pytest.raises(SuiteError) as excinfo:
         suite.check("acc_")
-    assert str(excinfo.value) == "x.audit.yaml checks: no check named 'acc_'; did you mean 'acc'? (valid: acc)"
+    assert str(excinfo.value) == ("x.audit.yaml checks: no check named 'acc_'; did you mean 'acc'? "
+                                  "(valid: acc)")
     with pytest.raises(SuiteError) as excinfo:
         SuiteRun(suite).run_check("calibration")
     assert str(excinfo.value) == "x.audit.yaml checks: no check named 'calibration' (valid: acc)"

@@ -15,7 +15,13 @@ import numpy as np
 
 from audit.checks.registry import Metric, MetricInput
 from audit.results import Estimate, Measurement
-from audit.stats import Interval, bootstrap_tables, joint_table, normal_interval, percentile_interval
+from audit.stats import (
+    Interval,
+    bootstrap_tables,
+    joint_table,
+    normal_interval,
+    percentile_interval,
+)
 
 __all__ = ["Resampler", "measure"]
 

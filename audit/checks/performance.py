@@ -75,7 +75,8 @@ def _prf(which: str):
     return fn
 
 
-def _log_loss(y: np.ndarray, P: np.ndarray, pos: int | None, params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+def _log_loss(y: np.ndarray, P: np.ndarray, pos: int | None,
+              params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
     eps = np.finfo(P.dtype).eps
     p_true = np.clip(P[np.arange(y.shape[0]), y], eps, 1 - eps)
     values = -np.log(p_true)
@@ -110,7 +111,8 @@ def _auc_binary(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.nda
     return auc, infl
 
 
-def _roc_auc(y: np.ndarray, P: np.ndarray, pos: int | None, params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+def _roc_auc(y: np.ndarray, P: np.ndarray, pos: int | None,
+             params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
     if pos is not None:
         return _auc_binary(P[:, pos], y == pos)
     k = P.shape[1]

@@ -1,0 +1,200 @@
+"""The suite format's keys, declared once: the field tables and the JSON Schema made from them.
+
+The parser (:mod:`audit.suite`) reads these tables to reject unknown keys and wrong types, and
+:func:`suite_json_schema` turns the same tables into the published JSON Schema, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from audit.checks.registry import get_metric, metric_names
+
+__all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
+
+SUITE_SUFFIX = ".audit.yaml"
+SUPPORTED_VERSIONS = (1,)
+MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
+SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# keys a model mapping may have besides its kind
+MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",), "callable": ("classes",),
+              "predictions": ("classes", "columns"), "pickle": ("classes", "trust")}
+# keys a model of that kind must have besides its kind
+MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
+
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a section: its kind, whether it is required, and what it means."""
+
+    # str | int | number | bool | path | str_list | label | label_list | section:<name> | model
+    # | include | checks
+    kind: str
+    doc: str
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+    schema: tuple[tuple[str, Any], ...] = ()  # extra JSON Schema keywords (ranges the parser checks)
+
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "suite": {
+        "version": Field("int", "Suite format version.", required=True, choices=SUPPORTED_VERSIONS),
+        "name": Field("str", "Suite name; used in report file names (letters, digits, _ . -).",
+                      required=True, schema=(("pattern", NAME_RE.pattern),)),
+        "description": Field("str", "What is being released, in words."),
+        "include": Field("include", "File(s) with shared defaults, merged under this one."),
+        "data": Field("section:data", "The evaluation table and, optionally, the training table.",
+                      required=True),
+        "teacher": Field("model", "The reference model.", required=True),
+        "student": Field("model", "The distilled model under audit.", required=True),
+        "settings": Field("section:settings", "Statistical settings."),
+        "checks": Field("checks", "Named checks, each a metric with a gate.", required=True),
+    },
+    "data": {
+        "eval": Field("path", "Evaluation table (.csv or .parquet).", required=True),
+        "train": Field("path", "Training table: the members, for privacy and drift checks."),
+        "target": Field("str", "Name of the label column.", required=True),
+        "features": Field("str_list", "Columns fed to the models (default: all but target)."),
+        "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
+        "positive": Field("label", "Positive class for binary metrics (default: inferred and stated)."),
+    },
+    "model": {
+        "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
+        "onnx": Field("path", "An ONNX model run with onnxruntime."),
+        "callable": Field("str", "module:function returning class probabilities (runs code).",
+                          schema=(("pattern", CALLABLE_RE.pattern),)),
+        "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
+        "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
+        "classes": Field("label_list", "Class labels in output column order."),
+        "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
+        "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
+        "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
+    },
+    "settings": {
+        "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),
+        "confidence": Field("number", "Confidence level of intervals, in (0.5, 1).", default=0.95,
+                            schema=(("exclusiveMinimum", 0.5), ("exclusiveMaximum", 1))),
+        "bootstrap": Field("int", "Bootstrap replicates (100 to 100000).", default=1000,
+                           schema=(("minimum", 100), ("maximum", 100_000))),
+        "inconclusive": Field("str", "What an inconclusive gate does.", choices=("fail", "warn"),
+                              default="fail"),
+    },
+    "check": {
+        "metric": Field("str", "Registered metric name.", required=True),
+        "average": Field("str", "Averaging for precision/recall/f1.",
+                         choices=("binary", "macro", "micro", "weighted")),
+        "description": Field("str", "Why this check exists, in words."),
+        "gate": Field("section:gate", "Bounds the check must satisfy."),
+    },
+    "gate": {
+        "min": Field("number", "Lower bound on the student's value."),
+        "max": Field("number", "Upper bound on the student's value."),
+        "max_regression": Field("number", "How much worse than the teacher the student may be "
+                                          "(absolute, in the metric's units; >= 0).",
+                                schema=(("minimum", 0),)),
+        "max_relative_regression": Field("number", "How much worse than the teacher, as a fraction "
+                                                   "of the teacher's value (>= 0).",
+                                         schema=(("minimum", 0),)),
+        "severity": Field("str", "block fails the run; warn only reports.", choices=("block", "warn"),
+                          default="block"),
+    },
+}
+
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the suite format, generated from the field tables."""
+
+    def field_schema(f: Field) -> dict[str, Any]:
+        kind = f.kind
+        if kind.startswith("section:"):
+            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}", "description": f.doc}
+        s: dict[str, Any]
+        if kind in ("str", "path"):
+            s = {"type": "string", "minLength": 1}
+        elif kind == "int":
+            s = {"type": "integer"}
+        elif kind == "number":
+            s = {"type": "number"}
+        elif kind == "bool":
+            s = {"type": "boolean"}
+        elif kind == "label":
+            s = {"type": ["string", "integer"]}
+        elif kind == "str_list":
+            s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+        elif kind == "label_list":
+            s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
+                 "uniqueItems": True}
+        elif kind == "include":
+            s = {"oneOf": [{"type": "string", "minLength": 1},
+                           {"type": "array", "items": {"type": "string", "minLength": 1},
+                            "minItems": 1}]}
+        elif kind == "model":
+            s = {"oneOf": [{"type": "string", "pattern": r"\.([sS][kK][oO][pP][sS]|[oO][nN][nN][xX])$"},
+                           {"$ref": "#/$defs/model"}]}
+        elif kind == "checks":
+            s = {"type": "object", "minProperties": 1,
+                 "propertyNames": {"pattern": NAME_RE.pattern},
+                 "additionalProperties": {"$ref": "#/$defs/check"}}
+        else:  # pragma: no cover - the tables only use the kinds above
+            raise AssertionError(kind)
+        if f.choices:
+            s["enum"] = list(f.choices)
+        if f.default is not None and f.default != ():
+            s["default"] = f.default
+        s.update(f.schema)
+        s["description"] = f.doc
+        return s
+
+    def section_schema(name: str) -> dict[str, Any]:
+        fields = SECTIONS[name]
+        out: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {k: field_schema(f) for k, f in fields.items()},
+        }
+        required = [k for k, f in fields.items() if f.required]
+        if required:
+            out["required"] = required
+        return out
+
+    defs = {name: section_schema(name) for name in SECTIONS if name != "suite"}
+    names = metric_names()
+    defs["check"]["properties"]["metric"]["enum"] = names
+    # what the parser checks beyond each key's own type, as far as a schema can say it
+    no_average = [n for n in names if "average" not in get_metric(n).params]
+    pairwise = [n for n in names if get_metric(n).pairwise]
+    defs["check"]["allOf"] = [
+        {"if": {"properties": {"metric": {"enum": no_average}}, "required": ["metric"]},
+         "then": {"not": {"required": ["average"]}}},
+        {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
+         "then": {"properties": {"gate": {"not": {"anyOf": [
+             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}},
+    ]
+    defs["gate"]["anyOf"] = [{"required": [k]} for k in
+                             ("min", "max", "max_regression", "max_relative_regression")]
+    branches = []
+    for kind in MODEL_KINDS:
+        branch: dict[str, Any] = {"required": [kind, *MODEL_NEEDS.get(kind, ())]}
+        others = [k for k in SECTIONS["model"] if k != kind and k not in MODEL_KEYS[kind]]
+        branch["not"] = {"anyOf": [{"required": [k]} for k in others]}
+        if kind == "pickle":
+            branch["properties"] = {"trust": {"const": True}}
+        branches.append(branch)
+    defs["model"]["oneOf"] = branches
+    top = section_schema("suite")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://distill-audit.dev/schemas/suite-v1.json",
+        "title": "distill-audit suite",
+        **top,
+        "$defs": defs,
+    }
