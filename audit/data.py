@@ -149,8 +149,29 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         sha256=file_sha256(path),
         features=frame[features],
         labels=labels.reset_index(drop=True),
-        sensitive=frame[list(spec.sensitive)].reset_index(drop=True),
+        sensitive=_sensitive(frame, spec, where),
     )
+
+
+MISSING_GROUP = "missing"
+
+
+def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
+    """The sensitive columns, with missing values handled as ``data.missing_sensitive`` says."""
+    out = frame[list(spec.sensitive)].reset_index(drop=True)
+    for col in spec.sensitive:
+        gaps = out[col].isna()
+        if not gaps.any():
+            continue
+        if spec.missing_sensitive == "group":
+            out[col] = out[col].astype(object).where(~gaps, MISSING_GROUP)
+            continue
+        first = int(np.flatnonzero(gaps.to_numpy())[0])
+        raise DataError(f"{where}: sensitive column {col!r} has {_rows(int(gaps.sum()))} with a "
+                        f"missing value, first at data row {first + 1}; fill them, or set "
+                        f"data.missing_sensitive: group to slice them as their own group "
+                        f"{MISSING_GROUP!r}")
+    return out
 
 
 def _key(label: Any) -> str:

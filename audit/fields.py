@@ -13,9 +13,11 @@ from typing import Any
 
 from audit.checks.registry import get_metric, metric_names
 
-__all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
+__all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
 
 SUITE_SUFFIX = ".audit.yaml"
+# check keys that are metric parameters: a metric accepts only those it declares
+PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
@@ -65,6 +67,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "features": Field("str_list", "Columns fed to the models (default: all but target)."),
         "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
         "positive": Field("label", "Positive class for binary metrics (default: inferred and stated)."),
+        "missing_sensitive": Field("str", "Missing values in a sensitive column: error, or group "
+                                          "(their own group, 'missing').", choices=("error", "group"),
+                                   default="error"),
     },
     "model": {
         "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
@@ -91,6 +96,18 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "metric": Field("str", "Registered metric name.", required=True),
         "average": Field("str", "Averaging for precision/recall/f1.",
                          choices=("binary", "macro", "micro", "weighted")),
+        "bins": Field("int", "Number of confidence bins for ece/mce/ace/classwise_ece.",
+                      default=15, schema=(("minimum", 2), ("maximum", 1000))),
+        "binning": Field("str", "Bin edges: equal_width, or equal_mass (quantiles).",
+                         choices=("equal_width", "equal_mass"), default="equal_width"),
+        "by": Field("str_list", "Sensitive columns to slice by (default: all of data.sensitive)."),
+        "intersections": Field("bool", "Also slice by the intersection of the by columns.",
+                               default=True),
+        "min_group_size": Field("int", "Groups with fewer rows are reported but excluded from "
+                                       "disparities.", default=30, schema=(("minimum", 1),)),
+        "group_metric": Field("str", "The group metric max_gap_to_overall compares.",
+                              choices=("accuracy", "selection_rate", "tpr", "fpr"),
+                              default="accuracy"),
         "description": Field("str", "Why this check exists, in words."),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },
@@ -170,15 +187,17 @@ def suite_json_schema() -> dict[str, Any]:
     names = metric_names()
     defs["check"]["properties"]["metric"]["enum"] = names
     # what the parser checks beyond each key's own type, as far as a schema can say it
-    no_average = [n for n in names if "average" not in get_metric(n).params]
     pairwise = [n for n in names if get_metric(n).pairwise]
-    defs["check"]["allOf"] = [
-        {"if": {"properties": {"metric": {"enum": no_average}}, "required": ["metric"]},
-         "then": {"not": {"required": ["average"]}}},
+    rules: list[dict[str, Any]] = []
+    for key in PARAM_KEYS:  # a parameter only on the metrics that declare it
+        without = [n for n in names if key not in get_metric(n).params]
+        rules.append({"if": {"properties": {"metric": {"enum": without}}, "required": ["metric"]},
+                      "then": {"not": {"required": [key]}}})
+    rules.append(
         {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
          "then": {"properties": {"gate": {"not": {"anyOf": [
-             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}},
-    ]
+             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}})
+    defs["check"]["allOf"] = rules
     defs["gate"]["anyOf"] = [{"required": [k]} for k in
                              ("min", "max", "max_regression", "max_relative_regression")]
     branches = []

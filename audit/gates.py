@@ -68,9 +68,12 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
             status, reason = "inconclusive", f"{m.metric} has no teacher value to regress from"
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
+        description = describe_bound(kind, threshold, m.metric, m.direction)
+        if m.scope:
+            description += f" ({m.scope})"
         out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
-                              description=describe_bound(kind, threshold, m.metric, m.direction),
-                              observed=observed, reason=reason))
+                              description=description, observed=observed, reason=reason,
+                              scope=m.scope))
     return tuple(out)
 
 

@@ -39,6 +39,19 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _plain(x: Any) -> Any:
+    """JSON-safe copy of nested plain data: non-finite floats become None."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float):
+        return _num(x)
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
+        return _plain(x.item())
+    return x
+
+
 def _unnum(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
@@ -89,6 +102,15 @@ class Measurement:
     n: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # plain-data detail for reports: reliability bins, per-group rows, ... (JSON values only)
+    breakdown: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. recalibration advice
+
+    @property
+    def scope(self) -> str:
+        """Which slice of the data this measurement covers ("" for all rows)."""
+        by = self.params.get("by")
+        return f"by {by}" if isinstance(by, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,8 +123,10 @@ class Measurement:
                                     else self.relative_regression.to_dict()),
             "method": self.method,
             "n": self.n,
-            "params": dict(self.params),
+            "params": _plain(dict(self.params)),
             "notes": list(self.notes),
+            "breakdown": [_plain(row) for row in self.breakdown],
+            "extra": _plain(self.extra),
         }
 
     @classmethod
@@ -113,7 +137,9 @@ class Measurement:
                    teacher=_est(d.get("teacher")), regression=_est(d.get("regression")),
                    relative_regression=_est(d.get("relative_regression")),
                    method=d.get("method", ""), n=int(d.get("n", 0)), params=dict(d.get("params", {})),
-                   notes=tuple(d.get("notes", ())))
+                   notes=tuple(d.get("notes", ())),
+                   breakdown=tuple(dict(r) for r in d.get("breakdown", ())),
+                   extra=dict(d.get("extra", {})))
 
 
 @dataclass(frozen=True)
@@ -127,18 +153,20 @@ class GateResult:
     description: str
     observed: Estimate | None = None
     reason: str = ""
+    scope: str = ""  # which measurement of the check it judged, e.g. "by colour"
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "threshold": self.threshold, "status": self.status,
                 "severity": self.severity, "description": self.description,
                 "observed": None if self.observed is None else self.observed.to_dict(),
-                "reason": self.reason}
+                "reason": self.reason, "scope": self.scope}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GateResult:
         return cls(kind=d["kind"], threshold=float(d["threshold"]), status=d["status"],
                    severity=d["severity"], description=d["description"],
-                   observed=_est(d.get("observed")), reason=d.get("reason", ""))
+                   observed=_est(d.get("observed")), reason=d.get("reason", ""),
+                   scope=d.get("scope", ""))
 
 
 @dataclass(frozen=True)

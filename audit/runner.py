@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from audit.cache import PredictionCache
-from audit.checks.measure import Resampler, measure
+from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import MetricInput, get_metric
 from audit.data import LabelEncoding, Table, load_table
 from audit.errors import AuditError, SuiteError, display_path
@@ -131,7 +131,8 @@ class SuiteRun:
                                                    f"{self.suite.data.target!r}")
             inputs = MetricInput(y=y, p_teacher=p_teacher[:, self.encoding.reorder(teacher_classes)],
                                  p_student=p_student[:, self.encoding.reorder(student_classes)],
-                                 classes=self.encoding.classes, pos=self.encoding.pos)
+                                 classes=self.encoding.classes, pos=self.encoding.pos,
+                                 sensitive=table.sensitive)
             self.load_seconds = time.perf_counter() - start
             return inputs
 
@@ -160,10 +161,11 @@ class SuiteRun:
                 raise SuiteError(f"='binary': the models have {inputs.k} classes; use macro, micro or "
                                  "weighted", file=spec.file, line=spec.line,
                                  key=f"checks.{spec.name}.average")
-            m = measure(metric, spec.params, inputs, self.resampler, self.suite.settings.confidence)
-            gates = evaluate_gate(spec.gate, m) if spec.gate is not None else ()
+            ms = measure_all(metric, spec.params, inputs, self.resampler,
+                             self.suite.settings.confidence)
+            gates = tuple(g for m in ms for g in evaluate_gate(spec.gate, m)) if spec.gate else ()
             status = check_status(gates, self.suite.settings.inconclusive)
-            result = CheckResult(name=spec.name, status=status, measurements=(m,), gates=gates,
+            result = CheckResult(name=spec.name, status=status, measurements=ms, gates=gates,
                                  source=source, location=where, description=spec.description,
                                  details=self._details(start))
             return result, None
@@ -184,7 +186,8 @@ class SuiteRun:
     def check(self, name: str, definition: Mapping[str, Any], *, location: str = "") -> CheckResult:
         """Run an ad-hoc check written like a suite entry, e.g.
         ``run.check("acc", {"metric": "accuracy", "gate": {"min": 0.8}})``."""
-        spec = parse_check(name, definition, suite_path=self.suite.path)
+        spec = parse_check(name, definition, suite_path=self.suite.path,
+                           sensitive=self.suite.data.sensitive)
         spec = replace(spec, file=None, line=None)
         return self.execute(spec, source="python", location=location or f"<python>::{name}")[0]
 

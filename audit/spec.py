@@ -25,6 +25,7 @@ class DataSpec:
     features: tuple[str, ...] | None = None
     sensitive: tuple[str, ...] = ()
     positive: str | int | None = None
+    missing_sensitive: str = "error"  # or "group": missing values form their own group
 
 
 @dataclass(frozen=True)

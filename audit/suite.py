@@ -23,6 +23,7 @@ from audit.fields import (
     MODEL_KEYS,
     MODEL_KINDS,
     NAME_RE,
+    PARAM_KEYS,
     PICKLE_SUFFIXES,
     SECTIONS,
     SUFFIX_KINDS,
@@ -104,16 +105,18 @@ def _lc(doc: str) -> str:
 
 
 def parse_check(name: str, definition: Mapping[str, Any], *, suite_path: Path | None = None,
-                ) -> CheckSpec:
+                sensitive: tuple[str, ...] = ()) -> CheckSpec:
     """Validate one check written in code like a suite entry (``{"metric": ..., "gate": ...}``)."""
-    parser = _Parser(located_from_value({}), suite_path)
+    parser = _Parser(located_from_value({}), suite_path, sensitive=sensitive)
     return parser.check(("checks", name), name, dict(definition))
 
 
 class _Parser:
     """Turns a located tree into a :class:`Suite`, raising on the first problem."""
 
-    def __init__(self, located: Located, path: Path | None, base_dir: Path | None = None) -> None:
+    def __init__(self, located: Located, path: Path | None, base_dir: Path | None = None,
+                 sensitive: tuple[str, ...] = ()) -> None:
+        self.sensitive = sensitive  # the suite's data.sensitive, for checks' by:
         self.located = located
         self.path = path
         self.base_dir = base_dir
@@ -128,17 +131,21 @@ class _Parser:
         file = org.file if org.file is not None and org.file.name != "<suite>" else self.path
         return {"file": file, "line": org.line, "key": dotted(keypath)}
 
-    def section(self, keypath: KeyPath, value: Any, section: str) -> dict[str, Any]:
+    def section(self, keypath: KeyPath, value: Any, section: str,
+                valid: list[str] | None = None) -> dict[str, Any]:
+        """Check a mapping's keys against its field table; ``valid`` narrows the keys offered
+        in messages (a check's keys depend on its metric)."""
         fields = SECTIONS[section]
+        shown = valid or list(fields)
         if not isinstance(value, dict):
             if not keypath:
                 raise SuiteError(f"the file holds {kind_name(value)}; a suite is a mapping with "
                                  f"keys {', '.join(fields)}", **self._where(keypath))
-            raise self.bad(keypath, value, f"must be a mapping with keys {', '.join(fields)}")
+            raise self.bad(keypath, value, f"must be a mapping with keys {', '.join(shown)}")
         for key in value:
             if key not in fields:
                 raise SuiteError(
-                    f"unknown key{did_you_mean(key, list(fields))} (valid: {', '.join(fields)})",
+                    f"unknown key{did_you_mean(key, shown)} (valid: {', '.join(shown)})",
                     **self._where((*keypath, key)))
         for key, f in fields.items():
             if f.required and key not in value:
@@ -226,6 +233,7 @@ class _Parser:
             raise self.bad(("name",), name, "use letters, digits, '_', '.' and '-' only "
                                             "(it names the report files)")
         data = self.data(top["data"])
+        self.sensitive = data.sensitive
         settings = self.settings(top.get("settings", {}))
         teacher = self.model(("teacher",), top["teacher"])
         student = self.model(("student",), top["student"])
@@ -265,7 +273,8 @@ class _Parser:
             raise self.bad((*kp, "sensitive"), list(sensitive),
                            f"lists the target {target!r}; slice by other columns")
         return DataSpec(eval=eval_path, target=target, train=train, features=features,
-                        sensitive=sensitive, positive=self.get(kp, d, "positive", "data"))
+                        sensitive=sensitive, positive=self.get(kp, d, "positive", "data"),
+                        missing_sensitive=self.get(kp, d, "missing_sensitive", "data"))
 
     def settings(self, value: Any) -> Settings:
         kp: KeyPath = ("settings",)
@@ -358,7 +367,11 @@ class _Parser:
             fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "check"
             raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only "
                                      f"(they name test items), e.g. {fixed!r}")
-        c = self.section(kp, value, "check")
+        valid = None
+        if isinstance(value, dict) and value.get("metric") in metric_names():
+            takes = get_metric(value["metric"]).params
+            valid = ["metric", *(k for k in PARAM_KEYS if k in takes), "description", "gate"]
+        c = self.section(kp, value, "check", valid)
         metric_name = self.get(kp, c, "metric", "check")
         names = metric_names()
         if metric_name not in names:
@@ -366,13 +379,25 @@ class _Parser:
                            f"unknown metric{did_you_mean(metric_name, names)} (valid: {', '.join(names)})")
         metric = get_metric(metric_name)
         params: dict[str, Any] = {}
-        average = self.get(kp, c, "average", "check")
-        if average is not None:
-            if "average" not in metric.params:
-                takes = [n for n in names if "average" in get_metric(n).params]
-                raise self.bad((*kp, "average"), average, f"{metric_name} takes no average (only "
-                                                          f"{', '.join(takes)} do); remove it")
-            params["average"] = average
+        for key in PARAM_KEYS:
+            if key in c and key not in metric.params:
+                takes = [n for n in names if key in get_metric(n).params]
+                raise self.bad((*kp, key), c[key], f"{metric_name} takes no {key} (only "
+                                                   f"{', '.join(takes)} do); remove it")
+            if key in metric.params:
+                value = self.get(kp, c, key, "check")
+                if value is not None:
+                    params[key] = list(value) if isinstance(value, tuple) else value
+        if "by" in params:
+            for i, col in enumerate(params["by"]):
+                if col not in self.sensitive:
+                    raise self.bad((*kp, "by", i), col, "is not a sensitive column"
+                                   f"{did_you_mean(col, list(self.sensitive))}; list it in "
+                                   "data.sensitive" + (f" (now: {', '.join(self.sensitive)})"
+                                                       if self.sensitive else ""))
+        elif metric.family == "fairness" and not self.sensitive:
+            raise self.bad(kp, name, f"{metric_name} slices by sensitive columns, but "
+                                     "data.sensitive names none; add data.sensitive: [...]")
         gate = None
         if "gate" in c:
             gate = self.gate((*kp, "gate"), c["gate"], metric)

@@ -40,7 +40,12 @@ def test_the_example_suites_pass_on_the_faithful_students(built: dict[str, Path]
     for path in (ARRESTS, DIGITS):
         report = SuiteRun(load_suite(path)).report()
         bad = [(c.name, c.status, format_check(c)) for c in report.checks if not c.passed]
-        assert report.verdict == "pass", bad
+        assert not bad
+    # a real finding the example keeps visible: the distilled student widens the teacher's gap
+    # in release rates between colour groups (a warning gate, for the compliance review)
+    arrests = SuiteRun(load_suite(ARRESTS)).report()
+    assert arrests.verdict == "warn"
+    assert [c.name for c in arrests.checks if c.status == "warn"] == ["parity_amplification"]
 
 
 def test_report_carries_the_json_contract(arrests_run: SuiteRun) -> None:

@@ -41,8 +41,11 @@ checks:
 """
 TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
-METRICS = ("accuracy, agreement, balanced_accuracy, f1, js_divergence, kl_divergence, log_loss, "
-           "negative_flip_rate, positive_flip_rate, precision, recall, roc_auc")
+METRICS = ("accuracy, ace, agreement, balanced_accuracy, brier, classwise_ece, "
+           "demographic_parity_difference, demographic_parity_ratio, ece, equalized_odds_difference, "
+           "equalized_odds_ratio, f1, js_divergence, kl_divergence, log_loss, max_gap_to_overall, mce, "
+           "negative_flip_rate, nll, positive_flip_rate, precision, recall, roc_auc, "
+           "worst_group_accuracy")
 TOP_KEYS = "version, name, description, include, data, teacher, student, settings, checks"
 KINDS = "skops, onnx, callable, predictions, pickle"
 
@@ -129,7 +132,7 @@ CASES = [
          id="unknown-top-level-key-no-suggestion"),
     case(edit("gate: {min", "gaet: {min"),
          "x.audit.yaml:12 checks.acc.gaet: unknown key; did you mean 'gate'? "
-         "(valid: metric, average, description, gate)",
+         "(valid: metric, description, gate)",
          id="unknown-check-key-gaet"),
     case(edit("{min: 0.5,", "{minimum: 0.5,"),
          "x.audit.yaml:12 checks.acc.gate.minimum: unknown key; did you mean 'min'? "
@@ -287,7 +290,7 @@ CASES = [
          id="checks-empty"),
     case(edit("  acc:\n    metric: accuracy\n    " + GATE + "\n", "  acc: accuracy\n"),
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
-         "description, gate",
+         "bins, binning, by, intersections, min_group_size, group_metric, description, gate",
          id="check-not-a-mapping"),
     # -- models ---------------------------------------------------------------------------
     case(edit(TEACHER, "teacher: {pickle: m.pkl}"),
@@ -589,6 +592,7 @@ def pair_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_valid_gates_parse_and_round_trip(pair_dir: Path, metric_gate: tuple[str, dict[str, Any]]) -> None:
     metric, gate = metric_gate
     d = _dict_suite(checks={"c": {"metric": metric, "gate": gate}})
+    d["data"]["sensitive"] = ["group"]  # fairness metrics slice by it
     spec = suite_from_dict(d, base_dir=pair_dir).check("c")
     assert spec.metric == metric and spec.gate is not None
     expected = [(k, float(gate[k])) for k in ("min", "max", "max_regression", "max_relative_regression")

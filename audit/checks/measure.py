@@ -23,7 +23,7 @@ from audit.stats import (
     percentile_interval,
 )
 
-__all__ = ["Resampler", "measure"]
+__all__ = ["Resampler", "measure", "measure_all", "paired_measurement"]
 
 
 class Resampler:
@@ -67,6 +67,39 @@ def _relative(reg: Estimate, teacher: Estimate) -> Estimate:
     return Estimate(reg.value / denom, ci)
 
 
+def paired_measurement(metric: Metric, teacher: float, student: float, rep_teacher: np.ndarray,
+                       rep_student: np.ndarray, confidence: float, *, method: str, n: int,
+                       params: Mapping[str, Any], breakdown: Any = (), extra: Any = None,
+                       notes: tuple[str, ...] = ()) -> Measurement:
+    """A teacher-vs-student measurement from point values and paired bootstrap replicates.
+
+    ``rep_teacher[i]`` and ``rep_student[i]`` must come from the same resampled rows; the
+    regression's interval is the percentile interval of their oriented differences.
+    """
+    t = _est(teacher, percentile_interval(rep_teacher, confidence), metric.bounds)
+    s = _est(student, percentile_interval(rep_student, confidence), metric.bounds)
+    reg = _est(metric.sign * (teacher - student),
+               percentile_interval(metric.sign * (rep_teacher - rep_student), confidence))
+    all_notes = list(notes)
+    for who, est in (("teacher", t), ("student", s)):
+        if not np.isfinite(est.value) and not notes:  # the engine's notes already say why
+            all_notes.append(f"{metric.name} is undefined for the {who} on this data "
+                             "(e.g. a class with no rows)")
+    return Measurement(metric.name, metric.direction, s, teacher=t, regression=reg,
+                       relative_regression=_relative(reg, t), method=method, n=n,
+                       params=dict(params), notes=tuple(all_notes), breakdown=tuple(breakdown),
+                       extra=dict(extra or {}))
+
+
+def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
+                resampler: Resampler, confidence: float) -> tuple[Measurement, ...]:
+    """Every measurement of ``metric`` (families with their own engine may return several,
+    e.g. one per slicing of the sensitive columns)."""
+    if metric.custom is not None:
+        return tuple(metric.custom(metric, params, inputs, resampler, confidence))
+    return (measure(metric, params, inputs, resampler, confidence),)
+
+
 def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resampler: Resampler,
             confidence: float) -> Measurement:
     """Measure ``metric`` for teacher and student (or for the pair), with intervals.
@@ -88,11 +121,10 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
                                n=inputs.n, params=params, notes=tuple(notes))
         assert metric.counts is not None
         fn = metric.counts
-        t, s = float(fn(J.sum(axis=2), k, pos, params)), float(fn(J.sum(axis=1), k, pos, params))
-        rep_t, rep_s = fn(R.sum(axis=3), k, pos, params), fn(R.sum(axis=2), k, pos, params)
-        teacher = _est(t, percentile_interval(rep_t, confidence), metric.bounds)
-        student = _est(s, percentile_interval(rep_s, confidence), metric.bounds)
-        reg = _est(metric.sign * (t - s), percentile_interval(metric.sign * (rep_t - rep_s), confidence))
+        return paired_measurement(
+            metric, float(fn(J.sum(axis=2), k, pos, params)), float(fn(J.sum(axis=1), k, pos, params)),
+            fn(R.sum(axis=3), k, pos, params), fn(R.sum(axis=2), k, pos, params), confidence,
+            method=method, n=inputs.n, params=params)
     else:
         method = metric.interval
         if metric.pairwise:

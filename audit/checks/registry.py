@@ -31,6 +31,7 @@ class MetricInput:
     p_student: np.ndarray
     classes: tuple[Any, ...]
     pos: int | None
+    sensitive: Any = None  # a DataFrame of the sensitive columns, row-aligned with y
 
     @property
     def k(self) -> int:
@@ -49,6 +50,8 @@ JointFn = Callable[[np.ndarray, int], np.ndarray]
 InfluenceFn = Callable[[np.ndarray, np.ndarray, "int | None", Mapping[str, Any]], tuple[float, np.ndarray]]
 # influence metrics (pairwise): f(y, P_teacher, P_student) -> (value, per-row influence)
 PairInfluenceFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+# a family's own engine: f(metric, params, inputs, resampler, confidence) -> measurements
+CustomFn = Callable[..., tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,14 @@ class Metric:
     joint: JointFn | None = None
     influence: InfluenceFn | None = None
     pair_influence: PairInfluenceFn | None = None
+    custom: CustomFn | None = None
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     interval: str = ""  # how an influence metric's interval is computed, in words
 
     @property
-    def engine(self) -> Literal["counts", "influence"]:
+    def engine(self) -> Literal["counts", "influence", "custom"]:
+        if self.custom is not None:
+            return "custom"
         return "counts" if (self.counts or self.joint) else "influence"
 
     @property
@@ -107,7 +113,7 @@ def register(metric: Metric) -> Metric:
 
 def _load_families() -> None:
     # Importing the family modules registers their metrics.
-    from audit.checks import fidelity, performance  # noqa: F401
+    from audit.checks import calibration, fairness, fidelity, performance  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.report.terminal import format_estimate
+from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport
 
 __all__ = ["render_html", "view"]
@@ -49,13 +49,17 @@ def view(data: dict[str, Any]) -> dict[str, Any]:
             "name": c.name, "status": c.status, "description": c.description,
             "location": c.location, "source": c.source, "error": c.error,
             "measurements": [{
-                "metric": x.metric, "direction": f"{x.direction} is better",
+                "metric": x.metric + (f" ({x.scope})" if x.scope else ""),
+                "direction": f"{x.direction} is better",
                 "teacher": format_estimate(x.teacher), "student": format_estimate(x.student),
                 "regression": format_estimate(x.regression, signed=True) if x.regression else "n/a",
                 "relative": (format_estimate(x.relative_regression, signed=True)
                              if x.relative_regression else "n/a"),
                 "method": x.method, "n": x.n, "notes": list(x.notes),
-                "params": ", ".join(f"{k}={v}" for k, v in x.params.items()),
+                "params": ", ".join(f"{k}={v}" for k, v in x.params.items() if k != "by"),
+                "reliability": _reliability_rows(x.breakdown),
+                "groups": _group_rows(x.breakdown),
+                "advice": _advice(x.extra.get("advice")),
             } for x in c.measurements],
             "details": {k: v for k, v in c.details.items() if k != "classes"},
         })
@@ -73,6 +77,52 @@ def view(data: dict[str, Any]) -> dict[str, Any]:
         "warnings": list(prov.get("warnings") or []),
         "schema_version": report.schema_version,
     }
+
+
+def _fmt(x: Any, signed: bool = False) -> str:
+    return "" if x is None else format_value(float(x), signed)
+
+
+def _reliability_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, str]]:
+    """Teacher and student bins side by side: range, count, confidence, accuracy."""
+    by_bin: dict[int, dict[str, str]] = {}
+    for r in breakdown:
+        if r.get("kind") != "reliability":
+            continue
+        row = by_bin.setdefault(r["bin"], {"range": f"[{r['lower']:.3f}, {r['upper']:.3f})"})
+        who = r["model"]
+        row[f"{who}_n"] = str(r["count"])
+        row[f"{who}_conf"] = _fmt(r["confidence"])
+        row[f"{who}_acc"] = _fmt(r["accuracy"])
+    return [by_bin[b] for b in sorted(by_bin)]
+
+
+def _group_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, str]]:
+    rows = []
+    for r in breakdown:
+        if r.get("kind") != "group":
+            continue
+        row = {"group": r["group"], "n": str(r["n"]), "status": r["status"]}
+        for who in ("teacher", "student"):
+            v = r.get(who) or {}
+            for name in ("accuracy", "selection_rate", "tpr", "fpr", "ece"):
+                ci = v.get(f"{name}_ci")
+                text = _fmt(v.get(name))
+                if ci and text:
+                    text += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+                row[f"{who}_{name}"] = text
+        rows.append(row)
+    return rows
+
+
+def _advice(advice: dict[str, Any] | None) -> str:
+    if not advice:
+        return ""
+    if not advice.get("available"):
+        return f"No recalibration advice: {advice.get('reason', '')}"
+    return (f"Temperature scaling with T = {advice['temperature']:.3f} would take the student's ECE "
+            f"from {_fmt(advice['ece_before'])} to {_fmt(advice['ece_after'])} on held-out rows "
+            f"({advice['note']}).")
 
 
 def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:

@@ -35,6 +35,8 @@ def _gate_line(g: GateResult) -> str:
     upper = g.kind != "min"
     who = {"min": "student", "max": "student", "max_regression": "regression",
            "max_relative_regression": "relative regression"}[g.kind]
+    if g.scope:
+        who += f" [{g.scope}]"
     op = {"pass": "<=" if upper else ">=", "fail": ">" if upper else "<"}.get(g.status, "~")
     line = (f"  {who:<10} {format_estimate(g.observed, signed=g.kind.startswith('max_r'))}  {op}  "
             f"{g.kind} {g.threshold:g}   -> {_STATUS_WORD.get(g.status, g.status.upper())}")
@@ -46,9 +48,10 @@ def _gate_line(g: GateResult) -> str:
 
 
 def _measurement_lines(m: Measurement) -> list[str]:
+    name = f"{m.metric} [{m.scope}]" if m.scope else m.metric
     if m.teacher is None:
-        return [f"  {m.metric:<10} {format_estimate(m.student)}  (student vs teacher)"]
-    return [f"  {m.metric:<10} student {format_estimate(m.student)}   "
+        return [f"  {name:<10} {format_estimate(m.student)}  (student vs teacher)"]
+    return [f"  {name:<10} student {format_estimate(m.student)}   "
             f"teacher {format_estimate(m.teacher)}"]
 
 
@@ -58,20 +61,23 @@ def format_check(result: CheckResult) -> str:
         accuracy   student 0.712 [0.689, 0.735]   teacher 0.781 [0.760, 0.801]
         regression +0.069 [+0.051, +0.088]  >  max_regression 0.02   -> FAIL
         n=1568 eval rows, paired bootstrap ..., seed 0, 95% intervals
+
+    A check measured on several slices prints one block per slice.
     """
     if result.status == "error":
         return f"  ERROR: {result.error}"
     lines: list[str] = []
+    d = result.details
+    methods = {(m.n, m.method) for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
-    lines += [_gate_line(g) for g in result.gates]
-    d = result.details
-    for m in result.measurements:
-        tail = f"  n={m.n} eval rows, {m.method}"
+        lines += [_gate_line(g) for g in result.gates if g.scope == m.scope]
+        lines += [f"  note: {note}" for note in m.notes]
+    for n, method in sorted(methods):
+        tail = f"  n={n} eval rows, {method}"
         if "seed" in d:
             tail += f", seed {d['seed']}, {round(100 * d['confidence'])}% intervals"
         lines.append(tail)
-        lines += [f"  note: {note}" for note in m.notes]
     return "\n".join(lines)
 
 

@@ -1,0 +1,259 @@
+"""Calibration of each model: ECE, MCE, ACE, class-wise ECE, Brier score and NLL.
+
+What each computes (all in [0, 1] except NLL):
+
+* ``ece`` -- **top-label** expected calibration error: rows are binned by their top-class
+  confidence ``max_c P[:, c]``; ECE is the row-weighted mean over non-empty bins of
+  ``|accuracy - mean confidence|``. This is *not* netcal's binary mode (which scores the
+  positive class's probability); we pass netcal the top-label confidence and correctness so its
+  numbers are top-label for binary and multiclass alike.
+* ``mce`` -- the largest ``|accuracy - confidence|`` over non-empty bins.
+* ``ace`` -- netcal's ACE: the *unweighted* mean of ``|accuracy - confidence|`` over non-empty
+  bins (not the adaptive, equal-mass ECE; for that use ``ece`` with ``binning: equal_mass``).
+* ``classwise_ece`` -- the mean over classes ``c`` of the ECE of ``P[:, c]`` against
+  ``y == c`` (every class's probability, not just the top one).
+* ``brier`` -- mean over rows of ``sum_c (P[:, c] - onehot(y)_c)^2 / 2`` for any number of
+  classes (for binary this equals scikit-learn's ``brier_score_loss`` on the positive class).
+* ``nll`` -- the negative log-likelihood; the same number as ``log_loss``.
+
+Binning follows netcal exactly: probabilities clipped to ``[eps, 1 - eps]``, equal-width edges
+``linspace(0, 1, bins + 1)`` (or, for ``equal_mass``, quantiles of the model's own confidences
+with the outer edges at 0 and 1), bins ``[a, b)`` with the last one closed.
+
+Intervals: the paired bootstrap runs over the table of rows grouped by (teacher bin, teacher hit,
+student bin, student hit): one multinomial draw over its cells per replicate, with each cell's
+confidence taken as its mean. Point values are exact; in replicates the within-cell spread of
+confidence (inside one narrow bin) is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.checks.performance import CLT_INTERVAL, _log_loss, _mean_with_influence
+from audit.checks.registry import Metric, MetricInput, register
+from audit.results import Measurement
+
+__all__ = ["bin_edges", "bin_index", "calibration_errors", "reliability", "BINNINGS"]
+
+BINNINGS = ("equal_width", "equal_mass")
+DEFAULT_BINS = 15
+
+
+def bin_edges(conf: np.ndarray, bins: int, binning: str = "equal_width") -> np.ndarray:
+    """Bin edges over [0, 1] (netcal's: equal width, or quantiles of ``conf`` for equal mass)."""
+    if binning == "equal_width":
+        return np.linspace(0.0, 1.0, bins + 1)
+    edges = np.quantile(_clip(conf), np.linspace(0.0, 1.0, bins + 1))
+    edges[0], edges[-1] = 0.0, 1.0
+    return edges
+
+
+def _clip(conf: np.ndarray) -> np.ndarray:
+    eps = np.finfo(np.float64).eps
+    return np.clip(conf, eps, 1.0 - eps)
+
+
+def bin_index(conf: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value: ``[a, b)`` bins, the last one closed (scipy's binned_statistic_dd)."""
+    idx = np.searchsorted(edges, _clip(conf), side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def calibration_errors(hits: np.ndarray, confsum: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ECE, MCE and ACE from per-bin counts.
+
+    ``hits[..., b, h]`` counts rows in bin ``b`` with outcome ``h`` (0 wrong, 1 right);
+    ``confsum[..., b]`` sums their confidences. Works on stacks of bootstrap replicates.
+    """
+    n_b = hits.sum(axis=-1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(hits[..., 1] / n_b - confsum / n_b)
+    filled = n_b > 0
+    gap = np.where(filled, gap, 0.0)
+    n = n_b.sum(axis=-1)
+    ece = (n_b * gap).sum(axis=-1) / n
+    mce = gap.max(axis=-1)
+    ace = gap.sum(axis=-1) / np.maximum(filled.sum(axis=-1), 1)
+    return ece, mce, ace
+
+
+@dataclass(frozen=True, eq=False)
+class _Component:
+    """One binned view of one model: bin, outcome and confidence per row."""
+
+    bins: np.ndarray
+    hit: np.ndarray
+    conf: np.ndarray
+    n_bins: int
+
+
+def _components(y: np.ndarray, P: np.ndarray, metric: str, bins: int, binning: str) -> list[_Component]:
+    if metric == "classwise_ece":
+        out = []
+        for c in range(P.shape[1]):
+            conf = P[:, c]
+            out.append(_Component(bin_index(conf, bin_edges(conf, bins, binning)),
+                                  (y == c).astype(np.int64), conf, bins))
+        return out
+    conf = P.max(axis=1)
+    hit = (P.argmax(axis=1) == y).astype(np.int64)
+    return [_Component(bin_index(conf, bin_edges(conf, bins, binning)), hit, conf, bins)]
+
+
+def _exact(comp: _Component) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin (hits, confsum) of one component from its rows."""
+    flat = comp.bins * 2 + comp.hit
+    hits = np.bincount(flat, minlength=2 * comp.n_bins).reshape(comp.n_bins, 2)
+    confsum = np.bincount(comp.bins, weights=_clip(comp.conf), minlength=comp.n_bins)
+    return hits, confsum
+
+
+_WHICH = {"ece": 0, "mce": 1, "ace": 2, "classwise_ece": 0}
+
+
+def _value(comps: list[_Component], metric: str) -> float:
+    values = [calibration_errors(*_exact(c))[_WHICH[metric]] for c in comps]
+    return float(np.mean(values))
+
+
+def _replicates(teacher: list[_Component], student: list[_Component], n_boot: int, seed: int,
+                metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Paired bootstrap replicates of the metric for both models, over the cells of rows that
+    share every component's (bin, hit) for both models."""
+    comps = teacher + student
+    keys = pd.DataFrame({f"k{i}": c.bins * 2 + c.hit for i, c in enumerate(comps)})
+    cell = keys.groupby(list(keys.columns), sort=True).ngroup().to_numpy()  # order-free
+    n_cells = int(cell.max()) + 1
+    counts = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    R = rng.multinomial(int(counts.sum()), counts / counts.sum(), size=n_boot).astype(np.float64)
+    per_model = []
+    for offset, group in ((0, teacher), (len(teacher), student)):
+        values = []
+        for j, c in enumerate(group):
+            i = offset + j
+            first = np.zeros(n_cells, dtype=np.int64)
+            first[cell] = keys[f"k{i}"].to_numpy()  # the (bin, hit) code is constant in a cell
+            mean_conf = np.bincount(cell, weights=_clip(c.conf), minlength=n_cells) / counts
+            onehot = np.zeros((n_cells, 2 * c.n_bins))
+            onehot[np.arange(n_cells), first] = 1.0
+            hits = (R @ onehot).reshape(n_boot, c.n_bins, 2)
+            bin_of = first // 2
+            confsum = np.zeros((n_boot, c.n_bins))
+            for b in np.unique(bin_of):
+                sel = bin_of == b
+                confsum[:, b] = R[:, sel] @ mean_conf[sel]
+            values.append(calibration_errors(hits, confsum)[_WHICH[metric]])
+        per_model.append(np.mean(values, axis=0))
+    return per_model[0], per_model[1]
+
+
+def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[dict[str, float]]:
+    """Reliability-diagram rows (top-label): per bin its edges, count, confidence and accuracy."""
+    comp = _components(y, P, "ece", bins, binning)[0]
+    hits, confsum = _exact(comp)
+    edges = bin_edges(P.max(axis=1), bins, binning)
+    rows = []
+    for b in range(bins):
+        n = int(hits[b].sum())
+        rows.append({"bin": b, "lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n,
+                     "confidence": float(confsum[b] / n) if n else None,
+                     "accuracy": float(hits[b, 1] / n) if n else None})
+    return rows
+
+
+def temperature_advice(y: np.ndarray, P: np.ndarray, seed: int, bins: int) -> dict[str, Any]:
+    """The temperature that would fix a model's calibration, as advice (never applied).
+
+    netcal's ``TemperatureScaling`` is fitted on one half of the rows (seeded) and the top-label
+    ECE is measured on the other half before and after. netcal's fitted parameter multiplies the
+    logits; the usual temperature ``T`` divides them, so ``T = 1 / parameter``.
+    """
+    import warnings
+
+    n = y.shape[0]
+    if n < 20:
+        return {"available": False, "reason": f"too few rows ({n}) to fit and evaluate"}
+    order = np.random.default_rng(seed).permutation(n)
+    fit, held = order[: n // 2], order[n // 2:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyro's DeprecationWarning inside netcal's fit
+        from netcal.scaling import TemperatureScaling
+
+        ts = TemperatureScaling()
+        binary = P.shape[1] == 2
+        ts.fit(P[fit, 1] if binary else P[fit], y[fit])
+        scaled = ts.transform(P[held, 1] if binary else P[held])
+    scaled = np.asarray(scaled, dtype=np.float64)
+    if binary:
+        scaled = np.column_stack([1.0 - scaled, scaled])
+    multiplier = float(np.asarray(ts.temperature).reshape(-1)[0])
+
+    def ece(probs: np.ndarray) -> float:
+        return _value(_components(y[held], probs, "ece", bins, "equal_width"), "ece")
+
+    return {"available": True, "temperature": 1.0 / multiplier if multiplier else float("inf"),
+            "ece_before": ece(P[held]), "ece_after": ece(scaled), "fit_rows": int(fit.size),
+            "eval_rows": int(held.size),
+            "note": "fitted with netcal TemperatureScaling on half of the eval rows; ECE measured "
+                    "on the other half; logits divided by T; advice only, not applied"}
+
+
+def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
+                    resampler: Any, confidence: float) -> tuple[Measurement, ...]:
+    from audit.checks.measure import paired_measurement
+
+    bins = int(params.get("bins", DEFAULT_BINS))
+    binning = str(params.get("binning", "equal_width"))
+    t = _components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
+    s = _components(inputs.y, inputs.p_student, metric.name, bins, binning)
+    rep_t, rep_s = _replicates(t, s, resampler.n_boot, resampler.seed, metric.name)
+    breakdown: list[dict[str, Any]] = []
+    if metric.name in ("ece", "mce", "ace"):
+        for who, P in (("teacher", inputs.p_teacher), ("student", inputs.p_student)):
+            for row in reliability(inputs.y, P, bins, binning):
+                breakdown.append({"kind": "reliability", "model": who, **row})
+    extra: dict[str, Any] = {}
+    if metric.name == "ece":
+        extra["advice"] = temperature_advice(inputs.y, inputs.p_student, resampler.seed, bins)
+    method = (f"paired bootstrap, {resampler.n_boot} multinomial replicates of the (bin, hit) "
+              f"table; {bins} {binning.replace('_', '-')} bins")
+    m = paired_measurement(metric, _value(t, metric.name), _value(s, metric.name), rep_t, rep_s,
+                           confidence, method=method, n=inputs.n,
+                           params={"bins": bins, "binning": binning}, breakdown=breakdown,
+                           extra=extra)
+    return (m,)
+
+
+def _brier(y: np.ndarray, P: np.ndarray, pos: int | None,
+           params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+    onehot = np.zeros_like(P)
+    onehot[np.arange(y.shape[0]), y] = 1.0
+    return _mean_with_influence(((P - onehot) ** 2).sum(axis=1) / 2.0)
+
+
+_BIN_PARAMS = {"bins": (), "binning": BINNINGS}
+register(Metric("ece", "lower", "calibration", False, (0.0, 1.0),
+                "Top-label expected calibration error (netcal's binning).",
+                custom=_measure_binned, params=_BIN_PARAMS))
+register(Metric("mce", "lower", "calibration", False, (0.0, 1.0),
+                "Maximum calibration error over non-empty bins (top-label).",
+                custom=_measure_binned, params=_BIN_PARAMS))
+register(Metric("ace", "lower", "calibration", False, (0.0, 1.0),
+                "Average calibration error: unweighted mean gap over non-empty bins (top-label).",
+                custom=_measure_binned, params=_BIN_PARAMS))
+register(Metric("classwise_ece", "lower", "calibration", False, (0.0, 1.0),
+                "Mean over classes of the ECE of each class's probability.",
+                custom=_measure_binned, params=_BIN_PARAMS))
+register(Metric("brier", "lower", "calibration", False, (0.0, 1.0),
+                "Brier score: mean of sum_c (p_c - onehot_c)^2 / 2.", influence=_brier,
+                interval=CLT_INTERVAL))
+register(Metric("nll", "lower", "calibration", False, (0.0, float("inf")),
+                "Negative log-likelihood of the true label; the same number as log_loss.",
+                influence=_log_loss, interval=CLT_INTERVAL))

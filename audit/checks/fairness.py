@@ -1,0 +1,236 @@
+"""Fairness across slices: group metrics for both models, disparities, and amplification.
+
+One slice engine: rows are grouped by each sensitive column (and, by default, by the
+intersection of all of them); for every group and both models we count the confusion table.
+Every group metric (accuracy, selection rate, TPR, FPR) and every disparity below is a function
+of the table of (group, true label, teacher prediction, student prediction) counts, so the
+paired bootstrap is one multinomial draw over that table's cells per replicate -- the same
+numbers fairlearn's ``MetricFrame`` gives (tested), at any number of rows.
+
+Disparities (one measurement per slicing, e.g. by ``colour``, by ``sex``, by both):
+
+* ``demographic_parity_difference`` / ``_ratio`` -- max - min / min / max of the selection rate;
+* ``equalized_odds_difference`` / ``_ratio`` -- the worse of the TPR and FPR differences
+  (ratios), as fairlearn's ``agg="worst_case"``;
+* ``worst_group_accuracy`` -- the lowest group accuracy;
+* ``max_gap_to_overall`` -- the largest ``|group value - overall value|`` of ``group_metric``.
+
+The regression of a disparity is the **disparity amplification**: how much the student widens
+the teacher's gap, with a paired interval; gate it with ``max_regression``.
+
+Groups with fewer than ``min_group_size`` rows (and empty intersections) are listed with their
+``n`` and excluded from the disparity, with a note; they are never silently passed. With fewer
+than two groups left, the disparity is undefined and its gate inconclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.checks.calibration import DEFAULT_BINS, _components, _value
+from audit.checks.registry import Metric, MetricInput, register
+from audit.errors import DataError
+from audit.results import Measurement
+from audit.stats import percentile_interval
+
+__all__ = ["Slicing", "slicings", "group_rates", "GROUP_METRICS"]
+
+GROUP_METRICS = ("accuracy", "selection_rate", "tpr", "fpr")
+DEFAULT_MIN_GROUP_SIZE = 30
+
+
+@dataclass(frozen=True, eq=False)
+class Slicing:
+    """Rows assigned to groups: ``codes[i]`` is row i's group, ``labels[g]`` names group g."""
+
+    name: str
+    codes: np.ndarray
+    labels: list[str]
+
+
+def slicings(sensitive: pd.DataFrame, by: list[str], intersections: bool = True) -> list[Slicing]:
+    """One slicing per column in ``by``, plus their intersection (every combination of observed
+    levels, so a combination with no rows appears as an empty group)."""
+    out, per_column = [], []
+    for col in by:
+        codes, levels = pd.factorize(sensitive[col], sort=True)
+        labels = [f"{col}={v}" for v in levels]
+        out.append(Slicing(col, codes.astype(np.int64), labels))
+        per_column.append((codes.astype(np.int64), labels))
+    if intersections and len(by) > 1:
+        codes = np.zeros(len(sensitive), dtype=np.int64)
+        labels = [""]
+        for c, lab in per_column:
+            codes = codes * len(lab) + c
+            labels = [f"{a} & {b}" if a else b for a in labels for b in lab]
+        out.append(Slicing(" x ".join(by), codes, labels))
+    return out
+
+
+def group_rates(C: np.ndarray, pos: int | None) -> dict[str, np.ndarray]:
+    """Per-group rates from confusion counts ``C[..., group, true, pred]`` (NaN where undefined)."""
+    n = C.sum(axis=(-2, -1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"count": n, "accuracy": np.trace(C, axis1=-2, axis2=-1) / n}
+        if pos is not None:
+            positives = C[..., pos, :].sum(axis=-1)
+            predicted = C[..., :, pos].sum(axis=-1)
+            tp = C[..., pos, pos]
+            out["selection_rate"] = predicted / n
+            out["tpr"] = tp / positives
+            out["fpr"] = (predicted - tp) / (n - positives)
+    return out
+
+
+def _spread(values: np.ndarray, ratio: bool) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"), _quiet_nan():
+        hi, lo = np.nanmax(values, axis=-1), np.nanmin(values, axis=-1)
+        return lo / hi if ratio else hi - lo
+
+
+class _quiet_nan:
+    """Silence numpy's 'All-NaN slice' RuntimeWarning: an all-NaN slice is a NaN result."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def _disparity(name: str, rates: dict[str, np.ndarray], overall: dict[str, np.ndarray],
+               keep: np.ndarray, group_metric: str) -> np.ndarray:
+    def sel(key: str) -> np.ndarray:
+        v = rates[key][..., keep]
+        return v if v.shape[-1] >= 2 else np.full(v.shape[:-1] + (2,), np.nan)
+
+    if name == "demographic_parity_difference":
+        return _spread(sel("selection_rate"), ratio=False)
+    if name == "demographic_parity_ratio":
+        return _spread(sel("selection_rate"), ratio=True)
+    if name == "equalized_odds_difference":
+        return np.fmax(_spread(sel("tpr"), False), _spread(sel("fpr"), False))
+    if name == "equalized_odds_ratio":
+        return np.fmin(_spread(sel("tpr"), True), _spread(sel("fpr"), True))
+    if name == "worst_group_accuracy":
+        with _quiet_nan():
+            v = sel("accuracy")
+            return np.nanmin(v, axis=-1) if keep.sum() >= 1 else np.full(v.shape[:-1], np.nan)
+    # max_gap_to_overall
+    with _quiet_nan(), np.errstate(invalid="ignore"):
+        gaps = np.abs(rates[group_metric][..., keep] - overall[group_metric][..., None])
+        if gaps.shape[-1] == 0:
+            return np.full(gaps.shape[:-1], np.nan)
+        return np.nanmax(gaps, axis=-1)
+
+
+_NEEDS_BINARY = ("demographic_parity_difference", "demographic_parity_ratio",
+                 "equalized_odds_difference", "equalized_odds_ratio")
+
+
+def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
+                    resampler: Any, confidence: float) -> tuple[Measurement, ...]:
+    from audit.checks.measure import paired_measurement
+
+    if inputs.sensitive is None or inputs.sensitive.shape[1] == 0:
+        raise DataError(f"{metric.name} slices by sensitive columns; name them in data.sensitive")
+    by = list(params.get("by") or inputs.sensitive.columns)
+    min_size = int(params.get("min_group_size", DEFAULT_MIN_GROUP_SIZE))
+    group_metric = str(params.get("group_metric", "accuracy"))
+    pos, k = inputs.pos, inputs.k
+    if metric.name in _NEEDS_BINARY or group_metric != "accuracy":
+        if pos is None:
+            raise DataError(f"{metric.name} needs a binary problem with a positive class; these "
+                            f"models have {k} classes (use worst_group_accuracy or "
+                            "max_gap_to_overall with group_metric: accuracy)")
+    pred_t, pred_s = inputs.p_teacher.argmax(axis=1), inputs.p_student.argmax(axis=1)
+    out = []
+    for sl in slicings(inputs.sensitive, by, bool(params.get("intersections", True))):
+        G = len(sl.labels)
+        flat = ((sl.codes * k + inputs.y) * k + pred_t) * k + pred_s
+        J = np.bincount(flat, minlength=G * k**3).reshape(G, k, k, k)
+        rng_seed = resampler.seed
+        R = np.random.default_rng(rng_seed).multinomial(
+            inputs.n, J.reshape(-1) / inputs.n, size=resampler.n_boot).reshape(-1, G, k, k, k)
+        n_g = J.sum(axis=(1, 2, 3))
+        keep = n_g >= max(min_size, 1)
+        rates = {who: group_rates(C, pos) for who, C in
+                 (("t", J.sum(axis=3)), ("s", J.sum(axis=2)),
+                  ("rt", R.sum(axis=4)), ("rs", R.sum(axis=3)))}
+        overall = {who: group_rates(C.sum(axis=-3), pos) for who, C in
+                   (("t", J.sum(axis=3)), ("s", J.sum(axis=2)),
+                    ("rt", R.sum(axis=4)), ("rs", R.sum(axis=3)))}
+
+        def disp(who: str) -> np.ndarray:
+            return _disparity(metric.name, rates[who], overall[who], keep, group_metric)
+
+        notes = []
+        small = [(sl.labels[g], int(n_g[g])) for g in range(G) if not keep[g]]
+        if small:
+            listing = ", ".join(f"{lab} (n={n})" for lab, n in small)
+            notes.append(f"{len(small)} group(s) below min_group_size={min_size} excluded from "
+                         f"the disparity: {listing}")
+        if keep.sum() < 2 and metric.name != "worst_group_accuracy":
+            notes.append(f"fewer than two groups of at least {min_size} rows: the disparity is "
+                         "undefined")
+        breakdown = _group_rows(sl, inputs, rates, keep, confidence, min_size)
+        method = (f"paired bootstrap, {resampler.n_boot} multinomial replicates of the "
+                  f"(group, label, teacher, student) count table; {int(keep.sum())} of {G} groups")
+        out.append(paired_measurement(
+            metric, float(disp("t")), float(disp("s")), disp("rt"), disp("rs"), confidence,
+            method=method, n=inputs.n, notes=tuple(notes), breakdown=breakdown,
+            params={"by": sl.name, "min_group_size": min_size, "group_metric": group_metric}))
+    return tuple(out)
+
+
+def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.ndarray]],
+                keep: np.ndarray, confidence: float, min_size: int) -> list[dict[str, Any]]:
+    rows = []
+    for g, label in enumerate(sl.labels):
+        n = int(rates["t"]["count"][g])
+        row: dict[str, Any] = {"kind": "group", "slice": sl.name, "group": label, "n": n,
+                               "included": bool(keep[g]),
+                               "status": "ok" if keep[g] else ("empty" if n == 0 else
+                                                               f"insufficient (< {min_size})")}
+        mask = sl.codes == g
+        for who, key, P in (("teacher", "t", inputs.p_teacher), ("student", "s", inputs.p_student)):
+            values: dict[str, Any] = {}
+            for name in GROUP_METRICS:
+                if name not in rates[key]:
+                    continue
+                v = float(rates[key][name][g])
+                ci = percentile_interval(rates["r" + key][name][:, g], confidence)
+                values[name] = None if not np.isfinite(v) else v
+                values[f"{name}_ci"] = None if ci is None or n == 0 else [ci.low, ci.high]
+            values["ece"] = (_value(_components(inputs.y[mask], P[mask], "ece", DEFAULT_BINS,
+                                                "equal_width"), "ece") if n else None)
+            row[who] = values
+        rows.append(row)
+    return rows
+
+
+_PARAMS = {"by": (), "intersections": (), "min_group_size": (), "group_metric": GROUP_METRICS}
+for _name, _direction, _bounds, _doc in (
+    ("demographic_parity_difference", "lower", (0.0, 1.0),
+     "Largest minus smallest group selection rate."),
+    ("demographic_parity_ratio", "higher", (0.0, 1.0),
+     "Smallest over largest group selection rate."),
+    ("equalized_odds_difference", "lower", (0.0, 1.0),
+     "The larger of the TPR and FPR differences between groups."),
+    ("equalized_odds_ratio", "higher", (0.0, 1.0),
+     "The smaller of the TPR and FPR ratios between groups."),
+    ("worst_group_accuracy", "higher", (0.0, 1.0), "The lowest accuracy of any group."),
+    ("max_gap_to_overall", "lower", (0.0, 1.0),
+     "Largest |group value - overall value| of group_metric (default accuracy)."),
+):
+    register(Metric(_name, _direction, "fairness", False, _bounds, _doc, custom=_measure_slices,
+                    params=_PARAMS))
