@@ -43,6 +43,7 @@ __all__ = ["bin_edges", "bin_index", "calibration_errors", "reliability", "BINNI
 
 BINNINGS = ("equal_width", "equal_mass")
 DEFAULT_BINS = 15
+ADVICE_ROWS = 20_000  # at most this many rows to fit the temperature, and as many to check it
 
 
 def bin_edges(conf: np.ndarray, bins: int, binning: str = "equal_width") -> np.ndarray:
@@ -123,9 +124,9 @@ def _value(comps: list[_Component], metric: str) -> float:
 
 
 def _replicates(teacher: list[_Component], student: list[_Component], n_boot: int, seed: int,
-                metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Paired bootstrap replicates of the metric for both models, over the cells of rows that
-    share every component's (bin, hit) for both models."""
+                ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Paired bootstrap replicates of every component's per-bin (hits, confsum), over the cells
+    of rows that share every component's (bin, hit) for both models."""
     comps = teacher + student
     keys = pd.DataFrame({f"k{i}": c.bins * 2 + c.hit for i, c in enumerate(comps)})
     cell = keys.groupby(list(keys.columns), sort=True).ngroup().to_numpy()  # order-free
@@ -133,25 +134,22 @@ def _replicates(teacher: list[_Component], student: list[_Component], n_boot: in
     counts = np.bincount(cell, minlength=n_cells).astype(np.float64)
     rng = np.random.default_rng(seed)
     R = rng.multinomial(int(counts.sum()), counts / counts.sum(), size=n_boot).astype(np.float64)
-    per_model = []
-    for offset, group in ((0, teacher), (len(teacher), student)):
-        values = []
-        for j, c in enumerate(group):
-            i = offset + j
-            first = np.zeros(n_cells, dtype=np.int64)
-            first[cell] = keys[f"k{i}"].to_numpy()  # the (bin, hit) code is constant in a cell
-            mean_conf = np.bincount(cell, weights=_clip(c.conf), minlength=n_cells) / counts
-            onehot = np.zeros((n_cells, 2 * c.n_bins))
-            onehot[np.arange(n_cells), first] = 1.0
-            hits = (R @ onehot).reshape(n_boot, c.n_bins, 2)
-            bin_of = first // 2
-            confsum = np.zeros((n_boot, c.n_bins))
-            for b in np.unique(bin_of):
-                sel = bin_of == b
-                confsum[:, b] = R[:, sel] @ mean_conf[sel]
-            values.append(calibration_errors(hits, confsum)[_WHICH[metric]])
-        per_model.append(np.mean(values, axis=0))
-    return per_model[0], per_model[1]
+    out = []
+    for i, c in enumerate(comps):
+        code = np.zeros(n_cells, dtype=np.int64)
+        code[cell] = keys[f"k{i}"].to_numpy()  # the (bin, hit) code is constant in a cell
+        mean_conf = np.bincount(cell, weights=_clip(c.conf), minlength=n_cells) / counts
+        onehot = np.zeros((n_cells, 2 * c.n_bins))
+        onehot[np.arange(n_cells), code] = 1.0
+        hits = (R @ onehot).reshape(n_boot, c.n_bins, 2)
+        bin_onehot = np.zeros((n_cells, c.n_bins))
+        bin_onehot[np.arange(n_cells), code // 2] = mean_conf
+        out.append((hits, R @ bin_onehot))
+    return out[: len(teacher)], out[len(teacher):]
+
+
+def _replicate_values(reps: list[tuple[np.ndarray, np.ndarray]], metric: str) -> np.ndarray:
+    return np.mean([calibration_errors(h, c)[_WHICH[metric]] for h, c in reps], axis=0)
 
 
 def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[dict[str, float]]:
@@ -171,9 +169,10 @@ def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[d
 def temperature_advice(y: np.ndarray, P: np.ndarray, seed: int, bins: int) -> dict[str, Any]:
     """The temperature that would fix a model's calibration, as advice (never applied).
 
-    netcal's ``TemperatureScaling`` is fitted on one half of the rows (seeded) and the top-label
-    ECE is measured on the other half before and after. netcal's fitted parameter multiplies the
-    logits; the usual temperature ``T`` divides them, so ``T = 1 / parameter``.
+    netcal's ``TemperatureScaling`` is fitted on one half of the rows (seeded; at most
+    ``ADVICE_ROWS``) and the top-label ECE is measured on rows of the other half before and
+    after. netcal's fitted parameter multiplies the logits; the usual temperature ``T`` divides
+    them, so ``T = 1 / parameter``.
     """
     import warnings
 
@@ -181,7 +180,8 @@ def temperature_advice(y: np.ndarray, P: np.ndarray, seed: int, bins: int) -> di
     if n < 20:
         return {"available": False, "reason": f"too few rows ({n}) to fit and evaluate"}
     order = np.random.default_rng(seed).permutation(n)
-    fit, held = order[: n // 2], order[n // 2:]
+    half = min(n // 2, ADVICE_ROWS)  # one parameter: 20k rows pin it down; 1M rows cost seconds
+    fit, held = order[:half], order[n // 2:n // 2 + half]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyro's DeprecationWarning inside netcal's fit
         from netcal.scaling import TemperatureScaling
@@ -211,9 +211,15 @@ def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
 
     bins = int(params.get("bins", DEFAULT_BINS))
     binning = str(params.get("binning", "equal_width"))
-    t = _components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
-    s = _components(inputs.y, inputs.p_student, metric.name, bins, binning)
-    rep_t, rep_s = _replicates(t, s, resampler.n_boot, resampler.seed, metric.name)
+    view = "classwise" if metric.name == "classwise_ece" else "top-label"
+
+    def build() -> tuple[Any, ...]:
+        t = _components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
+        s = _components(inputs.y, inputs.p_student, metric.name, bins, binning)
+        return (t, s, *_replicates(t, s, resampler.n_boot, resampler.seed))
+
+    t, s, reps_t, reps_s = resampler.memo(("binned", view, bins, binning), build)
+    rep_t, rep_s = _replicate_values(reps_t, metric.name), _replicate_values(reps_s, metric.name)
     breakdown: list[dict[str, Any]] = []
     if metric.name in ("ece", "mce", "ace"):
         for who, P in (("teacher", inputs.p_teacher), ("student", inputs.p_student)):

@@ -152,44 +152,58 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
             raise DataError(f"{metric.name} needs a binary problem with a positive class; these "
                             f"models have {k} classes (use worst_group_accuracy or "
                             "max_gap_to_overall with group_metric: accuracy)")
-    pred_t, pred_s = inputs.p_teacher.argmax(axis=1), inputs.p_student.argmax(axis=1)
+    intersections = bool(params.get("intersections", True))
+    tables = resampler.memo(("slices", tuple(by), intersections, min_size),
+                            lambda: _slice_tables(inputs, by, intersections, min_size,
+                                                  resampler.n_boot, resampler.seed, confidence))
     out = []
-    for sl in slicings(inputs.sensitive, by, bool(params.get("intersections", True))):
-        G = len(sl.labels)
-        flat = ((sl.codes * k + inputs.y) * k + pred_t) * k + pred_s
-        J = np.bincount(flat, minlength=G * k**3).reshape(G, k, k, k)
-        rng_seed = resampler.seed
-        R = np.random.default_rng(rng_seed).multinomial(
-            inputs.n, J.reshape(-1) / inputs.n, size=resampler.n_boot).reshape(-1, G, k, k, k)
-        n_g = J.sum(axis=(1, 2, 3))
-        keep = n_g >= max(min_size, 1)
-        rates = {who: group_rates(C, pos) for who, C in
-                 (("t", J.sum(axis=3)), ("s", J.sum(axis=2)),
-                  ("rt", R.sum(axis=4)), ("rs", R.sum(axis=3)))}
-        overall = {who: group_rates(C.sum(axis=-3), pos) for who, C in
-                   (("t", J.sum(axis=3)), ("s", J.sum(axis=2)),
-                    ("rt", R.sum(axis=4)), ("rs", R.sum(axis=3)))}
+    for tab in tables:
+        rates, overall, keep, G = tab["rates"], tab["overall"], tab["keep"], len(tab["labels"])
 
         def disp(who: str) -> np.ndarray:
             return _disparity(metric.name, rates[who], overall[who], keep, group_metric)
 
-        notes = []
-        small = [(sl.labels[g], int(n_g[g])) for g in range(G) if not keep[g]]
-        if small:
-            listing = ", ".join(f"{lab} (n={n})" for lab, n in small)
-            notes.append(f"{len(small)} group(s) below min_group_size={min_size} excluded from "
-                         f"the disparity: {listing}")
+        notes = list(tab["notes"])
         if keep.sum() < 2 and metric.name != "worst_group_accuracy":
             notes.append(f"fewer than two groups of at least {min_size} rows: the disparity is "
                          "undefined")
-        breakdown = _group_rows(sl, inputs, rates, keep, confidence, min_size)
         method = (f"paired bootstrap, {resampler.n_boot} multinomial replicates of the "
                   f"(group, label, teacher, student) count table; {int(keep.sum())} of {G} groups")
         out.append(paired_measurement(
             metric, float(disp("t")), float(disp("s")), disp("rt"), disp("rs"), confidence,
-            method=method, n=inputs.n, notes=tuple(notes), breakdown=breakdown,
-            params={"by": sl.name, "min_group_size": min_size, "group_metric": group_metric}))
+            method=method, n=inputs.n, notes=tuple(notes), breakdown=tab["rows"],
+            params={"by": tab["name"], "min_group_size": min_size, "group_metric": group_metric}))
     return tuple(out)
+
+
+def _slice_tables(inputs: MetricInput, by: list[str], intersections: bool, min_size: int,
+                  n_boot: int, seed: int, confidence: float) -> list[dict[str, Any]]:
+    """Per slicing: the count table, its replicates, group rates and the group rows; built once
+    per suite run and shared by every fairness check over the same slicings."""
+    k, pos = inputs.k, inputs.pos
+    pred_t, pred_s = inputs.p_teacher.argmax(axis=1), inputs.p_student.argmax(axis=1)
+    out = []
+    for sl in slicings(inputs.sensitive, by, intersections):
+        G = len(sl.labels)
+        flat = ((sl.codes * k + inputs.y) * k + pred_t) * k + pred_s
+        J = np.bincount(flat, minlength=G * k**3).reshape(G, k, k, k)
+        R = np.random.default_rng(seed).multinomial(
+            inputs.n, J.reshape(-1) / inputs.n, size=n_boot).reshape(-1, G, k, k, k)
+        n_g = J.sum(axis=(1, 2, 3))
+        keep = n_g >= max(min_size, 1)
+        tables = {"t": J.sum(axis=3), "s": J.sum(axis=2), "rt": R.sum(axis=4), "rs": R.sum(axis=3)}
+        rates = {who: group_rates(C, pos) for who, C in tables.items()}
+        overall = {who: group_rates(C.sum(axis=-3), pos) for who, C in tables.items()}
+        small = [(sl.labels[g], int(n_g[g])) for g in range(G) if not keep[g]]
+        notes = []
+        if small:
+            listing = ", ".join(f"{lab} (n={n})" for lab, n in small)
+            notes.append(f"{len(small)} group(s) below min_group_size={min_size} excluded from "
+                         f"the disparity: {listing}")
+        out.append({"name": sl.name, "labels": sl.labels, "keep": keep, "rates": rates,
+                    "overall": overall, "notes": notes,
+                    "rows": _group_rows(sl, inputs, rates, keep, confidence, min_size)})
+    return out
 
 
 def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.ndarray]],

@@ -37,6 +37,14 @@ class Resampler:
         self.inputs = inputs
         self.n_boot = n_boot
         self.seed = seed
+        self._memo: dict[Any, Any] = {}
+
+    def memo(self, key: Any, build: Any) -> Any:
+        """Compute an artifact once per suite run (slice tables, binned replicates, ...), so
+        checks that read the same artifact do not rebuild it."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     @cached_property
     def joint(self) -> np.ndarray:
