@@ -386,6 +386,11 @@ class _Parser:
                                                    f"{', '.join(takes)} do); remove it")
             if key in metric.params:
                 value = self.get(kp, c, key, "check")
+                bounds = dict(SECTIONS["check"][key].schema)
+                if "minimum" in bounds and value is not None and value < bounds["minimum"]:
+                    raise self.bad((*kp, key), value, f"must be at least {bounds['minimum']}")
+                if "maximum" in bounds and value is not None and value > bounds["maximum"]:
+                    raise self.bad((*kp, key), value, f"must be at most {bounds['maximum']}")
                 if value is not None:
                     params[key] = list(value) if isinstance(value, tuple) else value
         if "by" in params:

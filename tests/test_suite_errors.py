@@ -292,6 +292,32 @@ CASES = [
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
          "bins, binning, by, intersections, min_group_size, group_metric, description, gate",
          id="check-not-a-mapping"),
+    # -- metric parameters ----------------------------------------------------------------
+    case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),
+         "x.audit.yaml:12 checks.acc.bins=10: accuracy takes no bins (only ace, classwise_ece, "
+         "ece, mce do); remove it",
+         id="bins-on-accuracy"),
+    case(edit("    metric: accuracy\n", "    metric: ece\n    bins: 1\n"),
+         "x.audit.yaml:12 checks.acc.bins=1: must be at least 2",
+         id="too-few-bins"),
+    case(edit("    metric: accuracy\n", "    metric: ece\n    binning: quantile\n"),
+         "x.audit.yaml:12 checks.acc.binning='quantile': must be one of equal_width, equal_mass",
+         id="bad-binning"),
+    case(edit("    metric: accuracy\n    gate: {min: 0.5, max_regression: 0.02}\n",
+              "    metric: demographic_parity_difference\n    gate: {max_regression: 0.02}\n"),
+         "x.audit.yaml:10 checks.acc='acc': demographic_parity_difference slices by sensitive "
+         "columns, but data.sensitive names none; add data.sensitive: [...]",
+         id="fairness-without-sensitive"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [group]\n",
+              "    metric: accuracy\n    gate: {min: 0.5, max_regression: 0.02}\n",
+              "    metric: worst_group_accuracy\n    by: [grup]\n    gate: {min: 0.5}\n"),
+         "x.audit.yaml:13 checks.acc.by[0]='grup': is not a sensitive column; did you mean "
+         "'group'?; list it in data.sensitive (now: group)",
+         id="by-not-a-sensitive-column"),
+    case(edit("  target: label\n", "  target: label\n  missing_sensitive: drop\n"),
+         "x.audit.yaml:6 data.missing_sensitive='drop': must be one of error, group; did you mean "
+         "'group'?",
+         id="bad-missing-sensitive"),
     # -- models ---------------------------------------------------------------------------
     case(edit(TEACHER, "teacher: {pickle: m.pkl}"),
          "x.audit.yaml:6 teacher.pickle='m.pkl': loading a pickle runs code; add trust: true only "

@@ -92,6 +92,7 @@ class _Component:
     hit: np.ndarray
     conf: np.ndarray
     n_bins: int
+    edges: np.ndarray
 
 
 def _components(y: np.ndarray, P: np.ndarray, metric: str, bins: int, binning: str) -> list[_Component]:
@@ -99,12 +100,14 @@ def _components(y: np.ndarray, P: np.ndarray, metric: str, bins: int, binning: s
         out = []
         for c in range(P.shape[1]):
             conf = P[:, c]
-            out.append(_Component(bin_index(conf, bin_edges(conf, bins, binning)),
-                                  (y == c).astype(np.int64), conf, bins))
+            edges = bin_edges(conf, bins, binning)
+            out.append(_Component(bin_index(conf, edges), (y == c).astype(np.int64), conf, bins,
+                                  edges))
         return out
     conf = P.max(axis=1)
     hit = (P.argmax(axis=1) == y).astype(np.int64)
-    return [_Component(bin_index(conf, bin_edges(conf, bins, binning)), hit, conf, bins)]
+    edges = bin_edges(conf, bins, binning)
+    return [_Component(bin_index(conf, edges), hit, conf, bins, edges)]
 
 
 def _exact(comp: _Component) -> tuple[np.ndarray, np.ndarray]:
@@ -152,11 +155,14 @@ def _replicate_values(reps: list[tuple[np.ndarray, np.ndarray]], metric: str) ->
     return np.mean([calibration_errors(h, c)[_WHICH[metric]] for h, c in reps], axis=0)
 
 
-def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[dict[str, float]]:
+def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[dict[str, Any]]:
     """Reliability-diagram rows (top-label): per bin its edges, count, confidence and accuracy."""
-    comp = _components(y, P, "ece", bins, binning)[0]
+    return _reliability_rows(_components(y, P, "ece", bins, binning)[0])
+
+
+def _reliability_rows(comp: _Component) -> list[dict[str, Any]]:
     hits, confsum = _exact(comp)
-    edges = bin_edges(P.max(axis=1), bins, binning)
+    edges, bins = comp.edges, comp.n_bins
     rows = []
     for b in range(bins):
         n = int(hits[b].sum())
@@ -216,15 +222,13 @@ def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
     def build() -> tuple[Any, ...]:
         t = _components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
         s = _components(inputs.y, inputs.p_student, metric.name, bins, binning)
-        return (t, s, *_replicates(t, s, resampler.n_boot, resampler.seed))
+        rows = [{"kind": "reliability", "model": who, **row}
+                for who, comps in (("teacher", t), ("student", s))
+                for row in _reliability_rows(comps[0])] if view == "top-label" else []
+        return (t, s, *_replicates(t, s, resampler.n_boot, resampler.seed), rows)
 
-    t, s, reps_t, reps_s = resampler.memo(("binned", view, bins, binning), build)
+    t, s, reps_t, reps_s, breakdown = resampler.memo(("binned", view, bins, binning), build)
     rep_t, rep_s = _replicate_values(reps_t, metric.name), _replicate_values(reps_s, metric.name)
-    breakdown: list[dict[str, Any]] = []
-    if metric.name in ("ece", "mce", "ace"):
-        for who, P in (("teacher", inputs.p_teacher), ("student", inputs.p_student)):
-            for row in reliability(inputs.y, P, bins, binning):
-                breakdown.append({"kind": "reliability", "model": who, **row})
     extra: dict[str, Any] = {}
     if metric.name == "ece":
         extra["advice"] = temperature_advice(inputs.y, inputs.p_student, resampler.seed, bins)

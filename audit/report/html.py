@@ -120,9 +120,13 @@ def _advice(advice: dict[str, Any] | None) -> str:
         return ""
     if not advice.get("available"):
         return f"No recalibration advice: {advice.get('reason', '')}"
+    before, after = advice["ece_before"], advice["ece_after"]
+    if after >= before:
+        return (f"No recalibration advised: temperature scaling (T = {advice['temperature']:.3f}) "
+                f"would not lower the student's ECE on held-out rows ({_fmt(before)} -> "
+                f"{_fmt(after)}; {advice['note']}).")
     return (f"Temperature scaling with T = {advice['temperature']:.3f} would take the student's ECE "
-            f"from {_fmt(advice['ece_before'])} to {_fmt(advice['ece_after'])} on held-out rows "
-            f"({advice['note']}).")
+            f"from {_fmt(before)} to {_fmt(after)} on held-out rows ({advice['note']}).")
 
 
 def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
