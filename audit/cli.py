@@ -20,6 +20,21 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+SIGNOFF = ("reviewer", "role", "decision", "date")
+
+
+def _signoff_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("sign-off (printed in the report's sign-off block)")
+    group.add_argument("--reviewer", metavar="NAME")
+    group.add_argument("--role", metavar="ROLE", help="e.g. 'Model risk officer'")
+    group.add_argument("--decision", metavar="DECISION", help="e.g. approved, rejected")
+    group.add_argument("--date", metavar="DATE", help="e.g. 2026-11-28")
+
+
+def _signoff(args: argparse.Namespace) -> dict[str, str]:
+    return {k: getattr(args, k) for k in SIGNOFF if getattr(args, k, None)}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="distill-audit",
                                 description="Audit a distilled student model against its teacher.")
@@ -36,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     run.add_argument("-n", "--numprocesses", metavar="N", help="run in N processes (pytest-xdist)")
     run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+    _signoff_options(run)
 
     val = sub.add_parser("validate", help="check suite files without running them")
     val.add_argument("suites", nargs="+", type=Path)
@@ -47,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("json_report", type=Path, metavar="REPORT.json")
     rep.add_argument("-o", "--output", type=Path, metavar="PATH.html",
                      help="default: the JSON path with .html")
+    _signoff_options(rep)
     return p
 
 
@@ -84,6 +101,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv += ["-n", args.numprocesses]
     if args.quiet:
         argv.append("-q")
+    for key, value in _signoff(args).items():
+        argv += [f"--audit-{key}", value]
     code = pytest.main(argv)
     if code == pytest.ExitCode.OK:
         return EXIT_OK
@@ -148,7 +167,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = args.output or args.json_report.with_suffix(".html")
-    paths = write_report(report, html_path=out)
+    paths = write_report(report, html_path=out, signoff=_signoff(args))
     for line in paths.lines():
         print(line)
     return EXIT_OK

@@ -48,6 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: .distill_audit_cache)")
     group.addoption("--audit-no-cache", action="store_true", default=False,
                     help="do not read or write cached predictions on disk")
+    for field, metavar, example in (("reviewer", "NAME", "J. Doe"), ("role", "ROLE", "Model risk"),
+                                    ("decision", "DECISION", "approved"),
+                                    ("date", "DATE", "2026-11-28")):
+        group.addoption(f"--audit-{field}", metavar=metavar, default=None,
+                        help=f"fill the report's sign-off {field} (e.g. {example!r})")
     parser.addini("audit_report_dir", "folder for distill-audit reports", default="reports")
     parser.addini("audit_cache_dir", "folder for distill-audit's prediction cache",
                   default=".distill_audit_cache")
@@ -232,7 +237,9 @@ def _write_reports(state: AuditState) -> None:
     from audit.report.writer import write_report
 
     config = state.config
-    reports = reports_from_records(state.records, started=state.started)
+    signoff = {f: config.getoption(f"audit_{f}") for f in ("reviewer", "role", "decision", "date")}
+    reports = reports_from_records(state.records, started=state.started,
+                                   signoff={k: v for k, v in signoff.items() if v})
     explicit_html = config.getoption("audit_report")
     explicit_json = config.getoption("audit_json")
     for report in reports:

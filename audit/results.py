@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1.0"
+SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
 # Check and verdict states. "info" is a check with no gate: measured, not judged.
 STATUSES = ("pass", "info", "warn", "inconclusive", "error", "fail")
 _PRECEDENCE = {"pass": 0, "info": 0, "warn": 1, "inconclusive": 2, "error": 3, "fail": 4}
@@ -105,6 +106,7 @@ class Measurement:
     # plain-data detail for reports: reliability bins, per-group rows, ... (JSON values only)
     breakdown: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. recalibration advice
+    family: str = ""  # performance, fidelity, calibration, fairness, ... (the report's sections)
 
     @property
     def scope(self) -> str:
@@ -127,6 +129,7 @@ class Measurement:
             "notes": list(self.notes),
             "breakdown": [_plain(row) for row in self.breakdown],
             "extra": _plain(self.extra),
+            "family": self.family,
         }
 
     @classmethod
@@ -139,7 +142,7 @@ class Measurement:
                    method=d.get("method", ""), n=int(d.get("n", 0)), params=dict(d.get("params", {})),
                    notes=tuple(d.get("notes", ())),
                    breakdown=tuple(dict(r) for r in d.get("breakdown", ())),
-                   extra=dict(d.get("extra", {})))
+                   extra=dict(d.get("extra", {})), family=d.get("family", ""))
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ class AuditReport:
     checks: tuple[CheckResult, ...]
     provenance: dict[str, Any]
     schema_version: str = SCHEMA_VERSION
+    # filled by a reviewer (reviewer, role, date, decision); empty when the run writes it
+    signoff: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         counts = {s: 0 for s in STATUSES}
@@ -222,7 +227,8 @@ class AuditReport:
         return {"schema_version": self.schema_version, "suite": dict(self.suite),
                 "verdict": self.verdict, "counts": counts,
                 "checks": [c.to_dict() for c in self.checks],
-                "provenance": dict(self.provenance)}
+                "provenance": dict(self.provenance),
+                "signoff": {k: str(self.signoff.get(k, "")) for k in SIGNOFF_FIELDS}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditReport:
@@ -232,4 +238,5 @@ class AuditReport:
                              f"(this distill-audit reads {SCHEMA_VERSION})")
         return cls(suite=dict(d["suite"]), verdict=d["verdict"],
                    checks=tuple(CheckResult.from_dict(c) for c in d["checks"]),
-                   provenance=dict(d["provenance"]), schema_version=d["schema_version"])
+                   provenance=dict(d["provenance"]), schema_version=d["schema_version"],
+                   signoff={k: str(v) for k, v in (d.get("signoff") or {}).items() if v})

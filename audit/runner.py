@@ -24,7 +24,7 @@ import numpy as np
 from audit.cache import PredictionCache
 from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import MetricInput, get_metric
-from audit.data import LabelEncoding, Table, load_table
+from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, load_model, model_fingerprint
@@ -222,6 +222,12 @@ class SuiteRun:
         return d
 
     # -- provenance ------------------------------------------------------------------
+    def _train_sha256(self) -> str:
+        if "train" not in self._hashes:
+            assert self.suite.data.train is not None
+            self._hashes["train"] = file_sha256(self.suite.data.train)
+        return self._hashes["train"]
+
     def artifacts(self) -> dict[str, Any]:
         """Hashes and sizes of what was audited (only what loaded without error)."""
         out: dict[str, Any] = {}
@@ -246,6 +252,9 @@ class SuiteRun:
                             "features": [str(c) for c in t.features.columns]}
         else:
             data["eval"] = {"path": str(self.suite.data.eval)}
+        if self.suite.data.train is not None:  # hashed here: the checks of later issues read it
+            train = self.suite.data.train
+            data["train"] = {"path": str(train), "sha256": self._train_sha256()}
         out["data"] = data
         out["predictions"] = dict(self.prediction_sources)
         return out

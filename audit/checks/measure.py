@@ -96,7 +96,7 @@ def paired_measurement(metric: Metric, teacher: float, student: float, rep_teach
     return Measurement(metric.name, metric.direction, s, teacher=t, regression=reg,
                        relative_regression=_relative(reg, t), method=method, n=n,
                        params=dict(params), notes=tuple(all_notes), breakdown=tuple(breakdown),
-                       extra=dict(extra or {}))
+                       extra=dict(extra or {}), family=metric.family)
 
 
 def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
@@ -126,7 +126,7 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
             value = float(metric.joint(J, k))
             student = _est(value, percentile_interval(metric.joint(R, k), confidence), metric.bounds)
             return Measurement(metric.name, metric.direction, student, method=method,
-                               n=inputs.n, params=params, notes=tuple(notes))
+                               n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
         assert metric.counts is not None
         fn = metric.counts
         return paired_measurement(
@@ -140,7 +140,7 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
             value, infl = metric.pair_influence(inputs.y, inputs.p_teacher, inputs.p_student)
             student = _est(value, normal_interval(value, infl, confidence), metric.bounds)
             return Measurement(metric.name, metric.direction, student, method=method,
-                               n=inputs.n, params=params, notes=tuple(notes))
+                               n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
         assert metric.influence is not None
         t, it = metric.influence(inputs.y, inputs.p_teacher, pos, params)
         s, is_ = metric.influence(inputs.y, inputs.p_student, pos, params)
@@ -154,4 +154,5 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
                          "(e.g. a class with no rows)")
     return Measurement(metric.name, metric.direction, student, teacher=teacher, regression=reg,
                        relative_regression=_relative(reg, teacher), method=method, n=inputs.n,
+                       family=metric.family,
                        params=params, notes=tuple(notes))

@@ -37,7 +37,8 @@ def _order(record: dict[str, Any], names: list[str]) -> tuple[int, int, str]:
     return (1, 0, r["location"])
 
 
-def reports_from_records(records: list[dict[str, Any]], *, started: str) -> list[AuditReport]:
+def reports_from_records(records: list[dict[str, Any]], *, started: str,
+                         signoff: dict[str, str] | None = None) -> list[AuditReport]:
     """Group records by suite and build each suite's report, checks in suite order."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
@@ -69,5 +70,6 @@ def reports_from_records(records: list[dict[str, Any]], *, started: str) -> list
             "warnings": warnings,
         }
         reports.append(AuditReport(suite=info, verdict=combine_statuses([c.status for c in checks]),
-                                   checks=tuple(checks), provenance=provenance))
+                                   checks=tuple(checks), provenance=provenance,
+                                   signoff=dict(signoff or {})))
     return reports

@@ -1,17 +1,20 @@
 """The HTML report, rendered from the JSON report's data alone.
 
-Formatting (numbers, intervals, words) happens here, in :func:`view`; the jinja2 template only
-loops and branches, with autoescape on: column names, labels and suite text come from users.
+Formatting (numbers, intervals, words) and plots happen here, in :func:`view` and
+:mod:`audit.report.plots`; the jinja2 template only loops and branches, with autoescape on:
+column names, labels and suite text come from users.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from audit.report.plots import group_bars_svg, reliability_svg
 from audit.report.terminal import format_estimate, format_value
-from audit.results import AuditReport
+from audit.results import AuditReport, CheckResult, GateResult, Measurement
 
-__all__ = ["render_html", "view"]
+__all__ = ["render_html", "view", "FAMILIES"]
 
 _VERDICT_WORDS = {
     "pass": "Every blocking gate passed.",
@@ -20,63 +23,81 @@ _VERDICT_WORDS = {
     "error": "Some checks could not run; the audit fails closed.",
     "fail": "At least one blocking gate failed.",
 }
+# report sections, in order: (family, title)
+FAMILIES = (
+    ("performance", "Predictive performance"),
+    ("fidelity", "Fidelity to the teacher"),
+    ("calibration", "Calibration"),
+    ("fairness", "Fairness across groups"),
+)
+_SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
 
 
-def view(data: dict[str, Any]) -> dict[str, Any]:
-    """Turn a report dict into ready-to-print strings for the template."""
-    report = AuditReport.from_dict(data)
-    gate_rows, sections = [], []
-    for c in report.checks:
-        m = c.measurements[0] if c.measurements else None
-        for g in c.gates or ():
-            gate_rows.append({
-                "check": c.name, "metric": m.metric if m else "",
-                "teacher": format_estimate(m.teacher) if m else "",
-                "student": format_estimate(m.student) if m else "",
-                "regression": format_estimate(m.regression, signed=True) if m and m.regression else "n/a",
-                "gate": g.description, "status": g.status, "severity": g.severity,
-                "reason": g.reason if g.status != "pass" else "",
-            })
-        if not c.gates:
-            gate_rows.append({"check": c.name, "metric": m.metric if m else "",
-                              "teacher": format_estimate(m.teacher) if m else "",
-                              "student": format_estimate(m.student) if m else "",
-                              "regression": (format_estimate(m.regression, signed=True)
-                                             if m and m.regression else "n/a"),
-                              "gate": "no gate (measured only)" if c.status != "error" else "",
-                              "status": c.status, "severity": "", "reason": c.error or ""})
-        sections.append({
-            "name": c.name, "status": c.status, "description": c.description,
-            "location": c.location, "source": c.source, "error": c.error,
-            "measurements": [{
-                "metric": x.metric + (f" ({x.scope})" if x.scope else ""),
-                "direction": f"{x.direction} is better",
-                "teacher": format_estimate(x.teacher), "student": format_estimate(x.student),
-                "regression": format_estimate(x.regression, signed=True) if x.regression else "n/a",
-                "relative": (format_estimate(x.relative_regression, signed=True)
-                             if x.relative_regression else "n/a"),
-                "method": x.method, "n": x.n, "notes": list(x.notes),
-                "params": ", ".join(f"{k}={v}" for k, v in x.params.items() if k != "by"),
-                "reliability": _reliability_rows(x.breakdown),
-                "groups": _group_rows(x.breakdown),
-                "advice": _advice(x.extra.get("advice")),
-            } for x in c.measurements],
-            "details": {k: v for k, v in c.details.items() if k != "classes"},
-        })
-    prov = report.provenance
-    counts = data.get("counts") or {}
+def _est(e: Any, signed: bool = False) -> str:
+    return format_estimate(e, signed) if e is not None else "n/a"
+
+
+def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> dict[str, str]:
     return {
-        "suite": report.suite, "verdict": report.verdict,
-        "verdict_words": _VERDICT_WORDS.get(report.verdict, ""),
-        "counts": [(k, v) for k, v in counts.items() if v],
-        "gate_rows": gate_rows, "sections": sections,
-        "artifacts": _artifact_rows(prov),
-        "versions": sorted((prov.get("versions") or {}).items()),
-        "environment": sorted((prov.get("environment") or {}).items()),
-        "git": prov.get("git"), "created": prov.get("created", ""), "finished": prov.get("finished", ""),
-        "warnings": list(prov.get("warnings") or []),
-        "schema_version": report.schema_version,
+        "check": c.name, "metric": (m.metric + (f" ({m.scope})" if m.scope else "")) if m else "",
+        "teacher": _est(m.teacher) if m else "", "student": _est(m.student) if m else "",
+        "regression": _est(m.regression, signed=True) if m else "",
+        "gate": g.description if g else ("no gate (measured only)" if c.status != "error" else
+                                         "could not run"),
+        "status": g.status if g else c.status, "severity": g.severity if g else "",
+        "reason": (g.reason if g.status != "pass" else "") if g else (c.error or "").split("\n")[0],
     }
+
+
+def _measurement_for(c: CheckResult, g: GateResult) -> Measurement | None:
+    for m in c.measurements:
+        if m.scope == g.scope:
+            return m
+    return c.measurements[0] if c.measurements else None
+
+
+def _summary(report: AuditReport) -> str:
+    """One paragraph, in words, generated from the results."""
+    prov, suite = report.provenance, report.suite
+    data = (prov.get("data") or {}).get("eval") or {}
+    rows = data.get("rows")
+    teacher, student = prov.get("teacher") or {}, prov.get("student") or {}
+    parts = [f"The student ({student.get('kind', '?')} model {_name(student.get('path'))}) was "
+             f"audited against its teacher ({teacher.get('kind', '?')} model "
+             f"{_name(teacher.get('path'))})"
+             + (f" on {rows:,} evaluation rows of {_name(data.get('path'))}." if rows else ".")]
+    by_status: dict[str, list[CheckResult]] = {}
+    for c in report.checks:
+        by_status.setdefault(c.status, []).append(c)
+    n = len(report.checks)
+    passed = len(by_status.get("pass", [])) + len(by_status.get("info", []))
+    parts.append(f"{passed} of {n} checks passed or were measured without a gate.")
+    for status, word in (("fail", "failed"), ("inconclusive", "could not be decided"),
+                         ("error", "could not run"), ("warn", "raised a warning")):
+        checks = by_status.get(status, [])
+        if checks:
+            reasons = "; ".join(_why(c) for c in checks)
+            parts.append(f"{len(checks)} {word}: {reasons}.")
+    not_run = suite.get("not_run") or []
+    if not_run:
+        parts.append(f"Not run in this report: {', '.join(not_run)}.")
+    parts.append(f"Verdict: {report.verdict.upper()}. {_VERDICT_WORDS.get(report.verdict, '')}")
+    return " ".join(parts)
+
+
+def _name(path: Any) -> str:
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1] if path else "?"
+
+
+def _why(c: CheckResult) -> str:
+    if c.status == "error":
+        return f"{c.name} ({(c.error or '').splitlines()[0][:160]})"
+    bad = [g for g in c.gates if g.status != "pass"]
+    if not bad:
+        return c.name
+    g = bad[0]
+    observed = _est(g.observed, signed=g.kind.startswith("max_r"))
+    return f"{c.name} ({g.description}, observed {observed})"
 
 
 def _fmt(x: Any, signed: bool = False) -> str:
@@ -94,7 +115,8 @@ def _reliability_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, s
         row[f"{who}_n"] = str(r["count"])
         row[f"{who}_conf"] = _fmt(r["confidence"])
         row[f"{who}_acc"] = _fmt(r["accuracy"])
-    return [by_bin[b] for b in sorted(by_bin)]
+    return [by_bin[b] for b in sorted(by_bin) if any(by_bin[b].get(f"{w}_n") != "0"
+                                                     for w in ("teacher", "student"))]
 
 
 def _group_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, str]]:
@@ -129,6 +151,84 @@ def _advice(advice: dict[str, Any] | None) -> str:
             f"from {_fmt(before)} to {_fmt(after)} on held-out rows ({advice['note']}).")
 
 
+def _plots(m: Measurement) -> list[Any]:
+    plots = []
+    reliability = [r for r in m.breakdown if r.get("kind") == "reliability"]
+    if reliability:
+        plots.append(reliability_svg(reliability, f"Reliability: {m.metric}"))
+    groups = [r for r in m.breakdown if r.get("kind") == "group"]
+    if groups:
+        metric = "selection_rate" if m.metric.startswith("demographic_parity") else (
+            "tpr" if m.metric.startswith("equalized_odds") else m.params.get("group_metric")
+            or "accuracy")
+        plots.append(group_bars_svg(groups, metric, f"{metric} by group ({m.scope})"))
+    return plots
+
+
+def _measurement_view(x: Measurement) -> dict[str, Any]:
+    return {
+        "metric": x.metric + (f" ({x.scope})" if x.scope else ""),
+        "direction": f"{x.direction} is better",
+        "teacher": _est(x.teacher), "student": _est(x.student),
+        "regression": _est(x.regression, signed=True),
+        "relative": _est(x.relative_regression, signed=True),
+        "method": x.method, "n": x.n, "notes": list(x.notes),
+        "params": ", ".join(f"{k}={v}" for k, v in x.params.items() if k != "by"),
+        "reliability": _reliability_rows(x.breakdown),
+        "groups": _group_rows(x.breakdown),
+        "advice": _advice(x.extra.get("advice")),
+        "plots": _plots(x),
+    }
+
+
+def view(data: dict[str, Any], *, rendered_at: str | None = None,
+         signoff: dict[str, str] | None = None) -> dict[str, Any]:
+    """Turn a report dict into ready-to-print strings and plots for the template.
+
+    ``signoff`` overrides the report's sign-off fields (e.g. from CLI options);
+    ``rendered_at`` is the render time shown in the footer (now by default).
+    """
+    report = AuditReport.from_dict(data)
+    gate_rows: list[dict[str, str]] = []
+    families: dict[str, list[dict[str, Any]]] = {}
+    for c in report.checks:
+        if c.gates:
+            gate_rows += [_gate_row(c, _measurement_for(c, g), g) for g in c.gates]
+        else:
+            for m in c.measurements or [None]:
+                gate_rows.append(_gate_row(c, m, None))
+        family = next((m.family for m in c.measurements if m.family), "") or "other"
+        families.setdefault(family, []).append({
+            "name": c.name, "status": c.status, "description": c.description,
+            "location": c.location, "source": c.source, "error": c.error,
+            "measurements": [_measurement_view(x) for x in c.measurements],
+            "details": {k: v for k, v in c.details.items() if k != "classes"},
+        })
+    titles = dict(FAMILIES)
+    order = [f for f, _ in FAMILIES if f in families] + sorted(set(families) - set(titles))
+    sections = [{"family": f, "title": titles.get(f, "Other checks"), "checks": families[f]}
+                for f in order]
+    prov = report.provenance
+    counts = data.get("counts") or {}
+    sign = {k: str((data.get("signoff") or {}).get(k, "")) for k in _SIGNOFF_FIELDS}
+    sign.update({k: v for k, v in (signoff or {}).items() if v})
+    return {
+        "suite": report.suite, "verdict": report.verdict,
+        "verdict_words": _VERDICT_WORDS.get(report.verdict, ""),
+        "summary": _summary(report),
+        "counts": [(k, v) for k, v in counts.items() if v],
+        "gate_rows": gate_rows, "sections": sections,
+        "artifacts": _artifact_rows(prov),
+        "versions": sorted((prov.get("versions") or {}).items()),
+        "environment": sorted((prov.get("environment") or {}).items()),
+        "git": prov.get("git"), "created": prov.get("created", ""), "finished": prov.get("finished", ""),
+        "warnings": list(prov.get("warnings") or []),
+        "schema_version": report.schema_version,
+        "signoff": sign,
+        "rendered_at": rendered_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
+    }
+
+
 def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     for role in ("teacher", "student"):
@@ -139,12 +239,14 @@ def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
     for role in ("eval", "train"):
         d = data.get(role)
         if d:
-            rows.append({"what": f"{role} data", "kind": f"{d.get('rows', '?')} rows",
-                         "path": str(d.get("path", "")), "sha256": d.get("sha256", "not loaded")})
+            rows.append({"what": f"{role} data",
+                         "kind": f"{d['rows']:,} rows" if d.get("rows") else "table",
+                         "path": str(d.get("path", "")), "sha256": d.get("sha256", "not read")})
     return rows
 
 
-def render_html(data: dict[str, Any]) -> str:
+def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
+                signoff: dict[str, str] | None = None) -> str:
     """Render the report dict (the JSON report's content) as one self-contained HTML page."""
     import jinja2
 
@@ -152,4 +254,5 @@ def render_html(data: dict[str, Any]) -> str:
         loader=jinja2.PackageLoader("audit.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
-    return env.get_template("report.html").render(**view(data))
+    return env.get_template("report.html").render(**view(data, rendered_at=rendered_at,
+                                                         signoff=signoff))

@@ -57,14 +57,15 @@ def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
 
 
 def write_report(report: AuditReport, *, report_dir: Path | None = None, json_path: Path | None = None,
-                 html_path: Path | None = None) -> ReportPaths:
+                 html_path: Path | None = None, signoff: dict[str, str] | None = None) -> ReportPaths:
     """Write the JSON report and the HTML rendered from it.
 
     Explicit ``json_path``/``html_path`` win; otherwise both go to a new timestamped pair under
-    ``report_dir/<suite name>/`` and ``latest.*`` is updated.
+    ``report_dir/<suite name>/`` and ``latest.*`` is updated. ``signoff`` fills the HTML's
+    sign-off block without changing the JSON record (re-rendering a report to sign it).
     """
     text = report_to_json(report)
-    html = render_html(report.to_dict())
+    html = render_html(report.to_dict(), signoff=signoff)
     out = ReportPaths()
     if json_path is None and html_path is None:
         if report_dir is None:
