@@ -8,9 +8,8 @@ script in a subprocess, to check the real process exit code.
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path

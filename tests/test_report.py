@@ -4,8 +4,8 @@ user data; reports are written atomically and never overwrite earlier evidence."
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 from pathlib import Path
 
 import pytest
