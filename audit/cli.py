@@ -1,8 +1,8 @@
 """The ``distill-audit`` command.
 
 ``run`` wraps pytest (the same collection, gates and reports as ``pytest suites/``), so
-everything pytest offers keeps working; ``validate``, ``schema`` and ``report`` need no pytest
-run.
+everything pytest offers keeps working; ``validate``, ``schema``, ``report`` (re-render or sign
+a report) and ``diff`` (what changed between two reports) need no pytest run.
 
 Exit codes: 0 every blocking gate passed; 1 a gate failed or a check could not run;
 2 a usage or suite error.
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", type=Path, metavar="PATH.html",
                      help="default: the JSON path with .html")
     _signoff_options(rep)
+
+    dif = sub.add_parser("diff", help="what changed between two JSON reports")
+    dif.add_argument("old", type=Path, metavar="OLD.json")
+    dif.add_argument("new", type=Path, metavar="NEW.json")
+    dif.add_argument("--html", type=Path, metavar="PATH.html", help="also write the diff as HTML")
     return p
 
 
@@ -173,11 +178,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from audit.cache import atomic_write_bytes
+    from audit.errors import AuditError
+    from audit.report.diff import diff_reports, format_diff, render_diff_html
+    from audit.report.jsonio import read_report
+
+    try:
+        old, new = read_report(args.old), read_report(args.new)
+    except AuditError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    d = diff_reports(old, new)
+    for line in format_diff(d):
+        print(line)
+    if args.html:
+        atomic_write_bytes(args.html, render_diff_html(d).encode("utf-8"))
+        print(args.html)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distill-audit`` console script."""
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema,
-               "report": _cmd_report}[args.command]
+               "report": _cmd_report, "diff": _cmd_diff}[args.command]
     return handler(args)
 
 

@@ -9,7 +9,25 @@ from typing import Any
 from audit.errors import AuditError, display_path
 from audit.results import AuditReport
 
-__all__ = ["report_to_json", "read_report"]
+__all__ = ["report_to_json", "read_report", "report_schema", "validate_report"]
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the report (shipped in the package as schemas/report-v1.json)."""
+    from importlib.resources import files
+
+    return json.loads(files("audit").joinpath("schemas/report-v1.json").read_text(encoding="utf-8"))
+
+
+def validate_report(data: dict[str, Any]) -> None:
+    """Raise :class:`AuditError` naming the first place where ``data`` breaks the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(report_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise AuditError(f"the report does not follow its schema at {where}: {error.message}")
 
 
 def report_to_json(report: AuditReport | dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from audit.cache import atomic_write_bytes
 from audit.report.html import render_html
-from audit.report.jsonio import report_to_json
+from audit.report.jsonio import report_to_json, validate_report
 from audit.results import AuditReport
 
 __all__ = ["ReportPaths", "write_report"]
@@ -64,11 +64,13 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
     ``report_dir/<suite name>/`` and ``latest.*`` is updated. ``signoff`` fills the HTML's
     sign-off block without changing the JSON record (re-rendering a report to sign it).
     """
-    text = report_to_json(report)
-    html = render_html(report.to_dict(), signoff=signoff)
+    data = report.to_dict()
+    text = report_to_json(data)
+    html = render_html(data, signoff=signoff)
     out = ReportPaths()
     if json_path is None and html_path is None:
         if report_dir is None:
+            validate_report(data)
             return out
         folder = report_dir / report.suite["name"]
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,6 +81,7 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
         atomic_write_bytes(folder / "latest.json", text.encode("utf-8"))
         atomic_write_bytes(folder / "latest.html", html.encode("utf-8"))
         out.json, out.html = json_path, html_path
+        validate_report(data)  # after writing: a report that breaks its schema is a bug, not lost
         return out
     for path, payload in ((json_path, text), (html_path, html)):
         if path is None:
@@ -86,4 +89,5 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
         _make_room(path, out.moved)
         atomic_write_bytes(path, payload.encode("utf-8"))
     out.json, out.html = json_path, html_path
+    validate_report(data)
     return out
