@@ -37,11 +37,21 @@ def _est(e: Any, signed: bool = False) -> str:
     return format_estimate(e, signed) if e is not None else "n/a"
 
 
-def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> dict[str, str]:
+def _parts(e: Any, signed: bool = False) -> tuple[str, str]:
+    """``("0.712", "[0.689, 0.735]")``: the value and its interval, for two-line table cells."""
+    if e is None:
+        return "n/a", ""
+    text = format_estimate(e, signed)
+    value, _, ci = text.partition(" ")
+    return value, ci
+
+
+def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> dict[str, Any]:
     return {
         "check": c.name, "metric": (m.metric + (f" ({m.scope})" if m.scope else "")) if m else "",
-        "teacher": _est(m.teacher) if m else "", "student": _est(m.student) if m else "",
-        "regression": _est(m.regression, signed=True) if m else "",
+        "teacher": _parts(m.teacher) if m else ("", ""),
+        "student": _parts(m.student) if m else ("", ""),
+        "regression": _parts(m.regression, signed=True) if m else ("", ""),
         "gate": g.description if g else ("no gate (measured only)" if c.status != "error" else
                                          "could not run"),
         "status": g.status if g else c.status, "severity": g.severity if g else "",
