@@ -17,7 +17,8 @@ __all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODE
 
 SUITE_SUFFIX = ".audit.yaml"
 # check keys that are metric parameters: a metric accepts only those it declares
-PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric")
+PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric",
+              "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
@@ -96,18 +97,31 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "metric": Field("str", "Registered metric name.", required=True),
         "average": Field("str", "Averaging for precision/recall/f1.",
                          choices=("binary", "macro", "micro", "weighted")),
-        "bins": Field("int", "Number of confidence bins for ece/mce/ace/classwise_ece.",
-                      default=15, schema=(("minimum", 2), ("maximum", 1000))),
-        "binning": Field("str", "Bin edges: equal_width, or equal_mass (quantiles).",
-                         choices=("equal_width", "equal_mass"), default="equal_width"),
+        "bins": Field("int", "Number of bins: confidence bins for ece/mce/ace/classwise_ece "
+                             "(default 15), quantile bins of numeric columns for drift (10) and "
+                             "slice discovery (5).", schema=(("minimum", 2), ("maximum", 1000))),
+        "binning": Field("str", "Bin edges: equal_width (default), or equal_mass (quantiles).",
+                         choices=("equal_width", "equal_mass")),
         "by": Field("str_list", "Sensitive columns to slice by (default: all of data.sensitive)."),
         "intersections": Field("bool", "Also slice by the intersection of the by columns.",
                                default=True),
-        "min_group_size": Field("int", "Groups with fewer rows are reported but excluded from "
-                                       "disparities.", default=30, schema=(("minimum", 1),)),
-        "group_metric": Field("str", "The group metric max_gap_to_overall compares.",
-                              choices=("accuracy", "selection_rate", "tpr", "fpr"),
-                              default="accuracy"),
+        "min_group_size": Field("int", "Groups (or discovered slices) with fewer rows are "
+                                       "reported but excluded (default 30 for fairness, 50 for "
+                                       "slice discovery).", schema=(("minimum", 1),)),
+        "group_metric": Field("str", "The group metric max_gap_to_overall compares (default "
+                                     "accuracy).", choices=("accuracy", "selection_rate", "tpr", "fpr")),
+        "batch_sizes": Field("int_list", "Batch sizes to time (default 1, 32, 1024).",
+                             schema=(("items", {"type": "integer", "minimum": 1}),)),
+        "repeats": Field("int", "Timed calls per model and batch size (default 30).",
+                         schema=(("minimum", 3), ("maximum", 10_000))),
+        "max_seconds": Field("number", "Wall-clock cap on timing, per check (default 30).",
+                             schema=(("exclusiveMinimum", 0),)),
+        "columns": Field("str_list", "Columns a data check looks at (default: all feature "
+                                     "columns)."),
+        "fdr": Field("number", "False-discovery rate across the slices tried (default 0.05).",
+                     schema=(("exclusiveMinimum", 0), ("exclusiveMaximum", 1))),
+        "max_conditions": Field("int", "Conditions per discovered slice: 1 or 2 (default 2).",
+                                choices=(1, 2)),
         "description": Field("str", "Why this check exists, in words."),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },
@@ -147,6 +161,8 @@ def suite_json_schema() -> dict[str, Any]:
             s = {"type": ["string", "integer"]}
         elif kind == "str_list":
             s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+        elif kind == "int_list":
+            s = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}
         elif kind == "label_list":
             s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
                  "uniqueItems": True}

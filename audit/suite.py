@@ -183,6 +183,11 @@ class _Parser:
         elif kind == "label":
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise self.bad(keypath, value, "must be a class label (string or integer)")
+        elif kind == "int_list":
+            if not isinstance(value, list) or not value:
+                raise self.bad(keypath, value, "must be a non-empty list of integers")
+            item = Field("int", f.doc)
+            value = tuple(self.scalar((*keypath, i), v, item) for i, v in enumerate(value))
         elif kind in ("str_list", "label_list"):
             if not isinstance(value, list) or not value:
                 raise self.bad(keypath, value, "must be a non-empty list")
@@ -196,6 +201,19 @@ class _Parser:
             hint = did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
             raise self.bad(keypath, value, f"must be one of {choices}{hint}")
         return value
+
+    def in_range(self, keypath: KeyPath, value: Any, bounds: dict[str, Any]) -> None:
+        """Check a value (or each item of a list) against JSON-Schema-style bounds."""
+        if isinstance(value, tuple):
+            for i, item in enumerate(value):
+                self.in_range((*keypath, i), item, bounds.get("items", {}))
+            return
+        tests = (("minimum", lambda v, b: v < b, "at least"), ("maximum", lambda v, b: v > b, "at most"),
+                 ("exclusiveMinimum", lambda v, b: v <= b, "above"),
+                 ("exclusiveMaximum", lambda v, b: v >= b, "below"))
+        for name, broken, words in tests:
+            if name in bounds and broken(value, bounds[name]):
+                raise self.bad(keypath, value, f"must be {words} {bounds[name]}")
 
     def get(self, keypath: KeyPath, mapping: dict[str, Any], key: str, section: str) -> Any:
         f = SECTIONS[section][key]
@@ -384,13 +402,9 @@ class _Parser:
                 takes = [n for n in names if key in get_metric(n).params]
                 raise self.bad((*kp, key), c[key], f"{metric_name} takes no {key} (only "
                                                    f"{', '.join(takes)} do); remove it")
-            if key in metric.params:
+            if key in metric.params and key in c:  # metrics apply their own defaults
                 value = self.get(kp, c, key, "check")
-                bounds = dict(SECTIONS["check"][key].schema)
-                if "minimum" in bounds and value is not None and value < bounds["minimum"]:
-                    raise self.bad((*kp, key), value, f"must be at least {bounds['minimum']}")
-                if "maximum" in bounds and value is not None and value > bounds["maximum"]:
-                    raise self.bad((*kp, key), value, f"must be at most {bounds['maximum']}")
+                self.in_range((*kp, key), value, dict(SECTIONS["check"][key].schema))
                 if value is not None:
                     params[key] = list(value) if isinstance(value, tuple) else value
         if "by" in params:
