@@ -82,21 +82,23 @@ class PredictionCache:
         return value, source
 
     def get_with_info(self, key: str, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]],
-                      ) -> tuple[np.ndarray, dict[str, Any], str]:
+                      *, persist: bool = True) -> tuple[np.ndarray, dict[str, Any], str]:
         """Like :meth:`get`, with a small JSON-able ``info`` dict stored beside the array
-        (for predictions: the model's classes, so a cache hit needs no model at all)."""
+        (for predictions: the model's classes, so a cache hit needs no model at all).
+        ``persist=False`` keeps the entry in memory only (this run), never on disk."""
         if key in self._memory:
             self.stats.memory_hits += 1
             value, info = self._memory[key]
             return value, info, "memory"
-        found = self._read(key)
+        found = self._read(key) if persist else None
         source = "disk"
         if found is None:
             raw, info = compute()
             value = np.ascontiguousarray(raw)
             source = "computed"
             self.stats.computed += 1
-            self._write(key, value, info)
+            if persist:
+                self._write(key, value, info)
         else:
             value, info = found
             self.stats.disk_hits += 1

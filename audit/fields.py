@@ -20,14 +20,15 @@ SUITE_SUFFIX = ".audit.yaml"
 PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric",
               "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions")
 SUPPORTED_VERSIONS = (1,)
-MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle")
-SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx"}
+MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
+SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # keys a model mapping may have besides its kind
-MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",), "callable": ("classes",),
-              "predictions": ("classes", "columns"), "pickle": ("classes", "trust")}
+MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",),
+              "callable": ("classes", "output"), "predictions": ("classes", "columns"),
+              "pickle": ("classes", "trust"), "torch": ("classes", "output")}
 # keys a model of that kind must have besides its kind
 MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
 
@@ -79,10 +80,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
                           schema=(("pattern", CALLABLE_RE.pattern),)),
         "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
         "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
+        "torch": Field("path", "A TorchScript file (.pt/.pth, saved with torch.jit), run on the CPU."),
         "classes": Field("label_list", "Class labels in output column order."),
         "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
         "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
         "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
+        "output": Field("str", "What a torch module returns: logits (default; softmax is applied) "
+                               "or probabilities.", choices=("logits", "probabilities")),
     },
     "settings": {
         "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),
@@ -171,7 +175,9 @@ def suite_json_schema() -> dict[str, Any]:
                            {"type": "array", "items": {"type": "string", "minLength": 1},
                             "minItems": 1}]}
         elif kind == "model":
-            s = {"oneOf": [{"type": "string", "pattern": r"\.([sS][kK][oO][pP][sS]|[oO][nN][nN][xX])$"},
+            suffixes = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in suffix[1:])
+                                for suffix in SUFFIX_KINDS)  # matched case-insensitively
+            s = {"oneOf": [{"type": "string", "pattern": rf"\.({suffixes})$"},
                            {"$ref": "#/$defs/model"}]}
         elif kind == "checks":
             s = {"type": "object", "minProperties": 1,

@@ -14,15 +14,26 @@ Supported kinds (see :class:`audit.suite.ModelSpec`):
   Its hash is the file's SHA-256; the prediction cache also keys on the columns read, so two
   models' columns in one file never share cached predictions.
 * ``pickle`` -- only with ``trust: true``; the report carries a warning.
+* ``torch`` -- a TorchScript file (``.pt``/``.pth``), loaded with ``torch.jit.load`` on the CPU
+  (no arbitrary unpickling; see :func:`_load_torch`). A ``callable`` that is, or builds with no
+  arguments, a ``torch.nn.Module`` is wrapped the same way. The feature columns are fed as one
+  float matrix in the parameters' dtype; ``output: logits`` (default) applies softmax. The
+  loaded model keeps ``module`` and ``input_dtype`` for gradient-based checks. torch is imported
+  only when such a model loads.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import json
+import sys
+import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +60,9 @@ class LoadedModel:
     size_bytes: int | None
     predict: PredictFn = field(repr=False)
     warnings: tuple[str, ...] = ()
+    module: Any = field(default=None, repr=False)  # the torch.nn.Module of a torch model
+    input_dtype: np.dtype | None = None  # numpy dtype of the matrix a torch model is fed
+    native: Any = field(default=None, repr=False)  # the estimator of a skops/pickle model
 
     @property
     def cache_identity(self) -> str:
@@ -126,27 +140,83 @@ def check_probabilities(raw: Any, n: int, k: int, label: str,
 def _identity(spec: ModelSpec, sha256: str) -> str:
     columns = "\0".join(spec.columns or ())
     classes = "\0".join(map(repr, spec.classes or ()))
-    return f"{spec.kind}\0{sha256}\0{columns}\0{classes}"
+    identity = f"{spec.kind}\0{sha256}\0{columns}\0{classes}"
+    output = spec.output or ("logits" if spec.kind == "torch" else None)
+    return identity if output is None else f"{identity}\0{output}"
 
 
-def model_fingerprint(spec: ModelSpec) -> tuple[str, str] | None:
+def _check_skops_trust(spec: ModelSpec, role: str) -> None:
+    """Refuse a skops file holding types neither skops nor the suite trusts (also on a
+    prediction-cache hit, so the verdict never depends on the cache's state)."""
+    import skops.io as sio
+
+    assert spec.path is not None
+    try:
+        untrusted = sio.get_untrusted_types(file=spec.path)
+    except Exception as exc:
+        raise ModelError(f"{_label(role, spec)}: not a readable skops file "
+                         f"({type(exc).__name__}: {exc})") from None
+    refused = [t for t in untrusted if t not in spec.trusted_types]
+    if refused:
+        listing = "\n".join(f"      - {t}" for t in refused)
+        raise ModelError(f"{_label(role, spec)}: the file holds types skops does not trust by "
+                         f"default:\n{listing}\n  Review them; if you trust them, list them in "
+                         f"the suite under {role}.trusted_types (use the mapping form: {role}: "
+                         f"{{skops: {spec.path.name}, trusted_types: [...]}}).")
+
+
+def content_sha256(spec: ModelSpec) -> str:
+    """SHA-256 of everything a file-based model's predictions depend on: the file, plus the
+    external-data files an ONNX model names (its weights may live beside it)."""
+    assert spec.path is not None
+    digest = file_sha256(spec.path)
+    if spec.kind != "onnx":
+        return digest
+    external = _onnx_external_files(spec.path)
+    if not external:
+        return digest
+    h = hashlib.sha256(digest.encode())
+    for path in external:
+        h.update(b"\0" + path.name.encode() + b"\0" + file_sha256(path).encode())
+    return h.hexdigest()
+
+
+def _onnx_external_files(path: Path) -> list[Path]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return []  # onnxruntime will say what is wrong with the file
+    names = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            names |= {e.value for e in tensor.external_data if e.key == "location"}
+    return sorted(path.parent / n for n in names)
+
+
+def model_fingerprint(spec: ModelSpec, role: str = "model") -> tuple[str, str] | None:
     """``(sha256, cache identity)`` of a model, known without loading it.
 
-    For file-based models (skops, onnx, predictions) the identity is the kind, the file's
-    SHA-256, and the columns and classes the suite names, so a prediction-cache hit needs no
-    model load at all. Callables (whose identity is the code that runs) and pickles (whose
-    loading carries a warning) return ``None``: load them.
+    For file-based models (skops, onnx, predictions) the identity is the kind, the content's
+    SHA-256 (:func:`content_sha256`), and the columns and classes the suite names, so a
+    prediction-cache hit needs no model load at all; a skops file's types are still checked
+    against the suite's trust list. Callables (whose behaviour may depend on files we cannot
+    see) and pickles (whose loading carries a warning) return ``None``: load them.
     """
     if spec.kind in ("callable", "pickle") or spec.path is None:
         return None
-    sha256 = file_sha256(spec.path)
+    if spec.kind == "skops":
+        _check_skops_trust(spec, role)
+    sha256 = content_sha256(spec)
     return sha256, _identity(spec, sha256)
 
 
 def load_model(spec: ModelSpec, role: str) -> LoadedModel:
     """Load the model ``spec`` describes, for ``role`` (``teacher`` or ``student``)."""
     loader = {"skops": _load_skops, "onnx": _load_onnx, "callable": _load_callable,
-              "predictions": _load_predictions, "pickle": _load_pickle}[spec.kind]
+              "predictions": _load_predictions, "pickle": _load_pickle,
+              "torch": _load_torch}[spec.kind]
     return loader(spec, role)
 
 
@@ -182,17 +252,12 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
     try:  # one parse in the common case; the type scan runs only to explain a refusal
         model = sio.load(spec.path, trusted=list(spec.trusted_types) or None)
     except UntrustedTypesFoundException:
-        untrusted = sio.get_untrusted_types(file=spec.path)
-        refused = [t for t in untrusted if t not in spec.trusted_types]
-        listing = "\n".join(f"      - {t}" for t in refused)
-        raise ModelError(f"{label}: the file holds types skops does not trust by default:\n{listing}\n"
-                         f"  Review them; if you trust them, list them in the suite under "
-                         f"{role}.trusted_types (use the mapping form: {role}: {{skops: "
-                         f"{spec.path.name}, trusted_types: [...]}}).") from None
+        _check_skops_trust(spec, role)
+        raise  # pragma: no cover - the check above raises for the same types
     except Exception as exc:
         raise ModelError(f"{label}: not a readable skops file ({type(exc).__name__}: {exc})") from None
     return LoadedModel(role, spec, _classes_of(model, spec, label), file_sha256(spec.path),
-                       spec.path.stat().st_size, _estimator_predict(model, label))
+                       spec.path.stat().st_size, _estimator_predict(model, label), native=model)
 
 
 def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
@@ -216,7 +281,8 @@ def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
     warning = (f"{role} was loaded from a pickle ({display_path(spec.path)}) because the suite set "
                "trust: true; unpickling can run arbitrary code")
     return LoadedModel(role, spec, _classes_of(model, spec, label), file_sha256(spec.path),
-                       spec.path.stat().st_size, _estimator_predict(model, label), (warning,))
+                       spec.path.stat().st_size, _estimator_predict(model, label), (warning,),
+                       native=model)
 
 
 def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
@@ -274,7 +340,7 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
             out = np.array([[row[c] for c in classes] for row in out])
         return out
 
-    return LoadedModel(role, spec, classes, file_sha256(spec.path), spec.path.stat().st_size, predict)
+    return LoadedModel(role, spec, classes, content_sha256(spec), spec.path.stat().st_size, predict)
 
 
 def _probability_output(session: Any, label: str) -> str:
@@ -379,6 +445,15 @@ def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
     else:
         warnings = (f"{role} callable {spec.target} has no source file; its fingerprint covers "
                     "only its name, so cached predictions are keyed by name",)
+    torch_module = _torch_module_of(obj, label, attr_path)
+    if torch_module is not None:  # its weights may come from files the code hash cannot see
+        digest.update(_torch_weights_digest(torch_module))
+        return _torch_model(sys.modules["torch"], torch_module, spec, role, digest.hexdigest(),
+                            None, warnings)
+    if spec.output is not None:
+        raise ModelError(f"{label}: output: {spec.output} applies to torch modules, but "
+                         f"{attr_path} is a {type(obj).__name__}, which must return class "
+                         "probabilities; remove output")
     if hasattr(obj, "predict_proba"):
         predict = _estimator_predict(obj, label)
     elif callable(obj):
@@ -431,3 +506,203 @@ def _load_predictions(spec: ModelSpec, role: str) -> LoadedModel:
         return values
 
     return LoadedModel(role, spec, tuple(spec.classes), sha256, spec.path.stat().st_size, predict)
+
+
+# --------------------------------------------------------------------------- torch
+_TORCH_BATCH = 4096  # rows per forward pass: bounds the memory of activations
+_TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is (deprecated|not supported)"
+
+
+def _import_torch(label: str) -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelError(f"{label}: a torch model needs PyTorch, which cannot be imported "
+                         f"({exc}); install torch (CPU build) into this environment") from None
+    return torch
+
+
+def _torchscript_problem(path: Path) -> str | None:
+    """Why ``path`` is not a TorchScript archive, judged from its zip listing without reading
+    any pickle; ``None`` when it looks like one."""
+    if not zipfile.is_zipfile(path):
+        return "not a TorchScript archive (not a zip file)"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not any(n.rpartition("/")[2] == "constants.pkl" for n in names):
+        return ("written by torch.save (a pickle, such as a state_dict or a whole pickled "
+                "model), not TorchScript")
+    return None
+
+
+def _load_torch(spec: ModelSpec, role: str) -> LoadedModel:
+    """Load a TorchScript file with ``torch.jit.load(path, map_location="cpu")``.
+
+    A TorchScript archive holds tensors and TorchScript code, which torch's own interpreter
+    runs: loading it does not unpickle arbitrary Python objects or import Python modules
+    (unlike ``torch.load`` of a pickled model, which is refused with a pointer to
+    ``callable:``). Files written by ``torch.save`` are recognised from their zip listing and
+    refused before torch reads them.
+    """
+    assert spec.path is not None
+    label = _label(role, spec)
+    fix = ("save the model with torch.jit.script(model).save(path) (or torch.jit.trace), or build "
+           "it in code and name it with {callable: 'module:function'}")
+    problem = _torchscript_problem(spec.path)
+    if problem is not None:
+        raise ModelError(f"{label}: {problem}; {fix}")
+    torch = _import_torch(label)
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+            warnings.filterwarnings("ignore", _TORCHSCRIPT_DEPRECATION, DeprecationWarning)
+            module = torch.jit.load(str(spec.path), map_location="cpu")
+    except Exception as exc:
+        raise ModelError(f"{label}: torch cannot load it as TorchScript ({_torch_error(exc)}); "
+                         f"{fix}") from None
+    return _torch_model(torch, module, spec, role, file_sha256(spec.path),
+                        spec.path.stat().st_size, ())
+
+
+def _torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str,
+                 size_bytes: int | None, notes: tuple[str, ...]) -> LoadedModel:
+    """Wrap an ``nn.Module`` (TorchScript or Python) as a :class:`LoadedModel`.
+
+    The feature columns become one float matrix in the dtype of the module's parameters, fed
+    in batches under ``torch.no_grad()`` with the module in eval mode. ``output: logits`` (the
+    default) applies softmax (a sigmoid to a single logit column of a binary model);
+    ``output: probabilities`` passes the output through.
+    """
+    label = _label(role, spec)
+    classes = _torch_classes(module, spec, label)
+    module.eval()
+    dtype = next((t.dtype for t in (*module.parameters(), *module.buffers())
+                  if t.is_floating_point()), torch.float32)
+    input_dtype = np.dtype({torch.float64: np.float64, torch.float16: np.float16}.get(
+        dtype, np.float32))
+    logits = (spec.output or "logits") == "logits"
+
+    def predict(table: Table) -> np.ndarray:
+        where = display_path(table.path)
+        X = _torch_matrix(table.features, input_dtype, label, where)
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(X), _TORCH_BATCH):
+                x = torch.from_numpy(X[start:start + _TORCH_BATCH]).to(dtype)
+                try:
+                    out = module(x)
+                except Exception as exc:
+                    columns = [str(c) for c in table.features.columns]
+                    shown = ", ".join(columns[:6]) + (f", ... ({len(columns)} in all)"
+                                                      if len(columns) > 6 else "")
+                    raise ModelError(
+                        f"{label} failed to predict on {where}: {_torch_error(exc)}; it was fed "
+                        f"the feature columns ({shown}) as one {tuple(X.shape)} {input_dtype} "
+                        "matrix; list the model's inputs, in its order, under data.features"
+                    ) from None
+                if not isinstance(out, torch.Tensor):
+                    raise ModelError(f"{label} returned a {type(out).__name__}; the module must "
+                                     "return one tensor of class scores, shape (rows, classes)")
+                outputs.append(out.detach().cpu().to(torch.float64).numpy())
+        raw = np.concatenate(outputs) if outputs else np.empty((0, len(classes)))
+        if not logits:
+            return raw
+        if len(classes) == 2 and (raw.ndim == 1 or raw.ndim == 2 and raw.shape[1] == 1):
+            return 1.0 / (1.0 + np.exp(-raw.reshape(-1)))  # one logit of the second class
+        if raw.ndim != 2:
+            return raw  # check_probabilities names the shape
+        z = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    return LoadedModel(role, spec, classes, sha256, size_bytes, predict, notes,
+                       module=module, input_dtype=input_dtype)
+
+
+def _torch_error(exc: Exception) -> str:
+    """A one-line account of a torch error (TorchScript adds a traceback of its own code)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "TorchScript interpreter" in lines[0]:
+        return lines[-1].strip()  # "RuntimeError: ..." raised inside the scripted code
+    return f"{type(exc).__name__}: {lines[0].strip()[:300]}"
+
+
+def _torch_classes(module: Any, spec: ModelSpec, label: str) -> tuple[Any, ...]:
+    if spec.classes is not None:
+        return tuple(spec.classes)
+    listed = getattr(module, "classes", None)
+    if listed is None:
+        raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
+                         "in the suite, in the order of the model's outputs, or give the module a "
+                         "classes attribute (a list of labels, kept by TorchScript)")
+    items = None
+    if isinstance(listed, (list, tuple, np.ndarray)):
+        items = [c.item() if isinstance(c, np.generic) else c for c in listed]
+    if items is None or len(items) < 2 or len(set(items)) != len(items) or not all(
+            isinstance(c, (str, int)) and not isinstance(c, bool) for c in items):
+        raise ModelError(f"{label}: the module's classes attribute is {str(listed)[:80]!r}, not a "
+                         "list of at least two distinct class labels (strings or integers); fix "
+                         "the attribute or add classes: [...] to the model in the suite")
+    return tuple(items)
+
+
+def _torch_matrix(frame: pd.DataFrame, dtype: np.dtype, label: str, where: str) -> np.ndarray:
+    """All feature columns as one ``dtype`` matrix, or an error naming the first non-number."""
+    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        return frame.to_numpy(dtype=dtype, na_value=np.nan)
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        ok = numbers.notna() | column.isna()
+        if not ok.all():
+            i, value = _first_bad(column, ok)
+            raise ModelError(f"{label}: the torch model takes all feature columns as one {dtype} "
+                             f"matrix, but column {name!r} of {where} holds {value!r} at data row "
+                             f"{i + 1}; leave it out with data.features or encode it as numbers")
+    return frame.apply(pd.to_numeric).to_numpy(dtype=dtype, na_value=np.nan)
+
+
+def _torch_module_of(obj: Any, label: str, attr_path: str) -> Any:
+    """The ``nn.Module`` a callable model names: the object itself, or what calling it with no
+    arguments returns (an ``nn.Module`` subclass, or a function without parameters). ``None``
+    for anything else, which keeps the other callable forms (a function of the feature table,
+    an object with predict_proba) as they were; torch is never imported here."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, type):
+        factory = torch is not None and issubclass(obj, torch.nn.Module)
+    elif callable(obj) and not hasattr(obj, "predict_proba"):
+        try:
+            factory = not inspect.signature(obj).parameters  # a model function takes the table
+        except (TypeError, ValueError):
+            factory = False
+    else:
+        factory = False
+    if not factory:
+        return None
+    try:
+        made = obj()
+    except Exception as exc:
+        raise ModelError(f"{label}: calling {attr_path}() to build the torch module failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(made, torch.nn.Module):
+        raise ModelError(f"{label}: {attr_path}() returned a {type(made).__name__}, not a "
+                         "torch.nn.Module; a callable model is a function of the feature table, "
+                         "an object with predict_proba, or a torch.nn.Module (or a function of no "
+                         "arguments that returns one)")
+    return made
+
+
+def _torch_weights_digest(module: Any) -> bytes:
+    """SHA-256 of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
+    torch = sys.modules["torch"]
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()

@@ -204,14 +204,16 @@ def _junit_properties(result: CheckResult) -> list[tuple[str, object]]:
     """Key numbers of a check as JUnit XML properties, for CI systems that display them."""
     props: list[tuple[str, object]] = [("audit.status", result.status)]
     for m in result.measurements:
+        name = m.metric + (f"[{m.scope}]" if m.scope else "")
         for who in ("student", "teacher", "regression"):
             est = getattr(m, who)
             if est is not None:
-                props.append((f"audit.{m.metric}.{who}", f"{est.value:.6g}"))
+                props.append((f"audit.{name}.{who}", f"{est.value:.6g}"))
                 if est.ci is not None:
-                    props.append((f"audit.{m.metric}.{who}.ci", f"[{est.ci[0]:.6g}, {est.ci[1]:.6g}]"))
+                    props.append((f"audit.{name}.{who}.ci", f"[{est.ci[0]:.6g}, {est.ci[1]:.6g}]"))
     for g in result.gates:
-        props.append((f"audit.gate.{g.kind}", f"{g.status} (threshold {g.threshold:g})"))
+        scope = f"[{g.scope}]" if g.scope else ""
+        props.append((f"audit.gate.{g.kind}{scope}", f"{g.status} (threshold {g.threshold:g})"))
     return props
 
 

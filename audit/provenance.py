@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["versions", "git_state", "utc_now", "environment"]
 
 _PACKAGES = ("distill-audit", "numpy", "pandas", "scipy", "scikit-learn", "skops", "onnxruntime",
-             "pytest", "jinja2", "pyyaml")
+             "onnx", "netcal", "torch", "fairlearn", "jsonschema", "pytest", "jinja2", "pyyaml")
 
 
 def utc_now() -> str:

@@ -112,7 +112,10 @@ class Measurement:
     def scope(self) -> str:
         """Which slice of the data this measurement covers ("" for all rows)."""
         by = self.params.get("by")
-        return f"by {by}" if isinstance(by, str) else ""
+        if isinstance(by, str):
+            return f"by {by}"
+        batch = self.params.get("batch")
+        return f"batch {batch}" if batch is not None else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {

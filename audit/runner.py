@@ -77,6 +77,12 @@ class SuiteRun:
     def eval_table(self) -> Table:
         return self._guard(lambda: load_table(self.suite.data, "eval"))
 
+    def train_table(self) -> Table:
+        """The training table (loaded on first use; an error if the suite names none)."""
+        if "_train" not in self.__dict__:
+            self.__dict__["_train"] = load_table(self.suite.data, "train")
+        return self.__dict__["_train"]
+
     def model(self, role: str) -> LoadedModel:
         """The loaded teacher or student (loaded on first use only)."""
         if role not in self._models:
@@ -101,7 +107,7 @@ class SuiteRun:
         spec = getattr(self.suite, role)
 
         def identity() -> str:
-            known = model_fingerprint(spec)
+            known = model_fingerprint(spec, role)
             if known is None:
                 return self.model(role).cache_identity
             self._hashes[role] = known[0]
@@ -113,7 +119,10 @@ class SuiteRun:
 
         key = self.session.cache.key(self._guard(identity), table.sha256, table.role,
                                      "\0".join(map(str, table.features.columns)))
-        P, info, source = self._guard(lambda: self.session.cache.get_with_info(key, compute))
+        # a callable's behaviour may depend on files we cannot see: never reuse it across runs
+        persist = spec.kind != "callable"
+        P, info, source = self._guard(
+            lambda: self.session.cache.get_with_info(key, compute, persist=persist))
         self.prediction_sources[f"{role}/{table.role}"] = source
         self._classes[role] = tuple(info["classes"])
         return P, self._classes[role]
@@ -132,7 +141,7 @@ class SuiteRun:
             inputs = MetricInput(y=y, p_teacher=p_teacher[:, self.encoding.reorder(teacher_classes)],
                                  p_student=p_student[:, self.encoding.reorder(student_classes)],
                                  classes=self.encoding.classes, pos=self.encoding.pos,
-                                 sensitive=table.sensitive)
+                                 sensitive=table.sensitive, context=self)
             self.load_seconds = time.perf_counter() - start
             return inputs
 
@@ -219,6 +228,10 @@ class SuiteRun:
         }
         if self.encoding is not None and self.encoding.pos_note:
             d["positive"] = self.encoding.pos_note
+        counts = np.bincount(self.inputs.y, minlength=self.inputs.k)
+        top = int(counts.argmax())
+        d["majority_class"] = (f"{_plain(self.inputs.classes[top])!r} is {counts[top] / counts.sum():.1%} "
+                               "of the eval rows (a constant prediction's accuracy)")
         return d
 
     # -- provenance ------------------------------------------------------------------
@@ -257,6 +270,11 @@ class SuiteRun:
             data["train"] = {"path": str(train), "sha256": self._train_sha256()}
         out["data"] = data
         out["predictions"] = dict(self.prediction_sources)
+        t_sha, s_sha = out["teacher"].get("sha256"), out["student"].get("sha256")
+        if t_sha and t_sha == s_sha:
+            out["student"].setdefault("warnings", []).append(
+                "the student is the teacher: both files have the same SHA-256, so every "
+                "teacher-vs-student comparison is trivially equal")
         return out
 
 

@@ -40,6 +40,7 @@ class ModelSpec:
     trusted_types: tuple[str, ...] = ()
     trust: bool = False
     base_dir: Path | None = None  # where a callable's module is looked up first
+    output: str | None = None  # torch: "logits" (None: the default) or "probabilities"
 
     @property
     def label(self) -> str:

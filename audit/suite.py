@@ -319,12 +319,12 @@ class _Parser:
             if suffix not in SUFFIX_KINDS:
                 seen = f"the suffix {suffix!r}" if suffix else "a path without a suffix"
                 raise self.bad(kp, value, f"cannot tell the model kind from {seen}; "
-                                          "use a .skops or .onnx file, or write a mapping with one "
-                                          f"of {', '.join(MODEL_KINDS)}")
+                                          f"use a {_model_suffixes()} file, or write a mapping with "
+                                          f"one of {', '.join(MODEL_KINDS)}")
             return ModelSpec(kind=SUFFIX_KINDS[suffix], path=self.path_of(kp, value))
         if not isinstance(value, dict):
-            raise self.bad(kp, value, "must be a model file (.skops or .onnx) or a mapping with "
-                                      f"one of {', '.join(MODEL_KINDS)}")
+            raise self.bad(kp, value, f"must be a model file ({_model_suffixes()}) or a mapping "
+                                      f"with one of {', '.join(MODEL_KINDS)}")
         m = self.section(kp, value, "model")
         kinds = [k for k in MODEL_KINDS if k in m]
         if not kinds:
@@ -343,12 +343,15 @@ class _Parser:
         raw = self.get(kp, m, kind, "model")
         classes = self.get(kp, m, "classes", "model")
         spec: dict[str, Any] = {"kind": kind, "classes": classes}
+        if "output" in allowed:  # torch modules (also behind a callable)
+            spec["output"] = self.get(kp, m, "output", "model")
         if kind == "callable":
             if not CALLABLE_RE.match(raw):
                 raise self.bad((*kp, kind), raw, "must be 'module:function' (e.g. mypkg.models:predict)")
             org = self.located.origin((*kp, kind))
             base = org.file.parent if org.file is not None else self.base_dir
-            return ModelSpec(kind=kind, target=raw, classes=classes, base_dir=base)
+            return ModelSpec(kind=kind, target=raw, classes=classes, base_dir=base,
+                             output=spec.get("output"))
         spec["path"] = self.path_of((*kp, kind), raw)
         if kind == "pickle" and m.get("trust") is not True:
             raise self.bad((*kp, kind), raw, "loading a pickle runs code; add trust: true only if "
@@ -477,12 +480,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _model_suffixes() -> str:
+    """The model file suffixes that name their kind, as a phrase: ``.skops, .onnx, ... or .pth``."""
+    *first, last = SUFFIX_KINDS
+    return f"{', '.join(first)} or {last}"
+
+
 def _missing(key: str, f: Field) -> str:
     """The message for a required key that is absent, with what to add."""
     if f.kind.startswith("section:") or f.kind == "checks":
         return f"missing required key {key!r} ({_lc(f.doc)}); add a {key}: mapping"
     if f.kind == "model":
-        return (f"missing required key {key!r} ({_lc(f.doc)}); add {key}: <a .skops or .onnx "
+        return (f"missing required key {key!r} ({_lc(f.doc)}); add {key}: <a {_model_suffixes()} "
                 "file, or a mapping such as {predictions: ..., columns: [...], classes: [...]}>")
     if len(f.choices) == 1:
         return f"missing required key {key!r}; add {key}: {f.choices[0]}"

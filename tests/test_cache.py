@@ -7,6 +7,7 @@ every call, so a test can count exactly how often each model predicted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,10 +73,49 @@ def make_suite(folder: Path, student: str = "student_model") -> Suite:
     }, base_dir=folder)
 
 
+def make_file_suite(folder: Path) -> Suite:
+    """The same pair as precomputed predictions: file-based models, cached on disk."""
+    return suite_from_dict({
+        "version": 1,
+        "name": "counting",
+        "data": {"eval": "eval.csv", "target": "label", "sensitive": ["group"]},
+        "teacher": {"predictions": "teacher.csv", "columns": ["p_No", "p_Yes"],
+                    "classes": ["No", "Yes"]},
+        "student": {"predictions": "student.csv", "columns": ["p_No", "p_Yes"],
+                    "classes": ["No", "Yes"]},
+        "settings": {"seed": 0, "bootstrap": 200},
+        "checks": CHECKS,
+    }, base_dir=folder)
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often each role's model is loaded (a disk-cache hit loads nothing)."""
+    import audit.runner
+
+    counts = {"teacher": 0, "student": 0}
+    real = audit.runner.load_model
+
+    def counting(spec: Any, role: str) -> Any:
+        counts[role] += 1
+        return real(spec, role)
+
+    monkeypatch.setattr(audit.runner, "load_model", counting)
+    return counts
+
+
+def write_student(folder: Path, scale: float) -> None:
+    x = pd.read_csv(folder / "eval.csv")["x"].to_numpy()
+    p = 1 / (1 + np.exp(-scale * x))
+    pd.DataFrame({"p_No": 1 - p, "p_Yes": p}).to_csv(folder / "student.csv", index=False,
+                                                      float_format="%.17g")
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """eval.csv (x, group, label) and two counting models next to the suite."""
     write_pair(tmp_path, n=300, seed=5)
+    write_student(tmp_path, 1.0)  # the file-based student differs from the teacher
     write_model(tmp_path, "teacher_model", 1.5)
     write_model(tmp_path, "student_model", 1.0)
     return tmp_path
@@ -148,9 +188,9 @@ def test_no_cache_dir_never_writes(folder: Path, monkeypatch: pytest.MonkeyPatch
 
 
 # --------------------------------------------------------------------------- on disk
-def test_a_second_session_reads_from_disk(folder: Path) -> None:
+def test_a_second_session_reads_from_disk(folder: Path, loads: dict[str, int]) -> None:
     cache = folder / "cache"
-    suite = make_suite(folder)
+    suite = make_file_suite(folder)
     _, first = run_suite(AuditSession(cache), suite)
     names = entries(cache)
     assert len(names) == 4 and {Path(n).suffix for n in names} == {".npy", ".json"}
@@ -160,34 +200,35 @@ def test_a_second_session_reads_from_disk(folder: Path) -> None:
     run, second = run_suite(session, suite)
     stats = session.cache.stats
     assert (stats.disk_hits, stats.computed, stats.corrupt) == (2, 0, [])
-    assert (calls(folder, "teacher_model"), calls(folder, "student_model")) == (1, 1)
+    assert loads == {"teacher": 1, "student": 1}  # loaded in the first session only
     assert run.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk"}
     assert comparable(second) == comparable(first)
     assert entries(cache) == names
 
 
-def test_changing_the_data_misses(folder: Path) -> None:
+def test_changing_the_data_misses(folder: Path, loads: dict[str, int]) -> None:
     cache = folder / "cache"
-    run_suite(AuditSession(cache), make_suite(folder))
+    run_suite(AuditSession(cache), make_file_suite(folder))
     frame = pd.read_csv(folder / "eval.csv")
     frame.loc[0, "x"] += 1.0
     frame.to_csv(folder / "eval.csv", index=False)
     session = AuditSession(cache)
-    run_suite(session, make_suite(folder))
+    run_suite(session, make_file_suite(folder))
     assert (session.cache.stats.computed, session.cache.stats.disk_hits) == (2, 0)
-    assert (calls(folder, "teacher_model"), calls(folder, "student_model")) == (2, 2)
+    assert loads == {"teacher": 2, "student": 2}
     assert len(entries(cache)) == 8
 
 
-def test_changing_a_model_misses_for_that_model_only(folder: Path) -> None:
+def test_changing_a_model_misses_for_that_model_only(folder: Path, loads: dict[str, int]) -> None:
     cache = folder / "cache"
-    _, before = run_suite(AuditSession(cache), make_suite(folder))
-    write_model(folder, "student_model", 0.25)
+    write_student(folder, 1.0)
+    _, before = run_suite(AuditSession(cache), make_file_suite(folder))
+    write_student(folder, 0.25)
     session = AuditSession(cache)
-    run, after = run_suite(session, make_suite(folder))
+    run, after = run_suite(session, make_file_suite(folder))
     assert run.prediction_sources == {"teacher/eval": "disk", "student/eval": "computed"}
-    assert (calls(folder, "teacher_model"), calls(folder, "student_model")) == (1, 2)
-    assert comparable(after) != comparable(before)  # the new student code ran
+    assert loads == {"teacher": 1, "student": 2}
+    assert comparable(after) != comparable(before)  # the new student predictions were read
     np.testing.assert_allclose(run.inputs.p_student[:, 1],
                                1 / (1 + np.exp(-0.25 * run.eval_table.features["x"])))
 
@@ -273,9 +314,9 @@ def _corrupt_not_npy(npy: Path, meta: Path) -> str:
                                      _corrupt_json_list, _corrupt_json_key, _corrupt_missing_json,
                                      _corrupt_shape, _corrupt_not_npy],
                          ids=lambda f: f.__name__.removeprefix("_corrupt_"))
-def test_a_corrupt_entry_is_recomputed(folder: Path, corrupt: Any) -> None:
+def test_a_corrupt_entry_is_recomputed(folder: Path, corrupt: Any, loads: dict[str, int]) -> None:
     cache = folder / "cache"
-    suite = make_suite(folder)
+    suite = make_file_suite(folder)
     _, first = run_suite(AuditSession(cache), suite)
     expected = []
     for npy in sorted(cache.glob("*.npy")):
@@ -291,7 +332,7 @@ def test_a_corrupt_entry_is_recomputed(folder: Path, corrupt: Any) -> None:
     else:
         assert sorted(stats.corrupt) == sorted(expected)
     assert (stats.computed, stats.disk_hits) == (2, 0)
-    assert (calls(folder, "teacher_model"), calls(folder, "student_model")) == (2, 2)
+    assert loads == {"teacher": 2, "student": 2}
     assert comparable(second) == comparable(first)
     assert no_temporary_files(cache)
 
@@ -307,7 +348,7 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_audit(
 
     monkeypatch.setattr(audit.cache, "atomic_write_bytes", read_only)
     session = AuditSession(folder / "cache")
-    _, results = run_suite(session, make_suite(folder))
+    _, results = run_suite(session, make_file_suite(folder))
     assert len(results) == len(CHECKS)
     assert len(session.cache.stats.corrupt) == 2
     for message in session.cache.stats.corrupt:
@@ -423,3 +464,62 @@ def test_a_cache_hit_does_not_load_file_based_models(tmp_path: Path, built: dict
         assert art[role]["sha256"] == ref[role]["sha256"]
         assert art[role]["classes"] == ref[role]["classes"] == ["No", "Yes"]
         assert (art[role]["loaded"], ref[role]["loaded"]) == (False, True)
+
+
+def test_callables_are_never_served_from_disk(folder: Path) -> None:
+    """A callable's output may depend on files we cannot hash (weights it reads): every run
+    calls it again; within one run it still predicts once."""
+    cache = folder / "cache"
+    run_suite(AuditSession(cache), make_suite(folder))
+    assert not cache.exists() or entries(cache) == []
+    run, _ = run_suite(AuditSession(cache), make_suite(folder))
+    assert (calls(folder, "teacher_model"), calls(folder, "student_model")) == (2, 2)
+    assert run.prediction_sources == {"teacher/eval": "computed", "student/eval": "computed"}
+
+
+def test_a_cache_hit_still_refuses_an_untrusted_skops_file(tmp_path: Path, built: dict) -> None:
+    """The trust check does not depend on the cache's state."""
+    import yaml
+
+    from audit import load_suite
+
+    source = Path(__file__).resolve().parents[1] / "suites" / "arrests.audit.yaml"
+    suite = load_suite(source)
+    raw = {"version": 1, "name": "trust",
+           "data": {"eval": str(suite.data.eval), "target": "released"},
+           "teacher": {"skops": str(suite.teacher.path), "trusted_types": ["sklearn.tree._tree.Tree"]},
+           "student": str(suite.student.path),
+           "checks": {"accuracy": {"metric": "accuracy"}}}
+    path = tmp_path / "trust.audit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cache = tmp_path / "cache"
+    assert SuiteRun(load_suite(path), AuditSession(cache)).run_check("accuracy").status == "info"
+    raw["teacher"] = str(suite.teacher.path)  # no trusted_types any more
+    path.write_text(yaml.safe_dump(raw))
+    result = SuiteRun(load_suite(path), AuditSession(cache)).run_check("accuracy")
+    assert result.status == "error"
+    assert "the file holds types skops does not trust by default" in result.error
+
+
+def test_onnx_external_weights_are_part_of_the_hash(tmp_path: Path) -> None:
+    """Weights stored beside an ONNX file change its identity (and its provenance hash)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from audit.models import content_sha256
+    from audit.spec import ModelSpec
+
+    w = numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(2, 2), name="W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 2])], [w])
+    model = helper.make_model(graph)
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=0)
+    spec = ModelSpec(kind="onnx", path=path)
+    before = content_sha256(spec)
+    assert before != hashlib.sha256(path.read_bytes()).hexdigest()
+    data = tmp_path / "m.onnx.data"
+    data.write_bytes(data.read_bytes()[::-1])
+    assert content_sha256(spec) != before

@@ -34,7 +34,8 @@ def lit(*patterns: str) -> list[str]:
 
 def _report(pytester: pytest.Pytester, name: str = "synthetic") -> dict:
     folder = pytester.path / "reports" / name
-    return json.loads((folder / "latest.json").read_text())
+    newest = max(folder.glob("2*.json"))  # timestamped: partial runs never become latest.json
+    return json.loads(newest.read_text())
 
 
 def test_each_check_is_an_item_and_a_passing_suite_passes(pytester: pytest.Pytester, pair: Path) -> None:
@@ -88,8 +89,11 @@ def test_k_selects_checks_and_the_report_says_it_is_partial(pytester: pytest.Pyt
     write_suite(pair, GOOD_CHECKS)
     result = pytester.runpytest("-k", "agreement")
     result.assert_outcomes(passed=1, deselected=1)
-    result.stdout.fnmatch_lines(lit("  not run: accuracy (this report covers part of the suite)"))
+    result.stdout.fnmatch_lines(lit("  not run: accuracy (this report covers part of the suite)",
+                                    "  report: (latest.* not updated: this run covers part of "
+                                    "the suite)"))
     assert _report(pytester)["suite"]["not_run"] == ["accuracy"]
+    assert not (pytester.path / "reports" / "synthetic" / "latest.json").exists()
 
 
 def test_x_stops_at_the_first_failure(pytester: pytest.Pytester, worse_pair: Path) -> None:

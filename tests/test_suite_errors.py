@@ -41,13 +41,9 @@ checks:
 """
 TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
-METRICS = ("accuracy, ace, agreement, balanced_accuracy, brier, classwise_ece, "
-           "demographic_parity_difference, demographic_parity_ratio, ece, equalized_odds_difference, "
-           "equalized_odds_ratio, f1, js_divergence, kl_divergence, log_loss, max_gap_to_overall, mce, "
-           "negative_flip_rate, nll, positive_flip_rate, precision, recall, roc_auc, "
-           "worst_group_accuracy")
+METRICS = ", ".join(metric_names())  # the registry is the list the message shows
 TOP_KEYS = "version, name, description, include, data, teacher, student, settings, checks"
-KINDS = "skops, onnx, callable, predictions, pickle"
+KINDS = "skops, onnx, callable, predictions, pickle, torch"
 
 
 def edit(*pairs: str, base: str = BASE) -> str:
@@ -140,7 +136,8 @@ CASES = [
          id="unknown-gate-key"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, klasses: [a, b]}"),
          "x.audit.yaml:6 teacher.klasses: unknown key; did you mean 'classes'? (valid: skops, "
-         "onnx, callable, predictions, pickle, classes, columns, trusted_types, trust)",
+         "onnx, callable, predictions, pickle, torch, classes, columns, trusted_types, trust, "
+         "output)",
          files=MODEL_FILES, id="unknown-model-key"),
     case(edit("metric: accuracy", "metric: acuracy"),
          f"x.audit.yaml:11 checks.acc.metric='acuracy': unknown metric; did you mean 'accuracy'? "
@@ -167,7 +164,8 @@ CASES = [
          id="missing-version"),
     case(edit(TEACHER + "\n", ""),
          "x.audit.yaml:1: missing required key 'teacher' (the reference model); add teacher: <a "
-         ".skops or .onnx file, or a mapping such as {predictions: ..., columns: [...], classes: "
+         ".skops, .onnx, .pt or .pth file, or a mapping such as {predictions: ..., columns: [...], "
+         "classes: "
          "[...]}>",
          id="missing-teacher"),
     # -- types and ranges -----------------------------------------------------------------
@@ -295,8 +293,9 @@ CASES = [
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),
-         "x.audit.yaml:12 checks.acc.bins=10: accuracy takes no bins (only ace, classwise_ece, "
-         "ece, mce do); remove it",
+         "x.audit.yaml:12 checks.acc.bins=10: accuracy takes no bins (only "
+         + ", ".join(n for n in metric_names() if "bins" in get_metric(n).params)
+         + " do); remove it",
          id="bins-on-accuracy"),
     case(edit("    metric: accuracy\n", "    metric: ece\n    bins: 1\n"),
          "x.audit.yaml:12 checks.acc.bins=1: must be at least 2",
@@ -330,11 +329,11 @@ CASES = [
          files=MODEL_FILES, id="pickle-path-without-trust"),
     case(edit(TEACHER, "teacher: m.bin"),
          "x.audit.yaml:6 teacher='m.bin': cannot tell the model kind from the suffix '.bin'; use "
-         f"a .skops or .onnx file, or write a mapping with one of {KINDS}",
+         f"a .skops, .onnx, .pt or .pth file, or write a mapping with one of {KINDS}",
          files=MODEL_FILES, id="model-unknown-suffix"),
     case(edit(TEACHER, "teacher: 3"),
-         "x.audit.yaml:6 teacher=3: must be a model file (.skops or .onnx) or a mapping with one "
-         f"of {KINDS}",
+         "x.audit.yaml:6 teacher=3: must be a model file (.skops, .onnx, .pt or .pth) or a mapping "
+         f"with one of {KINDS}",
          id="model-not-a-path-or-mapping"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, skops: m.skops}"),
          "x.audit.yaml:6 teacher={'onnx': 'm.onnx', 'skops': 'm.skops'}: names 2 models (skops, "

@@ -172,7 +172,9 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
         out.append(paired_measurement(
             metric, float(disp("t")), float(disp("s")), disp("rt"), disp("rs"), confidence,
             method=method, n=inputs.n, notes=tuple(notes), breakdown=tab["rows"],
-            params={"by": tab["name"], "min_group_size": min_size, "group_metric": group_metric}))
+            params={"by": tab["name"], "min_group_size": min_size,
+                    **({"group_metric": group_metric} if metric.name == "max_gap_to_overall"
+                       else {})}))
     return tuple(out)
 
 

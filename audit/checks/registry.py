@@ -32,6 +32,9 @@ class MetricInput:
     classes: tuple[Any, ...]
     pos: int | None
     sensitive: Any = None  # a DataFrame of the sensitive columns, row-aligned with y
+    # the suite run, for checks that must time the models or read whole tables (efficiency,
+    # data); it offers model(role), eval_table and train_table()
+    context: Any = None
 
     @property
     def k(self) -> int:
@@ -113,7 +116,15 @@ def register(metric: Metric) -> Metric:
 
 def _load_families() -> None:
     # Importing the family modules registers their metrics.
-    from audit.checks import calibration, fairness, fidelity, performance  # noqa: F401
+    from audit.checks import (  # noqa: F401
+        calibration,
+        dataset,
+        efficiency,
+        fairness,
+        fidelity,
+        performance,
+        slices,
+    )
 
 
 def get_metric(name: str) -> Metric:

@@ -51,7 +51,9 @@ def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> di
         "check": c.name, "metric": (m.metric + (f" ({m.scope})" if m.scope else "")) if m else "",
         "teacher": _parts(m.teacher) if m else ("", ""),
         "student": _parts(m.student) if m else ("", ""),
-        "regression": _parts(m.regression, signed=True) if m else ("", ""),
+        "regression": (_parts(m.relative_regression, signed=True) if g is not None
+                       and g.kind == "max_relative_regression" else _parts(m.regression, signed=True))
+        if m else ("", ""),
         "gate": g.description if g else ("no gate (measured only)" if c.status != "error" else
                                          "could not run"),
         "status": g.status if g else c.status, "severity": g.severity if g else "",
@@ -79,6 +81,10 @@ def _summary(report: AuditReport) -> str:
     by_status: dict[str, list[CheckResult]] = {}
     for c in report.checks:
         by_status.setdefault(c.status, []).append(c)
+    base = next((c.details["majority_class"] for c in report.checks
+                 if "majority_class" in c.details), None)
+    if base:
+        parts.append(f"For scale: {base}.")
     n = len(report.checks)
     passed = len(by_status.get("pass", [])) + len(by_status.get("info", []))
     parts.append(f"{passed} of {n} checks passed or were measured without a gate.")

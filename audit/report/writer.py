@@ -1,7 +1,9 @@
 """Writing reports atomically, never destroying earlier evidence.
 
 By default a run writes ``<report_dir>/<suite>/<UTC timestamp>.json`` and ``.html`` (a new pair
-per run) and then atomically replaces ``latest.json`` / ``latest.html`` beside them. An explicit
+per run) and then atomically replaces ``latest.json`` / ``latest.html`` beside them -- unless the
+run covers part of the suite (``-k``, ``-x``, ad-hoc checks), which never becomes "latest". Two
+suite files with the same ``name`` get separate folders. An explicit
 path that already holds a report is first moved aside to ``<name>.<its mtime><suffix>``, and
 the move is reported, so nothing is overwritten silently.
 """
@@ -28,10 +30,12 @@ class ReportPaths:
     json: Path | None = None
     html: Path | None = None
     moved: list[tuple[Path, Path]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [str(p) for p in (self.html, self.json) if p is not None]
         out += [f"(kept earlier {old.name} as {new})" for old, new in self.moved]
+        out += [f"({note})" for note in self.notes]
         return out
 
 
@@ -46,6 +50,26 @@ def _free(path: Path) -> Path:
         candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
         i += 1
     return candidate
+
+
+def _suite_folder(report_dir: Path, report: AuditReport) -> Path:
+    """``report_dir/<suite name>``, unless that folder already holds another suite file's
+    reports under the same name: then ``<name>-<8 hex digits of the suite's path>``."""
+    import hashlib
+    import json
+
+    name = report.suite["name"]
+    folder = report_dir / name
+    path = report.suite.get("path")
+    latest = folder / "latest.json"
+    if path and latest.exists():
+        try:
+            other = json.loads(latest.read_text(encoding="utf-8"))["suite"].get("path")
+        except (OSError, ValueError, KeyError, TypeError):
+            other = None
+        if other and other != path:
+            return report_dir / f"{name}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    return folder
 
 
 def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
@@ -72,14 +96,17 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
         if report_dir is None:
             validate_report(data)
             return out
-        folder = report_dir / report.suite["name"]
+        folder = _suite_folder(report_dir, report)
         folder.mkdir(parents=True, exist_ok=True)
         base = _free(folder / f"{_stamp(datetime.now(UTC))}.json")
         json_path, html_path = base, base.with_suffix(".html")
         atomic_write_bytes(json_path, text.encode("utf-8"))
         atomic_write_bytes(html_path, html.encode("utf-8"))
-        atomic_write_bytes(folder / "latest.json", text.encode("utf-8"))
-        atomic_write_bytes(folder / "latest.html", html.encode("utf-8"))
+        if report.suite.get("not_run"):
+            out.notes.append("latest.* not updated: this run covers part of the suite")
+        else:
+            atomic_write_bytes(folder / "latest.json", text.encode("utf-8"))
+            atomic_write_bytes(folder / "latest.html", html.encode("utf-8"))
         out.json, out.html = json_path, html_path
         validate_report(data)  # after writing: a report that breaks its schema is a bug, not lost
         return out
