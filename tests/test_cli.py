@@ -92,9 +92,10 @@ def test_validate_the_example_suites(built: dict[str, Path], monkeypatch: pytest
     assert main(["validate", "suites"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [
-        "ok: suites/arrests.audit.yaml: suite 'arrests-distilled', 13 checks (accuracy, "
+        "ok: suites/arrests.audit.yaml: suite 'arrests-distilled', 19 checks (accuracy, "
         "balanced_accuracy, f1, roc_auc, log_loss, agreement, negative_flips, divergence, "
-        "calibration, brier, parity_amplification, equalized_odds, worst_group)",
+        "calibration, brier, parity_amplification, equalized_odds, worst_group, slices, speedup, "
+        "latency, size, drift, leakage)",
         "ok: suites/digits.audit.yaml: suite 'digits-distilled', 8 checks (accuracy, macro_f1, "
         "roc_auc, agreement, negative_flips, kl, calibration, classwise_calibration)",
     ]

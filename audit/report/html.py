@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.report.plots import group_bars_svg, reliability_svg
+from audit.report.plots import group_bars_svg, latency_svg, reliability_svg
 from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport, CheckResult, GateResult, Measurement
 
@@ -29,7 +29,25 @@ FAMILIES = (
     ("fidelity", "Fidelity to the teacher"),
     ("calibration", "Calibration"),
     ("fairness", "Fairness across groups"),
+    ("slices", "Slice discovery"),
+    ("efficiency", "Efficiency"),
+    ("data", "Data"),
 )
+# breakdown rows shown as plain tables, by kind: (title, columns)
+_TABLES = {
+    "latency": ("Latency per call", ("model", "batch", "runs", "p50_ms", "p95_ms",
+                                     "throughput_rows_s")),
+    "size": ("Size", ("model", "bytes", "parameters", "peak_memory_bytes")),
+    "drift": ("Drift by column", ("column", "type", "psi", "test", "effect_name", "effect",
+                                  "p_value", "q_value", "drifted")),
+    "slice": ("Top slices", ("rank", "slice", "n", "teacher_accuracy", "student_accuracy",
+                             "regression", "regression_ci", "p_value", "q_value", "significant")),
+    "missing": ("Missing values", ("table", "column", "rate")),
+    "constant": ("Constant columns", ("table", "column")),
+    "duplicates": ("Duplicates", ("count",)),
+    "class_share": ("Label shares", ("label", "share")),
+    "leakage": ("Leaked rows", ("count", "first_rows")),
+}
 _SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
 
 
@@ -167,11 +185,35 @@ def _advice(advice: dict[str, Any] | None) -> str:
             f"from {_fmt(before)} to {_fmt(after)} on held-out rows ({advice['note']}).")
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format_value(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    return "" if value is None else str(value)
+
+
+def _tables(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Plain tables of a measurement's breakdown rows (kinds without a special view)."""
+    out = []
+    for kind, (title, columns) in _TABLES.items():
+        rows = [r for r in breakdown if r.get("kind") == kind]
+        if rows:
+            out.append({"title": title, "columns": [c.replace("_", " ") for c in columns],
+                        "rows": [[_cell(r.get(c)) for c in columns] for r in rows]})
+    return out
+
+
 def _plots(m: Measurement) -> list[Any]:
     plots = []
     reliability = [r for r in m.breakdown if r.get("kind") == "reliability"]
     if reliability:
         plots.append(reliability_svg(reliability, f"Reliability: {m.metric}"))
+    latency = [r for r in m.breakdown if r.get("kind") == "latency"]
+    if latency:
+        plots.append(latency_svg(latency, "Median latency per call (ms, log scale)"))
     groups = [r for r in m.breakdown if r.get("kind") == "group"]
     if groups:
         metric = "selection_rate" if m.metric.startswith("demographic_parity") else (
@@ -194,6 +236,7 @@ def _measurement_view(x: Measurement) -> dict[str, Any]:
         "groups": _group_rows(x.breakdown),
         "advice": _advice(x.extra.get("advice")),
         "plots": _plots(x),
+        "tables": _tables(x.breakdown),
     }
 
 

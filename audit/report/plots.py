@@ -12,7 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-__all__ = ["reliability_svg", "group_bars_svg"]
+__all__ = ["reliability_svg", "group_bars_svg", "latency_svg"]
 
 TEACHER, STUDENT = "#4c6ef5", "#e8590c"  # blue and orange: distinguishable in colour-blind palettes
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
@@ -71,8 +71,8 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
     """Per-group bars of ``metric`` for teacher and student, with interval whiskers; excluded
     groups (too small or empty) are drawn grey and labelled."""
     rows = [g for g in groups if g.get("teacher") is not None]
-    bar, gap, label_w, plot_w = 9, 10, 190, 300
-    h = 40 + len(rows) * (2 * bar + gap) + 24
+    bar, gap, label_w, plot_w = 9, 10, 260, 300
+    h = 44 + len(rows) * (2 * bar + gap) + 24
     w = label_w + plot_w + 70
 
     def px(v: float) -> float:
@@ -81,14 +81,16 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
              f'height="{h}" role="img" aria-label="{escape(title)}">',
              f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
-             _legend(label_w, 16)]
+             _legend(label_w + plot_w - 130, 32)]
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<line x1="{px(t)}" y1="30" x2="{px(t)}" y2="{h - 22}" stroke="#e9ecef"/>')
+        parts.append(f'<line x1="{px(t)}" y1="40" x2="{px(t)}" y2="{h - 22}" stroke="#e9ecef"/>')
         parts.append(f'<text x="{px(t)}" y="{h - 8}" {FONT} text-anchor="middle">{t:g}</text>')
-    y = 34
+    y = 44
     for g in rows:
         included = g.get("included", True)
-        label = f"{g['group']} (n={g['n']})" + ("" if included else f" - {g.get('status', '')}")
+        label = f"{g['group']} (n={g['n']})" + ("" if included else " excluded")
+        if len(label) > 44:
+            label = "..." + label[-41:]
         parts.append(f'<text x="{label_w - 6}" y="{y + bar + 3}" {FONT} text-anchor="end" '
                      f'fill="{"#212529" if included else "#868e96"}">{escape(label)}</text>')
         for i, (who, colour) in enumerate((("teacher", TEACHER), ("student", STUDENT))):
@@ -106,5 +108,47 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
                 parts.append(f'<line x1="{px(ci[0]):.1f}" y1="{mid}" x2="{px(ci[1]):.1f}" y2="{mid}" '
                              'stroke="#212529" stroke-width="1"/>')
         y += 2 * bar + gap
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def latency_svg(rows: Sequence[dict[str, Any]], title: str) -> Markup:
+    """Median latency per batch size, teacher and student side by side, on a log scale."""
+    import math
+
+    batches = sorted({r["batch"] for r in rows})
+    values = {(r["model"], r["batch"]): r["p50_ms"] for r in rows}
+    positive = [v for v in values.values() if v and v > 0]
+    if not positive:
+        return Markup("")
+    lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    hi = max(hi, lo + 1)
+    group_w, bar, left, top, height = 90, 26, 50, 30, 180
+    w, h = max(left + group_w * len(batches) + 20, 260), top + height + 56
+
+    def py(v: float) -> float:
+        return top + height * (1 - (math.log10(v) - lo) / (hi - lo))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+             f'height="{h}" role="img" aria-label="{escape(title)}">',
+             f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             _legend(left, 34)]
+    top += 16
+    for e in range(lo, hi + 1):
+        y = py(10.0 ** e)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - 10}" y2="{y:.1f}" stroke="#e9ecef"/>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" {FONT} text-anchor="end">{10.0 ** e:g}</text>')
+    for i, b in enumerate(batches):
+        x0 = left + 10 + i * group_w
+        for j, (who, colour) in enumerate((("teacher", TEACHER), ("student", STUDENT))):
+            v = values.get((who, b))
+            if not v or v <= 0:
+                continue
+            y = py(v)
+            parts.append(f'<rect x="{x0 + j * bar}" y="{y:.1f}" width="{bar - 4}" '
+                         f'height="{top + height - y:.1f}" fill="{colour}"><title>{who}, batch {b}: '
+                         f'{v:.3f} ms</title></rect>')
+        parts.append(f'<text x="{x0 + bar}" y="{top + height + 16}" {FONT} text-anchor="middle">'
+                     f'batch {b}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
