@@ -446,9 +446,8 @@ def test_atomic_write_bytes_keeps_the_old_content_when_writing_fails(
 def test_a_cache_hit_does_not_load_file_based_models(tmp_path: Path, built: dict) -> None:
     """An unchanged teacher is neither re-run nor even loaded on the next CI run."""
     from audit import load_suite
-    from audit.runner import AuditSession, SuiteRun
-
     from audit.checks.registry import get_metric
+    from audit.runner import AuditSession, SuiteRun
 
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "arrests.audit.yaml")
     # every check that reads predictions (efficiency checks time the models themselves)
