@@ -44,7 +44,8 @@ from audit.errors import ModelError, display_path
 from audit.imports import import_module_isolated
 from audit.suite import ModelSpec
 
-__all__ = ["LoadedModel", "load_model", "check_probabilities", "model_fingerprint"]
+__all__ = ["LoadedModel", "load_model", "check_probabilities", "model_fingerprint",
+           "check_skops_trust"]
 
 PredictFn = Callable[[Table], np.ndarray]
 
@@ -63,6 +64,7 @@ class LoadedModel:
     module: Any = field(default=None, repr=False)  # the torch.nn.Module of a torch model
     input_dtype: np.dtype | None = None  # numpy dtype of the matrix a torch model is fed
     native: Any = field(default=None, repr=False)  # the estimator of a skops/pickle model
+    untrusted_types: tuple[str, ...] = ()  # a skops file's types beyond skops' trusted defaults
 
     @property
     def cache_identity(self) -> str:
@@ -145,17 +147,20 @@ def _identity(spec: ModelSpec, sha256: str) -> str:
     return identity if output is None else f"{identity}\0{output}"
 
 
-def _check_skops_trust(spec: ModelSpec, role: str) -> None:
-    """Refuse a skops file holding types neither skops nor the suite trusts (also on a
-    prediction-cache hit, so the verdict never depends on the cache's state)."""
+def check_skops_trust(spec: ModelSpec, role: str, untrusted: list[str] | None = None) -> list[str]:
+    """Refuse a skops file holding types neither skops nor the suite trusts; return the types
+    skops does not trust by default. The runner also calls this on a prediction-cache hit
+    (with the list recorded when the file was first loaded: it depends only on the file's
+    content), so the verdict never depends on the cache's state."""
     import skops.io as sio
 
     assert spec.path is not None
-    try:
-        untrusted = sio.get_untrusted_types(file=spec.path)
-    except Exception as exc:
-        raise ModelError(f"{_label(role, spec)}: not a readable skops file "
-                         f"({type(exc).__name__}: {exc})") from None
+    if untrusted is None:
+        try:
+            untrusted = list(sio.get_untrusted_types(file=spec.path))
+        except Exception as exc:
+            raise ModelError(f"{_label(role, spec)}: not a readable skops file "
+                             f"({type(exc).__name__}: {exc})") from None
     refused = [t for t in untrusted if t not in spec.trusted_types]
     if refused:
         listing = "\n".join(f"      - {t}" for t in refused)
@@ -163,6 +168,7 @@ def _check_skops_trust(spec: ModelSpec, role: str) -> None:
                          f"default:\n{listing}\n  Review them; if you trust them, list them in "
                          f"the suite under {role}.trusted_types (use the mapping form: {role}: "
                          f"{{skops: {spec.path.name}, trusted_types: [...]}}).")
+    return untrusted
 
 
 def content_sha256(spec: ModelSpec) -> str:
@@ -200,14 +206,12 @@ def model_fingerprint(spec: ModelSpec, role: str = "model") -> tuple[str, str] |
 
     For file-based models (skops, onnx, predictions) the identity is the kind, the content's
     SHA-256 (:func:`content_sha256`), and the columns and classes the suite names, so a
-    prediction-cache hit needs no model load at all; a skops file's types are still checked
-    against the suite's trust list. Callables (whose behaviour may depend on files we cannot
+    prediction-cache hit needs no model load at all (the runner still checks a skops file's
+    recorded types against the suite's trust list). Callables (whose behaviour may depend on files we cannot
     see) and pickles (whose loading carries a warning) return ``None``: load them.
     """
     if spec.kind in ("callable", "pickle") or spec.path is None:
         return None
-    if spec.kind == "skops":
-        _check_skops_trust(spec, role)
     sha256 = content_sha256(spec)
     return sha256, _identity(spec, sha256)
 
@@ -252,12 +256,15 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
     try:  # one parse in the common case; the type scan runs only to explain a refusal
         model = sio.load(spec.path, trusted=list(spec.trusted_types) or None)
     except UntrustedTypesFoundException:
-        _check_skops_trust(spec, role)
+        check_skops_trust(spec, role)
         raise  # pragma: no cover - the check above raises for the same types
     except Exception as exc:
         raise ModelError(f"{label}: not a readable skops file ({type(exc).__name__}: {exc})") from None
+    # recorded with the cached predictions, so a cache hit can be checked without a parse
+    untrusted = tuple(sio.get_untrusted_types(file=spec.path))
     return LoadedModel(role, spec, _classes_of(model, spec, label), file_sha256(spec.path),
-                       spec.path.stat().st_size, _estimator_predict(model, label), native=model)
+                       spec.path.stat().st_size, _estimator_predict(model, label), native=model,
+                       untrusted_types=untrusted)
 
 
 def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:

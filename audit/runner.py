@@ -27,7 +27,7 @@ from audit.checks.registry import MetricInput, get_metric
 from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
-from audit.models import LoadedModel, load_model, model_fingerprint
+from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.results import AuditReport, CheckResult
 from audit.suite import CheckSpec, Suite, parse_check
 
@@ -115,7 +115,10 @@ class SuiteRun:
 
         def compute() -> tuple[np.ndarray, dict[str, Any]]:
             model = self.model(role)
-            return model.predict_proba(table), {"classes": [_plain(c) for c in model.classes]}
+            info: dict[str, Any] = {"classes": [_plain(c) for c in model.classes]}
+            if spec.kind == "skops":
+                info["untrusted_types"] = list(model.untrusted_types)
+            return model.predict_proba(table), info
 
         key = self.session.cache.key(self._guard(identity), table.sha256, table.role,
                                      "\0".join(map(str, table.features.columns)))
@@ -123,6 +126,8 @@ class SuiteRun:
         persist = spec.kind != "callable"
         P, info, source = self._guard(
             lambda: self.session.cache.get_with_info(key, compute, persist=persist))
+        if spec.kind == "skops" and source != "computed":  # trust never depends on the cache
+            self._guard(lambda: check_skops_trust(spec, role, info.get("untrusted_types")))
         self.prediction_sources[f"{role}/{table.role}"] = source
         self._classes[role] = tuple(info["classes"])
         return P, self._classes[role]
