@@ -418,8 +418,9 @@ class _Parser:
                                    "data.sensitive" + (f" (now: {', '.join(self.sensitive)})"
                                                        if self.sensitive else ""))
         elif metric.family == "fairness" and not self.sensitive:
-            raise self.bad(kp, name, f"{metric_name} slices by sensitive columns, but "
-                                     "data.sensitive names none; add data.sensitive: [...]")
+            raise self.bad((*kp, "metric"), metric_name, "slices by sensitive columns, but "
+                                                         "data.sensitive names none; add "
+                                                         "data.sensitive: [...]")
         gate = None
         if "gate" in c:
             gate = self.gate((*kp, "gate"), c["gate"], metric)
@@ -445,7 +446,7 @@ class _Parser:
                 span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
                 if (k == "min" and v > hi) or (k == "max" and v < lo):
                     fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
-                           if hi == 1 and 1 < v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
+                           if hi == 1 and 2 <= v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
                     raise self.bad((*kp, k), v, f"{span}; this bound can never be met{fix}")
                 raise self.bad((*kp, k), v, f"{span}; this bound is always met; remove it")
         if vals["min"] is not None and vals["max"] is not None and vals["min"] > vals["max"]:
@@ -459,9 +460,10 @@ class _Parser:
                 raise self.bad((*kp, k), v, f"{metric.name} compares the student with the teacher, "
                                             "so it has no regression; use min or max")
             if v < 0:
-                better = "min" if metric.direction == "higher" else "max"
-                raise self.bad((*kp, k), v, "must be >= 0; to require the student to beat the "
-                                            f"teacher use {better} instead")
+                raise self.bad((*kp, k), v, "must be >= 0: it bounds how much worse than the "
+                                            "teacher the student may be, and 0 allows no loss at "
+                                            "all (requiring a gain over the teacher is not "
+                                            "supported)")
         return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
                         max_relative_regression=vals["max_relative_regression"],
                         severity=vals["severity"])

@@ -228,13 +228,15 @@ CASES = [
          id="positive-unquoted-yes"),
     # -- gates ----------------------------------------------------------------------------
     case(edit("max_regression: 0.02", "max_regression: -0.01"),
-         "x.audit.yaml:12 checks.acc.gate.max_regression=-0.01: must be >= 0; to require the "
-         "student to beat the teacher use min instead",
+         "x.audit.yaml:12 checks.acc.gate.max_regression=-0.01: must be >= 0: it bounds how much "
+         "worse than the teacher the student may be, and 0 allows no loss at all (requiring a "
+         "gain over the teacher is not supported)",
          id="negative-max-regression"),
     case(edit("metric: accuracy", "metric: log_loss",
               GATE, "gate: {max_relative_regression: -0.1}"),
-         "x.audit.yaml:12 checks.acc.gate.max_relative_regression=-0.1: must be >= 0; to require "
-         "the student to beat the teacher use max instead",
+         "x.audit.yaml:12 checks.acc.gate.max_relative_regression=-0.1: must be >= 0: it bounds "
+         "how much worse than the teacher the student may be, and 0 allows no loss at all "
+         "(requiring a gain over the teacher is not supported)",
          id="negative-relative-regression-lower-is-better"),
     case(edit("metric: accuracy", "metric: agreement"),
          "x.audit.yaml:12 checks.acc.gate.max_regression=0.02: agreement compares the student "
@@ -305,7 +307,7 @@ CASES = [
          id="bad-binning"),
     case(edit("    metric: accuracy\n    gate: {min: 0.5, max_regression: 0.02}\n",
               "    metric: demographic_parity_difference\n    gate: {max_regression: 0.02}\n"),
-         "x.audit.yaml:10 checks.acc='acc': demographic_parity_difference slices by sensitive "
+         "x.audit.yaml:11 checks.acc.metric='demographic_parity_difference': slices by sensitive "
          "columns, but data.sensitive names none; add data.sensitive: [...]",
          id="fairness-without-sensitive"),
     case(edit("  target: label\n", "  target: label\n  sensitive: [group]\n",
