@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check suite files without running them")
     val.add_argument("suites", nargs="+", type=Path)
+    val.add_argument("--deep", action="store_true",
+                     help="also read the data and load the models: columns, labels, classes, "
+                          "trust (no predictions)")
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the suite format")
     sch.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -129,7 +132,7 @@ def _suite_files(paths: list[Path]) -> list[Path]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from audit.errors import SuiteError, display_path
+    from audit.errors import AuditError, SuiteError, display_path
     from audit.suite import SUITE_SUFFIX, load_suite
 
     files = _suite_files(args.suites)
@@ -141,8 +144,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for f in files:
         try:
             suite = load_suite(f)
-        except SuiteError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            if args.deep:
+                from audit.runner import SuiteRun
+
+                SuiteRun(suite).preflight()
+        except AuditError as exc:
+            prefix = "" if isinstance(exc, SuiteError) else f"{display_path(f)}: "
+            print(f"error: {prefix}{exc}", file=sys.stderr)
             code = EXIT_USAGE
             continue
         names = ", ".join(c.name for c in suite.checks)

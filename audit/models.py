@@ -320,6 +320,12 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
                          "in the suite, or store a JSON list under the ONNX metadata key 'classes'")
     output = _probability_output(session, label)
     inputs = session.get_inputs()
+    ordered = _feature_names(meta, label)  # the matrix input's columns, in order, if recorded
+    warnings: tuple[str, ...] = ()
+    if len(inputs) == 1 and ordered is None:
+        warnings = (f"{role}: the ONNX model's single input takes the feature columns in the "
+                    "table's order, which nothing checks; store their names as a JSON list under "
+                    "the model's metadata key 'features' to have the order checked",)
 
     def feed(table: Table) -> dict[str, np.ndarray]:
         frame = table.features
@@ -327,6 +333,15 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
         names = [i.name for i in inputs]
         if all(n in frame.columns for n in names):
             return {i.name: _column_as(frame[i.name], i.type, label, where) for i in inputs}
+        if len(inputs) == 1 and ordered is not None:
+            missing = [c for c in ordered if c not in frame.columns]
+            if missing:
+                shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)"
+                                                  if len(missing) > 5 else "")
+                raise ModelError(f"{label}: the model's input takes columns that are not feature "
+                                 f"columns of {where}: {shown} (from its 'features' metadata); "
+                                 "include them in data.features")
+            frame = frame[ordered]  # in the model's order, whatever the table's
         if len(inputs) == 1:
             width = inputs[0].shape[-1] if len(inputs[0].shape) == 2 else None
             if isinstance(width, int) and width != frame.shape[1]:
@@ -347,7 +362,21 @@ def _load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
             out = np.array([[row[c] for c in classes] for row in out])
         return out
 
-    return LoadedModel(role, spec, classes, content_sha256(spec), spec.path.stat().st_size, predict)
+    return LoadedModel(role, spec, classes, content_sha256(spec), spec.path.stat().st_size, predict,
+                       warnings)
+
+
+def _feature_names(meta: dict[str, str], label: str) -> list[str] | None:
+    if "features" not in meta:
+        return None
+    try:
+        names = json.loads(meta["features"])
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelError(f"{label}: metadata 'features' is {meta['features'][:80]!r}, not a JSON "
+                         "list of column names")
+    return names
 
 
 def _probability_output(session: Any, label: str) -> str:

@@ -152,6 +152,18 @@ class SuiteRun:
 
         return self._guard(build)
 
+    def preflight(self) -> None:
+        """Everything a run needs short of predicting: read the tables, load both models,
+        match their classes and encode the labels (raises the same errors a run would)."""
+        table = self.eval_table
+        if self.suite.data.train is not None:
+            self.train_table()
+        teacher, student = self.model("teacher"), self.model("student")
+        encoding = LabelEncoding.from_models(teacher.classes, student.classes,
+                                             self.suite.data.positive)
+        encoding.encode(table.labels, f"{display_path(table.path)} column "
+                                      f"{self.suite.data.target!r}")
+
     @cached_property
     def resampler(self) -> Resampler:
         s = self.suite.settings

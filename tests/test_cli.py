@@ -239,3 +239,21 @@ def test_console_script_exit_code_and_stderr(work: Path) -> None:
         "ok: suites/bad.audit.yaml: suite 'bad', 2 checks (accuracy, agreement)",
         "ok: suites/good.audit.yaml: suite 'good', 2 checks (accuracy, agreement)",
     ]
+
+
+def test_validate_deep_reads_the_data_and_loads_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from fixtures.synthetic import write_pair, write_suite
+
+    monkeypatch.chdir(tmp_path)
+    write_pair(tmp_path, n=50)
+    path = write_suite(tmp_path, {"acc": {"metric": "accuracy"}})
+    assert main(["validate", "--deep", str(path.name)]) == 0
+    text = path.read_text().replace("target: label", "target: lable")
+    path.write_text(text)
+    assert main(["validate", str(path.name)]) == 0  # the file itself is fine
+    capsys.readouterr()
+    assert main(["validate", "--deep", str(path.name)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: synthetic.audit.yaml: eval.csv: target column 'lable' (data.target) "
+                   "not found; did you mean 'label'? (columns: x, group, label)\n")

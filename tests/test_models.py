@@ -251,9 +251,10 @@ def test_onnx_single_input_width_must_match_the_features(digits: Path) -> None:
     with pytest.raises(ModelError) as info:
         model.predict_proba(table)
     assert str(info.value) == (
-        f"student ({display_path(digits / 'student.onnx')}): the model's single input 'X' takes "
-        f"64 features but {display_path(table.path)} has 8 feature columns "
-        f"({', '.join(features)}); list the model's columns, in its order, under data.features")
+        f"student ({display_path(digits / 'student.onnx')}): the model's input takes columns "
+        f"that are not feature columns of {display_path(table.path)}: pixel_1_0, pixel_1_1, "
+        "pixel_1_2, pixel_1_3, pixel_1_4, ... (56 in all) (from its 'features' metadata); "
+        "include them in data.features")
 
 
 @pytest.mark.parametrize(("value", "shown"), [(22.5, "22.5"), (np.nan, "nan")])
@@ -820,3 +821,19 @@ def test_reversed_student_columns_give_identical_metrics(tmp_path: Path) -> None
         assert ra.status == rb.status == "info", (ra.error, rb.error)
         assert _comparable(ra) == _comparable(rb)
     np.testing.assert_array_equal(b.inputs.p_student, a.inputs.p_student)
+
+
+def test_a_single_input_onnx_model_takes_its_recorded_column_order(built: dict, tmp_path: Path) -> None:
+    """Reordered CSV columns must not silently scramble a matrix input."""
+    from audit.data import load_table
+    from audit.spec import DataSpec
+
+    model = load_model(ModelSpec(kind="onnx", path=built["digits/student.onnx"]), "student")
+    assert model.warnings == ()  # the fixture records its feature order
+    frame = pd.read_csv(built["digits/eval.csv"])
+    reordered = frame[list(reversed(frame.columns))]
+    path = tmp_path / "reordered.csv"
+    reordered.to_csv(path, index=False)
+    original = model.predict_proba(load_table(DataSpec(eval=built["digits/eval.csv"], target="digit")))
+    again = model.predict_proba(load_table(DataSpec(eval=path, target="digit")))
+    np.testing.assert_array_equal(original, again)
