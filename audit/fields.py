@@ -18,7 +18,8 @@ __all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODE
 SUITE_SUFFIX = ".audit.yaml"
 # check keys that are metric parameters: a metric accepts only those it declares
 PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric",
-              "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions")
+              "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions",
+              "attack", "eps", "norm", "samples")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
@@ -126,6 +127,17 @@ SECTIONS: dict[str, dict[str, Field]] = {
                      schema=(("exclusiveMinimum", 0), ("exclusiveMaximum", 1))),
         "max_conditions": Field("int", "Conditions per discovered slice: 1 or 2 (default 2).",
                                 choices=(1, 2)),
+        "attack": Field("str", "Robustness: auto (default: the strongest available per model), "
+                               "fgsm, pgd, hopskipjump or noise. Privacy: loss_threshold "
+                               "(default), blackbox or label_only.",
+                        choices=("auto", "fgsm", "pgd", "hopskipjump", "noise", "loss_threshold",
+                                 "blackbox", "label_only")),
+        "eps": Field("number_list", "Perturbation budgets (a robustness curve), in the units of "
+                                    "the numeric features (default [0.05, 0.1]).",
+                     schema=(("items", {"type": "number", "exclusiveMinimum": 0}),)),
+        "norm": Field("str", "Norm of the perturbation: inf (default) or 2.", choices=("inf", "2")),
+        "samples": Field("int", "Rows attacked (robustness) or members and non-members each "
+                                "(privacy); default 200.", schema=(("minimum", 10),)),
         "description": Field("str", "Why this check exists, in words."),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },
@@ -167,6 +179,8 @@ def suite_json_schema() -> dict[str, Any]:
             s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
         elif kind == "int_list":
             s = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}
+        elif kind == "number_list":
+            s = {"type": "array", "items": {"type": "number"}, "minItems": 1, "uniqueItems": True}
         elif kind == "label_list":
             s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
                  "uniqueItems": True}

@@ -183,10 +183,11 @@ class _Parser:
         elif kind == "label":
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise self.bad(keypath, value, "must be a class label (string or integer)")
-        elif kind == "int_list":
+        elif kind in ("int_list", "number_list"):
+            noun = "integers" if kind == "int_list" else "numbers"
             if not isinstance(value, list) or not value:
-                raise self.bad(keypath, value, "must be a non-empty list of integers")
-            item = Field("int", f.doc)
+                raise self.bad(keypath, value, f"must be a non-empty list of {noun}")
+            item = Field("int" if kind == "int_list" else "number", f.doc)
             value = tuple(self.scalar((*keypath, i), v, item) for i, v in enumerate(value))
         elif kind in ("str_list", "label_list"):
             if not isinstance(value, list) or not value:
