@@ -152,3 +152,18 @@ def test_read_report_errors(tmp_path: Path) -> None:
     future.write_text(json.dumps(d))
     with pytest.raises(AuditError, match="schema_version '2.0' is not supported"):
         read_report(future)
+
+
+def test_roc_and_budget_curves_render_from_report_data() -> None:
+    roc = ({"kind": "roc", "model": "teacher", "fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.6, 1.0]},
+           {"kind": "roc", "model": "student", "fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.9, 1.0]})
+    mia = Measurement("mia_auc", "lower", Estimate(0.7, (0.65, 0.75)), teacher=Estimate(0.55),
+                      breakdown=roc, family="privacy")
+    curve = tuple(Measurement("robust_accuracy", "higher", Estimate(v, (v - 0.05, v + 0.05)),
+                              teacher=Estimate(v + 0.1, (v, v + 0.2)), params={"eps": e},
+                              family="robustness") for e, v in ((0.05, 0.8), (0.1, 0.6)))
+    checks = (CheckResult("privacy", "info", (mia,)), CheckResult("robust", "info", curve))
+    html = render_html(_report(checks).to_dict())
+    assert 'aria-label="Membership ROC: mia_auc"' in html
+    assert 'aria-label="robust_accuracy by perturbation budget"' in html
+    assert 'id="family-privacy"' in html and 'id="family-robustness"' in html

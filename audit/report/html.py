@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.report.plots import group_bars_svg, latency_svg, reliability_svg
+from audit.report.plots import curve_svg, group_bars_svg, latency_svg, reliability_svg, roc_svg
 from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport, CheckResult, GateResult, Measurement
 
@@ -30,6 +30,8 @@ FAMILIES = (
     ("calibration", "Calibration"),
     ("fairness", "Fairness across groups"),
     ("slices", "Slice discovery"),
+    ("robustness", "Adversarial robustness"),
+    ("privacy", "Membership inference"),
     ("efficiency", "Efficiency"),
     ("data", "Data"),
 )
@@ -211,6 +213,9 @@ def _plots(m: Measurement) -> list[Any]:
     reliability = [r for r in m.breakdown if r.get("kind") == "reliability"]
     if reliability:
         plots.append(reliability_svg(reliability, f"Reliability: {m.metric}"))
+    roc = [r for r in m.breakdown if r.get("kind") == "roc"]
+    if roc:
+        plots.append(roc_svg(roc, f"Membership ROC: {m.metric}"))
     latency = [r for r in m.breakdown if r.get("kind") == "latency"]
     if latency:
         plots.append(latency_svg(latency, "Median latency per call (ms, log scale)"))
@@ -221,6 +226,27 @@ def _plots(m: Measurement) -> list[Any]:
             or "accuracy")
         plots.append(group_bars_svg(groups, metric, f"{metric} by group ({m.scope})"))
     return plots
+
+
+def _budget_curve(c: CheckResult) -> Any:
+    """A check measured at several budgets (robust accuracy per eps) as one curve."""
+    points = []
+    for m in c.measurements:
+        eps = m.params.get("eps")
+        if not isinstance(eps, (int, float)):
+            return None
+
+        def triple(e: Any) -> Any:
+            if e is None:
+                return None
+            lo, hi = e.ci if e.ci is not None else (None, None)
+            return (e.value, lo, hi)
+
+        points.append({"x": float(eps), "teacher": triple(m.teacher), "student": triple(m.student)})
+    if len(points) < 2:
+        return None
+    return curve_svg(points, f"{c.measurements[0].metric} by perturbation budget", "epsilon",
+                     c.measurements[0].metric)
 
 
 def _measurement_view(x: Measurement) -> dict[str, Any]:
@@ -258,6 +284,7 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
                 gate_rows.append(_gate_row(c, m, None))
         family = next((m.family for m in c.measurements if m.family), "") or "other"
         families.setdefault(family, []).append({
+            "curve": _budget_curve(c),
             "name": c.name, "status": c.status, "description": c.description,
             "location": c.location, "source": c.source, "error": c.error,
             "measurements": [_measurement_view(x) for x in c.measurements],

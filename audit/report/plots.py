@@ -12,7 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-__all__ = ["reliability_svg", "group_bars_svg", "latency_svg"]
+__all__ = ["reliability_svg", "group_bars_svg", "latency_svg", "roc_svg", "curve_svg"]
 
 TEACHER, STUDENT = "#4c6ef5", "#e8590c"  # blue and orange: distinguishable in colour-blind palettes
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
@@ -150,5 +150,96 @@ def latency_svg(rows: Sequence[dict[str, Any]], title: str) -> Markup:
                          f'{v:.3f} ms</title></rect>')
         parts.append(f'<text x="{x0 + bar}" y="{top + height + 16}" {FONT} text-anchor="middle">'
                      f'batch {b}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _frame(title: str, w: int, h: int, left: int, top: int, size_x: int, size_y: int,
+           xlabel: str, ylabel: str, xticks: Sequence[float], yticks: Sequence[float],
+           px: Any, py: Any) -> list[str]:
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+             f'height="{h}" role="img" aria-label="{escape(title)}">',
+             f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             f'<rect x="{left}" y="{top}" width="{size_x}" height="{size_y}" fill="none" '
+             'stroke="#adb5bd"/>']
+    for t in xticks:
+        parts.append(f'<text x="{px(t):.1f}" y="{top + size_y + 14}" {FONT} '
+                     f'text-anchor="middle">{t:g}</text>')
+    for t in yticks:
+        parts.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" {FONT} text-anchor="end">{t:g}</text>')
+    parts.append(f'<text x="{left + size_x / 2}" y="{h - 4}" {FONT} text-anchor="middle">'
+                 f'{escape(xlabel)}</text>')
+    parts.append(f'<text x="12" y="{top + size_y / 2}" {FONT} text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top + size_y / 2})">{escape(ylabel)}</text>')
+    return parts
+
+
+def roc_svg(rows: Sequence[dict[str, Any]], title: str) -> Markup:
+    """Membership-inference ROC curves for teacher and student, with the chance diagonal.
+
+    Rows are ``{"kind": "roc", "model": ..., "fpr": ..., "tpr": ...}``, either one point each or
+    one row per model with lists of points."""
+    curves: dict[str, list[tuple[float, float]]] = {"teacher": [], "student": []}
+    for r in rows:
+        fpr, tpr = r.get("fpr"), r.get("tpr")
+        if r.get("model") not in curves or fpr is None or tpr is None:
+            continue
+        if isinstance(fpr, list):
+            curves[r["model"]] += list(zip(fpr, tpr, strict=False))
+        else:
+            curves[r["model"]].append((fpr, tpr))
+    w, h, left, top, size = 300, 290, 44, 28, 230
+
+    def px(v: float) -> float:
+        return left + v * size
+
+    def py(v: float) -> float:
+        return top + (1 - v) * size
+
+    parts = _frame(title, w, h, left, top, size, size, "false positive rate (non-members)",
+                   "true positive rate (members)", (0, 0.5, 1), (0, 0.5, 1), px, py)
+    parts.append(f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="#adb5bd" '
+                 'stroke-dasharray="4 3"/>')
+    for who, colour in (("teacher", TEACHER), ("student", STUDENT)):
+        pts = sorted(curves[who])
+        if pts:
+            line = " ".join(f"{px(f):.1f},{py(t):.1f}" for f, t in pts)
+            parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
+    parts.append(_legend(left + 8, top + 16))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def curve_svg(points: Sequence[dict[str, Any]], title: str, xlabel: str, ylabel: str) -> Markup:
+    """Teacher and student values (with interval whiskers) against a budget, e.g. robust accuracy
+    per epsilon. Points are ``{"x": eps, "teacher": (v, lo, hi) | None, "student": (v, lo, hi)}``."""
+    xs = [p["x"] for p in points]
+    if not xs:
+        return Markup("")
+    w, h, left, top, size_x, size_y = 340, 290, 44, 28, 270, 220
+    x_hi = max(xs) * 1.05 or 1.0
+
+    def px(v: float) -> float:
+        return left + (v / x_hi) * size_x
+
+    def py(v: float) -> float:
+        return top + (1 - max(0.0, min(1.0, v))) * size_y
+
+    ticks = sorted(set(xs))
+    parts = _frame(title, w, h, left, top, size_x, size_y, xlabel, ylabel, ticks, (0, 0.5, 1),
+                   px, py)
+    for who, colour in (("teacher", TEACHER), ("student", STUDENT)):
+        pts = [(p["x"], p[who]) for p in points if p.get(who) is not None]
+        if not pts:
+            continue
+        parts.append('<polyline points="' + " ".join(f"{px(x):.1f},{py(v[0]):.1f}" for x, v in pts)
+                     + f'" fill="none" stroke="{colour}" stroke-width="1.8"/>')
+        for x, (v, lo, hi) in pts:
+            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}">'
+                         f'<title>{who} at {x:g}: {v:.3f}</title></circle>')
+            if lo is not None and hi is not None:
+                parts.append(f'<line x1="{px(x):.1f}" y1="{py(lo):.1f}" x2="{px(x):.1f}" '
+                             f'y2="{py(hi):.1f}" stroke="{colour}"/>')
+    parts.append(_legend(left + 8, top + 16))
     parts.append("</svg>")
     return Markup("".join(parts))
