@@ -119,7 +119,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
                              schema=(("items", {"type": "integer", "minimum": 1}),)),
         "repeats": Field("int", "Timed calls per model and batch size (default 30).",
                          schema=(("minimum", 3), ("maximum", 10_000))),
-        "max_seconds": Field("number", "Wall-clock cap on timing, per check (default 30).",
+        "max_seconds": Field("number", "Wall-clock cap per check: on timing (efficiency) or on "
+                                       "black-box attacks (robustness); default 30.",
                              schema=(("exclusiveMinimum", 0),)),
         "columns": Field("str_list", "Columns a data check looks at (default: all feature "
                                      "columns)."),
@@ -132,8 +133,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                "(default), blackbox or label_only.",
                         choices=("auto", "fgsm", "pgd", "hopskipjump", "noise", "loss_threshold",
                                  "blackbox", "label_only")),
-        "eps": Field("number_list", "Perturbation budgets (a robustness curve), in the units of "
-                                    "the numeric features (default [0.05, 0.1]).",
+        "eps": Field("number_list", "Perturbation budgets (a robustness curve), in units of each "
+                                    "numeric column's observed range (default [0.05, 0.1]).",
                      schema=(("items", {"type": "number", "exclusiveMinimum": 0}),)),
         "norm": Field("str", "Norm of the perturbation: inf (default) or 2.", choices=("inf", "2")),
         "samples": Field("int", "Rows attacked (robustness) or members and non-members each "

@@ -115,6 +115,8 @@ class Measurement:
         if isinstance(by, str):
             return f"by {by}"
         batch = self.params.get("batch")
+        if self.params.get("eps") is not None:
+            return f"eps {self.params['eps']:g}"
         return f"batch {batch}" if batch is not None else ""
 
     def to_dict(self) -> dict[str, Any]:

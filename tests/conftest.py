@@ -34,3 +34,11 @@ def arrests(built: dict[str, Path]) -> Path:
 @pytest.fixture(scope="session")
 def digits(built: dict[str, Path]) -> Path:
     return built["digits/eval.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def arrests_report(built: dict[str, Path]):  # type: ignore[no-untyped-def]
+    """The example audit's report, run once per test process (it times models and attacks)."""
+    from audit import SuiteRun, load_suite
+
+    return SuiteRun(load_suite(ROOT / "suites" / "arrests.audit.yaml")).report()

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from audit import SuiteRun, load_suite
 from audit.report.writer import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,8 +91,9 @@ def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
             proc.kill()
 
 
-def test_example_report_in_headless_chromium(browser: DevTools, built: dict, tmp_path: Path) -> None:
-    report = SuiteRun(load_suite(ROOT / "suites" / "arrests.audit.yaml")).report()
+def test_example_report_in_headless_chromium(browser: DevTools, arrests_report: Any,
+                                             tmp_path: Path) -> None:
+    report = arrests_report
     html_path = write_report(report, report_dir=tmp_path).html
     url = html_path.resolve().as_uri()
     for domain in ("Page", "Runtime", "Log", "Network"):

@@ -450,15 +450,17 @@ def test_a_cache_hit_does_not_load_file_based_models(tmp_path: Path, built: dict
     from audit.runner import AuditSession, SuiteRun
 
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "arrests.audit.yaml")
-    # every check that reads predictions (efficiency checks time the models themselves)
-    names = [c.name for c in suite.checks if get_metric(c.metric).family != "efficiency"]
+    # every check that reads predictions (efficiency and robustness checks run the models)
+    names = [c.name for c in suite.checks
+             if get_metric(c.metric).family not in ("efficiency", "robustness")]
     first = SuiteRun(suite, AuditSession(tmp_path / "cache"))
     before = [first.run_check(n).to_dict() for n in names]
     assert sorted(first._models) == ["student", "teacher"]
     again = SuiteRun(suite, AuditSession(tmp_path / "cache"))
     after = [again.run_check(n).to_dict() for n in names]
     assert again._models == {}
-    assert again.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk"}
+    assert again.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk",
+                                        "teacher/train": "disk", "student/train": "disk"}
     for b, a in zip(before, after, strict=True):
         b["details"].pop("seconds"), a["details"].pop("seconds")
         assert a == b

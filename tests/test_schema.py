@@ -53,7 +53,8 @@ def test_schema_lists_every_key_of_the_field_tables() -> None:
 
 
 def test_example_suites_exist() -> None:
-    assert [p.name for p in EXAMPLES] == ["arrests.audit.yaml", "digits.audit.yaml"]
+    assert [p.name for p in EXAMPLES] == ["arrests.audit.yaml", "digits-torch.audit.yaml",
+                                          "digits.audit.yaml"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

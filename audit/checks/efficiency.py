@@ -138,9 +138,12 @@ def _timings(ctx: Any, batch_sizes: tuple[int, ...], repeats: int, max_seconds: 
             out["memory"][who] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    out["models"] = {who: {"kind": m.spec.kind, "bytes": m.size_bytes,
-                           "parameters": parameter_count(m)} for who, m in models.items()}
+    out["models"] = {who: _size(m) for who, m in models.items()}
     return out
+
+
+def _size(model: Any) -> dict[str, Any]:
+    return {"kind": model.spec.kind, "bytes": model.size_bytes, "parameters": parameter_count(model)}
 
 
 def _bootstrap(runs_t: np.ndarray, runs_s: np.ndarray, stat: Any, n_boot: int,
@@ -165,19 +168,20 @@ def _measure_efficiency(metric: Metric, params: Mapping[str, Any], inputs: Metri
     batch_sizes = tuple(sorted(set(params.get("batch_sizes") or DEFAULT_BATCH_SIZES)))
     repeats = int(params.get("repeats", DEFAULT_REPEATS))
     max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
-    timing = resampler.memo(("timing", batch_sizes, repeats, max_seconds),
-                            lambda: _timings(ctx, batch_sizes, repeats, max_seconds))
-    breakdown = _rows(timing)
-    if metric.name == "size_ratio":
-        sizes = timing["models"]
+    if metric.name == "size_ratio":  # sizes need no timing
+        sizes = {who: _size(ctx.model(who)) for who in ("teacher", "student")}
         t, s = sizes["teacher"]["bytes"], sizes["student"]["bytes"]
         if not t or s is None:
             raise DataError("size_ratio needs both models as files (a callable has no size on "
                             "disk)")
         ratio = s / t
+        rows = [{"kind": "size", "model": who, **info} for who, info in sizes.items()]
         return (Measurement(metric.name, metric.direction, Estimate(ratio, (ratio, ratio)),
                             method="exact: student bytes / teacher bytes on disk", n=0,
-                            params={}, breakdown=tuple(breakdown), family=metric.family),)
+                            params={}, breakdown=tuple(rows), family=metric.family),)
+    timing = resampler.memo(("timing", batch_sizes, repeats, max_seconds),
+                            lambda: _timings(ctx, batch_sizes, repeats, max_seconds))
+    breakdown = _rows(timing)
     out = []
     for size in batch_sizes:
         runs = timing["runs"][size]
@@ -208,8 +212,7 @@ def _measure_efficiency(metric: Metric, params: Mapping[str, Any], inputs: Metri
 def _rows(timing: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for who, info in timing["models"].items():
-        rows.append({"kind": "size", "model": who, "bytes": info["bytes"],
-                     "parameters": info["parameters"],
+        rows.append({"kind": "size", "model": who, **info,
                      "peak_memory_bytes": int(timing["memory"][who])})
     for size, runs in timing["runs"].items():
         for who, r in runs.items():

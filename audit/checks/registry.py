@@ -123,6 +123,8 @@ def _load_families() -> None:
         fairness,
         fidelity,
         performance,
+        privacy,
+        robustness,
         slices,
     )
 

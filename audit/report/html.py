@@ -49,6 +49,14 @@ _TABLES = {
     "duplicates": ("Duplicates", ("count",)),
     "class_share": ("Label shares", ("label", "share")),
     "leakage": ("Leaked rows", ("count", "first_rows")),
+    "robustness": ("Attacks", ("model", "crafted_on", "attack", "eps", "norm", "rows",
+                               "clean_accuracy", "robust_accuracy", "transfer_accuracy",
+                               "success_rate", "seconds")),
+    "attack": ("Membership attack", ("attack", "how", "members", "non_members", "fpr_floor")),
+    "tpr_at_fpr": ("True-positive rate at low false-positive rates",
+                   ("model", "fpr", "tpr", "below_floor")),
+    "generalisation": ("Accuracy on members and non-members",
+                       ("model", "accuracy_members", "accuracy_non_members", "gap")),
 }
 _SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
 

@@ -1,0 +1,289 @@
+"""Privacy: membership inference against the teacher and the student.
+
+Can an attacker who sees a model's outputs tell whether a row was in its training set? The
+audit runs the same attack on both models, on the same rows:
+
+* **members** are rows of ``data.train`` (the data the student, and usually the teacher, was
+  trained on); **non-members** are held-out eval rows. ``samples`` of each (default
+  ``min(len(train), len(eval), 500)``), drawn with the suite's seed, so the problem is balanced.
+* ``attack: loss_threshold`` (default): the score of a row is the probability the model gives
+  its true label (minus the loss, up to a monotone map). No training: the ROC is computed on all
+  sampled rows.
+* ``attack: blackbox``: ART's ``MembershipInferenceBlackBox`` (a random forest on the model's
+  probabilities and the one-hot label, ``attack_model_type="rf"``, seeded) is fitted on half the
+  members and half the non-members, from predictions computed once, and scores the other,
+  disjoint halves with ``infer(None, y, pred=P, probabilities=True)``.
+* ``attack: label_only``: the gap attack (ART's ``LabelOnlyGapAttack``): a row is called a
+  member when the model classifies it correctly. It needs only labels; its ROC has one point.
+  The decision-boundary variant (HopSkipJump distances per row) is not run: it costs seconds per
+  row on a tree ensemble.
+
+Metrics (direction lower = less leakage; per model, the regression is student minus teacher):
+``mia_auc`` (ROC AUC, members positive), ``mia_advantage`` (max over thresholds of TPR - FPR)
+and ``mia_tpr_at_fpr`` (TPR at 1% FPR; 0.1% is in the breakdown). With ``m`` non-members the
+smallest non-zero FPR is ``1/m``: below that level the number is the TPR at FPR 0.
+
+Intervals: a paired, stratified bootstrap over the scored rows: each replicate resamples
+members among members and non-members among non-members, and the same resampled rows score
+teacher and student. For ``blackbox`` the fitted attack is held fixed: the interval reflects
+which rows were scored, not the randomness of fitting the attack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from audit.checks.registry import Metric, MetricInput, register
+from audit.errors import DataError, display_path
+
+__all__ = ["roc_stats", "roc_points", "ATTACKS", "DEFAULT_SAMPLES", "FPR_LEVELS"]
+
+ATTACKS = ("loss_threshold", "blackbox", "label_only")
+DEFAULT_ATTACK = "loss_threshold"
+DEFAULT_SAMPLES = 500
+FPR_LEVELS = (0.01, 0.001)  # the gated level first
+ROC_POINTS = 50
+
+
+def roc_stats(scores: np.ndarray, labels: np.ndarray,
+              fpr_levels: tuple[float, ...] = FPR_LEVELS) -> dict[str, np.ndarray]:
+    """ROC AUC, advantage and TPR at FPR levels, for each row of ``scores``.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (b, n) or (n,)
+        Attack scores (higher = more likely a member), one row per replicate.
+    labels : ndarray, same shape
+        1 for members, 0 for non-members; every row must hold both.
+    fpr_levels : tuple of float
+        FPR levels for the TPR (the largest TPR on the ROC with FPR <= level, no interpolation).
+
+    Returns
+    -------
+    dict
+        ``auc``, ``advantage`` (max of TPR - FPR over thresholds, at least 0) and ``tpr@<level>``
+        arrays of shape (b,) (or scalars' 0-d arrays for 1-D input).
+
+    Examples
+    --------
+    >>> r = roc_stats(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
+    >>> float(r["auc"]), float(r["advantage"])
+    (0.75, 0.5)
+    """
+    s = np.atleast_2d(np.asarray(scores, dtype=float))
+    y = np.atleast_2d(np.asarray(labels, dtype=float))
+    n_pos, n_neg = y.sum(axis=1), (1 - y).sum(axis=1)
+    # the ROC's corners: sort by score, descending, and keep the last row of each tie group
+    order = np.argsort(-s, axis=1, kind="stable")
+    ss = np.take_along_axis(s, order, axis=1)
+    ys = np.take_along_axis(y, order, axis=1)
+    tpr = np.cumsum(ys, axis=1) / n_pos[:, None]
+    fpr = np.cumsum(1 - ys, axis=1) / n_neg[:, None]
+    corner = np.ones_like(ss, dtype=bool)
+    corner[:, :-1] = ss[:, :-1] != ss[:, 1:]
+    # AUC: the trapezoids between consecutive corners (ties counted half, as Mann-Whitney U)
+    last = np.maximum.accumulate(np.where(corner, np.arange(ss.shape[1]), -1), axis=1)
+    prev = np.full_like(last, -1)
+    prev[:, 1:] = last[:, :-1]
+    safe = np.maximum(prev, 0)
+    prev_tpr = np.where(prev >= 0, np.take_along_axis(tpr, safe, axis=1), 0.0)
+    prev_fpr = np.where(prev >= 0, np.take_along_axis(fpr, safe, axis=1), 0.0)
+    auc = np.where(corner, (fpr - prev_fpr) * (tpr + prev_tpr) / 2, 0.0).sum(axis=1)
+    out = {"auc": auc, "advantage": np.maximum(np.where(corner, tpr - fpr, -np.inf).max(axis=1), 0.0)}
+    for level in fpr_levels:
+        ok = corner & (fpr <= level + 1e-12)
+        out[f"tpr@{level:g}"] = np.where(ok, tpr, 0.0).max(axis=1)
+    if np.ndim(scores) == 1:
+        return {k: v[0] for k, v in out.items()}
+    return out
+
+
+def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = ROC_POINTS
+               ) -> tuple[list[float], list[float]]:
+    """The ROC curve (scikit-learn's points, from (0, 0) to (1, 1)), downsampled to about
+    ``max_points`` points, keeping both ends."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    if len(fpr) > max_points:
+        keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, max_points)).astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return [float(v) for v in fpr], [float(v) for v in tpr]
+
+
+# -- the attack --------------------------------------------------------------------------
+def _true_class_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return P[np.arange(len(y)), y]
+
+
+def _blackbox_scores(P_in: np.ndarray, y_in: np.ndarray, P_out: np.ndarray, y_out: np.ndarray,
+                     fit_in: np.ndarray, fit_out: np.ndarray, score_in: np.ndarray,
+                     score_out: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """ART's black-box attack (random forest), fitted on ``fit_*`` rows and scoring ``score_*``
+    rows (members first); the model is never called: its predictions are passed in."""
+    from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
+    from art.estimators.classification import BlackBoxClassifier
+
+    def never(x: np.ndarray) -> np.ndarray:  # the attack only reads precomputed predictions
+        raise AssertionError("the black-box attack must not call the model")
+
+    clf = BlackBoxClassifier(never, input_shape=(1,), nb_classes=k)
+    attack = MembershipInferenceBlackBox(clf, input_type="prediction", attack_model_type="rf")
+    attack.attack_model.set_params(random_state=seed)
+    attack.fit(y=y_in[fit_in], pred=P_in[fit_in], test_y=y_out[fit_out], test_pred=P_out[fit_out])
+    y = np.r_[y_in[score_in], y_out[score_out]]
+    P = np.vstack([P_in[score_in], P_out[score_out]])
+    return np.asarray(attack.infer(None, y, pred=P, probabilities=True), dtype=float).reshape(-1)
+
+
+def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    perm = rng.permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
+def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None,
+            seed: int) -> dict[str, Any]:
+    """Sample members and non-members, score them for both models with ``attack``."""
+    if ctx.suite.data.train is None:
+        raise DataError("membership inference needs the rows the models were trained on as "
+                        "members; name them in data.train")
+    train = ctx.train_table()
+    n_train, n_eval = train.n_rows, inputs.n
+    available = min(n_train, n_eval)
+    notes: list[str] = []
+    m = min(available, DEFAULT_SAMPLES) if samples is None else int(samples)
+    if m > available:
+        notes.append(f"samples={m} asked for, but only {available} rows are available on the "
+                     f"smaller side (train {n_train}, eval {n_eval}); used {available} of each")
+        m = available
+    if m < 10:
+        raise DataError(f"membership inference needs at least 10 members and 10 non-members; "
+                        f"the data has train {n_train} and eval {n_eval} rows")
+    rng = np.random.default_rng(seed)
+    members = np.sort(rng.choice(n_train, m, replace=False))
+    outsiders = np.sort(rng.choice(n_eval, m, replace=False))
+    y_in = ctx.encoding.encode(train.labels, f"{display_path(train.path)} column "
+                                             f"{ctx.suite.data.target!r}")[members]
+    y_out = inputs.y[outsiders]
+    k = inputs.k
+    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for who, P_eval in (("teacher", inputs.p_teacher), ("student", inputs.p_student)):
+        P_train, classes = ctx.predictions(who, train)  # cached: one prediction per dataset
+        probs[who] = (P_train[:, ctx.encoding.reorder(classes)][members], P_eval[outsiders])
+    if attack == "blackbox":
+        fit_in, score_in = _halves(m, rng)
+        fit_out, score_out = _halves(m, rng)
+        labels = np.r_[np.ones(len(score_in)), np.zeros(len(score_out))]
+        scores = {who: _blackbox_scores(P_in, y_in, P_out, y_out, fit_in, fit_out, score_in,
+                                        score_out, k, seed)
+                  for who, (P_in, P_out) in probs.items()}
+        how = (f"ART MembershipInferenceBlackBox (attack_model_type='rf', random_state={seed}) "
+               f"fitted on {len(fit_in)} members and {len(fit_out)} non-members, scored on the "
+               f"other {len(score_in)} and {len(score_out)}")
+    else:
+        labels = np.r_[np.ones(m), np.zeros(m)]
+        scores = {}
+        for who, (P_in, P_out) in probs.items():
+            if attack == "loss_threshold":
+                scores[who] = np.r_[_true_class_probability(P_in, y_in),
+                                    _true_class_probability(P_out, y_out)]
+            else:  # label_only: the gap attack, correct = member
+                scores[who] = np.r_[P_in.argmax(axis=1) == y_in,
+                                    P_out.argmax(axis=1) == y_out].astype(float)
+        how = ("loss threshold: score = the model's probability of the true label"
+               if attack == "loss_threshold" else
+               "label-only gap attack: a correctly classified row is called a member")
+        how += f", on all {m} members and {m} non-members"
+    accuracy = {who: {"members": float(np.mean(P_in.argmax(axis=1) == y_in)),
+                      "non_members": float(np.mean(P_out.argmax(axis=1) == y_out))}
+                for who, (P_in, P_out) in probs.items()}
+    return {"labels": labels, "scores": scores, "how": how, "notes": notes, "m": m,
+            "accuracy": accuracy}
+
+
+def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Stratified paired bootstrap: the same resampled rows for teacher and student."""
+    labels = result["labels"]
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rng = np.random.default_rng([seed, 1])  # not the stream that sampled the rows
+    idx = np.hstack([pos[rng.integers(0, len(pos), (n_boot, len(pos)))],
+                     neg[rng.integers(0, len(neg), (n_boot, len(neg)))]])
+    lab = np.broadcast_to(np.r_[np.ones(len(pos)), np.zeros(len(neg))], idx.shape)
+    return {who: roc_stats(s[idx], lab) for who, s in result["scores"].items()}
+
+
+def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any
+         ) -> dict[str, Any]:
+    result = _attack(ctx, inputs, attack, samples, resampler.seed)
+    labels = result["labels"]
+    result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}
+    result["replicates"] = _replicates(result, resampler.n_boot, resampler.seed)
+    result["roc"] = {who: roc_points(s, labels) for who, s in result["scores"].items()}
+    return result
+
+
+def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
+                     resampler: Any, confidence: float) -> tuple[Any, ...]:
+    from audit.checks.measure import paired_measurement
+
+    ctx = inputs.context
+    if ctx is None:
+        raise DataError(f"{metric.name} reads the training table and the models; run it through "
+                        "a suite")
+    attack = str(params.get("attack", DEFAULT_ATTACK))
+    if attack not in ATTACKS:
+        raise DataError(f"{metric.name} runs a membership-inference attack; attack={attack!r} is "
+                        f"a robustness attack (use one of {', '.join(ATTACKS)})")
+    samples = params.get("samples")
+    result = resampler.memo(("privacy", attack, samples),
+                            lambda: _run(ctx, inputs, attack, samples, resampler))
+    key = {"mia_auc": "auc", "mia_advantage": "advantage",
+           "mia_tpr_at_fpr": f"tpr@{FPR_LEVELS[0]:g}"}[metric.name]
+    labels = result["labels"]
+    n_in, n_out = int(labels.sum()), int((1 - labels).sum())
+    floor = 1.0 / n_out
+    notes = list(result["notes"])
+    if metric.name == "mia_tpr_at_fpr":
+        notes.append(f"with {n_out} scored non-members the smallest non-zero FPR is 1/{n_out} = "
+                     f"{floor:.2g}" + ("; below it the TPR reported is the TPR at FPR 0"
+                                       if min(FPR_LEVELS) < floor else ""))
+    if attack == "label_only":
+        notes.append("the label-only gap attack has a single ROC point: AUC = (1 + advantage) / 2")
+    breakdown: list[dict[str, Any]] = [{"kind": "attack", "attack": attack, "how": result["how"],
+                                        "members": n_in, "non_members": n_out,
+                                        "sampled_each": result["m"], "fpr_floor": floor}]
+    for who in ("teacher", "student"):
+        fpr, tpr = result["roc"][who]
+        point = result["points"][who]
+        breakdown.append({"kind": "roc", "model": who, "fpr": fpr, "tpr": tpr,
+                          "auc": float(point["auc"])})
+        for level in FPR_LEVELS:
+            breakdown.append({"kind": "tpr_at_fpr", "model": who, "fpr": level,
+                              "tpr": float(point[f"tpr@{level:g}"]),
+                              "below_floor": bool(level < floor)})
+        acc = result["accuracy"][who]
+        breakdown.append({"kind": "generalisation", "model": who,
+                          "accuracy_members": acc["members"],
+                          "accuracy_non_members": acc["non_members"],
+                          "gap": acc["members"] - acc["non_members"]})
+    reps = result["replicates"]
+    method = (f"{result['how']}; stratified paired bootstrap over the scored rows, "
+              f"{resampler.n_boot} replicates")
+    return (paired_measurement(metric, float(result["points"]["teacher"][key]),
+                               float(result["points"]["student"][key]), reps["teacher"][key],
+                               reps["student"][key], confidence, method=method, n=n_in + n_out,
+                               params={"attack": attack, "samples": result["m"]},
+                               breakdown=breakdown, notes=tuple(notes)),)
+
+
+_PARAMS = {"attack": ATTACKS, "samples": ()}
+for _name, _doc in (
+    ("mia_auc", "Membership-inference ROC AUC (members positive); 0.5 = no leakage."),
+    ("mia_advantage", "Membership-inference advantage: max over thresholds of TPR - FPR."),
+    ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR."),
+):
+    register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
+                    params=_PARAMS))

@@ -1,0 +1,544 @@
+"""Adversarial robustness: teacher and student attacked under the same budget.
+
+* ``robust_accuracy`` -- accuracy of each model on adversarial versions of the same ``samples``
+  eval rows (default 200, drawn with the suite's seed), one measurement per ``eps``; the
+  regression is teacher minus student with a paired bootstrap interval over the attacked rows.
+* ``transfer_accuracy`` -- the student's accuracy on adversarial examples crafted on the
+  *teacher* (pairwise): a student that mimics its teacher inherits its teacher's blind spots,
+  and an attacker who has the teacher needs no access to the student.
+
+The perturbation space. Only numeric feature columns are perturbed; categorical columns stay
+as they are. Each numeric column is scaled to [0, 1] by the observed [min, max] of the eval
+table, the attack runs there with clip values (0, 1), and the result is scaled back: ``eps`` is
+in units of each column's (max - min) range, for the L-inf norm per column, for the L2 norm over
+the vector of scaled columns. Columns with a single value are left fixed. Integer columns are
+rounded to the nearest integer after the attack (and clipped to [min, max]), so a perturbation
+may reach half a unit beyond the budget: on the digits pixels (0..16) eps 0.1 is 1.6 levels,
+which rounds to 2; eps 0.05 (0.8 levels) rounds to 1. Models are always evaluated on the
+rounded table they would really receive.
+
+Attacks (``attack``):
+
+* ``pgd`` -- ART's ProjectedGradientDescent (20 iterations, step eps/8, no random start)
+  through ART's PyTorchClassifier. Gradients exist for torch models (``torch:`` files and
+  callables that build an ``nn.Module``) and for a scikit-learn ``LogisticRegression`` loaded as
+  such (skops/pickle; not inside a Pipeline, which has no gradients), whose linear logits are
+  rebuilt as a float64 torch module.
+* ``fgsm`` -- ART's FastGradientMethod, one step of size eps (same models).
+* ``hopskipjump`` -- ART's HopSkipJump, a black-box decision-based attack, through ART's
+  BlackBoxClassifier around the model's own prediction (one row at a time, with that row's
+  categorical values). It finds a minimal perturbation, not one within eps: its result is
+  projected onto the eps ball (clipped to eps per column for L-inf, scaled down for L2) and
+  the model's prediction on the projection decides. It starts from a seeded random point of
+  the box that the model classifies differently (``init_size`` draws, then the nearest attacked
+  row of another class): ART's own random start is unseeded, and HSJ returns the input
+  unchanged when it finds no start, so success is always measured, never assumed.
+* ``noise`` -- uniform random noise within eps (the same draws for both models): a cheap,
+  model-agnostic baseline.
+* ``auto`` (default) -- ``pgd`` when both models give gradients, else ``hopskipjump`` for both:
+  both models always face the same attack and budget, or the comparison would measure the
+  attacks rather than the models.
+
+Only rows a model classifies correctly are attacked; a row counts as robust when the model is
+right on it both clean and attacked. The success rate is the share of originally-correct rows
+whose prediction flipped. A wall-clock cap (``max_seconds``, default 30) bounds the attacks of
+a check; when it stops them early, the rows attacked for both models are used, and the notes
+say how many. Adversarial examples are computed once per (model, attack, eps, norm, samples)
+per run, so ``robust_accuracy`` and ``transfer_accuracy`` share them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.checks.registry import Metric, MetricInput, register
+from audit.errors import DataError
+from audit.results import Estimate, Measurement
+from audit.stats import percentile_interval
+
+__all__ = ["AttackSpace", "DEFAULT_EPS", "attack_space", "gradient_module", "choose_attack"]
+
+DEFAULT_EPS = (0.05, 0.1)
+DEFAULT_SAMPLES = 200
+DEFAULT_MAX_SECONDS = 30.0
+PGD_ITER = 20
+PGD_STEP = 1 / 8  # of eps
+HSJ = {"max_iter": 10, "max_eval": 200, "init_eval": 20}
+HSJ_INIT_SIZE = 100
+GRADIENT_ATTACKS = ("pgd", "fgsm")
+
+
+# --------------------------------------------------------------------------- the space
+@dataclasses.dataclass(frozen=True)
+class AttackSpace:
+    """The attacked rows and the scaled numeric columns the attacks move."""
+
+    rows: np.ndarray  # eval row positions, sorted
+    frame: pd.DataFrame  # their feature rows (index 0..m-1)
+    columns: tuple[str, ...]  # perturbed columns (numeric, non-constant)
+    integer: np.ndarray  # bool per perturbed column
+    low: np.ndarray
+    span: np.ndarray
+    fixed: tuple[str, ...]  # numeric columns with one value: never moved
+    categorical: tuple[str, ...]
+
+    @cached_property
+    def _arrays(self) -> dict[Any, np.ndarray]:
+        return {c: self.frame[c].to_numpy() for c in self.frame.columns}
+
+    @cached_property
+    def _matrix(self) -> np.ndarray:
+        return self.frame.to_numpy(dtype=np.float64)
+
+    @cached_property
+    def _moved(self) -> np.ndarray:
+        return np.array([list(self.frame.columns).index(c) for c in self.columns])
+
+    def scaled(self) -> np.ndarray:
+        raw = self.frame[list(self.columns)].to_numpy(dtype=np.float64)
+        return np.clip((raw - self.low) / self.span, 0.0, 1.0)
+
+    def unscale(self, x01: np.ndarray) -> np.ndarray:
+        """Back to the columns' units: rounded for integer columns, clipped to [min, max]."""
+        raw = self.low + np.clip(np.asarray(x01, np.float64), 0.0, 1.0) * self.span
+        raw[:, self.integer] = np.rint(raw[:, self.integer])
+        return np.clip(raw, self.low, self.low + self.span)
+
+    def frame_with(self, x01: np.ndarray, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The feature rows (all, or positions ``rows``) with the perturbed columns replaced."""
+        raw = self.unscale(x01)
+        dtypes = set(self.frame.dtypes)
+        if len(dtypes) == 1 and not self.categorical:  # all numeric, one dtype: one block, fast
+            (dtype,) = dtypes
+            full = self._matrix.copy() if rows is None else self._matrix[rows]
+            full[:, self._moved] = raw
+            return pd.DataFrame(full.astype(dtype), columns=self.frame.columns)
+        moved = {c: j for j, c in enumerate(self.columns)}
+        data = {}
+        for col in self.frame.columns:
+            j = moved.get(col)
+            if j is None:
+                values = self._arrays[col]
+                data[col] = values if rows is None else values[rows]
+            else:
+                data[col] = raw[:, j].astype(self.frame[col].dtype) if self.integer[j] else raw[:, j]
+        return pd.DataFrame(data, columns=self.frame.columns)
+
+
+def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
+    """Draw ``samples`` eval rows (seeded) and describe the numeric columns to perturb."""
+    features: pd.DataFrame = table.features
+    n = len(features)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
+    numeric = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c])
+               and not pd.api.types.is_bool_dtype(features[c])]
+    categorical = tuple(str(c) for c in features.columns if c not in numeric)
+    values = features[numeric].to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        col = numeric[int(np.flatnonzero(np.isnan(values).any(axis=0))[0])]
+        raise DataError(f"robustness: numeric column {col!r} has missing values; the attacks "
+                        "perturb numbers, so fill them or leave the column out with "
+                        "data.features")
+    low, high = values.min(axis=0), values.max(axis=0)
+    moving = high > low
+    if not moving.any():
+        raise DataError("robustness checks perturb numeric feature columns, but the eval table "
+                        f"has none that vary (columns: {', '.join(map(str, features.columns))})")
+    cols = [c for c, m in zip(numeric, moving, strict=True) if m]
+    return AttackSpace(rows=rows, frame=features.iloc[rows].reset_index(drop=True),
+                       columns=tuple(map(str, cols)),
+                       integer=np.array([pd.api.types.is_integer_dtype(features[c]) for c in cols]),
+                       low=low[moving], span=(high - low)[moving],
+                       fixed=tuple(str(c) for c, m in zip(numeric, moving, strict=True) if not m),
+                       categorical=categorical)
+
+
+# --------------------------------------------------------------------------- gradients
+def _linear_native(native: Any) -> Any:
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:  # pragma: no cover - sklearn is a dependency
+        return None
+    return native if isinstance(native, LogisticRegression) else None
+
+
+def has_gradients(model: Any) -> bool:
+    """Whether ART can take gradients of ``model``: a torch module, or a bare LogisticRegression."""
+    return model.module is not None or _linear_native(getattr(model, "native", None)) is not None
+
+
+def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
+    """A torch module from scaled perturbed columns (n, d) to the model's logits.
+
+    ``columns`` are all the model's feature columns, in order; the columns not attacked are
+    constant over the table (anything else would need a categorical, which torch models and a
+    bare LogisticRegression cannot take), so they are filled in from the first row.
+    """
+    import torch
+    from torch import nn
+
+    base = torch.from_numpy(space.frame[columns].iloc[:1].to_numpy(np.float64))
+    index = torch.tensor([columns.index(c) for c in space.columns])
+    low, span = torch.from_numpy(space.low), torch.from_numpy(space.span)
+    native = _linear_native(getattr(model, "native", None))
+    if model.module is not None:
+        inner, dtype = model.module, torch.from_numpy(np.zeros(0, model.input_dtype)).dtype
+        probabilities = (model.spec.output or "logits") == "probabilities"
+    else:
+        coef, intercept = np.asarray(native.coef_, np.float64), np.asarray(native.intercept_, np.float64)
+        if coef.shape[0] == 1:  # binary: logits (0, z)
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.concatenate([[0.0], intercept])
+        inner = nn.Linear(coef.shape[1], coef.shape[0]).double()
+        with torch.no_grad():
+            inner.weight.copy_(torch.from_numpy(coef))
+            inner.bias.copy_(torch.from_numpy(intercept))
+        dtype, probabilities = torch.float64, False
+
+    class Unscaled(nn.Module):
+        """Scaled perturbed columns -> the model's full input -> logits."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            full = base.expand(x.shape[0], -1).clone()
+            full = full.index_copy(1, index, low + x.to(torch.float64) * span)
+            out = self.inner(full.to(dtype))
+            return torch.log(out.clamp_min(1e-12)) if probabilities else out
+
+    return Unscaled().eval()
+
+
+def _art_torch(module: Any, d: int, k: int) -> Any:
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier(model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=(d,),
+                             nb_classes=k, clip_values=(0.0, 1.0), device_type="cpu")
+
+
+# --------------------------------------------------------------------------- attacks
+def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
+    """The attack both models face; a gradient attack on a model without gradients is an error."""
+    grads = {who: has_gradients(m) for who, m in models.items()}
+    if requested == "auto":
+        return "pgd" if all(grads.values()) else "hopskipjump"
+    if requested in GRADIENT_ATTACKS:
+        for who, m in models.items():
+            if not grads[who]:
+                raise DataError(
+                    f"attack: {requested} needs gradients, but the {m.label} has none (a "
+                    f"{m.spec.kind} model; gradients come from torch models and a bare "
+                    "scikit-learn LogisticRegression); use attack: hopskipjump (black-box) or "
+                    "attack: noise")
+    return requested
+
+
+def _norm(norm: str) -> float:
+    return np.inf if str(norm) == "inf" else 2.0
+
+
+def project(x0: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """``x`` moved onto the eps ball around ``x0`` (in the scaled space), clipped to [0, 1]."""
+    delta = x - x0
+    if _norm(norm) == np.inf:
+        delta = np.clip(delta, -eps, eps)
+    else:
+        size = np.linalg.norm(delta, axis=1, keepdims=True)
+        delta = delta * np.minimum(1.0, eps / np.maximum(size, 1e-300))
+    return np.clip(x0 + delta, 0.0, 1.0)
+
+
+class _Runner:
+    """Attacks one model on the attack space, within a deadline."""
+
+    def __init__(self, ctx: Any, role: str, space: AttackSpace, seed: int) -> None:
+        self.ctx, self.role, self.space, self.seed = ctx, role, space, seed
+        self.model = ctx.model(role)
+        table = ctx.eval_table
+        self.table = table
+        self.order = ctx.encoding.reorder(self.model.classes)  # encoded j -> model column
+        self.y = np.asarray(ctx.inputs.y)[space.rows]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encoded class predictions on feature rows ``frame``."""
+        return self.proba(frame).argmax(axis=1)
+
+    def proba(self, frame: pd.DataFrame) -> np.ndarray:
+        n = len(frame)
+        sub = dataclasses.replace(self.table, features=frame,
+                                  labels=self.table.labels.iloc[:0].reindex(range(n)),
+                                  sensitive=self.table.sensitive.iloc[:0].reindex(range(n)))
+        return self.model.predict_proba(sub)[:, self.order]
+
+    def gradient(self, attack: str, eps: float, norm: str, todo: np.ndarray,
+                 x0: np.ndarray) -> np.ndarray:
+        from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+
+        features = [str(c) for c in self.table.features.columns]
+        module = gradient_module(self.model, self.space, features)
+        clf = _art_torch(module, x0.shape[1], len(self.model.classes))
+        labels = self.order[self.y[todo]]  # true labels, as the model's output columns
+        if attack == "pgd":
+            art = ProjectedGradientDescent(clf, norm=_norm(norm), eps=eps, eps_step=eps * PGD_STEP,
+                                           max_iter=PGD_ITER, batch_size=max(len(todo), 1),
+                                           verbose=False)
+        else:
+            art = FastGradientMethod(clf, norm=_norm(norm), eps=eps, batch_size=max(len(todo), 1))
+        with warnings.catch_warnings():
+            # sklearn's feature-name check does not apply to the matrix the wrapper builds
+            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+            return art.generate(x0[todo].astype(np.float32), y=labels).astype(np.float64)
+
+
+def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.random.Generator,
+                 pool: np.ndarray, pool_pred: np.ndarray) -> np.ndarray | None:
+    """A starting point for HSJ that the model classifies differently from ``label``."""
+    space = runner.space
+    draws = rng.uniform(0.0, 1.0, size=(HSJ_INIT_SIZE, x.shape[0]))
+    rows = np.full(HSJ_INIT_SIZE, i)
+    pred = runner.predict(space.frame_with(draws, rows))
+    hit = np.flatnonzero(pred != label)
+    if hit.size:
+        best = hit[np.argmin(np.linalg.norm(draws[hit] - x, axis=1))]
+        return draws[best]
+    other = np.flatnonzero(pool_pred != label)
+    if other.size:  # the nearest attacked row the model puts elsewhere, with this row's categories
+        cand = pool[other]
+        pred = runner.predict(space.frame_with(cand, np.full(len(cand), i)))
+        ok = np.flatnonzero(pred != label)
+        if ok.size:
+            j = ok[np.argmin(np.linalg.norm(cand[ok] - x, axis=1))]
+            return cand[j]
+    return None
+
+
+def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
+                 deadline: float) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Per-row HSJ on the rows ``todo``; returns (adversarials, rows done, counts)."""
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
+
+    space, k = runner.space, len(runner.model.classes)
+    rng = np.random.default_rng(runner.seed)
+    out = x0.copy()
+    done: list[int] = []
+    counts = {"no_start": 0}
+    clean_pred = runner.predict(space.frame_with(x0))
+    state = np.random.get_state()  # HSJ draws from numpy's global generator: seed it, restore it
+    np.random.seed(runner.seed)
+    try:
+        for i in todo:
+            if time.perf_counter() > deadline and done:
+                break
+            done.append(int(i))
+            label = int(clean_pred[i])
+            start = _init_points(runner, int(i), x0[i], label, rng, x0, clean_pred)
+            if start is None:
+                counts["no_start"] += 1
+                continue
+
+            def predict_fn(x: np.ndarray, i: int = int(i)) -> np.ndarray:
+                P = runner.proba(space.frame_with(np.asarray(x, np.float64),
+                                                  np.full(len(x), i)))
+                return P  # encoded class order
+
+            clf = BlackBoxClassifier(predict_fn, input_shape=(x0.shape[1],), nb_classes=k,
+                                     clip_values=(0.0, 1.0))
+            art = HopSkipJump(clf, norm=_norm(norm) if _norm(norm) == 2 else "inf",
+                              init_size=HSJ_INIT_SIZE, verbose=False, **HSJ)
+            out[i] = art.generate(x0[i:i + 1].astype(np.float32),
+                                  x_adv_init=start[None].astype(np.float32))[0]
+    finally:
+        np.random.set_state(state)
+    return out, np.array(done, dtype=int), counts
+
+
+def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, norm: str,
+                samples: int, deadline: float) -> dict[str, Any]:
+    """Adversarial versions of the attacked rows for ``role`` (memoised per run).
+
+    Returns ``x`` (scaled, all attacked rows; rows not attacked are unchanged), ``done`` (the
+    row positions the attack covered within the deadline), ``clean`` and ``adv`` correctness.
+    """
+    def build() -> dict[str, Any]:
+        space = _space(ctx, resampler, samples)
+        runner = _Runner(ctx, role, space, resampler.seed)
+        x0 = space.scaled()
+        clean = runner.predict(space.frame_with(x0)) == runner.y
+        todo = np.flatnonzero(clean)
+        start = time.perf_counter()
+        info: dict[str, Any] = {}
+        if attack == "hopskipjump":
+            raw = resampler.memo(("robustness-hsj", role, norm, samples),
+                                 lambda: _hopskipjump(runner, norm, todo, x0, deadline))
+            x, done, counts = raw
+            x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
+            covered = np.ones(len(x0), bool)
+            covered[todo[~np.isin(todo, done)]] = False  # correct rows the cap left unattacked
+            info["no_start"] = counts["no_start"]
+        else:
+            x = x0.copy()
+            if attack == "noise":
+                rng = np.random.default_rng(resampler.seed)  # the same draws for both models
+                noise = _noise(rng, x0.shape, eps, norm)
+                x[todo] = np.clip(x0[todo] + noise[todo], 0.0, 1.0)
+            elif len(todo):
+                x[todo] = runner.gradient(attack, eps, norm, todo, x0)
+            covered = np.ones(len(x0), bool)
+        adv = runner.predict(space.frame_with(x)) == runner.y
+        return {"x": x, "covered": covered, "clean": clean, "adv": adv & clean,
+                "seconds": time.perf_counter() - start, **info}
+
+    return resampler.memo(("robustness", role, attack, float(eps), norm, samples), build)
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...], eps: float, norm: str) -> np.ndarray:
+    if _norm(norm) == np.inf:
+        return rng.uniform(-eps, eps, size=shape)
+    direction = rng.standard_normal(shape)
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
+    radius = eps * rng.uniform(0.0, 1.0, size=(shape[0], 1)) ** (1.0 / shape[1])
+    return direction * radius
+
+
+def _space(ctx: Any, resampler: Any, samples: int) -> AttackSpace:
+    return resampler.memo(("robustness-space", samples),
+                          lambda: attack_space(ctx.eval_table, samples, resampler.seed))
+
+
+# --------------------------------------------------------------------------- measuring
+def _boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """Paired bootstrap of row means: the same resampled rows for every array."""
+    m = len(next(iter(values.values())))
+    idx = np.random.default_rng(seed).integers(0, m, size=(n_boot, m))
+    return {k: v.astype(np.float64)[idx].mean(axis=1) for k, v in values.items()}
+
+
+def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
+                        resampler: Any, confidence: float) -> tuple[Measurement, ...]:
+    from audit.checks.measure import paired_measurement
+
+    ctx = inputs.context
+    if ctx is None:
+        raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
+    models = {who: ctx.model(who) for who in ("teacher", "student")}
+    for who, m in models.items():
+        if m.spec.kind == "predictions":
+            raise DataError(f"{metric.name} attacks the models, but the {who} is a file of "
+                            "precomputed predictions; audit a model that runs (skops, onnx, "
+                            "torch, callable)")
+    requested = str(params.get("attack", "auto"))
+    if requested not in ("auto", "fgsm", "pgd", "hopskipjump", "noise"):
+        raise DataError(f"{metric.name}: attack {requested!r} is not a robustness attack; use "
+                        "auto, fgsm, pgd, hopskipjump or noise")
+    attack = choose_attack(requested, models)
+    eps_list = [float(e) for e in (params.get("eps") or DEFAULT_EPS)]
+    norm = str(params.get("norm", "inf"))
+    samples = int(params.get("samples", DEFAULT_SAMPLES))
+    max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
+    space = _space(ctx, resampler, samples)
+    start = time.perf_counter()
+    results: dict[float, dict[str, dict[str, Any]]] = {}
+    roles = ("teacher",) if metric.name == "transfer_accuracy" else ("teacher", "student")
+    # HSJ runs once per model (its result is projected onto each eps ball): split the cap by
+    # model; the other attacks are quick and need no split
+    for eps in eps_list:
+        results[eps] = {}
+        for n_done, who in enumerate(roles):
+            share = max_seconds * (n_done + 1) / len(roles)
+            results[eps][who] = adversarial(ctx, resampler, who, attack, eps, norm, samples,
+                                            start + share)
+    out = []
+    perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
+                 f"[min, max] range: {', '.join(space.columns)}")
+    fixed = [*space.categorical, *space.fixed]
+    if fixed:
+        perturbed += f"; kept fixed: {', '.join(fixed)}"
+    for eps in eps_list:
+        scope = {"eps": eps, "attack": attack, "norm": norm}
+        arts = results[eps]
+        covered = np.logical_and.reduce([a["covered"] for a in arts.values()])
+        m = int(covered.sum())
+        notes = [f"attack {attack} (requested {requested}) on both models, eps {eps:g} "
+                 f"({norm}-norm, in units of each column's range), {m} rows", perturbed]
+        if m < len(space.rows):
+            notes.append(f"the wall-clock cap (max_seconds {max_seconds:g}) stopped the attack "
+                         f"before every row was attacked: {m} of {len(space.rows)} rows were "
+                         "attacked for both models and are the ones measured")
+        rows = [_row(who, attack, eps, norm, a, covered) for who, a in arts.items()]
+        if attack == "hopskipjump":
+            for who, a in arts.items():
+                if a.get("no_start"):
+                    notes.append(f"hopskipjump found no starting point of another class for "
+                                 f"{a['no_start']} {who} row(s) (left unchanged: robust as far "
+                                 "as the attack could tell)")
+        method = (f"{attack} attack, eps {eps:g} ({norm}-norm); paired bootstrap over the "
+                  f"{m} attacked rows, {resampler.n_boot} replicates")
+        if m == 0:
+            raise DataError(f"{metric.name}: no row was attacked within max_seconds "
+                            f"{max_seconds:g}; raise max_seconds or lower samples")
+        if metric.name == "robust_accuracy":
+            t, s = arts["teacher"]["adv"][covered], arts["student"]["adv"][covered]
+            reps = _boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
+            out.append(paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
+                                          reps["s"], confidence, method=method, n=m, params=scope,
+                                          breakdown=rows, notes=tuple(notes)))
+        else:
+            teacher_art = arts["teacher"]
+            student = _Runner(ctx, "student", space, resampler.seed)
+            hit = student.predict(space.frame_with(teacher_art["x"])) == student.y
+            s = hit[covered]
+            clean_s = (student.predict(space.frame_with(space.scaled())) == student.y)[covered]
+            moved = teacher_art["clean"][covered]  # rows the teacher's attack perturbed
+            reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
+            ci = percentile_interval(reps, confidence)
+            rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
+                         "attack": attack, "eps": eps, "norm": norm, "rows": m,
+                         "clean_accuracy": float(clean_s.mean()),
+                         "transfer_accuracy": float(s.mean()),
+                         "success_rate": _rate(clean_s & moved, s)})
+            notes[0] = (f"adversarial examples crafted on the teacher with {attack} (requested "
+                        f"{requested}), eps {eps:g} ({norm}-norm), fed to the student, {m} rows")
+            out.append(Measurement(metric.name, metric.direction,
+                                   Estimate(float(s.mean()), None if ci is None else (ci.low, ci.high)),
+                                   method=method.replace("paired bootstrap", "bootstrap"), n=m,
+                                   params=scope, notes=tuple(notes), breakdown=tuple(rows),
+                                   family=metric.family))
+    return tuple(out)
+
+
+def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:
+    """Share of originally-correct rows whose prediction flipped."""
+    n = int(originally.sum())
+    return None if n == 0 else float((originally & ~still).sum() / n)
+
+
+def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any],
+         covered: np.ndarray) -> dict[str, Any]:
+    clean, adv = a["clean"][covered], a["adv"][covered]
+    return {"kind": "robustness", "model": who, "attack": attack, "eps": eps, "norm": norm,
+            "rows": int(covered.sum()), "clean_accuracy": float(clean.mean()),
+            "robust_accuracy": float(adv.mean()), "success_rate": _rate(clean, adv),
+            "seconds": round(float(a["seconds"]), 3)}
+
+
+_PARAMS: dict[str, tuple[Any, ...]] = {"attack": ("auto", "fgsm", "pgd", "hopskipjump", "noise"),
+                                       "eps": (), "norm": (), "samples": (), "max_seconds": ()}
+register(Metric("robust_accuracy", "higher", "robustness", False, (0.0, 1.0),
+                "Accuracy on adversarial versions of the same eval rows, per eps.",
+                custom=_measure_robustness, params=_PARAMS))
+register(Metric("transfer_accuracy", "higher", "robustness", True, (0.0, 1.0),
+                "The student's accuracy on adversarial examples crafted on the teacher, per eps.",
+                custom=_measure_robustness, params=_PARAMS))

@@ -1,0 +1,209 @@
+"""Privacy: membership inference (loss threshold, ART's black-box attack, label-only gap), each
+number against an independent computation, and a planted defect: a student that memorises its
+training set fails a regression gate its faithful sibling passes."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.tree import DecisionTreeClassifier
+
+from audit import SuiteRun, load_suite
+from audit.checks.privacy import roc_points, roc_stats
+from audit.results import Measurement
+
+METRICS = ("mia_auc", "mia_advantage", "mia_tpr_at_fpr")
+
+
+def _direct(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """AUC, advantage and TPR at FPR levels from scikit-learn's ROC (every corner kept: with
+    ``drop_intermediate`` a corner below an FPR level may be dropped as collinear)."""
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return {"auc": roc_auc_score(labels, scores), "advantage": float(np.max(tpr - fpr)),
+            **{f"tpr@{a:g}": float(tpr[fpr <= a].max()) for a in (0.01, 0.001)}}
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["continuous", "tied"])
+def test_roc_stats_equal_sklearn_per_replicate(ties: bool) -> None:
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.ones(400), np.zeros(400)]
+    scores = rng.normal(size=(5, 800)) + 0.4 * labels
+    if ties:
+        scores = np.round(scores, 1)
+    batch = roc_stats(scores, np.broadcast_to(labels, scores.shape))
+    for b in range(5):
+        want = _direct(scores[b], labels)
+        for key, value in want.items():
+            assert batch[key][b] == pytest.approx(value, abs=1e-12), key
+    one = roc_stats(scores[0], labels)
+    assert float(one["auc"]) == pytest.approx(roc_auc_score(labels, scores[0]))
+    fpr, tpr = roc_points(scores[0], labels)
+    assert len(fpr) <= 50 and (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+
+
+# -- a small synthetic suite: train and eval of 300 rows each, so every row is sampled ------
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    y = np.where(x1 + 0.5 * x2 + rng.normal(scale=1.0, size=n) > 0, "Yes", "No")
+    return pd.DataFrame({"x1": x1, "x2": x2, "label": y})
+
+
+def _synthetic(folder: Path, checks: dict[str, Any], *, train: bool = True) -> tuple[Path, dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    tr, ev = _frame(300, 0), _frame(300, 1)
+    tr.to_csv(folder / "train.csv", index=False)
+    ev.to_csv(folder / "eval.csv", index=False)
+    X = tr[["x1", "x2"]]
+    models = {"teacher": LogisticRegression().fit(X, tr["label"]),
+              "student": DecisionTreeClassifier(random_state=0).fit(X, tr["label"])}
+    for who, m in models.items():
+        (folder / f"{who}.pkl").write_bytes(pickle.dumps(m))
+    data = {"eval": "eval.csv", "target": "label", **({"train": "train.csv"} if train else {})}
+    raw = {"version": 1, "name": "mia", "data": data,
+           "teacher": {"pickle": "teacher.pkl", "trust": True},
+           "student": {"pickle": "student.pkl", "trust": True},
+           "settings": {"bootstrap": 200}, "checks": checks}
+    path = folder / "mia.audit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, {"train": tr, "eval": ev, "models": models}
+
+
+def _by_name(path: Path) -> dict[str, Any]:
+    return {r.name: r for r in SuiteRun(load_suite(path)).run_all()}
+
+
+def test_loss_threshold_equals_sklearn_on_the_models_own_probabilities(tmp_path: Path) -> None:
+    checks = {m: {"metric": m} for m in METRICS}
+    path, d = _synthetic(tmp_path, checks)
+    results = _by_name(path)
+    labels = np.r_[np.ones(300), np.zeros(300)]  # samples default to min(300, 300, 500): all rows
+    for who in ("teacher", "student"):
+        model = d["models"][who]
+        scores = np.concatenate([  # the probability of the true label
+            model.predict_proba(d[t][["x1", "x2"]])[
+                np.arange(300), np.searchsorted(model.classes_, d[t]["label"])]
+            for t in ("train", "eval")])
+        want = _direct(scores, labels)
+        for metric, key in zip(METRICS, ("auc", "advantage", "tpr@0.01")):
+            m = results[metric].measurements[0]
+            got = getattr(m, who).value
+            assert got == pytest.approx(want[key], abs=1e-12), (who, metric)
+    m = results["mia_auc"].measurements[0]
+    # the memorising tree leaks far more than the logistic teacher, and the interval says so
+    assert m.student.value > 0.6 > m.teacher.value and m.regression.ci[0] > 0
+    assert Measurement.from_dict(m.to_dict()) == m
+    kinds = [r["kind"] for r in m.breakdown]
+    assert kinds.count("roc") == 2 and kinds[0] == "attack"
+    assert m.breakdown[0]["attack"] == "loss_threshold"
+    tpr_note = results["mia_tpr_at_fpr"].measurements[0].notes
+    assert any("smallest non-zero FPR is 1/300" in n for n in tpr_note)
+
+
+def test_blackbox_equals_art_called_directly(tmp_path: Path) -> None:
+    from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
+    from art.estimators.classification import BlackBoxClassifier
+
+    path, d = _synthetic(tmp_path, {"mia": {"metric": "mia_auc", "attack": "blackbox"}})
+    m = _by_name(path)["mia"].measurements[0]
+    # the same draws as the check: members, non-members, then the two halves, seed 0
+    rng = np.random.default_rng(0)
+    members = np.sort(rng.choice(300, 300, replace=False))
+    outsiders = np.sort(rng.choice(300, 300, replace=False))
+    halves = []
+    for _ in range(2):
+        perm = rng.permutation(300)
+        halves.append((np.sort(perm[:150]), np.sort(perm[150:])))
+    (fit_in, score_in), (fit_out, score_out) = halves
+    for who in ("teacher", "student"):
+        model = d["models"][who]
+        P_in = model.predict_proba(d["train"][["x1", "x2"]])[members]
+        P_out = model.predict_proba(d["eval"][["x1", "x2"]])[outsiders]
+        y_in = np.searchsorted(model.classes_, d["train"]["label"])[members]
+        y_out = np.searchsorted(model.classes_, d["eval"]["label"])[outsiders]
+        attack = MembershipInferenceBlackBox(BlackBoxClassifier(lambda x: x, (1,), 2),
+                                             attack_model_type="rf")
+        attack.attack_model.set_params(random_state=0)
+        attack.fit(y=y_in[fit_in], pred=P_in[fit_in], test_y=y_out[fit_out],
+                   test_pred=P_out[fit_out])
+        score = attack.infer(None, np.r_[y_in[score_in], y_out[score_out]],
+                             pred=np.vstack([P_in[score_in], P_out[score_out]]),
+                             probabilities=True).ravel()
+        want = roc_auc_score(np.r_[np.ones(150), np.zeros(150)], score)
+        assert getattr(m, who).value == pytest.approx(want, abs=1e-12), who
+    assert m.n == 300 and "MembershipInferenceBlackBox" in m.method
+
+
+def test_label_only_gap_attack_is_correctness(tmp_path: Path) -> None:
+    path, d = _synthetic(tmp_path, {"gap": {"metric": "mia_advantage", "attack": "label_only"}})
+    m = _by_name(path)["gap"].measurements[0]
+    model = d["models"]["teacher"]
+    tpr = float(np.mean(model.predict(d["train"][["x1", "x2"]]) == d["train"]["label"]))
+    fpr = float(np.mean(model.predict(d["eval"][["x1", "x2"]]) == d["eval"]["label"]))
+    assert m.teacher.value == pytest.approx(max(tpr - fpr, 0.0))
+
+
+@pytest.mark.parametrize(("train", "attack", "message"), [
+    (False, "loss_threshold", "membership inference needs the rows the models were trained on "
+                              "as members; name them in data.train"),
+    (True, "fgsm", "mia_auc runs a membership-inference attack; attack='fgsm' is a robustness "
+                   "attack (use one of loss_threshold, blackbox, label_only)"),
+], ids=["no-train-table", "robustness-attack"])
+def test_clear_errors(tmp_path: Path, train: bool, attack: str, message: str) -> None:
+    path, _ = _synthetic(tmp_path, {"mia": {"metric": "mia_auc", "attack": attack}}, train=train)
+    result = _by_name(path)["mia"]
+    assert result.status == "error" and message in (result.error or "")
+
+
+# -- planted defect on the arrests fixtures --------------------------------------------------
+def _memoriser(built: dict[str, Path], out: Path) -> Path:
+    """A decision tree with no depth limit on the arrests training split: it memorises it."""
+    train = pd.read_csv(built["arrests/train.csv"])
+    X, y = train.drop(columns="released"), train["released"]
+    categorical = list(X.select_dtypes(exclude="number").columns)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), categorical),
+                                remainder="passthrough"),
+        DecisionTreeClassifier(random_state=0)).fit(X, y)
+    path = out / "memoriser.pkl"
+    path.write_bytes(pickle.dumps(model))
+    return path
+
+
+def _arrests_suite(built: dict[str, Path], folder: Path, student: Any) -> Path:
+    raw = {"version": 1, "name": "arrests-mia",
+           "data": {"eval": str(built["arrests/eval.csv"]), "train": str(built["arrests/train.csv"]),
+                    "target": "released"},
+           "teacher": {"skops": str(built["arrests/teacher.skops"]),
+                       "trusted_types": ["sklearn.tree._tree.Tree"]},
+           "student": student, "settings": {"bootstrap": 500},
+           "checks": {"mia": {"metric": "mia_auc", "gate": {"max_regression": 0.05}}}}
+    path = folder / "arrests-mia.audit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_memorising_student_fails_and_the_faithful_one_passes(
+        built: dict[str, Path], tmp_path: Path) -> None:
+    faithful = _by_name(_arrests_suite(built, tmp_path, str(built["arrests/student.onnx"])))["mia"]
+    assert faithful.status == "pass", faithful.gates
+    m = faithful.measurements[0]
+    # the forest teacher (min_samples_leaf=5) leaks a little; the distilled logistic student not
+    assert 0.5 < m.teacher.value < 0.56 and abs(m.student.value - 0.5) < 0.03
+    leaky = _memoriser(built, tmp_path)
+    memorised = _by_name(_arrests_suite(built, tmp_path, {"pickle": str(leaky), "trust": True}))["mia"]
+    assert memorised.status == "fail"
+    m = memorised.measurements[0]
+    assert m.student.value > 0.6 and m.regression.value > 0.05
+    assert [g.status for g in memorised.gates] == ["fail"]

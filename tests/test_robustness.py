@@ -1,0 +1,189 @@
+"""Robustness: robust_accuracy and transfer_accuracy against ART called directly, a planted
+fragile student that fails its regression gate, the black-box (HopSkipJump) and noise paths,
+and the error for a gradient attack on a model without gradients."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit import SuiteRun
+from audit.suite import suite_from_dict
+from fixtures.build import build_all
+
+
+@pytest.fixture(scope="module")
+def paths() -> dict[str, Path]:
+    return build_all()
+
+
+def _digits(paths: dict[str, Path], teacher: Any, student: Any, checks: dict) -> SuiteRun:
+    raw = {"version": 1, "name": "digits-robust",
+           "data": {"eval": str(paths["digits/eval.csv"]), "target": "digit"},
+           "teacher": teacher, "student": student, "checks": checks}
+    return SuiteRun(suite_from_dict(raw, base_dir=paths["digits/eval.csv"].parent))
+
+
+def _torch(paths: dict[str, Path], role: str) -> dict[str, Any]:
+    return {"torch": str(paths[f"digits/{role}.pt"]), "classes": list(range(10))}
+
+
+def _art_pgd_accuracy(path: Path, eval_csv: Path, rows: np.ndarray, eps: float) -> float:
+    """Robust accuracy from ART's PGD called directly: pixels scaled by their eval range."""
+    import torch
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    frame = pd.read_csv(eval_csv)
+    X = frame.drop(columns="digit").to_numpy(np.float64)
+    y = frame["digit"].to_numpy()
+    low, span = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+    x01 = np.where(span > 0, (X - low) / np.where(span > 0, span, 1), 0.0)[rows]
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+        warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+    lo, sp = torch.from_numpy(low), torch.from_numpy(span)
+
+    class Raw(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = module
+
+        def forward(self, x: Any) -> Any:
+            return self.m((lo + x.double() * sp).float())
+
+    clf = PyTorchClassifier(model=Raw(), loss=torch.nn.CrossEntropyLoss(), input_shape=(64,),
+                            nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
+    clean = clf.predict(x01.astype(np.float32)).argmax(axis=1) == y[rows]
+    adv = ProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=eps / 8, max_iter=20,
+                                   batch_size=int(clean.sum()), verbose=False).generate(
+        x01[clean].astype(np.float32), y=y[rows][clean])
+    raw = np.clip(np.rint(low + adv.astype(np.float64) * span), low, low + span)
+    with torch.no_grad():
+        hit = module(torch.from_numpy(raw).float()).argmax(dim=1).numpy() == y[rows][clean]
+    return float(hit.sum() / len(rows))
+
+
+def test_pgd_on_torch_matches_art_called_directly(paths: dict[str, Path]) -> None:
+    run = _digits(paths, _torch(paths, "teacher"), _torch(paths, "student"),
+                  {"robust": {"metric": "robust_accuracy", "eps": [0.1], "samples": 80}})
+    result = run.run_check("robust")
+    assert result.status == "info", result.error
+    (m,) = result.measurements
+    assert m.scope == "eps 0.1" and m.params["attack"] == "pgd" and m.n == 80
+    rows = np.sort(np.random.default_rng(0).choice(540, size=80, replace=False))
+    for who, est in (("teacher", m.teacher), ("student", m.student)):
+        assert est.value == pytest.approx(_art_pgd_accuracy(paths[f"digits/{who}.pt"],
+                                                            paths["digits/eval.csv"], rows, 0.1))
+        assert est.ci[0] <= est.value <= est.ci[1]
+    breakdown = {r["model"]: r for r in m.breakdown}
+    assert breakdown["teacher"]["attack"] == "pgd" and breakdown["student"]["success_rate"] > 0.3
+    assert any("pixel_0_0" in n and "kept fixed" in n for n in m.notes)
+
+
+def test_transfer_reuses_the_teachers_adversarial_examples(paths: dict[str, Path]) -> None:
+    checks = {"robust": {"metric": "robust_accuracy", "eps": [0.05, 0.1], "samples": 60},
+              "transfer": {"metric": "transfer_accuracy", "eps": [0.05, 0.1], "samples": 60}}
+    run = _digits(paths, _torch(paths, "teacher"), _torch(paths, "student"), checks)
+    robust, transfer = run.run_check("robust"), run.run_check("transfer")
+    assert [m.scope for m in transfer.measurements] == ["eps 0.05", "eps 0.1"]
+    built = [k for k in run.resampler._memo if k[0] == "robustness"]
+    assert sorted(built) == sorted((("robustness", who, "pgd", e, "inf", 60))
+                                   for who in ("teacher", "student") for e in (0.05, 0.1))
+    for r, t in zip(robust.measurements, transfer.measurements, strict=True):
+        assert t.teacher is None and t.regression is None  # pairwise
+        assert t.student.ci[0] <= t.student.value <= t.student.ci[1]
+        # the student's own PGD examples hurt it at least as much as the teacher's (white-box
+        # beats transfer) and the teacher's still transfer
+        assert r.student.value <= t.student.value < 1.0
+        row = next(b for b in t.breakdown if b.get("crafted_on") == "teacher")
+        assert row["success_rate"] > 0
+
+
+def _lr(tmp_path: Path, name: str, C: float) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    train = pd.read_csv(build_all()["digits/eval.csv"].parent / "train.csv")
+    model = LogisticRegression(C=C, max_iter=5000).fit(train.drop(columns="digit"), train["digit"])
+    (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(model))
+    return {"pickle": str(tmp_path / f"{name}.pkl"), "trust": True}
+
+
+def test_a_fragile_student_fails_the_regression_gate(paths: dict[str, Path], tmp_path: Path) -> None:
+    teacher = _lr(tmp_path, "teacher", 0.001)
+    check = {"robust": {"metric": "robust_accuracy", "eps": [0.05], "samples": 200,
+                        "gate": {"max_regression": 0.05}}}
+    faithful = _digits(paths, teacher, _lr(tmp_path, "faithful", 0.002), check).run_check("robust")
+    assert faithful.status == "pass", faithful.gates
+    fragile = _digits(paths, teacher, _lr(tmp_path, "fragile", 1000.0), check).run_check("robust")
+    assert fragile.status == "fail", fragile.gates
+    (m,) = fragile.measurements
+    assert m.params["attack"] == "pgd"  # a bare LogisticRegression gives gradients
+    assert m.regression.ci[0] > 0.05
+
+
+def test_hopskipjump_on_a_black_box_onnx_student(paths: dict[str, Path]) -> None:
+    raw = {"version": 1, "name": "arrests-robust",
+           "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
+           "teacher": str(paths["arrests/student_weak.onnx"]),
+           "student": str(paths["arrests/student.onnx"]),
+           "checks": {"robust": {"metric": "robust_accuracy", "eps": [0.2], "samples": 12,
+                                 "max_seconds": 20}}}
+    result = SuiteRun(suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)).run_check(
+        "robust")
+    assert result.status == "info", result.error
+    (m,) = result.measurements
+    assert m.params["attack"] == "hopskipjump"
+    rows = {r["model"]: r for r in m.breakdown}
+    assert all(r["attack"] == "hopskipjump" and r["success_rate"] is not None
+               for r in rows.values())
+    assert any("year, age, checks" in n and "colour" in n for n in m.notes)
+
+
+def test_hopskipjump_flips_rows_of_a_torch_teacher_with_an_onnx_student(
+        paths: dict[str, Path]) -> None:
+    run = _digits(paths, _torch(paths, "teacher"), str(paths["digits/student.onnx"]),
+                  {"robust": {"metric": "robust_accuracy", "eps": [0.3], "samples": 10}})
+    (m,) = run.run_check("robust").measurements
+    assert m.params["attack"] == "hopskipjump"  # auto: the same black-box attack for both
+    assert all(r["success_rate"] > 0 for r in m.breakdown)  # measured, not assumed
+
+
+@pytest.mark.parametrize("pair", ["arrests", "digits"])
+def test_noise_works_on_every_model_kind(paths: dict[str, Path], pair: str) -> None:
+    if pair == "arrests":
+        raw = {"version": 1, "name": "noise",
+               "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
+               "teacher": {"skops": str(paths["arrests/teacher.skops"]),
+                           "trusted_types": ["sklearn.tree._tree.Tree"]},
+               "student": str(paths["arrests/student.onnx"]),
+               "checks": {"noise": {"metric": "robust_accuracy", "attack": "noise", "norm": "2"}}}
+        run = SuiteRun(suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent))
+    else:
+        run = _digits(paths, _torch(paths, "teacher"), str(paths["digits/student.onnx"]),
+                      {"noise": {"metric": "robust_accuracy", "attack": "noise"}})
+    result = run.run_check("noise")
+    assert result.status == "info", result.error
+    assert [m.scope for m in result.measurements] == ["eps 0.05", "eps 0.1"]
+    for m in result.measurements:
+        assert m.n == 200 and m.params["attack"] == "noise"
+        assert 0 <= m.student.value <= 1 and m.regression.ci is not None
+
+
+def test_fgsm_on_an_onnx_model_is_a_clear_error(paths: dict[str, Path]) -> None:
+    run = _digits(paths, _torch(paths, "teacher"), str(paths["digits/student.onnx"]),
+                  {"fgsm": {"metric": "robust_accuracy", "attack": "fgsm"}})
+    result = run.run_check("fgsm")
+    assert result.status == "error"
+    label = run.model("student").label
+    assert label.startswith("student (") and label.endswith("student.onnx)")
+    assert result.error == (
+        f"attack: fgsm needs gradients, but the {label} has none (a onnx model; gradients come "
+        "from torch models and a bare scikit-learn LogisticRegression); use attack: hopskipjump "
+        "(black-box) or attack: noise")
