@@ -1,0 +1,177 @@
+"""The ONNX adapter: onnxruntime on the CPU.
+
+Inputs are matched to feature columns by name, or a single input takes all feature columns as
+one matrix (in the order recorded under the model's ``features`` metadata, when present). Class
+labels come from the suite's ``classes`` or the model's ``classes`` metadata (a JSON list).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.data import Table
+from audit.errors import ModelError, display_path
+from audit.models import LoadedModel, _label, content_sha256, first_bad, numeric_matrix
+from audit.spec import ModelSpec
+
+__all__ = ["load_onnx", "onnx_external_files"]
+
+
+def onnx_external_files(path: Path) -> list[Path]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return []  # onnxruntime will say what is wrong with the file
+    names = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            names |= {e.value for e in tensor.external_data if e.key == "location"}
+    return sorted(path.parent / n for n in names)
+
+
+def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
+    import onnxruntime as ort
+
+    assert spec.path is not None
+    label = _label(role, spec)
+    try:
+        session = ort.InferenceSession(str(spec.path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"{label}: onnxruntime cannot open the model ({exc})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    if spec.classes is not None:
+        classes = tuple(spec.classes)
+    elif "classes" in meta:
+        try:
+            listed = json.loads(meta["classes"])
+        except ValueError:
+            listed = None
+        if not isinstance(listed, list) or len(listed) < 2 or not all(
+                isinstance(c, (str, int)) and not isinstance(c, bool) for c in listed):
+            raise ModelError(f"{label}: metadata 'classes' is {meta['classes'][:80]!r}, not a JSON "
+                             "list of at least two class labels (strings or integers); fix the "
+                             "metadata or add classes: [...] to the model in the suite")
+        classes = tuple(listed)
+    else:
+        raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
+                         "in the suite, or store a JSON list under the ONNX metadata key 'classes'")
+    output = _probability_output(session, label)
+    inputs = session.get_inputs()
+    ordered = _feature_names(meta, label)  # the matrix input's columns, in order, if recorded
+    warnings: tuple[str, ...] = ()
+    if len(inputs) == 1 and ordered is None:
+        warnings = (f"{role}: the ONNX model's single input takes the feature columns in the "
+                    "table's order, which nothing checks; store their names as a JSON list under "
+                    "the model's metadata key 'features' to have the order checked",)
+
+    def feed(table: Table) -> dict[str, np.ndarray]:
+        frame = table.features
+        where = display_path(table.path)
+        names = [i.name for i in inputs]
+        if all(n in frame.columns for n in names):
+            return {i.name: _column_as(frame[i.name], i.type, label, where) for i in inputs}
+        if len(inputs) == 1 and ordered is not None:
+            missing = [c for c in ordered if c not in frame.columns]
+            if missing:
+                shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)"
+                                                  if len(missing) > 5 else "")
+                raise ModelError(f"{label}: the model's input takes columns that are not feature "
+                                 f"columns of {where}: {shown} (from its 'features' metadata); "
+                                 "include them in data.features")
+            frame = frame[ordered]  # in the model's order, whatever the table's
+        if len(inputs) == 1:
+            width = inputs[0].shape[-1] if len(inputs[0].shape) == 2 else None
+            if isinstance(width, int) and width != frame.shape[1]:
+                raise ModelError(f"{label}: the model's single input {names[0]!r} takes {width} "
+                                 f"features but {where} has {frame.shape[1]} feature columns "
+                                 f"({', '.join(map(str, frame.columns))}); list the model's "
+                                 "columns, in its order, under data.features")
+            return {inputs[0].name: _matrix_as(frame, inputs[0].type, label, where)}
+        missing = [n for n in names if n not in frame.columns]
+        raise ModelError(f"{label}: the model's inputs {missing} are not feature columns of "
+                         f"{where} (feature columns: {', '.join(map(str, frame.columns))}); name "
+                         "the model's inputs after the columns, or export a single input that "
+                         "takes all feature columns")
+
+    def predict(table: Table) -> np.ndarray:
+        out = session.run([output], feed(table))[0]
+        if isinstance(out, list):  # ZipMap: a list of {class: probability} dicts
+            out = np.array([[row[c] for c in classes] for row in out])
+        return out
+
+    return LoadedModel(role, spec, classes, content_sha256(spec), spec.path.stat().st_size, predict,
+                       warnings)
+
+
+def _feature_names(meta: dict[str, str], label: str) -> list[str] | None:
+    if "features" not in meta:
+        return None
+    try:
+        names = json.loads(meta["features"])
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelError(f"{label}: metadata 'features' is {meta['features'][:80]!r}, not a JSON "
+                         "list of column names")
+    return names
+
+
+def _probability_output(session: Any, label: str) -> str:
+    outputs = session.get_outputs()
+    for o in outputs:
+        if o.name == "probabilities" or "prob" in o.name.lower():
+            return str(o.name)
+    floats = [o for o in outputs if o.type == "tensor(float)" or o.type == "tensor(double)"]
+    if len(floats) == 1:
+        return str(floats[0].name)
+    raise ModelError(f"{label}: cannot tell which output holds the class probabilities "
+                     f"(outputs: {[o.name for o in outputs]}); name it 'probabilities'")
+
+
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
+                "tensor(bool)": np.bool_}
+
+
+def _column_as(column: pd.Series, onnx_type: str, label: str, where: str) -> np.ndarray:
+    dtype = _ONNX_DTYPES.get(onnx_type)
+    name = column.name
+    if dtype is None:
+        raise ModelError(f"{label}: unsupported ONNX input type {onnx_type} for column {name!r}; "
+                         f"supported: {', '.join(_ONNX_DTYPES)}")
+    if dtype is object:
+        return column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+    if pd.api.types.is_integer_dtype(column) and dtype is not np.bool_ and not column.hasnans or (
+            dtype in (np.float32, np.float64) and pd.api.types.is_numeric_dtype(column)):
+        return column.to_numpy(dtype=dtype).reshape(-1, 1)  # nothing to check
+    numbers = pd.to_numeric(column, errors="coerce")
+    ok = numbers.notna() | column.isna() if dtype in (np.float32, np.float64) else numbers.notna()
+    if dtype in (np.int64, np.int32):
+        filled = numbers.astype(np.float64).fillna(0.5)
+        ok &= np.isfinite(filled) & (filled == np.round(filled))
+    elif dtype is np.bool_:
+        ok &= numbers.isin([0, 1])
+    if not ok.all():
+        i, value = first_bad(column, ok)
+        need = {np.int64: "whole numbers", np.int32: "whole numbers", np.bool_: "booleans"}.get(
+            dtype, "numbers")
+        raise ModelError(f"{label}: column {name!r} of {where} holds {value!r} at data row "
+                         f"{i + 1}, but the model's input {name!r} is {onnx_type}, which takes "
+                         f"{need}; fix the data or re-export the model with a matching input type")
+    return numbers.to_numpy(dtype=dtype).reshape(-1, 1)
+
+
+def _matrix_as(frame: pd.DataFrame, onnx_type: str, label: str, where: str) -> np.ndarray:
+    dtype = _ONNX_DTYPES.get(onnx_type)
+    if dtype is None or dtype is object or dtype is np.bool_:
+        raise ModelError(f"{label}: a single {onnx_type} input cannot take the feature table; "
+                         "export one input per column")
+    return numeric_matrix(frame, dtype, label, where, "the model's single input", onnx_type,
+                          "leave it out with data.features or export one input per column")

@@ -1,0 +1,214 @@
+"""The PyTorch adapter: TorchScript files, or an ``nn.Module`` a callable names.
+
+TorchScript loads without unpickling arbitrary Python objects. The model runs in eval mode
+under ``no_grad``, in batches, on the feature columns as one matrix cast to the parameters'
+dtype (so float64 data never crashes a float32 model); ``output: logits`` (the default) applies
+a softmax. torch is imported only when a torch model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.data import Table, file_sha256
+from audit.errors import ModelError, display_path
+from audit.models import LoadedModel, _label, numeric_matrix
+from audit.spec import ModelSpec
+
+__all__ = ["load_torch", "torch_model", "torch_module_of", "torch_weights_digest"]
+
+
+_TORCH_BATCH = 4096  # rows per forward pass: bounds the memory of activations
+_TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is (deprecated|not supported)"
+
+
+def _import_torch(label: str) -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelError(f"{label}: a torch model needs PyTorch, which cannot be imported "
+                         f"({exc}); install torch (CPU build) into this environment") from None
+    return torch
+
+
+def _torchscript_problem(path: Path) -> str | None:
+    """Why ``path`` is not a TorchScript archive, judged from its zip listing without reading
+    any pickle; ``None`` when it looks like one."""
+    if not zipfile.is_zipfile(path):
+        return "not a TorchScript archive (not a zip file)"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not any(n.rpartition("/")[2] == "constants.pkl" for n in names):
+        return ("written by torch.save (a pickle, such as a state_dict or a whole pickled "
+                "model), not TorchScript")
+    return None
+
+
+def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
+    """Load a TorchScript file with ``torch.jit.load(path, map_location="cpu")``.
+
+    A TorchScript archive holds tensors and TorchScript code, which torch's own interpreter
+    runs: loading it does not unpickle arbitrary Python objects or import Python modules
+    (unlike ``torch.load`` of a pickled model, which is refused with a pointer to
+    ``callable:``). Files written by ``torch.save`` are recognised from their zip listing and
+    refused before torch reads them.
+    """
+    assert spec.path is not None
+    label = _label(role, spec)
+    fix = ("save the model with torch.jit.script(model).save(path) (or torch.jit.trace), or build "
+           "it in code and name it with {callable: 'module:function'}")
+    problem = _torchscript_problem(spec.path)
+    if problem is not None:
+        raise ModelError(f"{label}: {problem}; {fix}")
+    torch = _import_torch(label)
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+            warnings.filterwarnings("ignore", _TORCHSCRIPT_DEPRECATION, DeprecationWarning)
+            module = torch.jit.load(str(spec.path), map_location="cpu")
+    except Exception as exc:
+        raise ModelError(f"{label}: torch cannot load it as TorchScript ({_torch_error(exc)}); "
+                         f"{fix}") from None
+    return torch_model(torch, module, spec, role, file_sha256(spec.path),
+                        spec.path.stat().st_size, ())
+
+
+def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str,
+                 size_bytes: int | None, notes: tuple[str, ...]) -> LoadedModel:
+    """Wrap an ``nn.Module`` (TorchScript or Python) as a :class:`LoadedModel`.
+
+    The feature columns become one float matrix in the dtype of the module's parameters, fed
+    in batches under ``torch.no_grad()`` with the module in eval mode. ``output: logits`` (the
+    default) applies softmax (a sigmoid to a single logit column of a binary model);
+    ``output: probabilities`` passes the output through.
+    """
+    label = _label(role, spec)
+    classes = _torch_classes(module, spec, label)
+    module.eval()
+    dtype = next((t.dtype for t in (*module.parameters(), *module.buffers())
+                  if t.is_floating_point()), torch.float32)
+    input_dtype = np.dtype({torch.float64: np.float64, torch.float16: np.float16}.get(
+        dtype, np.float32))
+    logits = (spec.output or "logits") == "logits"
+
+    def predict(table: Table) -> np.ndarray:
+        where = display_path(table.path)
+        X = _torch_matrix(table.features, input_dtype, label, where)
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(X), _TORCH_BATCH):
+                x = torch.from_numpy(X[start:start + _TORCH_BATCH]).to(dtype)
+                try:
+                    out = module(x)
+                except Exception as exc:
+                    columns = [str(c) for c in table.features.columns]
+                    shown = ", ".join(columns[:6]) + (f", ... ({len(columns)} in all)"
+                                                      if len(columns) > 6 else "")
+                    raise ModelError(
+                        f"{label} failed to predict on {where}: {_torch_error(exc)}; it was fed "
+                        f"the feature columns ({shown}) as one {tuple(X.shape)} {input_dtype} "
+                        "matrix; list the model's inputs, in its order, under data.features"
+                    ) from None
+                if not isinstance(out, torch.Tensor):
+                    raise ModelError(f"{label} returned a {type(out).__name__}; the module must "
+                                     "return one tensor of class scores, shape (rows, classes)")
+                outputs.append(out.detach().cpu().to(torch.float64).numpy())
+        raw = np.concatenate(outputs) if outputs else np.empty((0, len(classes)))
+        if not logits:
+            return raw
+        if len(classes) == 2 and (raw.ndim == 1 or raw.ndim == 2 and raw.shape[1] == 1):
+            return 1.0 / (1.0 + np.exp(-raw.reshape(-1)))  # one logit of the second class
+        if raw.ndim != 2:
+            return raw  # check_probabilities names the shape
+        z = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    return LoadedModel(role, spec, classes, sha256, size_bytes, predict, notes,
+                       module=module, input_dtype=input_dtype)
+
+
+def _torch_error(exc: Exception) -> str:
+    """A one-line account of a torch error (TorchScript adds a traceback of its own code)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "TorchScript interpreter" in lines[0]:
+        return lines[-1].strip()  # "RuntimeError: ..." raised inside the scripted code
+    return f"{type(exc).__name__}: {lines[0].strip()[:300]}"
+
+
+def _torch_classes(module: Any, spec: ModelSpec, label: str) -> tuple[Any, ...]:
+    if spec.classes is not None:
+        return tuple(spec.classes)
+    listed = getattr(module, "classes", None)
+    if listed is None:
+        raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
+                         "in the suite, in the order of the model's outputs, or give the module a "
+                         "classes attribute (a list of labels, kept by TorchScript)")
+    items = None
+    if isinstance(listed, (list, tuple, np.ndarray)):
+        items = [c.item() if isinstance(c, np.generic) else c for c in listed]
+    if items is None or len(items) < 2 or len(set(items)) != len(items) or not all(
+            isinstance(c, (str, int)) and not isinstance(c, bool) for c in items):
+        raise ModelError(f"{label}: the module's classes attribute is {str(listed)[:80]!r}, not a "
+                         "list of at least two distinct class labels (strings or integers); fix "
+                         "the attribute or add classes: [...] to the model in the suite")
+    return tuple(items)
+
+
+def _torch_matrix(frame: pd.DataFrame, dtype: np.dtype, label: str, where: str) -> np.ndarray:
+    """All feature columns as one ``dtype`` matrix, or an error naming the first non-number."""
+    return numeric_matrix(frame, dtype, label, where, "the torch model", str(dtype),
+                          "leave it out with data.features or encode it as numbers")
+
+
+def torch_module_of(obj: Any, label: str, attr_path: str) -> Any:
+    """The ``nn.Module`` a callable model names: the object itself, or what calling it with no
+    arguments returns (an ``nn.Module`` subclass, or a function without parameters). ``None``
+    for anything else, which keeps the other callable forms (a function of the feature table,
+    an object with predict_proba) as they were; torch is never imported here."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, type):
+        factory = torch is not None and issubclass(obj, torch.nn.Module)
+    elif callable(obj) and not hasattr(obj, "predict_proba"):
+        try:
+            factory = not inspect.signature(obj).parameters  # a model function takes the table
+        except (TypeError, ValueError):
+            factory = False
+    else:
+        factory = False
+    if not factory:
+        return None
+    try:
+        made = obj()
+    except Exception as exc:
+        raise ModelError(f"{label}: calling {attr_path}() to build the torch module failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(made, torch.nn.Module):
+        raise ModelError(f"{label}: {attr_path}() returned a {type(made).__name__}, not a "
+                         "torch.nn.Module; a callable model is a function of the feature table, "
+                         "an object with predict_proba, or a torch.nn.Module (or a function of no "
+                         "arguments that returns one)")
+    return made
+
+
+def torch_weights_digest(module: Any) -> bytes:
+    """SHA-256 of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
+    torch = sys.modules["torch"]
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()
