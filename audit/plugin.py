@@ -73,6 +73,9 @@ class AuditState:
             from audit.runner import AuditSession
 
             self._session = AuditSession(self.cache_dir())
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and not hasattr(self.config, "workerinput"):
+                self._session.progress = lambda msg: reporter.write_line(f"  [distill-audit] {msg}")
         return self._session
 
     def cache_dir(self) -> Path | None:

@@ -40,6 +40,9 @@ class AuditSession:
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.cache = PredictionCache(cache_dir)
         self._runs: dict[Any, SuiteRun] = {}
+        # where long computations (black-box attacks) report progress; the pytest plugin
+        # writes it to the terminal
+        self.progress: Any = None
 
     def run_for(self, suite: Suite) -> SuiteRun:
         """The (memoised) :class:`SuiteRun` of ``suite``."""

@@ -187,3 +187,37 @@ def test_fgsm_on_an_onnx_model_is_a_clear_error(paths: dict[str, Path]) -> None:
         f"attack: fgsm needs gradients, but the {label} has none (a onnx model; gradients come "
         "from torch models and a bare scikit-learn LogisticRegression); use attack: hopskipjump "
         "(black-box) or attack: noise")
+
+
+def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
+        paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like predictions, an unchanged model is not attacked again on the next run; a long
+    attack reports progress through the session."""
+    import audit.checks.robustness as robustness
+    from audit.runner import AuditSession
+
+    raw = {"version": 1, "name": "arrests-robust",
+           "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
+           "teacher": str(paths["arrests/student_weak.onnx"]),
+           "student": str(paths["arrests/student.onnx"]),
+           "checks": {"robust": {"metric": "robust_accuracy", "eps": [0.2], "samples": 10,
+                                 "max_seconds": 20}}}
+    suite = suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)
+    calls = []
+    real = robustness._hopskipjump
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0].role)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "_hopskipjump", counting)
+    monkeypatch.setattr(robustness, "PROGRESS_EVERY", 0.0)
+    messages: list[str] = []
+    first_session = AuditSession(tmp_path / "cache")
+    first_session.progress = messages.append
+    first = SuiteRun(suite, first_session).run_check("robust")
+    assert sorted(calls) == ["student", "teacher"]
+    assert any(m.startswith("hopskipjump on the teacher: ") and " rows, " in m for m in messages)
+    second = SuiteRun(suite, AuditSession(tmp_path / "cache")).run_check("robust")
+    assert sorted(calls) == ["student", "teacher"]  # not attacked again
+    assert first.measurements[0].to_dict()["student"] == second.measurements[0].to_dict()["student"]

@@ -69,6 +69,7 @@ __all__ = ["AttackSpace", "DEFAULT_EPS", "attack_space", "gradient_module", "cho
 DEFAULT_EPS = (0.05, 0.1)
 DEFAULT_SAMPLES = 200
 DEFAULT_MAX_SECONDS = 30.0
+PROGRESS_EVERY = 5.0  # seconds between progress lines of a long black-box attack
 PGD_ITER = 20
 PGD_STEP = 1 / 8  # of eps
 HSJ = {"max_iter": 10, "max_eval": 200, "init_eval": 20}
@@ -338,10 +339,17 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     clean_pred = runner.predict(space.frame_with(x0))
     state = np.random.get_state()  # HSJ draws from numpy's global generator: seed it, restore it
     np.random.seed(runner.seed)
+    progress = getattr(getattr(runner.ctx, "session", None), "progress", None)
+    began = last = time.perf_counter()
     try:
         for i in todo:
-            if time.perf_counter() > deadline and done:
+            now = time.perf_counter()
+            if now > deadline and done:
                 break
+            if progress is not None and now - last > PROGRESS_EVERY:
+                last = now
+                progress(f"hopskipjump on the {runner.role}: {len(done)} of {len(todo)} rows, "
+                         f"{now - began:.0f} s")
             done.append(int(i))
             label = int(clean_pred[i])
             start = _init_points(runner, int(i), x0[i], label, rng, x0, clean_pred)
@@ -365,6 +373,29 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     return out, np.array(done, dtype=int), counts
 
 
+def _cached(ctx: Any, role: str, what: tuple[Any, ...],
+            run: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Black-box adversarial examples are artifacts like predictions: kept in the prediction
+    cache, keyed by the model's content, the eval data and the attack's settings, so an
+    unchanged model is not attacked again on the next run. Models whose content cannot be
+    hashed (callables, pickles) are attacked every run."""
+    from audit.models import model_fingerprint
+
+    session = getattr(ctx, "session", None)
+    known = model_fingerprint(getattr(ctx.suite, role), role)
+    if session is None or known is None or session.cache.directory is None:
+        return run()
+    key = session.cache.key("adversarial", known[1], ctx.eval_table.sha256,
+                            repr((what, HSJ, HSJ_INIT_SIZE)))
+
+    def compute() -> tuple[np.ndarray, dict[str, Any]]:
+        x, done, counts = run()
+        return x, {"done": [int(i) for i in done], "no_start": int(counts["no_start"])}
+
+    x, info, _ = session.cache.get_with_info(key, compute)
+    return np.array(x), np.array(info["done"], dtype=int), {"no_start": int(info["no_start"])}
+
+
 def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, norm: str,
                 samples: int, deadline: float) -> dict[str, Any]:
     """Adversarial versions of the attacked rows for ``role`` (memoised per run).
@@ -382,7 +413,10 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
         info: dict[str, Any] = {}
         if attack == "hopskipjump":
             raw = resampler.memo(("robustness-hsj", role, norm, samples),
-                                 lambda: _hopskipjump(runner, norm, todo, x0, deadline))
+                                 lambda: _cached(ctx, role, ("hopskipjump", norm, samples,
+                                                             resampler.seed),
+                                                 lambda: _hopskipjump(runner, norm, todo, x0,
+                                                                      deadline)))
             x, done, counts = raw
             x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
             covered = np.ones(len(x0), bool)
