@@ -44,7 +44,8 @@ right on it both clean and attacked. The success rate is the share of originally
 whose prediction flipped. A wall-clock cap (``max_seconds``, default 30) bounds the attacks of
 a check; when it stops them early, the rows attacked for both models are used, and the notes
 say how many. Adversarial examples are computed once per (model, attack, eps, norm, samples)
-per run, so ``robust_accuracy`` and ``transfer_accuracy`` share them.
+per run, so ``robust_accuracy`` and ``transfer_accuracy`` share them; each model's clean predictions
+on the attacked rows are computed once per run.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.registry import Metric, MetricInput, register
-from audit.errors import DataError
+from audit.errors import DataError, ModelError, display_path
+from audit.models import check_probabilities
 from audit.results import Estimate, Measurement
 from audit.stats import percentile_interval
 
@@ -90,6 +92,8 @@ class AttackSpace:
     span: np.ndarray
     fixed: tuple[str, ...]  # numeric columns with one value: never moved
     categorical: tuple[str, ...]
+    # the perturbed columns of ``frame`` as float64 (computed from ``frame`` when not given)
+    raw: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @cached_property
     def _arrays(self) -> dict[Any, np.ndarray]:
@@ -101,11 +105,31 @@ class AttackSpace:
 
     @cached_property
     def _moved(self) -> np.ndarray:
-        return np.array([list(self.frame.columns).index(c) for c in self.columns])
+        position: dict[str, int] = {}
+        for j, c in enumerate(self.frame.columns):
+            position.setdefault(str(c), j)
+        return np.array([position[c] for c in self.columns])
+
+    @cached_property
+    def _single_dtype(self) -> Any:
+        """The one dtype of an all-numeric frame (the fast path of ``frame_with``), else None."""
+        dtypes = set(self.frame.dtypes)
+        return next(iter(dtypes)) if len(dtypes) == 1 and not self.categorical else None
+
+    @cached_property
+    def _moved_dtypes(self) -> dict[str, tuple[int, Any]]:
+        return {c: (j, self.frame[c].dtype) for j, c in enumerate(self.columns)}
+
+    @cached_property
+    def _scaled(self) -> np.ndarray:
+        raw = self.raw
+        if raw is None:
+            raw = self.frame[list(self.columns)].to_numpy(dtype=np.float64)
+        return np.clip((raw - self.low) / self.span, 0.0, 1.0)
 
     def scaled(self) -> np.ndarray:
-        raw = self.frame[list(self.columns)].to_numpy(dtype=np.float64)
-        return np.clip((raw - self.low) / self.span, 0.0, 1.0)
+        """The perturbed columns of the attacked rows, scaled to [0, 1] (a fresh copy)."""
+        return self._scaled.copy()
 
     def unscale(self, x01: np.ndarray) -> np.ndarray:
         """Back to the columns' units: rounded for integer columns, clipped to [min, max]."""
@@ -116,21 +140,21 @@ class AttackSpace:
     def frame_with(self, x01: np.ndarray, rows: np.ndarray | None = None) -> pd.DataFrame:
         """The feature rows (all, or positions ``rows``) with the perturbed columns replaced."""
         raw = self.unscale(x01)
-        dtypes = set(self.frame.dtypes)
-        if len(dtypes) == 1 and not self.categorical:  # all numeric, one dtype: one block, fast
-            (dtype,) = dtypes
+        dtype = self._single_dtype
+        if dtype is not None:  # all numeric, one dtype: one block, fast
             full = self._matrix.copy() if rows is None else self._matrix[rows]
             full[:, self._moved] = raw
             return pd.DataFrame(full.astype(dtype), columns=self.frame.columns)
-        moved = {c: j for j, c in enumerate(self.columns)}
+        moved = self._moved_dtypes
         data = {}
         for col in self.frame.columns:
-            j = moved.get(col)
-            if j is None:
+            hit = moved.get(col)
+            if hit is None:
                 values = self._arrays[col]
                 data[col] = values if rows is None else values[rows]
             else:
-                data[col] = raw[:, j].astype(self.frame[col].dtype) if self.integer[j] else raw[:, j]
+                j, col_dtype = hit
+                data[col] = raw[:, j].astype(col_dtype) if self.integer[j] else raw[:, j]
         return pd.DataFrame(data, columns=self.frame.columns)
 
 
@@ -140,10 +164,18 @@ def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
     n = len(features)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
-    numeric = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c])
-               and not pd.api.types.is_bool_dtype(features[c])]
-    categorical = tuple(str(c) for c in features.columns if c not in numeric)
-    values = features[numeric].to_numpy(dtype=np.float64)
+    dtypes = features.dtypes
+    numeric = [c for c, t in zip(features.columns, dtypes, strict=True)
+               if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)]
+    numeric_set = set(numeric)
+    categorical = tuple(str(c) for c in features.columns if c not in numeric_set)
+    every = len(numeric) == features.shape[1]  # all numeric: no column selection to build
+    single = every and len(set(dtypes)) == 1 and isinstance(dtypes.iloc[0], np.dtype)
+    if single:  # one numpy dtype: one matrix, and the attacked rows are a slice of it
+        native = features.to_numpy()
+        values = native.astype(np.float64)
+    else:
+        values = (features if every else features[numeric]).to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         col = numeric[int(np.flatnonzero(np.isnan(values).any(axis=0))[0])]
         raise DataError(f"robustness: numeric column {col!r} has missing values; the attacks "
@@ -155,9 +187,12 @@ def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
         raise DataError("robustness checks perturb numeric feature columns, but the eval table "
                         f"has none that vary (columns: {', '.join(map(str, features.columns))})")
     cols = [c for c, m in zip(numeric, moving, strict=True) if m]
-    return AttackSpace(rows=rows, frame=features.iloc[rows].reset_index(drop=True),
+    frame = (pd.DataFrame(native[rows], columns=features.columns) if single
+             else features.iloc[rows].reset_index(drop=True))
+    return AttackSpace(rows=rows, frame=frame, raw=values[rows][:, moving],
                        columns=tuple(map(str, cols)),
-                       integer=np.array([pd.api.types.is_integer_dtype(features[c]) for c in cols]),
+                       integer=np.array([pd.api.types.is_integer_dtype(dtypes[c]) for c in cols],
+                                        dtype=bool),
                        low=low[moving], span=(high - low)[moving],
                        fixed=tuple(str(c) for c, m in zip(numeric, moving, strict=True) if not m),
                        categorical=categorical)
@@ -187,7 +222,8 @@ def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
     import torch
     from torch import nn
 
-    base = torch.from_numpy(space.frame[columns].iloc[:1].to_numpy(np.float64))
+    first = {str(c): v[0] for c, v in reversed(space._arrays.items())}  # the first row
+    base = torch.from_numpy(np.array([[first[c] for c in columns]], dtype=np.float64))
     index = torch.tensor([columns.index(c) for c in space.columns])
     low, span = torch.from_numpy(space.low), torch.from_numpy(space.span)
     native = _linear_native(getattr(model, "native", None))
@@ -264,11 +300,15 @@ def project(x0: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
 class _Runner:
     """Attacks one model on the attack space, within a deadline."""
 
-    def __init__(self, ctx: Any, role: str, space: AttackSpace, seed: int) -> None:
+    def __init__(self, ctx: Any, role: str, space: AttackSpace, seed: int,
+                 memo: Any = None) -> None:
         self.ctx, self.role, self.space, self.seed = ctx, role, space, seed
+        self.memo = memo if memo is not None else (lambda key, build: build())
         self.model = ctx.model(role)
         table = ctx.eval_table
         self.table = table
+        self.where, self.label = display_path(table.path), self.model.label
+        self._empty: dict[int, tuple[pd.Series, pd.DataFrame]] = {}
         self.order = ctx.encoding.reorder(self.model.classes)  # encoded j -> model column
         self.y = np.asarray(ctx.inputs.y)[space.rows]
 
@@ -277,11 +317,29 @@ class _Runner:
         return self.proba(frame).argmax(axis=1)
 
     def proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """``LoadedModel.predict_proba`` on ``frame``, without its per-call overheads: the empty
+        label/sensitive columns are built once per row count and the data path is shown once
+        (a black-box attack predicts thousands of small batches)."""
         n = len(frame)
-        sub = dataclasses.replace(self.table, features=frame,
-                                  labels=self.table.labels.iloc[:0].reindex(range(n)),
-                                  sensitive=self.table.sensitive.iloc[:0].reindex(range(n)))
-        return self.model.predict_proba(sub)[:, self.order]
+        empty = self._empty.get(n)
+        if empty is None:
+            empty = self._empty[n] = (self.table.labels.iloc[:0].reindex(range(n)),
+                                      self.table.sensitive.iloc[:0].reindex(range(n)))
+        sub = dataclasses.replace(self.table, features=frame, labels=empty[0], sensitive=empty[1])
+        try:
+            raw = self.model.predict(sub)
+        except ModelError:
+            raise
+        except Exception as exc:  # as LoadedModel.predict_proba words it
+            raise ModelError(f"{self.label} failed to predict on {self.where}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        P = check_probabilities(raw, n, len(self.model.classes), self.label, where=self.where)
+        return P[:, self.order]
+
+    def clean(self) -> np.ndarray:
+        """Encoded predictions on the attacked rows as they are (once per model and run)."""
+        return self.memo(("robustness-clean", self.role, self.space.rows.tobytes()),
+                         lambda: self.predict(self.space.frame_with(self.space.scaled())))
 
     def gradient(self, attack: str, eps: float, norm: str, todo: np.ndarray,
                  x0: np.ndarray) -> np.ndarray:
@@ -336,7 +394,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     out = x0.copy()
     done: list[int] = []
     counts = {"no_start": 0}
-    clean_pred = runner.predict(space.frame_with(x0))
+    clean_pred = runner.clean()
     state = np.random.get_state()  # HSJ draws from numpy's global generator: seed it, restore it
     np.random.seed(runner.seed)
     progress = getattr(getattr(runner.ctx, "session", None), "progress", None)
@@ -405,9 +463,9 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
     """
     def build() -> dict[str, Any]:
         space = _space(ctx, resampler, samples)
-        runner = _Runner(ctx, role, space, resampler.seed)
+        runner = _Runner(ctx, role, space, resampler.seed, resampler.memo)
         x0 = space.scaled()
-        clean = runner.predict(space.frame_with(x0)) == runner.y
+        clean = runner.clean() == runner.y
         todo = np.flatnonzero(clean)
         start = time.perf_counter()
         info: dict[str, Any] = {}
@@ -457,6 +515,14 @@ def _boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str,
     """Paired bootstrap of row means: the same resampled rows for every array."""
     m = len(next(iter(values.values())))
     idx = np.random.default_rng(seed).integers(0, m, size=(n_boot, m))
+    if len(values) <= 8 and all(np.asarray(v).dtype == bool for v in values.values()):
+        # 0/1 rows: pack them as the bits of one byte per row and gather once; a replicate's
+        # count is an exact integer, so count / m is bit-identical to the float mean
+        code = np.zeros(m, np.uint8)
+        for b, v in enumerate(values.values()):
+            code |= np.asarray(v, np.uint8) << b
+        picked = code[idx]
+        return {k: ((picked >> b) & 1).sum(axis=1) / m for b, k in enumerate(values)}
     return {k: v.astype(np.float64)[idx].mean(axis=1) for k, v in values.items()}
 
 
@@ -531,10 +597,10 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                                           breakdown=rows, notes=tuple(notes)))
         else:
             teacher_art = arts["teacher"]
-            student = _Runner(ctx, "student", space, resampler.seed)
+            student = _Runner(ctx, "student", space, resampler.seed, resampler.memo)
             hit = student.predict(space.frame_with(teacher_art["x"])) == student.y
             s = hit[covered]
-            clean_s = (student.predict(space.frame_with(space.scaled())) == student.y)[covered]
+            clean_s = (student.clean() == student.y)[covered]
             moved = teacher_art["clean"][covered]  # rows the teacher's attack perturbed
             reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
             ci = percentile_interval(reps, confidence)
