@@ -193,7 +193,7 @@ def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
         paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Like predictions, an unchanged model is not attacked again on the next run; a long
     attack reports progress through the session."""
-    import audit.checks.robustness as robustness
+    import audit.checks.attacks as robustness
     from audit.runner import AuditSession
 
     raw = {"version": 1, "name": "arrests-robust",
