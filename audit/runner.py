@@ -25,7 +25,7 @@ from audit.cache import PredictionCache
 from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import MetricInput, get_metric
 from audit.data import LabelEncoding, Table, file_sha256, load_table
-from audit.errors import AuditError, SuiteError, display_path
+from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.results import AuditReport, CheckResult
@@ -92,6 +92,17 @@ class SuiteRun:
             spec = getattr(self.suite, role)
             self._models[role] = self._guard(lambda: load_model(spec, role))
         return self._models[role]
+
+    def runnable_models(self, doing: str) -> dict[str, LoadedModel]:
+        """Both models, for checks that run them (timing, attacks): precomputed predictions
+        cannot be run, which is an error saying ``doing`` (e.g. "efficiency checks time")."""
+        models = {who: self.model(who) for who in ("teacher", "student")}
+        for who, m in models.items():
+            if m.spec.kind == "predictions":
+                raise DataError(f"{doing} the models, but the {who} is a file of precomputed "
+                                "predictions; audit a model that runs (skops, onnx, torch, "
+                                "callable)")
+        return models
 
     @property
     def teacher(self) -> LoadedModel:

@@ -104,12 +104,7 @@ def _batch(table: Any, size: int) -> Any:
 
 
 def _timings(ctx: Any, batch_sizes: tuple[int, ...], repeats: int, max_seconds: float) -> dict[str, Any]:
-    models = {who: ctx.model(who) for who in ("teacher", "student")}
-    for who, m in models.items():
-        if m.spec.kind == "predictions":
-            raise DataError(f"efficiency checks time the models, but the {who} is a file of "
-                            "precomputed predictions; audit a model that runs (skops, onnx, "
-                            "torch, callable)")
+    models = ctx.runnable_models("efficiency checks time")
     table = ctx.eval_table
     out: dict[str, Any] = {"runs": {}, "memory": {}}
     deadline = time.perf_counter() + max_seconds

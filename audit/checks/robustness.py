@@ -94,12 +94,7 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     ctx = inputs.context
     if ctx is None:
         raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
-    models = {who: ctx.model(who) for who in ("teacher", "student")}
-    for who, m in models.items():
-        if m.spec.kind == "predictions":
-            raise DataError(f"{metric.name} attacks the models, but the {who} is a file of "
-                            "precomputed predictions; audit a model that runs (skops, onnx, "
-                            "torch, callable)")
+    models = ctx.runnable_models(f"{metric.name} attacks")
     requested = str(params.get("attack", "auto"))
     if requested not in ("auto", "fgsm", "pgd", "hopskipjump", "noise"):
         raise DataError(f"{metric.name}: attack {requested!r} is not a robustness attack; use "
