@@ -221,3 +221,39 @@ def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
     second = SuiteRun(suite, AuditSession(tmp_path / "cache")).run_check("robust")
     assert sorted(calls) == ["student", "teacher"]  # not attacked again
     assert first.measurements[0].to_dict()["student"] == second.measurements[0].to_dict()["student"]
+
+
+class _FakeRunner:
+    """Just what ``_init_points`` reads: the space, and a model that puts a row in class 0
+    only within 0.02 (scaled L-inf) of one data row, and in class 1 everywhere else."""
+
+    def __init__(self, space: Any, centre: np.ndarray) -> None:
+        self.space, self.centre, self.calls = space, centre, 0
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        self.calls += 1
+        x = (frame[list(self.space.columns)].to_numpy(np.float64) - self.space.low) / self.space.span
+        return (np.abs(x - self.centre).max(axis=1) > 0.02).astype(int)
+
+
+def test_hopskipjump_starts_from_the_nearest_data_row_of_another_class(
+        paths: dict[str, Path]) -> None:
+    """A model that gives the other class on a tiny region: random points of the box and its
+    corners never hit it (the old start search gave up and counted the row robust), the data
+    row inside it does, and the nearest such row is taken."""
+    from audit.checks.attacks import _init_points, attack_space
+
+    run = _digits(paths, _torch(paths, "teacher"), _torch(paths, "student"),
+                  {"acc": {"metric": "accuracy"}})
+    space = attack_space(run.eval_table, 30, seed=0)
+    pool = space.scaled()
+    far = np.argmax(np.linalg.norm(pool - pool[0], axis=1))
+    runner = _FakeRunner(space, pool[far])
+    pool_pred = runner.predict(space.frame_with(pool))
+    assert pool_pred[far] == 0 and pool_pred.sum() == len(pool) - 1
+    rng = np.random.default_rng(0)
+    start = _init_points(runner, 0, pool[0], 1, rng, pool, pool_pred)
+    assert start is not None and np.array_equal(start, pool[far])
+    # without the data rows, the seeded random points find nothing
+    none = _init_points(runner, 0, pool[0], 1, rng, pool[:0], pool_pred[:0])
+    assert none is None

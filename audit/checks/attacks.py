@@ -31,6 +31,7 @@ PGD_ITER = 20
 PGD_STEP = 1 / 8  # of eps
 HSJ = {"max_iter": 10, "max_eval": 200, "init_eval": 20}
 HSJ_INIT_SIZE = 100
+START_VERSION = 3  # how HSJ starts are found: part of the cache key of adversarial examples
 GRADIENT_ATTACKS = ("pgd", "fgsm")
 
 
@@ -316,25 +317,56 @@ class _Runner:
             return art.generate(x0[todo].astype(np.float32), y=labels).astype(np.float64)
 
 
+MAX_CORNER_DIMS = 10  # up to 1024 corners
+START_CANDIDATES = 20  # nearest other-class rows tried as HSJ starts, per attacked row
+
+
+def start_pool(runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate HSJ starts: every eval row (and train row, when the suite names them) in the
+    scaled space, with the model's class for each, from the cached predictions (no new model
+    call). Rows outside the eval range are clipped into it."""
+    ctx, space = runner.ctx, runner.space
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        tables = [ctx.eval_table]
+        if getattr(ctx.suite.data, "train", None) is not None:
+            tables.append(ctx.train_table())
+        xs, preds = [], []
+        for table in tables:
+            P, classes = ctx.predictions(runner.role, table)
+            raw = table.features[list(space.columns)].to_numpy(dtype=np.float64)
+            ok = ~np.isnan(raw).any(axis=1)
+            xs.append(np.clip((raw[ok] - space.low) / space.span, 0.0, 1.0))
+            preds.append(P[:, ctx.encoding.reorder(classes)].argmax(axis=1)[ok])
+        return np.vstack(xs), np.concatenate(preds)
+
+    return runner.memo(("robustness-start-pool", runner.role, space.columns), build)
+
+
 def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.random.Generator,
                  pool: np.ndarray, pool_pred: np.ndarray) -> np.ndarray | None:
-    """A starting point for HSJ that the model classifies differently from ``label``."""
+    """A starting point for HSJ that the model classifies differently from ``label``: the
+    nearest data row (eval, then train) the model puts in another class, with this row's
+    categorical values, else the nearest of ``HSJ_INIT_SIZE`` seeded uniform draws of the box
+    and (up to ``MAX_CORNER_DIMS`` perturbed columns) its corners."""
     space = runner.space
-    draws = rng.uniform(0.0, 1.0, size=(HSJ_INIT_SIZE, x.shape[0]))
-    rows = np.full(HSJ_INIT_SIZE, i)
-    pred = runner.predict(space.frame_with(draws, rows))
-    hit = np.flatnonzero(pred != label)
-    if hit.size:
-        best = hit[np.argmin(np.linalg.norm(draws[hit] - x, axis=1))]
-        return draws[best]
     other = np.flatnonzero(pool_pred != label)
-    if other.size:  # the nearest attacked row the model puts elsewhere, with this row's categories
-        cand = pool[other]
+    if other.size:
+        dist = np.linalg.norm(pool[other] - x, axis=1)
+        near = other[np.argsort(dist, kind="stable")[:START_CANDIDATES]]
+        cand = pool[near]
         pred = runner.predict(space.frame_with(cand, np.full(len(cand), i)))
         ok = np.flatnonzero(pred != label)
         if ok.size:
-            j = ok[np.argmin(np.linalg.norm(cand[ok] - x, axis=1))]
-            return cand[j]
+            return cand[ok[0]]  # candidates are sorted by distance
+    draws = rng.uniform(0.0, 1.0, size=(HSJ_INIT_SIZE, x.shape[0]))
+    if x.shape[0] <= MAX_CORNER_DIMS:  # and the box's corners, where a linear model peaks
+        corners = (np.arange(2 ** x.shape[0])[:, None] >> np.arange(x.shape[0])) & 1
+        draws = np.vstack([draws, corners.astype(np.float64)])
+    pred = runner.predict(space.frame_with(draws, np.full(len(draws), i)))
+    hit = np.flatnonzero(pred != label)
+    if hit.size:
+        return draws[hit[np.argmin(np.linalg.norm(draws[hit] - x, axis=1))]]
     return None
 
 
@@ -350,6 +382,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     done: list[int] = []
     counts = {"no_start": 0}
     clean_pred = runner.clean()
+    pool, pool_pred = start_pool(runner)
     state = np.random.get_state()  # HSJ draws from numpy's global generator: seed it, restore it
     np.random.seed(runner.seed)
     progress = getattr(getattr(runner.ctx, "session", None), "progress", None)
@@ -365,7 +398,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
                          f"{now - began:.0f} s")
             done.append(int(i))
             label = int(clean_pred[i])
-            start = _init_points(runner, int(i), x0[i], label, rng, x0, clean_pred)
+            start = _init_points(runner, int(i), x0[i], label, rng, pool, pool_pred)
             if start is None:
                 counts["no_start"] += 1
                 continue
@@ -399,7 +432,7 @@ def _cached(ctx: Any, role: str, what: tuple[Any, ...],
     if session is None or known is None or session.cache.directory is None:
         return run()
     key = session.cache.key("adversarial", known[1], ctx.eval_table.sha256,
-                            repr((what, HSJ, HSJ_INIT_SIZE)))
+                            repr((what, HSJ, HSJ_INIT_SIZE, START_VERSION)))
 
     def compute() -> tuple[np.ndarray, dict[str, Any]]:
         x, done, counts = run()

@@ -60,6 +60,7 @@ from audit.checks.attacks import (
     DEFAULT_EPS,
     DEFAULT_MAX_SECONDS,
     DEFAULT_SAMPLES,
+    MAX_CORNER_DIMS,
     _Runner,
     _space,
     adversarial,
@@ -138,8 +139,13 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
             for who, a in arts.items():
                 if a.get("no_start"):
                     notes.append(f"hopskipjump found no starting point of another class for "
-                                 f"{a['no_start']} {who} row(s) (left unchanged: robust as far "
-                                 "as the attack could tell)")
+                                 f"{a['no_start']} {who} row(s), searching the nearest data "
+                                 "rows the model puts in another class (with the row's "
+                                 "categorical values), random points of the whole [min, max] box "
+                                 + ("and its corners " if len(space.columns) <= MAX_CORNER_DIMS
+                                    else "") +
+                                 "; they count as robust: the model kept its prediction "
+                                 "wherever the search looked, far beyond eps")
         method = (f"{attack} attack, eps {eps:g} ({norm}-norm); paired bootstrap over the "
                   f"{m} attacked rows, {resampler.n_boot} replicates")
         if m == 0:
