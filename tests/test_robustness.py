@@ -128,6 +128,41 @@ def test_a_fragile_student_fails_the_regression_gate(paths: dict[str, Path], tmp
     assert m.regression.ci[0] > 0.05
 
 
+def _svm(tmp_path: Path, name: str, C: float, scaled: bool) -> dict[str, Any]:
+    """A linear SVM with class probabilities, the scikit-learn 1.9 way (sigmoid calibration)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    train = pd.read_csv(build_all()["digits/eval.csv"].parent / "train.csv")
+    svm = LinearSVC(C=C, max_iter=50000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unregularised one need not converge
+        model = CalibratedClassifierCV(make_pipeline(StandardScaler(), svm) if scaled else svm)
+        model.fit(train.drop(columns="digit"), train["digit"])
+    (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(model))
+    return {"pickle": str(tmp_path / f"{name}.pkl"), "trust": True}
+
+
+def test_a_fragile_linear_svm_student_fails_under_white_box_pgd(
+        paths: dict[str, Path], tmp_path: Path) -> None:
+    """Linear SVMs get gradients (their calibrated probabilities are rebuilt exactly in torch):
+    a heavily regularised, scaled teacher against an unregularised, unscaled student."""
+    teacher = _svm(tmp_path, "teacher", 0.0005, scaled=True)
+    check = {"robust": {"metric": "robust_accuracy", "eps": [0.05], "samples": 400,
+                        "gate": {"max_regression": 0.05}}}
+    faithful = _digits(paths, teacher, _svm(tmp_path, "faithful", 0.0005, scaled=True),
+                       check).run_check("robust")
+    assert faithful.status == "pass", faithful.gates
+    fragile = _digits(paths, teacher, _svm(tmp_path, "fragile", 1000.0, scaled=False),
+                      check).run_check("robust")
+    assert fragile.status == "fail", fragile.gates
+    (m,) = fragile.measurements
+    assert m.params["attack"] == "pgd"
+    assert m.regression.ci[0] > 0.05
+
+
 def test_hopskipjump_on_a_black_box_onnx_student(paths: dict[str, Path]) -> None:
     raw = {"version": 1, "name": "arrests-robust",
            "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
@@ -185,8 +220,10 @@ def test_fgsm_on_an_onnx_model_is_a_clear_error(paths: dict[str, Path]) -> None:
     assert label.startswith("student (") and label.endswith("student.onnx)")
     assert result.error == (
         f"attack: fgsm needs gradients, but the {label} has none (a onnx model; gradients come "
-        "from torch models and a bare scikit-learn LogisticRegression); use attack: hopskipjump "
-        "(black-box) or attack: noise")
+        "from torch models and scikit-learn linear models (LogisticRegression, or a linear SVM "
+        "or other linear classifier in CalibratedClassifierCV(method='sigmoid'), optionally "
+        "after StandardScaler/MinMaxScaler/MaxAbsScaler in a Pipeline)); use attack: "
+        "hopskipjump (black-box) or attack: noise")
 
 
 def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
@@ -257,3 +294,32 @@ def test_hopskipjump_starts_from_the_nearest_data_row_of_another_class(
     # without the data rows, the seeded random points find nothing
     none = _init_points(runner, 0, pool[0], 1, rng, pool[:0], pool_pred[:0])
     assert none is None
+
+
+def test_a_differentiable_copy_that_disagrees_with_the_model_is_an_error(
+        paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attacked copy is checked against the model's own probabilities: a rebuild that is
+    wrong (here: the logits negated) stops the check instead of measuring another model."""
+    import audit.checks.differentiable as differentiable
+
+    real = differentiable.torch_module
+
+    def negated(est: Any, d: int) -> Any:
+        import torch
+
+        class Negate(torch.nn.Module):
+            def forward(self, x: Any) -> Any:
+                return -x
+
+        module, output = real(est, d)
+        return torch.nn.Sequential(module, Negate()), output
+
+    monkeypatch.setattr(differentiable, "torch_module", negated)
+    teacher = _lr(tmp_path, "teacher", 0.001)
+    run = _digits(paths, teacher, _lr(tmp_path, "student", 0.002),
+                  {"robust": {"metric": "robust_accuracy", "eps": [0.05], "samples": 20}})
+    result = run.run_check("robust")
+    assert result.status == "error"
+    assert "the differentiable copy used for gradient attacks disagrees with the model's own " \
+           "probabilities by" in result.error and "use attack: hopskipjump" in result.error
+

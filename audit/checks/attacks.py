@@ -33,6 +33,7 @@ HSJ = {"max_iter": 10, "max_eval": 200, "init_eval": 20}
 HSJ_INIT_SIZE = 100
 START_VERSION = 3  # how HSJ starts are found: part of the cache key of adversarial examples
 GRADIENT_ATTACKS = ("pgd", "fgsm")
+GRADIENT_TOLERANCE = 1e-5  # max |p - p'| between the attacked copy and the model
 
 
 # --------------------------------------------------------------------------- the space
@@ -155,25 +156,25 @@ def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
 
 
 # --------------------------------------------------------------------------- gradients
-def _linear_native(native: Any) -> Any:
-    try:
-        from sklearn.linear_model import LogisticRegression
-    except ImportError:  # pragma: no cover - sklearn is a dependency
-        return None
-    return native if isinstance(native, LogisticRegression) else None
-
-
 def has_gradients(model: Any) -> bool:
-    """Whether ART can take gradients of ``model``: a torch module, or a bare LogisticRegression."""
-    return model.module is not None or _linear_native(getattr(model, "native", None)) is not None
+    """Whether ART can take gradients of ``model``: a torch module, or a scikit-learn model
+    :mod:`audit.checks.differentiable` rebuilds exactly."""
+    from audit.checks.differentiable import supports
+
+    return model.module is not None or supports(getattr(model, "native", None))
+
+
+GRADIENT_MODELS = ("torch models and scikit-learn linear models (LogisticRegression, or a linear "
+                   "SVM or other linear classifier in CalibratedClassifierCV(method='sigmoid'), "
+                   "optionally after StandardScaler/MinMaxScaler/MaxAbsScaler in a Pipeline)")
 
 
 def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
     """A torch module from scaled perturbed columns (n, d) to the model's logits.
 
     ``columns`` are all the model's feature columns, in order; the columns not attacked are
-    constant over the table (anything else would need a categorical, which torch models and a
-    bare LogisticRegression cannot take), so they are filled in from the first row.
+    constant over the table (anything else would need a categorical, which torch models and
+    the rebuilt scikit-learn models cannot take), so they are filled in from the first row.
     """
     import torch
     from torch import nn
@@ -182,20 +183,15 @@ def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
     base = torch.from_numpy(np.array([[first[c] for c in columns]], dtype=np.float64))
     index = torch.tensor([columns.index(c) for c in space.columns])
     low, span = torch.from_numpy(space.low), torch.from_numpy(space.span)
-    native = _linear_native(getattr(model, "native", None))
     if model.module is not None:
         inner, dtype = model.module, torch.from_numpy(np.zeros(0, model.input_dtype)).dtype
         probabilities = (model.spec.output or "logits") == "probabilities"
     else:
-        coef, intercept = np.asarray(native.coef_, np.float64), np.asarray(native.intercept_, np.float64)
-        if coef.shape[0] == 1:  # binary: logits (0, z)
-            coef = np.vstack([np.zeros_like(coef), coef])
-            intercept = np.concatenate([[0.0], intercept])
-        inner = nn.Linear(coef.shape[1], coef.shape[0]).double()
-        with torch.no_grad():
-            inner.weight.copy_(torch.from_numpy(coef))
-            inner.bias.copy_(torch.from_numpy(intercept))
-        dtype, probabilities = torch.float64, False
+        from audit.checks.differentiable import torch_module
+
+        inner, _ = torch_module(model.native, len(columns))
+        dtype, probabilities = torch.float64, False  # logits or log-probabilities: both fit
+        # the cross-entropy loss as they are
 
     class Unscaled(nn.Module):
         """Scaled perturbed columns -> the model's full input -> logits."""
@@ -232,9 +228,8 @@ def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
             if not grads[who]:
                 raise DataError(
                     f"attack: {requested} needs gradients, but the {m.label} has none (a "
-                    f"{m.spec.kind} model; gradients come from torch models and a bare "
-                    "scikit-learn LogisticRegression); use attack: hopskipjump (black-box) or "
-                    "attack: noise")
+                    f"{m.spec.kind} model; gradients come from {GRADIENT_MODELS}); use attack: "
+                    "hopskipjump (black-box) or attack: noise")
     return requested
 
 
@@ -297,12 +292,30 @@ class _Runner:
         return self.memo(("robustness-clean", self.role, self.space.rows.tobytes()),
                          lambda: self.predict(self.space.frame_with(self.space.scaled())))
 
+    def _verify(self, module: Any, x: np.ndarray, rows: np.ndarray) -> None:
+        """The module attacked must be the model scored: its softmax must equal the model's
+        own probabilities on the clean rows, or the attack would measure something else."""
+        import torch
+
+        if not len(rows):
+            return
+        with torch.no_grad():
+            mine = torch.softmax(module(torch.from_numpy(x)), dim=1).numpy()
+        theirs = self.proba(self.space.frame_with(x, rows))[:, np.argsort(self.order)]
+        gap = float(np.abs(mine - theirs).max())
+        if not gap <= GRADIENT_TOLERANCE:
+            raise ModelError(f"{self.label}: the differentiable copy used for gradient attacks "
+                             f"disagrees with the model's own probabilities by {gap:.3g} (more "
+                             f"than {GRADIENT_TOLERANCE:g}); use attack: hopskipjump, which "
+                             "queries the model itself, and report this as a bug")
+
     def gradient(self, attack: str, eps: float, norm: str, todo: np.ndarray,
                  x0: np.ndarray) -> np.ndarray:
         from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
         features = [str(c) for c in self.table.features.columns]
         module = gradient_module(self.model, self.space, features)
+        self._verify(module, x0[todo], todo)
         clf = _art_torch(module, x0.shape[1], len(self.model.classes))
         labels = self.order[self.y[todo]]  # true labels, as the model's output columns
         if attack == "pgd":

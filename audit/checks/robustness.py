@@ -21,18 +21,20 @@ Attacks (``attack``):
 
 * ``pgd`` -- ART's ProjectedGradientDescent (20 iterations, step eps/8, no random start)
   through ART's PyTorchClassifier. Gradients exist for torch models (``torch:`` files and
-  callables that build an ``nn.Module``) and for a scikit-learn ``LogisticRegression`` loaded as
-  such (skops/pickle; not inside a Pipeline, which has no gradients), whose linear logits are
-  rebuilt as a float64 torch module.
+  callables that build an ``nn.Module``) and for the scikit-learn models
+  :mod:`audit.checks.differentiable` rebuilds exactly as float64 torch modules (logistic
+  regression, calibrated linear SVMs, behind affine scalers); the copy is checked against the
+  model's own probabilities before it is attacked.
 * ``fgsm`` -- ART's FastGradientMethod, one step of size eps (same models).
 * ``hopskipjump`` -- ART's HopSkipJump, a black-box decision-based attack, through ART's
   BlackBoxClassifier around the model's own prediction (one row at a time, with that row's
   categorical values). It finds a minimal perturbation, not one within eps: its result is
   projected onto the eps ball (clipped to eps per column for L-inf, scaled down for L2) and
-  the model's prediction on the projection decides. It starts from a seeded random point of
-  the box that the model classifies differently (``init_size`` draws, then the nearest attacked
-  row of another class): ART's own random start is unseeded, and HSJ returns the input
-  unchanged when it finds no start, so success is always measured, never assumed.
+  the model's prediction on the projection decides. It starts from the nearest eval or train
+  row the model puts in another class (with the attacked row's categorical values), else from
+  seeded random points of the box and its corners: ART's own random start is unseeded, and HSJ
+  returns the input unchanged when it finds no start, so success is always measured, never
+  assumed.
 * ``noise`` -- uniform random noise within eps (the same draws for both models): a cheap,
   model-agnostic baseline.
 * ``auto`` (default) -- ``pgd`` when both models give gradients, else ``hopskipjump`` for both:
