@@ -104,7 +104,7 @@ class Table:
 
 
 def load_table(spec: DataSpec, role: str = "eval") -> Table:
-    """Load the ``eval`` or ``train`` table that ``spec`` names.
+    """Load the table ``spec`` names for ``role`` (one of :data:`audit.spec.TABLES`).
 
     Raises
     ------
@@ -114,7 +114,7 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
     """
     import difflib
 
-    path = spec.eval if role == "eval" else spec.train
+    path = getattr(spec, role)
     if path is None:
         raise DataError(f"the suite names no {role} table; add data.{role}")
     frame = read_table(path)

@@ -19,7 +19,7 @@ SUITE_SUFFIX = ".audit.yaml"
 # check keys that are metric parameters: a metric accepts only those it declares
 PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric",
               "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions",
-              "attack", "eps", "norm", "samples")
+              "attack", "eps", "norm", "samples", "members", "non_members")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
@@ -66,6 +66,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "data": {
         "eval": Field("path", "Evaluation table (.csv or .parquet).", required=True),
         "train": Field("path", "Training table: the members, for privacy and drift checks."),
+        "holdout": Field("path", "Rows neither model was trained on: the non-members of "
+                                 "membership inference (default: the eval rows)."),
+        "teacher_train": Field("path", "The teacher's training rows, when they differ from "
+                                       "data.train: does the student leak the teacher's members?"),
         "target": Field("str", "Name of the label column.", required=True),
         "features": Field("str_list", "Columns fed to the models (default: all but target)."),
         "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
@@ -139,6 +143,12 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "norm": Field("str", "Norm of the perturbation: inf (default) or 2.", choices=("inf", "2")),
         "samples": Field("int", "Rows attacked (robustness) or members and non-members each "
                                 "(privacy); default 200.", schema=(("minimum", 10),)),
+        "members": Field("str", "Privacy: the members' table, train (default) or teacher_train "
+                                "(does the student leak the teacher's training rows?).",
+                         choices=("train", "teacher_train")),
+        "non_members": Field("str", "Privacy: the non-members' table, eval or holdout (default: "
+                                    "holdout when the suite names one, else eval).",
+                             choices=("eval", "holdout")),
         "description": Field("str", "Why this check exists, in words."),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },

@@ -29,6 +29,7 @@ from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.results import AuditReport, CheckResult
+from audit.spec import TABLES
 from audit.suite import CheckSpec, Suite, parse_check
 
 __all__ = ["AuditSession", "SuiteRun", "suite_info"]
@@ -82,9 +83,17 @@ class SuiteRun:
 
     def train_table(self) -> Table:
         """The training table (loaded on first use; an error if the suite names none)."""
-        if "_train" not in self.__dict__:
-            self.__dict__["_train"] = load_table(self.suite.data, "train")
-        return self.__dict__["_train"]
+        return self.table("train")
+
+    def table(self, role: str) -> Table:
+        """The table the suite names for ``role`` (one of ``TABLES``), loaded once; an error
+        if the suite names none."""
+        if role == "eval":
+            return self.eval_table
+        key = f"_table_{role}"
+        if key not in self.__dict__:
+            self.__dict__[key] = load_table(self.suite.data, role)
+        return self.__dict__[key]
 
     def model(self, role: str) -> LoadedModel:
         """The loaded teacher or student (loaded on first use only)."""
@@ -170,8 +179,9 @@ class SuiteRun:
         """Everything a run needs short of predicting: read the tables, load both models,
         match their classes and encode the labels (raises the same errors a run would)."""
         table = self.eval_table
-        if self.suite.data.train is not None:
-            self.train_table()
+        for role in TABLES[1:]:
+            if getattr(self.suite.data, role) is not None:
+                self.table(role)
         teacher, student = self.model("teacher"), self.model("student")
         encoding = LabelEncoding.from_models(teacher.classes, student.classes,
                                              self.suite.data.positive)
@@ -266,11 +276,11 @@ class SuiteRun:
         return d
 
     # -- provenance ------------------------------------------------------------------
-    def _train_sha256(self) -> str:
-        if "train" not in self._hashes:
-            assert self.suite.data.train is not None
-            self._hashes["train"] = file_sha256(self.suite.data.train)
-        return self._hashes["train"]
+    def _table_sha256(self, role: str) -> str:
+        key = f"table:{role}"
+        if key not in self._hashes:
+            self._hashes[key] = file_sha256(getattr(self.suite.data, role))
+        return self._hashes[key]
 
     def artifacts(self) -> dict[str, Any]:
         """Hashes and sizes of what was audited (only what loaded without error)."""
@@ -296,9 +306,10 @@ class SuiteRun:
                             "features": [str(c) for c in t.features.columns]}
         else:
             data["eval"] = {"path": str(self.suite.data.eval)}
-        if self.suite.data.train is not None:  # hashed here: the checks of later issues read it
-            train = self.suite.data.train
-            data["train"] = {"path": str(train), "sha256": self._train_sha256()}
+        for role in TABLES[1:]:  # hashed even when no check read them
+            path = getattr(self.suite.data, role)
+            if path is not None:
+                data[role] = {"path": str(path), "sha256": self._table_sha256(role)}
         out["data"] = data
         out["predictions"] = dict(self.prediction_sources)
         t_sha, s_sha = out["teacher"].get("sha256"), out["student"].get("sha256")

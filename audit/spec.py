@@ -12,7 +12,10 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
+__all__ = ["TABLES", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
+
+
+TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class DataSpec:
     eval: Path
     target: str
     train: Path | None = None
+    holdout: Path | None = None  # non-members for membership inference (default: eval)
+    teacher_train: Path | None = None  # the teacher's members, when not data.train
     features: tuple[str, ...] | None = None
     sensitive: tuple[str, ...] = ()
     positive: str | int | None = None

@@ -32,7 +32,7 @@ from audit.fields import (
     Field,
     suite_json_schema,
 )
-from audit.spec import CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
+from audit.spec import TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
 from audit.yamlsrc import (
     KeyPath,
     Located,
@@ -277,11 +277,13 @@ class _Parser:
         d = self.section(kp, value, "data")
         eval_path = self.path_of((*kp, "eval"), self.get(kp, d, "eval", "data"))
         _check_table_suffix(self, (*kp, "eval"), eval_path)
-        train_raw = self.get(kp, d, "train", "data")
-        train = None
-        if train_raw is not None:
-            train = self.path_of((*kp, "train"), train_raw)
-            _check_table_suffix(self, (*kp, "train"), train)
+        optional: dict[str, Path | None] = {}
+        for role in TABLES[1:]:
+            raw = self.get(kp, d, role, "data")
+            path = None if raw is None else self.path_of((*kp, role), raw)
+            if path is not None:
+                _check_table_suffix(self, (*kp, role), path)
+            optional[role] = path
         target = self.get(kp, d, "target", "data")
         features = self.get(kp, d, "features", "data")
         sensitive = tuple(self.get(kp, d, "sensitive", "data") or ())
@@ -291,7 +293,7 @@ class _Parser:
         if target in sensitive:
             raise self.bad((*kp, "sensitive"), list(sensitive),
                            f"lists the target {target!r}; slice by other columns")
-        return DataSpec(eval=eval_path, target=target, train=train, features=features,
+        return DataSpec(eval=eval_path, target=target, **optional, features=features,
                         sensitive=sensitive, positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"))
 

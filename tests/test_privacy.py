@@ -155,8 +155,9 @@ def test_label_only_gap_attack_is_correctness(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("train", "attack", "message"), [
-    (False, "loss_threshold", "membership inference needs the rows the models were trained on "
-                              "as members; name them in data.train"),
+    (False, "loss_threshold", "membership inference with members: train needs data.train (the "
+                              "rows the models were trained on); name it in the suite's data "
+                              "section"),
     (True, "fgsm", "mia_auc runs a membership-inference attack; attack='fgsm' is a robustness "
                    "attack (use one of loss_threshold, blackbox, label_only)"),
 ], ids=["no-train-table", "robustness-attack"])
@@ -207,3 +208,88 @@ def test_a_memorising_student_fails_and_the_faithful_one_passes(
     m = memorised.measurements[0]
     assert m.student.value > 0.6 and m.regression.value > 0.05
     assert [g.status for g in memorised.gates] == ["fail"]
+
+
+# -- other tables: a separate holdout, and the teacher's own members ------------------------
+def _distilled(folder: Path, checks: dict[str, Any], student_on: str) -> tuple[Path, dict]:
+    """A teacher trained on ``teacher_train`` (300 rows); a student distilled from the teacher's
+    labels either on those same rows, memorising them (a full-depth tree), or on a disjoint
+    transfer set (``train``), so it never saw the teacher's members. ``holdout`` is a fourth,
+    disjoint table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = {"teacher_train": _frame(300, 10), "train": _frame(300, 11),
+              "eval": _frame(300, 12), "holdout": _frame(300, 13)}
+    for role, frame in frames.items():
+        frame.to_csv(folder / f"{role}.csv", index=False)
+    teacher = DecisionTreeClassifier(random_state=0).fit(
+        frames["teacher_train"][["x1", "x2"]], frames["teacher_train"]["label"])
+    source = frames[student_on][["x1", "x2"]]
+    student = DecisionTreeClassifier(random_state=0).fit(source, teacher.predict(source))
+    models = {"teacher": teacher, "student": student}
+    for who, m in models.items():
+        (folder / f"{who}.pkl").write_bytes(pickle.dumps(m))
+    raw = {"version": 1, "name": "mia", "data": {**{r: f"{r}.csv" for r in frames},
+                                                 "target": "label"},
+           "teacher": {"pickle": "teacher.pkl", "trust": True},
+           "student": {"pickle": "student.pkl", "trust": True},
+           "settings": {"bootstrap": 200}, "checks": checks}
+    path = folder / "mia.audit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, {**frames, "models": models}
+
+
+def test_the_holdout_table_is_the_default_non_members(tmp_path: Path) -> None:
+    path, d = _distilled(tmp_path, {"mia": {"metric": "mia_auc"}}, student_on="train")
+    m = _by_name(path)["mia"].measurements[0]
+    assert m.params["members"] == "train" and m.params["non_members"] == "holdout"
+    assert "members: rows of data.train; non-members: rows of data.holdout" in m.method
+    for who in ("teacher", "student"):
+        model = d["models"][who]
+        scores = np.r_[[model.predict_proba(d[t][["x1", "x2"]])[
+            np.arange(300), (d[t]["label"] == "Yes").astype(int)] for t in ("train", "holdout")]]
+        want = roc_auc_score(np.r_[np.ones(300), np.zeros(300)], scores.ravel())
+        assert getattr(m, who).value == pytest.approx(want, abs=1e-12)
+
+
+def test_a_student_that_memorises_the_teachers_members_fails(tmp_path: Path) -> None:
+    """members: teacher_train asks whether the student leaks the rows the teacher was trained
+    on: a student distilled on those very rows does, one distilled on a transfer set does not."""
+    check = {"mia": {"metric": "mia_auc", "members": "teacher_train", "non_members": "holdout",
+                     "gate": {"max": 0.6}}}
+    leaky = _by_name(_distilled(tmp_path / "leaky", check, "teacher_train")[0])["mia"]
+    clean = _by_name(_distilled(tmp_path / "clean", check, "train")[0])["mia"]
+    assert leaky.status == "fail" and leaky.measurements[0].student.ci[0] > 0.6
+    assert clean.status == "pass" and clean.measurements[0].student.ci[1] < 0.6
+    for result in (leaky, clean):  # the teacher leaks its own members either way
+        assert result.measurements[0].teacher.ci[0] > 0.6
+        assert result.measurements[0].params["members"] == "teacher_train"
+
+
+@pytest.mark.parametrize(("params", "drop", "message"), [
+    ({"members": "teacher_train"}, "teacher_train",
+     "membership inference with members: teacher_train needs data.teacher_train (the rows the "
+     "models were trained on); name it in the suite's data section"),
+    ({"non_members": "holdout"}, "holdout",
+     "membership inference with non-members: holdout needs data.holdout (rows neither model was "
+     "trained on); name it in the suite's data section"),
+], ids=["no-teacher-train", "no-holdout"])
+def test_a_table_the_suite_does_not_name(tmp_path: Path, params: dict, drop: str,
+                                         message: str) -> None:
+    path, _ = _distilled(tmp_path, {"mia": {"metric": "mia_auc", **params}}, "train")
+    raw = yaml.safe_load(path.read_text())
+    del raw["data"][drop]
+    path.write_text(yaml.safe_dump(raw))
+    result = _by_name(path)["mia"]
+    assert result.status == "error" and result.error == message
+
+
+def test_every_named_table_is_hashed_in_the_provenance(tmp_path: Path) -> None:
+    import hashlib
+
+    path, _ = _distilled(tmp_path, {"mia": {"metric": "mia_auc"}}, "train")
+    run = SuiteRun(load_suite(path))
+    run.run_all()
+    data = run.report().provenance["data"]
+    for role in ("train", "holdout", "teacher_train"):
+        want = hashlib.sha256((tmp_path / f"{role}.csv").read_bytes()).hexdigest()
+        assert data[role]["sha256"] == want

@@ -291,8 +291,8 @@ CASES = [
     case(edit("  acc:\n    metric: accuracy\n    " + GATE + "\n", "  acc: accuracy\n"),
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
          "bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
-         "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, description, "
-         "gate",
+         "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
+         "non_members, description, gate",
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),

@@ -144,35 +144,60 @@ def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
-def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None,
-            seed: int) -> dict[str, Any]:
+def tables(ctx: Any, members: str | None, non_members: str | None) -> tuple[str, str]:
+    """The data tables of members and non-members (defaults: ``train``; ``holdout`` when the
+    suite names one, else ``eval``), each checked to be named by the suite."""
+    data = ctx.suite.data
+    members = members or "train"
+    non_members = non_members or ("holdout" if data.holdout is not None else "eval")
+    for role, side, what in ((members, "members", "the rows the models were trained on"),
+                             (non_members, "non-members", "rows neither model was trained on")):
+        if getattr(data, role) is None:
+            raise DataError(f"membership inference with {side}: {role} needs data.{role} ("
+                            f"{what}); name it in the suite's data section")
+    if members == non_members or {members, non_members} == {"train", "teacher_train"} and \
+            data.train == data.teacher_train:
+        raise DataError(f"membership inference needs different tables for members ({members}) "
+                        f"and non-members ({non_members})")
+    return members, non_members
+
+
+def _side(ctx: Any, role: str, m: int, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``m`` rows of table ``role`` (sorted positions), their encoded labels and both models'
+    probabilities on them (encoded class order; cached: one prediction per dataset)."""
+    table = ctx.table(role)
+    rows = np.sort(rng.choice(table.n_rows, m, replace=False))
+    y = ctx.encoding.encode(table.labels, f"{display_path(table.path)} column "
+                                          f"{ctx.suite.data.target!r}")[rows]
+    probs = {}
+    for who in ("teacher", "student"):
+        P, classes = ctx.predictions(who, table)
+        probs[who] = P[:, ctx.encoding.reorder(classes)][rows]
+    return rows, y, probs
+
+
+def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, seed: int,
+            members: str | None = None, non_members: str | None = None) -> dict[str, Any]:
     """Sample members and non-members, score them for both models with ``attack``."""
-    if ctx.suite.data.train is None:
-        raise DataError("membership inference needs the rows the models were trained on as "
-                        "members; name them in data.train")
-    train = ctx.train_table()
-    n_train, n_eval = train.n_rows, inputs.n
-    available = min(n_train, n_eval)
+    members, non_members = tables(ctx, members, non_members)
+    n_in, n_out = ctx.table(members).n_rows, ctx.table(non_members).n_rows
+    available = min(n_in, n_out)
     notes: list[str] = []
     m = min(available, DEFAULT_SAMPLES) if samples is None else int(samples)
     if m > available:
         notes.append(f"samples={m} asked for, but only {available} rows are available on the "
-                     f"smaller side (train {n_train}, eval {n_eval}); used {available} of each")
+                     f"smaller side ({members} {n_in}, {non_members} {n_out}); used "
+                     f"{available} of each")
         m = available
     if m < 10:
         raise DataError(f"membership inference needs at least 10 members and 10 non-members; "
-                        f"the data has train {n_train} and eval {n_eval} rows")
+                        f"the data has {members} {n_in} and {non_members} {n_out} rows")
     rng = np.random.default_rng(seed)
-    members = np.sort(rng.choice(n_train, m, replace=False))
-    outsiders = np.sort(rng.choice(n_eval, m, replace=False))
-    y_in = ctx.encoding.encode(train.labels, f"{display_path(train.path)} column "
-                                             f"{ctx.suite.data.target!r}")[members]
-    y_out = inputs.y[outsiders]
+    _, y_in, P_in = _side(ctx, members, m, rng)
+    _, y_out, P_out = _side(ctx, non_members, m, rng)
     k = inputs.k
-    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for who, P_eval in (("teacher", inputs.p_teacher), ("student", inputs.p_student)):
-        P_train, classes = ctx.predictions(who, train)  # cached: one prediction per dataset
-        probs[who] = (P_train[:, ctx.encoding.reorder(classes)][members], P_eval[outsiders])
+    probs = {who: (P_in[who], P_out[who]) for who in ("teacher", "student")}
     if attack == "blackbox":
         fit_in, score_in = _halves(m, rng)
         fit_out, score_out = _halves(m, rng)
@@ -197,11 +222,12 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None,
                if attack == "loss_threshold" else
                "label-only gap attack: a correctly classified row is called a member")
         how += f", on all {m} members and {m} non-members"
+    how += f" (members: rows of data.{members}; non-members: rows of data.{non_members})"
     accuracy = {who: {"members": float(np.mean(P_in.argmax(axis=1) == y_in)),
                       "non_members": float(np.mean(P_out.argmax(axis=1) == y_out))}
                 for who, (P_in, P_out) in probs.items()}
     return {"labels": labels, "scores": scores, "how": how, "notes": notes, "m": m,
-            "accuracy": accuracy}
+            "accuracy": accuracy, "members": members, "non_members": non_members}
 
 
 def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
@@ -215,9 +241,9 @@ def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dic
     return {who: roc_stats(s[idx], lab) for who, s in result["scores"].items()}
 
 
-def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any
-         ) -> dict[str, Any]:
-    result = _attack(ctx, inputs, attack, samples, resampler.seed)
+def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
+         members: str | None, non_members: str | None) -> dict[str, Any]:
+    result = _attack(ctx, inputs, attack, samples, resampler.seed, members, non_members)
     labels = result["labels"]
     result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}
     result["replicates"] = _replicates(result, resampler.n_boot, resampler.seed)
@@ -238,8 +264,10 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
         raise DataError(f"{metric.name} runs a membership-inference attack; attack={attack!r} is "
                         f"a robustness attack (use one of {', '.join(ATTACKS)})")
     samples = params.get("samples")
-    result = resampler.memo(("privacy", attack, samples),
-                            lambda: _run(ctx, inputs, attack, samples, resampler))
+    members, non_members = tables(ctx, params.get("members"), params.get("non_members"))
+    result = resampler.memo(("privacy", attack, samples, members, non_members),
+                            lambda: _run(ctx, inputs, attack, samples, resampler, members,
+                                         non_members))
     key = {"mia_auc": "auc", "mia_advantage": "advantage",
            "mia_tpr_at_fpr": f"tpr@{FPR_LEVELS[0]:g}"}[metric.name]
     labels = result["labels"]
@@ -254,6 +282,7 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
         notes.append("the label-only gap attack has a single ROC point: AUC = (1 + advantage) / 2")
     breakdown: list[dict[str, Any]] = [{"kind": "attack", "attack": attack, "how": result["how"],
                                         "members": n_in, "non_members": n_out,
+                                        "member_table": members, "non_member_table": non_members,
                                         "sampled_each": result["m"], "fpr_floor": floor}]
     for who in ("teacher", "student"):
         fpr, tpr = result["roc"][who]
@@ -275,11 +304,13 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
     return (paired_measurement(metric, float(result["points"]["teacher"][key]),
                                float(result["points"]["student"][key]), reps["teacher"][key],
                                reps["student"][key], confidence, method=method, n=n_in + n_out,
-                               params={"attack": attack, "samples": result["m"]},
+                               params={"attack": attack, "samples": result["m"],
+                                       "members": members, "non_members": non_members},
                                breakdown=breakdown, notes=tuple(notes)),)
 
 
-_PARAMS = {"attack": ATTACKS, "samples": ()}
+_PARAMS = {"attack": ATTACKS, "samples": (), "members": ("train", "teacher_train"),
+           "non_members": ("eval", "holdout")}
 for _name, _doc in (
     ("mia_auc", "Membership-inference ROC AUC (members positive); 0.5 = no leakage."),
     ("mia_advantage", "Membership-inference advantage: max over thresholds of TPR - FPR."),

@@ -12,6 +12,7 @@ from typing import Any
 
 from audit.report.terminal import format_estimate
 from audit.results import AuditReport, Estimate
+from audit.spec import TABLES
 
 __all__ = ["ReportDiff", "diff_reports", "format_diff", "render_diff_html"]
 
@@ -54,8 +55,8 @@ def _artifacts(report: AuditReport) -> dict[str, str | None]:
         "suite": report.suite.get("sha256") or None,
         "teacher": (prov.get("teacher") or {}).get("sha256"),
         "student": (prov.get("student") or {}).get("sha256"),
-        "eval data": (data.get("eval") or {}).get("sha256"),
-        "train data": (data.get("train") or {}).get("sha256"),
+        **{f"{role.replace('_', ' ')} data": (data.get(role) or {}).get("sha256")
+           for role in TABLES},
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from audit.report.plots import curve_svg, group_bars_svg, latency_svg, reliability_svg, roc_svg
 from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport, CheckResult, GateResult, Measurement
+from audit.spec import TABLES
 
 __all__ = ["render_html", "view", "FAMILIES"]
 
@@ -330,10 +331,10 @@ def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
         rows.append({"what": role, "kind": a.get("kind", ""), "path": str(a.get("path", "")),
                      "sha256": a.get("sha256", "not loaded")})
     data = prov.get("data") or {}
-    for role in ("eval", "train"):
+    for role in TABLES:
         d = data.get(role)
         if d:
-            rows.append({"what": f"{role} data",
+            rows.append({"what": f"{role.replace('_', ' ')} data",
                          "kind": f"{d['rows']:,} rows" if d.get("rows") else "table",
                          "path": str(d.get("path", "")), "sha256": d.get("sha256", "not read")})
     return rows
