@@ -124,7 +124,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "repeats": Field("int", "Timed calls per model and batch size (default 30).",
                          schema=(("minimum", 3), ("maximum", 10_000))),
         "max_seconds": Field("number", "Wall-clock cap per check: on timing (efficiency) or on "
-                                       "black-box attacks (robustness); default 30.",
+                                       "black-box attacks (robustness, the decision-boundary "
+                                       "membership attack); default 30.",
                              schema=(("exclusiveMinimum", 0),)),
         "columns": Field("str_list", "Columns a data check looks at (default: all feature "
                                      "columns)."),
@@ -134,15 +135,16 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                 choices=(1, 2)),
         "attack": Field("str", "Robustness: auto (default: the strongest available per model), "
                                "fgsm, pgd, hopskipjump or noise. Privacy: loss_threshold "
-                               "(default), blackbox or label_only.",
+                               "(default), blackbox, label_only or decision_boundary.",
                         choices=("auto", "fgsm", "pgd", "hopskipjump", "noise", "loss_threshold",
-                                 "blackbox", "label_only")),
+                                 "blackbox", "label_only", "decision_boundary")),
         "eps": Field("number_list", "Perturbation budgets (a robustness curve), in units of each "
                                     "numeric column's observed range (default [0.05, 0.1]).",
                      schema=(("items", {"type": "number", "exclusiveMinimum": 0}),)),
         "norm": Field("str", "Norm of the perturbation: inf (default) or 2.", choices=("inf", "2")),
-        "samples": Field("int", "Rows attacked (robustness) or members and non-members each "
-                                "(privacy); default 200.", schema=(("minimum", 10),)),
+        "samples": Field("int", "Rows attacked (robustness; default 200) or members and "
+                                "non-members each (privacy; default 500, 50 for "
+                                "decision_boundary).", schema=(("minimum", 10),)),
         "members": Field("str", "Privacy: the members' table, train (default) or teacher_train "
                                 "(does the student leak the teacher's training rows?).",
                          choices=("train", "teacher_train")),

@@ -159,7 +159,7 @@ def test_label_only_gap_attack_is_correctness(tmp_path: Path) -> None:
                               "rows the models were trained on); name it in the suite's data "
                               "section"),
     (True, "fgsm", "mia_auc runs a membership-inference attack; attack='fgsm' is a robustness "
-                   "attack (use one of loss_threshold, blackbox, label_only)"),
+                   "attack (use one of loss_threshold, blackbox, label_only, decision_boundary)"),
 ], ids=["no-train-table", "robustness-attack"])
 def test_clear_errors(tmp_path: Path, train: bool, attack: str, message: str) -> None:
     path, _ = _synthetic(tmp_path, {"mia": {"metric": "mia_auc", "attack": attack}}, train=train)

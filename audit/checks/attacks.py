@@ -31,7 +31,7 @@ PGD_ITER = 20
 PGD_STEP = 1 / 8  # of eps
 HSJ = {"max_iter": 10, "max_eval": 200, "init_eval": 20}
 HSJ_INIT_SIZE = 100
-START_VERSION = 3  # how HSJ starts are found: part of the cache key of adversarial examples
+START_VERSION = 4  # how HSJ starts are found: part of the cache key of adversarial examples
 GRADIENT_ATTACKS = ("pgd", "fgsm")
 GRADIENT_TOLERANCE = 1e-5  # max |p - p'| between the attacked copy and the model
 
@@ -252,16 +252,19 @@ class _Runner:
     """Attacks one model on the attack space, within a deadline."""
 
     def __init__(self, ctx: Any, role: str, space: AttackSpace, seed: int,
-                 memo: Any = None) -> None:
-        self.ctx, self.role, self.space, self.seed = ctx, role, space, seed
+                 memo: Any = None, table: Any = None, y: np.ndarray | None = None,
+                 tag: str = "eval") -> None:
+        """``table`` (default: the eval table) holds the rows of ``space``, ``y`` their encoded
+        labels (default: the eval labels); ``tag`` names the table in memo keys."""
+        self.ctx, self.role, self.space, self.seed, self.tag = ctx, role, space, seed, tag
         self.memo = memo if memo is not None else (lambda key, build: build())
         self.model = ctx.model(role)
-        table = ctx.eval_table
+        table = ctx.eval_table if table is None else table
         self.table = table
         self.where, self.label = display_path(table.path), self.model.label
         self._empty: dict[int, tuple[pd.Series, pd.DataFrame]] = {}
         self.order = ctx.encoding.reorder(self.model.classes)  # encoded j -> model column
-        self.y = np.asarray(ctx.inputs.y)[space.rows]
+        self.y = np.asarray(ctx.inputs.y)[space.rows] if y is None else np.asarray(y)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Encoded class predictions on feature rows ``frame``."""
@@ -289,7 +292,7 @@ class _Runner:
 
     def clean(self) -> np.ndarray:
         """Encoded predictions on the attacked rows as they are (once per model and run)."""
-        return self.memo(("robustness-clean", self.role, self.space.rows.tobytes()),
+        return self.memo(("robustness-clean", self.role, self.tag, self.space.rows.tobytes()),
                          lambda: self.predict(self.space.frame_with(self.space.scaled())))
 
     def _verify(self, module: Any, x: np.ndarray, rows: np.ndarray) -> None:
@@ -384,8 +387,10 @@ def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.ran
 
 
 def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
-                 deadline: float) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Per-row HSJ on the rows ``todo``; returns (adversarials, rows done, counts)."""
+                 deadline: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row HSJ on the rows ``todo``, in that order, until ``deadline``; returns the
+    adversarials (rows not attacked unchanged), the rows done and the rows of those with no
+    start (left unchanged)."""
     from art.attacks.evasion import HopSkipJump
     from art.estimators.classification import BlackBoxClassifier
 
@@ -393,7 +398,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     rng = np.random.default_rng(runner.seed)
     out = x0.copy()
     done: list[int] = []
-    counts = {"no_start": 0}
+    no_start: list[int] = []
     clean_pred = runner.clean()
     pool, pool_pred = start_pool(runner)
     state = np.random.get_state()  # HSJ draws from numpy's global generator: seed it, restore it
@@ -413,7 +418,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
             label = int(clean_pred[i])
             start = _init_points(runner, int(i), x0[i], label, rng, pool, pool_pred)
             if start is None:
-                counts["no_start"] += 1
+                no_start.append(int(i))
                 continue
 
             def predict_fn(x: np.ndarray, i: int = int(i)) -> np.ndarray:
@@ -429,13 +434,13 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
                                   x_adv_init=start[None].astype(np.float32))[0]
     finally:
         np.random.set_state(state)
-    return out, np.array(done, dtype=int), counts
+    return out, np.array(done, dtype=int), np.array(no_start, dtype=int)
 
 
 def _cached(ctx: Any, role: str, what: tuple[Any, ...],
-            run: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+            run: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Black-box adversarial examples are artifacts like predictions: kept in the prediction
-    cache, keyed by the model's content, the eval data and the attack's settings, so an
+    cache, keyed by the model's content, the eval and train data and the attack's settings, so an
     unchanged model is not attacked again on the next run. Models whose content cannot be
     hashed (callables, pickles) are attacked every run."""
     from audit.models import model_fingerprint
@@ -444,15 +449,18 @@ def _cached(ctx: Any, role: str, what: tuple[Any, ...],
     known = model_fingerprint(getattr(ctx.suite, role), role)
     if session is None or known is None or session.cache.directory is None:
         return run()
+    # the starts come from the eval and train rows: both tables are part of the key
+    train = ctx.train_table().sha256 if ctx.suite.data.train is not None else None
     key = session.cache.key("adversarial", known[1], ctx.eval_table.sha256,
-                            repr((what, HSJ, HSJ_INIT_SIZE, START_VERSION)))
+                            repr((what, train, HSJ, HSJ_INIT_SIZE, START_VERSION)))
 
     def compute() -> tuple[np.ndarray, dict[str, Any]]:
-        x, done, counts = run()
-        return x, {"done": [int(i) for i in done], "no_start": int(counts["no_start"])}
+        x, done, no_start = run()
+        return x, {"done": [int(i) for i in done], "no_start": [int(i) for i in no_start]}
 
     x, info, _ = session.cache.get_with_info(key, compute)
-    return np.array(x), np.array(info["done"], dtype=int), {"no_start": int(info["no_start"])}
+    return (np.array(x), np.array(info["done"], dtype=int),
+            np.array(info["no_start"], dtype=int))
 
 
 def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, norm: str,
@@ -476,11 +484,11 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
                                                              resampler.seed),
                                                  lambda: _hopskipjump(runner, norm, todo, x0,
                                                                       deadline)))
-            x, done, counts = raw
+            x, done, no_start = raw
             x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
             covered = np.ones(len(x0), bool)
             covered[todo[~np.isin(todo, done)]] = False  # correct rows the cap left unattacked
-            info["no_start"] = counts["no_start"]
+            info["no_start"] = len(no_start)
         else:
             x = x0.copy()
             if attack == "noise":

@@ -36,12 +36,15 @@ from typing import Any
 
 import numpy as np
 
+from audit.checks.attacks import DEFAULT_MAX_SECONDS
+from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
+from audit.checks.boundary import boundary_distances
 from audit.checks.registry import Metric, MetricInput, register
 from audit.errors import DataError, display_path
 
 __all__ = ["roc_stats", "roc_points", "ATTACKS", "DEFAULT_SAMPLES", "FPR_LEVELS"]
 
-ATTACKS = ("loss_threshold", "blackbox", "label_only")
+ATTACKS = ("loss_threshold", "blackbox", "label_only", "decision_boundary")
 DEFAULT_ATTACK = "loss_threshold"
 DEFAULT_SAMPLES = 500
 FPR_LEVELS = (0.01, 0.001)  # the gated level first
@@ -177,14 +180,16 @@ def _side(ctx: Any, role: str, m: int, rng: np.random.Generator
     return rows, y, probs
 
 
-def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, seed: int,
-            members: str | None = None, non_members: str | None = None) -> dict[str, Any]:
+def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
+            members: str | None = None, non_members: str | None = None,
+            max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
     """Sample members and non-members, score them for both models with ``attack``."""
     members, non_members = tables(ctx, members, non_members)
     n_in, n_out = ctx.table(members).n_rows, ctx.table(non_members).n_rows
     available = min(n_in, n_out)
     notes: list[str] = []
-    m = min(available, DEFAULT_SAMPLES) if samples is None else int(samples)
+    default = BOUNDARY_SAMPLES if attack == "decision_boundary" else DEFAULT_SAMPLES
+    m = min(available, default) if samples is None else int(samples)
     if m > available:
         notes.append(f"samples={m} asked for, but only {available} rows are available on the "
                      f"smaller side ({members} {n_in}, {non_members} {n_out}); used "
@@ -193,9 +198,10 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, see
     if m < 10:
         raise DataError(f"membership inference needs at least 10 members and 10 non-members; "
                         f"the data has {members} {n_in} and {non_members} {n_out} rows")
+    seed = resampler.seed
     rng = np.random.default_rng(seed)
-    _, y_in, P_in = _side(ctx, members, m, rng)
-    _, y_out, P_out = _side(ctx, non_members, m, rng)
+    rows_in, y_in, P_in = _side(ctx, members, m, rng)
+    rows_out, y_out, P_out = _side(ctx, non_members, m, rng)
     k = inputs.k
     probs = {who: (P_in[who], P_out[who]) for who in ("teacher", "student")}
     if attack == "blackbox":
@@ -208,6 +214,31 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, see
         how = (f"ART MembershipInferenceBlackBox (attack_model_type='rf', random_state={seed}) "
                f"fitted on {len(fit_in)} members and {len(fit_out)} non-members, scored on the "
                f"other {len(score_in)} and {len(score_out)}")
+    elif attack == "decision_boundary":
+        found, space = boundary_distances(ctx, resampler, members, rows_in, y_in, non_members,
+                                          rows_out, y_out, max_seconds)
+        covered = found["teacher"]["covered"] & found["student"]["covered"]
+        labels = np.r_[np.ones(m), np.zeros(m)][covered]
+        scores = {who: found[who]["distance"][covered] for who in ("teacher", "student")}
+        n_in, n_out = int(labels.sum()), int(len(labels) - labels.sum())
+        hsj = ", ".join(f"{k} {v}" for k, v in space["hsj"].items())
+        how = (f"label-only decision boundary (as ART's LabelOnlyDecisionBoundary): score = L2 "
+               f"distance from the row to HopSkipJump's adversarial example (norm 2, {hsj}) in "
+               f"the scaled numeric columns ({', '.join(space['columns'])}), 0 when the model "
+               f"misclassifies the row; {n_in} members and {n_out} non-members")
+        if n_in < m or n_out < m:
+            notes.append(f"the wall-clock cap (max_seconds {max_seconds:g}) stopped the attack: "
+                         f"{n_in} of {m} members and {n_out} of {m} non-members were scored for "
+                         "both models")
+        if min(n_in, n_out) < 2:
+            raise DataError(f"the decision-boundary attack scored {n_in} member(s) and {n_out} "
+                            f"non-member(s) within max_seconds {max_seconds:g}; raise "
+                            "max_seconds or lower samples")
+        for who in ("teacher", "student"):
+            if found[who]["no_start"]:
+                notes.append(f"hopskipjump found no point of another class for "
+                             f"{found[who]['no_start']} {who} row(s): their distance is the "
+                             "box's diagonal, an upper bound")
     else:
         labels = np.r_[np.ones(m), np.zeros(m)]
         scores = {}
@@ -242,8 +273,8 @@ def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dic
 
 
 def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
-         members: str | None, non_members: str | None) -> dict[str, Any]:
-    result = _attack(ctx, inputs, attack, samples, resampler.seed, members, non_members)
+         members: str | None, non_members: str | None, max_seconds: float) -> dict[str, Any]:
+    result = _attack(ctx, inputs, attack, samples, resampler, members, non_members, max_seconds)
     labels = result["labels"]
     result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}
     result["replicates"] = _replicates(result, resampler.n_boot, resampler.seed)
@@ -265,9 +296,10 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                         f"a robustness attack (use one of {', '.join(ATTACKS)})")
     samples = params.get("samples")
     members, non_members = tables(ctx, params.get("members"), params.get("non_members"))
-    result = resampler.memo(("privacy", attack, samples, members, non_members),
+    max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
+    result = resampler.memo(("privacy", attack, samples, members, non_members, max_seconds),
                             lambda: _run(ctx, inputs, attack, samples, resampler, members,
-                                         non_members))
+                                         non_members, max_seconds))
     key = {"mia_auc": "auc", "mia_advantage": "advantage",
            "mia_tpr_at_fpr": f"tpr@{FPR_LEVELS[0]:g}"}[metric.name]
     labels = result["labels"]
@@ -310,7 +342,7 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
 
 
 _PARAMS = {"attack": ATTACKS, "samples": (), "members": ("train", "teacher_train"),
-           "non_members": ("eval", "holdout")}
+           "non_members": ("eval", "holdout"), "max_seconds": ()}
 for _name, _doc in (
     ("mia_auc", "Membership-inference ROC AUC (members positive); 0.5 = no leakage."),
     ("mia_advantage", "Membership-inference advantage: max over thresholds of TPR - FPR."),
