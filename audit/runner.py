@@ -151,7 +151,8 @@ class SuiteRun:
             lambda: self.session.cache.get_with_info(key, compute, persist=persist))
         if spec.kind == "skops" and source != "computed":  # trust never depends on the cache
             self._guard(lambda: check_skops_trust(spec, role, info.get("untrusted_types")))
-        self.prediction_sources[f"{role}/{table.role}"] = source
+        # where the predictions came from: later reads of the same table are served from memory
+        self.prediction_sources.setdefault(f"{role}/{table.role}", source)
         self._classes[role] = tuple(info["classes"])
         return P, self._classes[role]
 

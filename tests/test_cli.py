@@ -96,8 +96,8 @@ def test_validate_the_example_suites(built: dict[str, Path], monkeypatch: pytest
         "balanced_accuracy, f1, roc_auc, log_loss, agreement, negative_flips, divergence, "
         "calibration, brier, parity_amplification, equalized_odds, worst_group, slices, speedup, "
         "latency, size, drift, leakage, robustness, membership)",
-        "ok: suites/digits-torch.audit.yaml: suite 'digits-torch-distilled', 5 checks (accuracy, "
-        "agreement, robustness, transfer, membership)",
+        "ok: suites/digits-torch.audit.yaml: suite 'digits-torch-distilled', 6 checks (accuracy, "
+        "agreement, robustness, transfer, membership, label_only_membership)",
         "ok: suites/digits.audit.yaml: suite 'digits-distilled', 8 checks (accuracy, macro_f1, "
         "roc_auc, agreement, negative_flips, kl, calibration, classwise_calibration)",
     ]

@@ -4,8 +4,9 @@ Can an attacker who sees a model's outputs tell whether a row was in its trainin
 audit runs the same attack on both models, on the same rows:
 
 * **members** are rows of ``data.train`` (the data the student, and usually the teacher, was
-  trained on); **non-members** are held-out eval rows. ``samples`` of each (default
-  ``min(len(train), len(eval), 500)``), drawn with the suite's seed, so the problem is balanced.
+  trained on); **non-members** are held-out rows (eval, or ``data.holdout``; see below).
+  ``samples`` of each (default ``min(len(members), len(non-members), 500)``), drawn with the
+  suite's seed, so the problem is balanced.
 * ``attack: loss_threshold`` (default): the score of a row is the probability the model gives
   its true label (minus the loss, up to a monotone map). No training: the ROC is computed on all
   sampled rows.
@@ -15,8 +16,16 @@ audit runs the same attack on both models, on the same rows:
   disjoint halves with ``infer(None, y, pred=P, probabilities=True)``.
 * ``attack: label_only``: the gap attack (ART's ``LabelOnlyGapAttack``): a row is called a
   member when the model classifies it correctly. It needs only labels; its ROC has one point.
-  The decision-boundary variant (HopSkipJump distances per row) is not run: it costs seconds per
-  row on a tree ensemble.
+* ``attack: decision_boundary``: label-only too, but graded: the score is the row's distance to
+  the model's decision boundary, measured with HopSkipJump as ART's
+  ``LabelOnlyDecisionBoundary`` does (:mod:`audit.checks.boundary`). It queries the live model
+  hundreds of times per row, so it runs on fewer rows (``samples`` default 50 of each) under
+  a wall-clock cap (``max_seconds``, default 30).
+
+Members come from ``data.train`` (``members: train``, default) or ``data.teacher_train``
+(``members: teacher_train``: does the student leak the rows its teacher was trained on?);
+non-members from ``data.holdout`` when the suite names it, else the eval rows
+(``non_members: eval | holdout``).
 
 Metrics (direction lower = less leakage; per model, the regression is student minus teacher):
 ``mia_auc`` (ROC AUC, members positive), ``mia_advantage`` (max over thresholds of TPR - FPR)
@@ -222,9 +231,12 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
         scores = {who: found[who]["distance"][covered] for who in ("teacher", "student")}
         n_in, n_out = int(labels.sum()), int(len(labels) - labels.sum())
         hsj = ", ".join(f"{k} {v}" for k, v in space["hsj"].items())
+        columns = space["columns"]
+        moved = (", ".join(columns) if len(columns) <= 6 else
+                 f"{len(columns)} columns: {', '.join(columns[:3])}, ...")
         how = (f"label-only decision boundary (as ART's LabelOnlyDecisionBoundary): score = L2 "
                f"distance from the row to HopSkipJump's adversarial example (norm 2, {hsj}) in "
-               f"the scaled numeric columns ({', '.join(space['columns'])}), 0 when the model "
+               f"the scaled numeric columns ({moved}), 0 when the model "
                f"misclassifies the row; {n_in} members and {n_out} non-members")
         if n_in < m or n_out < m:
             notes.append(f"the wall-clock cap (max_seconds {max_seconds:g}) stopped the attack: "

@@ -68,13 +68,14 @@ def format_check(result: CheckResult) -> str:
         return f"  ERROR: {result.error}"
     lines: list[str] = []
     d = result.details
-    methods = {(m.n, m.method) for m in result.measurements}
+    methods = {(m.n, m.method, "rows (members and non-members)" if m.family == "privacy"
+                else "eval rows") for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
         lines += [_gate_line(g) for g in result.gates if g.scope == m.scope]
         lines += [f"  note: {note}" for note in m.notes]
-    for n, method in sorted(methods):
-        tail = f"  n={n} eval rows, {method}"
+    for n, method, rows in sorted(methods):
+        tail = f"  n={n} {rows}, {method}"
         if "seed" in d:
             tail += f", seed {d['seed']}, {round(100 * d['confidence'])}% intervals"
         lines.append(tail)
