@@ -8,6 +8,8 @@ A :class:`GateFailure` is not an error: it is the verdict of a check whose gate 
 from __future__ import annotations
 
 import difflib
+import functools
+import os
 from pathlib import Path
 
 __all__ = [
@@ -25,11 +27,16 @@ def display_path(path: str | Path | None) -> str:
     """Return ``path`` relative to the working directory when it lies below it."""
     if path is None:
         return "<suite>"
-    p = Path(path)
+    return _relative(str(path), os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _relative(path: str, cwd: str) -> str:
+    """Resolving a path reads the file system; models print it on every prediction."""
     try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
+        return str(Path(path).resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
-        return str(p)
+        return str(Path(path))
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:

@@ -247,7 +247,7 @@ def numeric_matrix(frame: pd.DataFrame, dtype: Any, label: str, where: str, what
                    matrix: str, fix: str) -> np.ndarray:
     """All feature columns as one ``dtype`` matrix, or an error naming the first cell that is not
     a number (``what`` says what takes the matrix; ``fix`` what to do)."""
-    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+    if all(pd.api.types.is_numeric_dtype(t) for t in set(frame.dtypes)):
         return frame.to_numpy(dtype=dtype, na_value=np.nan)
     for name in frame.columns:
         column = frame[name]

@@ -85,7 +85,8 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
                 raise ModelError(f"{label}: the model's input takes columns that are not feature "
                                  f"columns of {where}: {shown} (from its 'features' metadata); "
                                  "include them in data.features")
-            frame = frame[ordered]  # in the model's order, whatever the table's
+            if list(frame.columns) != ordered:  # in the model's order, whatever the table's
+                frame = frame[ordered]
         if len(inputs) == 1:
             width = inputs[0].shape[-1] if len(inputs[0].shape) == 2 else None
             if isinstance(width, int) and width != frame.shape[1]:

@@ -2,12 +2,15 @@
 """Seconds per 100 attacked rows, per attack and model type, against ART called directly.
 
 Models (digits fixture, 64 pixel columns): the TorchScript teacher (torch), a bare scikit-learn
-LogisticRegression fitted here (sklearn LR, pickled), and the ONNX student (black box). For each
+LogisticRegression and a linear SVM (``CalibratedClassifierCV(StandardScaler + LinearSVC)``)
+fitted here (pickled; both white-box through their exact torch rebuilds), and the ONNX student
+(black box). For each
 attack (noise, FGSM, PGD, HopSkipJump) the harness runs ``robust_accuracy`` with one eps on a
 suite whose teacher and student are the same model (so each model is attacked twice; the time
 is halved), after the clean predictions are cached. The direct run calls ART (or numpy, for
 noise) on the same scaled rows with the same settings, predicting with the model itself, and
-does the same work as the harness: it predicts the rows clean, attacks the ones the model gets
+does the same work as the harness: it draws the rows and scales them into ART's clip values
+(0, 1), predicts them clean, attacks the ones the model gets
 right (HopSkipJump one row at a time, from ART's own random start, its result projected onto
 the eps ball) and predicts the adversarial rows, which is how the attack's success is measured.
 HopSkipJump uses fewer rows (its cost is per row); every time is scaled to 100 rows. The
@@ -45,13 +48,21 @@ EPS = 0.1
 
 
 def _models(paths: dict[str, Path], folder: Path) -> dict[str, Any]:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
 
     train = pd.read_csv(paths["digits/eval.csv"].parent / "train.csv")
     lr = LogisticRegression(C=0.01, max_iter=5000).fit(train.drop(columns="digit"), train["digit"])
     (folder / "lr.pkl").write_bytes(pickle.dumps(lr))
+    svm = CalibratedClassifierCV(make_pipeline(StandardScaler(), LinearSVC(C=0.01)))
+    svm.fit(train.drop(columns="digit"), train["digit"])
+    (folder / "svm.pkl").write_bytes(pickle.dumps(svm))
     return {"torch": {"torch": str(paths["digits/teacher.pt"]), "classes": list(range(10))},
             "sklearn LR": {"pickle": str(folder / "lr.pkl"), "trust": True},
+            "sklearn SVM": {"pickle": str(folder / "svm.pkl"), "trust": True},
             "ONNX black-box": str(paths["digits/student.onnx"])}
 
 
@@ -82,16 +93,17 @@ def _direct(paths: dict[str, Path], model: Any, attack: str, rows: int) -> float
     run = SuiteRun(suite_from_dict(raw, base_dir=paths["digits/eval.csv"].parent))
     run.inputs
     loaded = run.model("teacher")
+    columns = [str(c) for c in run.eval_table.features.columns]
+    order = run.encoding.reorder(loaded.classes)
+    start = time.perf_counter()
+    # ART needs the rows drawn and scaled into its clip values, (0, 1) here: the same space
     space = rb.attack_space(run.eval_table, rows, 0)
     x0 = space.scaled()
     y = np.asarray(run.inputs.y)[space.rows]
-    columns = [str(c) for c in run.eval_table.features.columns]
-    order = run.encoding.reorder(loaded.classes)
 
     def predict(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(loaded.predict(_table(run, space.frame_with(x, rows))))[:, order]
 
-    start = time.perf_counter()
     # the same work as the harness: the clean predictions of the rows (robust accuracy counts
     # only rows that are right clean, and only those are attacked), the attack, and the
     # predictions on the adversarial rows (which decide the result)

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
 from audit import SuiteRun, load_suite
-from audit.checks.privacy import roc_points, roc_stats
+from audit.checks.roc import resampled_roc_stats, roc_points, roc_stats, stratified_counts
 from audit.results import Measurement
 
 METRICS = ("mia_auc", "mia_advantage", "mia_tpr_at_fpr")
@@ -50,6 +50,25 @@ def test_roc_stats_equal_sklearn_per_replicate(ties: bool) -> None:
     assert float(one["auc"]) == pytest.approx(roc_auc_score(labels, scores[0]))
     fpr, tpr = roc_points(scores[0], labels)
     assert len(fpr) <= 50 and (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["continuous", "tied"])
+def test_resampled_roc_stats_equal_roc_stats_on_the_resampled_rows(ties: bool) -> None:
+    """A replicate given as row counts scores exactly like the rows it stands for."""
+    rng = np.random.default_rng(4)
+    labels = np.r_[np.ones(60), np.zeros(80)]
+    scores = rng.normal(size=140) + 0.5 * labels
+    if ties:
+        scores = np.round(scores, 1)
+    counts = stratified_counts(labels, 30, np.random.default_rng(9))
+    assert np.all(counts[:, labels == 1].sum(axis=1) == 60)
+    assert np.all(counts[:, labels == 0].sum(axis=1) == 80)
+    fast = resampled_roc_stats(scores, labels, counts)
+    for b in range(30):
+        idx = np.repeat(np.arange(140), counts[b])
+        want = roc_stats(scores[idx], labels[idx])
+        for key, value in want.items():
+            assert fast[key][b] == pytest.approx(float(value), abs=1e-12), key
 
 
 # -- a small synthetic suite: train and eval of 300 rows each, so every row is sampled ------

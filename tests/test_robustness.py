@@ -323,3 +323,25 @@ def test_a_differentiable_copy_that_disagrees_with_the_model_is_an_error(
     assert "the differentiable copy used for gradient attacks disagrees with the model's own " \
            "probabilities by" in result.error and "use attack: hopskipjump" in result.error
 
+
+
+def test_the_paired_bootstrap_of_01_rows_is_the_row_bootstrap() -> None:
+    """Drawing the (teacher, student) row patterns from one multinomial is resampling rows:
+    the replicates' means, spreads and correlation match a direct row bootstrap."""
+    from audit.checks.robustness import _boot
+
+    rng = np.random.default_rng(5)
+    t = rng.random(150) < 0.7
+    s = np.where(rng.random(150) < 0.8, t, ~t)  # correlated with the teacher
+    fast = _boot({"t": t, "s": s}, 40_000, seed=1)
+    idx = np.random.default_rng(2).integers(0, 150, size=(40_000, 150))
+    rows = {"t": t[idx].mean(axis=1), "s": s[idx].mean(axis=1)}
+    for k in ("t", "s"):
+        assert fast[k].mean() == pytest.approx(rows[k].mean(), abs=1e-3)
+        assert fast[k].std() == pytest.approx(rows[k].std(), rel=0.03)
+        counts = fast[k] * 150  # whole counts of rows
+        assert np.allclose(counts, np.rint(counts), rtol=0, atol=1e-9)
+    corr = np.corrcoef(fast["t"], fast["s"])[0, 1]
+    assert corr == pytest.approx(np.corrcoef(rows["t"], rows["s"])[0, 1], abs=0.02)
+    diff = fast["t"] - fast["s"]
+    assert diff.std() == pytest.approx((rows["t"] - rows["s"]).std(), rel=0.03)

@@ -49,81 +49,20 @@ from audit.checks.attacks import DEFAULT_MAX_SECONDS
 from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
 from audit.checks.boundary import boundary_distances
 from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.roc import (
+    FPR_LEVELS,
+    resampled_roc_stats,
+    roc_points,
+    roc_stats,
+    stratified_counts,
+)
 from audit.errors import DataError, display_path
 
-__all__ = ["roc_stats", "roc_points", "ATTACKS", "DEFAULT_SAMPLES", "FPR_LEVELS"]
+__all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
 
 ATTACKS = ("loss_threshold", "blackbox", "label_only", "decision_boundary")
 DEFAULT_ATTACK = "loss_threshold"
 DEFAULT_SAMPLES = 500
-FPR_LEVELS = (0.01, 0.001)  # the gated level first
-ROC_POINTS = 50
-
-
-def roc_stats(scores: np.ndarray, labels: np.ndarray,
-              fpr_levels: tuple[float, ...] = FPR_LEVELS) -> dict[str, np.ndarray]:
-    """ROC AUC, advantage and TPR at FPR levels, for each row of ``scores``.
-
-    Parameters
-    ----------
-    scores : ndarray, shape (b, n) or (n,)
-        Attack scores (higher = more likely a member), one row per replicate.
-    labels : ndarray, same shape
-        1 for members, 0 for non-members; every row must hold both.
-    fpr_levels : tuple of float
-        FPR levels for the TPR (the largest TPR on the ROC with FPR <= level, no interpolation).
-
-    Returns
-    -------
-    dict
-        ``auc``, ``advantage`` (max of TPR - FPR over thresholds, at least 0) and ``tpr@<level>``
-        arrays of shape (b,) (or scalars' 0-d arrays for 1-D input).
-
-    Examples
-    --------
-    >>> r = roc_stats(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
-    >>> float(r["auc"]), float(r["advantage"])
-    (0.75, 0.5)
-    """
-    s = np.atleast_2d(np.asarray(scores, dtype=float))
-    y = np.atleast_2d(np.asarray(labels, dtype=float))
-    n_pos, n_neg = y.sum(axis=1), (1 - y).sum(axis=1)
-    # the ROC's corners: sort by score, descending, and keep the last row of each tie group
-    order = np.argsort(-s, axis=1, kind="stable")
-    ss = np.take_along_axis(s, order, axis=1)
-    ys = np.take_along_axis(y, order, axis=1)
-    tpr = np.cumsum(ys, axis=1) / n_pos[:, None]
-    fpr = np.cumsum(1 - ys, axis=1) / n_neg[:, None]
-    corner = np.ones_like(ss, dtype=bool)
-    corner[:, :-1] = ss[:, :-1] != ss[:, 1:]
-    # AUC: the trapezoids between consecutive corners (ties counted half, as Mann-Whitney U)
-    last = np.maximum.accumulate(np.where(corner, np.arange(ss.shape[1]), -1), axis=1)
-    prev = np.full_like(last, -1)
-    prev[:, 1:] = last[:, :-1]
-    safe = np.maximum(prev, 0)
-    prev_tpr = np.where(prev >= 0, np.take_along_axis(tpr, safe, axis=1), 0.0)
-    prev_fpr = np.where(prev >= 0, np.take_along_axis(fpr, safe, axis=1), 0.0)
-    auc = np.where(corner, (fpr - prev_fpr) * (tpr + prev_tpr) / 2, 0.0).sum(axis=1)
-    out = {"auc": auc, "advantage": np.maximum(np.where(corner, tpr - fpr, -np.inf).max(axis=1), 0.0)}
-    for level in fpr_levels:
-        ok = corner & (fpr <= level + 1e-12)
-        out[f"tpr@{level:g}"] = np.where(ok, tpr, 0.0).max(axis=1)
-    if np.ndim(scores) == 1:
-        return {k: v[0] for k, v in out.items()}
-    return out
-
-
-def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = ROC_POINTS
-               ) -> tuple[list[float], list[float]]:
-    """The ROC curve (scikit-learn's points, from (0, 0) to (1, 1)), downsampled to about
-    ``max_points`` points, keeping both ends."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    if len(fpr) > max_points:
-        keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, max_points)).astype(int))
-        fpr, tpr = fpr[keep], tpr[keep]
-    return [float(v) for v in fpr], [float(v) for v in tpr]
 
 
 # -- the attack --------------------------------------------------------------------------
@@ -275,13 +214,9 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
 
 def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Stratified paired bootstrap: the same resampled rows for teacher and student."""
-    labels = result["labels"]
-    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    rng = np.random.default_rng([seed, 1])  # not the stream that sampled the rows
-    idx = np.hstack([pos[rng.integers(0, len(pos), (n_boot, len(pos)))],
-                     neg[rng.integers(0, len(neg), (n_boot, len(neg)))]])
-    lab = np.broadcast_to(np.r_[np.ones(len(pos)), np.zeros(len(neg))], idx.shape)
-    return {who: roc_stats(s[idx], lab) for who, s in result["scores"].items()}
+    counts = stratified_counts(result["labels"], n_boot, np.random.default_rng([seed, 1]))
+    return {who: resampled_roc_stats(s, result["labels"], counts)
+            for who, s in result["scores"].items()}
 
 
 def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,

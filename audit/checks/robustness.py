@@ -71,23 +71,25 @@ from audit.checks.attacks import (
 from audit.checks.registry import Metric, MetricInput, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
-from audit.stats import percentile_interval
+from audit.stats import bootstrap_tables, percentile_interval
 
 __all__: list[str] = []  # the metrics register themselves; the machinery is audit.checks.attacks
 
 def _boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    """Paired bootstrap of row means: the same resampled rows for every array."""
+    """Paired bootstrap of the means of 0/1 rows: the same resampled rows for every array.
+
+    The rows take one of ``2**len(values)`` patterns, so resampling them with replacement is
+    one multinomial draw over the pattern counts per replicate (:func:`bootstrap_tables`, as
+    for the count-based metrics): exact, and independent of the number of rows.
+    """
     m = len(next(iter(values.values())))
-    idx = np.random.default_rng(seed).integers(0, m, size=(n_boot, m))
-    if len(values) <= 8 and all(np.asarray(v).dtype == bool for v in values.values()):
-        # 0/1 rows: pack them as the bits of one byte per row and gather once; a replicate's
-        # count is an exact integer, so count / m is bit-identical to the float mean
-        code = np.zeros(m, np.uint8)
-        for b, v in enumerate(values.values()):
-            code |= np.asarray(v, np.uint8) << b
-        picked = code[idx]
-        return {k: ((picked >> b) & 1).sum(axis=1) / m for b, k in enumerate(values)}
-    return {k: v.astype(np.float64)[idx].mean(axis=1) for k, v in values.items()}
+    code = np.zeros(m, np.int64)
+    for b, v in enumerate(values.values()):
+        code |= np.asarray(v, bool).astype(np.int64) << b
+    cells = 1 << len(values)
+    draws = bootstrap_tables(np.bincount(code, minlength=cells), n_boot, seed)
+    patterns = np.arange(cells)
+    return {k: draws[:, (patterns >> b) & 1 == 1].sum(axis=1) / m for b, k in enumerate(values)}
 
 
 def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
