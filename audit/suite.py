@@ -467,6 +467,18 @@ class _Parser:
                                             "teacher the student may be, and 0 allows no loss at "
                                             "all (requiring a gain over the teacher is not "
                                             "supported)")
+            width = hi - lo
+            if k == "max_regression" and v >= width:
+                raise self.bad((*kp, k), v, f"{metric.name} lies in [{lo:g}, {hi:g}], so the "
+                                            f"student can be at most {width:g} worse than the "
+                                            "teacher; this bound is always met (it can never "
+                                            "fail); use a smaller value")
+            if k == "max_relative_regression" and metric.direction == "higher" and lo >= 0 \
+                    and v >= 1:
+                raise self.bad((*kp, k), v, f"{metric.name} is at least {lo:g}, so the student "
+                                            "can lose at most all (1) of the teacher's value; "
+                                            "this bound is always met (it can never fail); use "
+                                            "a fraction below 1")
         return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
                         max_relative_regression=vals["max_relative_regression"],
                         severity=vals["severity"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -258,6 +259,16 @@ CASES = [
          "x.audit.yaml:12 checks.acc.gate.min=-0.5: accuracy lies in [0, 1]; this bound is always "
          "met; remove it",
          id="min-always-met"),
+    case(edit(GATE, "gate: {max_regression: 1}"),
+         "x.audit.yaml:12 checks.acc.gate.max_regression=1: accuracy lies in [0, 1], so the "
+         "student can be at most 1 worse than the teacher; this bound is always met (it can "
+         "never fail); use a smaller value",
+         id="max-regression-always-met"),
+    case(edit(GATE, "gate: {max_relative_regression: 1.5}"),
+         "x.audit.yaml:12 checks.acc.gate.max_relative_regression=1.5: accuracy is at least 0, "
+         "so the student can lose at most all (1) of the teacher's value; this bound is always "
+         "met (it can never fail); use a fraction below 1",
+         id="max-relative-regression-always-met"),
     case(edit(GATE, "gate: {severity: warn}"),
          "x.audit.yaml:12 checks.acc.gate={'severity': 'warn'}: sets no bound; give at least one "
          "of min, max, max_regression, max_relative_regression",
@@ -598,10 +609,15 @@ def gates(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         gate["min"] = lo
     if draw(st.booleans()):
         gate["max"] = hi
-    if not pairwise:
-        for key in ("max_regression", "max_relative_regression"):
+    if not pairwise:  # below the bounds that can never fail (refused, tested above)
+        m = get_metric(metric)
+        width = m.bounds[1] - m.bounds[0]
+        caps = {"max_regression": width,
+                "max_relative_regression": 1.0 if m.direction == "higher" and m.bounds[0] >= 0
+                else np.inf}
+        for key, cap in caps.items():
             if draw(st.booleans()):
-                gate[key] = draw(nonneg | st.integers(0, 3))
+                gate[key] = draw((nonneg | st.integers(0, 3)).filter(lambda v, c=cap: v < c))
     if not gate:
         gate["min" if draw(st.booleans()) else "max"] = lo
     if draw(st.booleans()):
