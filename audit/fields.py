@@ -22,7 +22,8 @@ PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_si
               "attack", "eps", "norm", "samples", "members", "non_members")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
-SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
+SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch",
+                ".pt2": "torch"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -85,7 +86,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
                           schema=(("pattern", CALLABLE_RE.pattern),)),
         "predictions": Field("path", "Precomputed class probabilities for the eval rows."),
         "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
-        "torch": Field("path", "A TorchScript file (.pt/.pth, saved with torch.jit), run on the CPU."),
+        "torch": Field("path", "A TorchScript file (.pt/.pth, saved with torch.jit) or an exported "
+                               "program (.pt2, saved with torch.export), run on the CPU."),
         "classes": Field("label_list", "Class labels in output column order."),
         "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
         "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),

@@ -1,15 +1,18 @@
-"""The PyTorch adapter: TorchScript files, or an ``nn.Module`` a callable names.
+"""The PyTorch adapter: TorchScript files, ``torch.export`` programs (.pt2), or an
+``nn.Module`` a callable names.
 
-TorchScript loads without unpickling arbitrary Python objects. The model runs in eval mode
-under ``no_grad``, in batches, on the feature columns as one matrix cast to the parameters'
-dtype (so float64 data never crashes a float32 model); ``output: logits`` (the default) applies
-a softmax. torch is imported only when a torch model is loaded.
+TorchScript and exported programs load without unpickling arbitrary Python objects. The model
+runs in eval mode (an exported program as it was exported) under ``no_grad``, in batches, on
+the feature columns as one matrix cast to the parameters' dtype (so float64 data never crashes
+a float32 model); ``output: logits`` (the default) applies a softmax. torch is imported only
+when a torch model is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import sys
 import warnings
 import zipfile
@@ -40,45 +43,75 @@ def _import_torch(label: str) -> Any:
     return torch
 
 
-def _torchscript_problem(path: Path) -> str | None:
-    """Why ``path`` is not a TorchScript archive, judged from its zip listing without reading
-    any pickle; ``None`` when it looks like one."""
+def _archive_kind(path: Path) -> tuple[str | None, str | None]:
+    """``("torchscript" | "export", None)`` from the zip listing of ``path``, without reading
+    any pickle; ``(None, why not)`` for anything else."""
     if not zipfile.is_zipfile(path):
-        return "not a TorchScript archive (not a zip file)"
+        return None, "not a TorchScript or torch.export archive (not a zip file)"
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    if not any(n.rpartition("/")[2] == "constants.pkl" for n in names):
-        return ("written by torch.save (a pickle, such as a state_dict or a whole pickled "
-                "model), not TorchScript")
-    return None
+    leaves = {n.partition("/")[2] for n in names}
+    if any(n.rpartition("/")[2] == "constants.pkl" for n in names):
+        return "torchscript", None
+    if "archive_format" in leaves and any(n.startswith("models/") and n.endswith(".json")
+                                          for n in leaves):
+        return "export", None
+    return None, ("written by torch.save (a pickle, such as a state_dict or a whole pickled "
+                  "model), not TorchScript or torch.export")
 
 
 def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
-    """Load a TorchScript file with ``torch.jit.load(path, map_location="cpu")``.
+    """Load a TorchScript file (``torch.jit.load(path, map_location="cpu")``) or a program
+    saved with ``torch.export.save`` (``torch.export.load(path).module()``).
 
     A TorchScript archive holds tensors and TorchScript code, which torch's own interpreter
-    runs: loading it does not unpickle arbitrary Python objects or import Python modules
-    (unlike ``torch.load`` of a pickled model, which is refused with a pointer to
-    ``callable:``). Files written by ``torch.save`` are recognised from their zip listing and
-    refused before torch reads them.
+    runs; an exported program holds a graph (JSON) and its weights. Loading either does not
+    unpickle arbitrary Python objects or import Python modules (unlike ``torch.load`` of a
+    pickled model, which is refused with a pointer to ``callable:``). Files written by
+    ``torch.save`` are recognised from their zip listing and refused before torch reads them.
+    An exported program's class labels may be stored with it:
+    ``torch.export.save(program, path, extra_files={"classes": json.dumps([...])})``.
     """
     assert spec.path is not None
     label = _label(role, spec)
-    fix = ("save the model with torch.jit.script(model).save(path) (or torch.jit.trace), or build "
-           "it in code and name it with {callable: 'module:function'}")
-    problem = _torchscript_problem(spec.path)
-    if problem is not None:
+    fix = ("save the model with torch.export.save(torch.export.export(model, (example,), "
+           "dynamic_shapes=...), path) or torch.jit.script(model).save(path), or build it in "
+           "code and name it with {callable: 'module:function'}")
+    kind, problem = _archive_kind(spec.path)
+    if kind is None:
         raise ModelError(f"{label}: {problem}; {fix}")
     torch = _import_torch(label)
+    notes: tuple[str, ...] = ()
     try:
-        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
-            warnings.filterwarnings("ignore", _TORCHSCRIPT_DEPRECATION, DeprecationWarning)
-            module = torch.jit.load(str(spec.path), map_location="cpu")
+        if kind == "export":
+            extra = {"classes": ""}
+            module = torch.export.load(str(spec.path), extra_files=extra).module()
+            if extra["classes"]:
+                module.classes = _json_classes(extra["classes"], label)
+        else:
+            with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+                warnings.filterwarnings("ignore", _TORCHSCRIPT_DEPRECATION, DeprecationWarning)
+                module = torch.jit.load(str(spec.path), map_location="cpu")
+    except ModelError:
+        raise
     except Exception as exc:
-        raise ModelError(f"{label}: torch cannot load it as TorchScript ({_torch_error(exc)}); "
+        what = "an exported program" if kind == "export" else "TorchScript"
+        raise ModelError(f"{label}: torch cannot load it as {what} ({_torch_error(exc)}); "
                          f"{fix}") from None
     return torch_model(torch, module, spec, role, file_sha256(spec.path),
-                        spec.path.stat().st_size, ())
+                       spec.path.stat().st_size, notes)
+
+
+def _json_classes(text: str, label: str) -> list[Any]:
+    try:
+        listed = json.loads(text)
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list):
+        raise ModelError(f"{label}: the program's extra file 'classes' is {text[:80]!r}, not a "
+                         "JSON list of class labels; fix it or add classes: [...] to the model "
+                         "in the suite")
+    return listed
 
 
 def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str,
@@ -92,7 +125,10 @@ def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str
     """
     label = _label(role, spec)
     classes = _torch_classes(module, spec, label)
-    module.eval()
+    try:
+        module.eval()
+    except NotImplementedError:  # an exported program runs as it was exported (eval or not)
+        pass
     dtype = next((t.dtype for t in (*module.parameters(), *module.buffers())
                   if t.is_floating_point()), torch.float32)
     input_dtype = np.dtype({torch.float64: np.float64, torch.float16: np.float16}.get(
@@ -152,7 +188,9 @@ def _torch_classes(module: Any, spec: ModelSpec, label: str) -> tuple[Any, ...]:
     if listed is None:
         raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
                          "in the suite, in the order of the model's outputs, or give the module a "
-                         "classes attribute (a list of labels, kept by TorchScript)")
+                         "classes attribute (a list of labels, kept by TorchScript; a torch.export "
+                         "program keeps them when saved with extra_files={'classes': "
+                         "json.dumps([...])})")
     items = None
     if isinstance(listed, (list, tuple, np.ndarray)):
         items = [c.item() if isinstance(c, np.generic) else c for c in listed]

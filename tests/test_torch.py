@@ -199,7 +199,8 @@ def test_torchscript_without_classes_says_how_to_name_them(tmp_path: Path) -> No
     assert str(info.value) == (
         f"teacher ({display_path(path)}): cannot tell the class labels; add classes: [...] to the "
         "model in the suite, in the order of the model's outputs, or give the module a classes "
-        "attribute (a list of labels, kept by TorchScript)")
+        "attribute (a list of labels, kept by TorchScript; a torch.export program keeps them when "
+        "saved with extra_files={'classes': json.dumps([...])})")
     model = load_model(ModelSpec(kind="torch", path=path, classes=("a", "b", "c")), "teacher")
     assert model.classes == ("a", "b", "c")
 
@@ -214,6 +215,58 @@ class _OneClass(nn.Module):
         return self.linear(x)
 
 
+# --------------------------------------------------------------------------- torch.export
+def test_an_exported_program_predicts_like_its_torchscript_twin(digits: Path,
+                                                                digits_table: Table) -> None:
+    """digits/student.pt2 is the student network saved with torch.export, its classes in the
+    extra file ``classes``: same probabilities as the TorchScript file, and gradients."""
+    exported = load_model(ModelSpec(kind="torch", path=digits / "student.pt2"), "student")
+    scripted = load_model(ModelSpec(kind="torch", path=digits / "student.pt"), "student")
+    assert exported.classes == scripted.classes == tuple(range(10))
+    np.testing.assert_allclose(exported.predict_proba(digits_table),
+                               scripted.predict_proba(digits_table), rtol=0, atol=1e-6)
+    assert exported.module is not None and exported.input_dtype == np.float32
+    x = torch.zeros(3, 64, requires_grad=True)
+    exported.module(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_pgd_on_an_exported_program_equals_pgd_on_torchscript(digits: Path) -> None:
+    def robust(student: str) -> Any:
+        raw = {"version": 1, "name": "x", "data": {"eval": str(digits / "eval.csv"),
+                                                   "target": "digit"},
+               "teacher": str(digits / "teacher.pt"), "student": str(digits / student),
+               "checks": {"r": {"metric": "robust_accuracy", "eps": [0.1], "samples": 60}}}
+        result = SuiteRun(suite_from_dict(raw, base_dir=digits)).run_check("r")
+        assert result.status == "info", result.error
+        return result.measurements[0]
+
+    pt2, pt = robust("student.pt2"), robust("student.pt")
+    assert pt2.params["attack"] == "pgd"  # white-box: the exported program gives gradients
+    assert pt2.student.value == pytest.approx(pt.student.value, abs=1 / 60)
+
+
+def _export_to(module: nn.Module, path: Path, extra: dict[str, str] | None = None) -> Path:
+    program = torch.export.export(module.eval(), (torch.zeros(2, 2),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path), extra_files=extra)
+    return path
+
+
+def test_an_exported_program_without_classes(tmp_path: Path) -> None:
+    path = _export_to(nn.Sequential(nn.Linear(2, 3)), tmp_path / "bare.pt2")
+    with pytest.raises(ModelError, match="cannot tell the class labels; .*extra_files="):
+        load_model(ModelSpec(kind="torch", path=path), "teacher")
+    model = load_model(ModelSpec(kind="torch", path=path, classes=("a", "b", "c")), "teacher")
+    assert model.classes == ("a", "b", "c")
+    bad = _export_to(nn.Sequential(nn.Linear(2, 3)), tmp_path / "bad.pt2", {"classes": "a,b,c"})
+    with pytest.raises(ModelError) as info:
+        load_model(ModelSpec(kind="torch", path=bad), "teacher")
+    assert str(info.value) == (
+        f"teacher ({display_path(bad)}): the program's extra file 'classes' is 'a,b,c', not a "
+        "JSON list of class labels; fix it or add classes: [...] to the model in the suite")
+
+
 def test_a_classes_attribute_that_is_not_a_label_list(tmp_path: Path) -> None:
     path = _script_to(_OneClass(), tmp_path / "one.pt")
     with pytest.raises(ModelError) as info:
@@ -224,8 +277,9 @@ def test_a_classes_attribute_that_is_not_a_label_list(tmp_path: Path) -> None:
         "add classes: [...] to the model in the suite")
 
 
-FIX = ("save the model with torch.jit.script(model).save(path) (or torch.jit.trace), or build it "
-       "in code and name it with {callable: 'module:function'}")
+FIX = ("save the model with torch.export.save(torch.export.export(model, (example,), "
+       "dynamic_shapes=...), path) or torch.jit.script(model).save(path), or build it in code and "
+       "name it with {callable: 'module:function'}")
 
 
 @pytest.mark.parametrize("write", [
@@ -239,7 +293,7 @@ def test_a_torch_save_file_is_refused_before_torch_reads_it(tmp_path: Path, writ
         load_model(ModelSpec(kind="torch", path=path), "teacher")
     assert str(info.value) == (
         f"teacher ({display_path(path)}): written by torch.save (a pickle, such as a state_dict or "
-        f"a whole pickled model), not TorchScript; {FIX}")
+        f"a whole pickled model), not TorchScript or torch.export; {FIX}")
 
 
 def test_a_file_that_is_not_torchscript_is_refused(tmp_path: Path) -> None:
@@ -248,7 +302,8 @@ def test_a_file_that_is_not_torchscript_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as info:
         load_model(ModelSpec(kind="torch", path=path), "teacher")
     assert str(info.value) == (
-        f"teacher ({display_path(path)}): not a TorchScript archive (not a zip file); {FIX}")
+        f"teacher ({display_path(path)}): not a TorchScript or torch.export archive (not a zip "
+        f"file); {FIX}")
 
 
 def test_a_width_mismatch_names_the_matrix_it_was_fed(tmp_path: Path, digits: Path,
@@ -455,7 +510,7 @@ def test_callable_module_errors(nets: Path, target: str, output: str | None, mes
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("pair")
     write_pair(folder, n=40)
-    for name in ("m.pt", "M.PTH", "m.onnx"):
+    for name in ("m.pt", "M.PTH", "m.pt2", "m.onnx"):
         (folder / name).write_bytes(b"")
     return folder
 
@@ -470,6 +525,7 @@ def _suite(teacher: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("teacher", "output"), [
     pytest.param("m.pt", None, id="pt-path"),
     pytest.param("M.PTH", None, id="pth-path-upper-case"),
+    pytest.param("m.pt2", None, id="pt2-exported-program"),
     pytest.param({"torch": "m.pt", "classes": ["No", "Yes"], "output": "probabilities"},
                  "probabilities", id="torch-mapping"),
     pytest.param({"callable": "mymodels:build", "output": "logits"}, "logits", id="callable-output"),

@@ -198,7 +198,9 @@ def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.inner = inner
+            # not registered as a submodule: eval()/train() must not reach it (an exported
+            # program refuses them; the model was put in eval mode when it was loaded)
+            object.__setattr__(self, "inner", inner)
 
         def forward(self, x: Any) -> Any:
             full = base.expand(x.shape[0], -1).clone()
