@@ -113,7 +113,7 @@ def _direct(paths: dict[str, Path], model: Any, attack: str, rows: int) -> float
         noise = np.random.default_rng(0).uniform(-EPS, EPS, x0.shape)
         x[correct] = np.clip(x0[correct] + noise[correct], 0, 1)
     elif attack in ("fgsm", "pgd"):
-        clf = rb._art_torch(rb.gradient_module(loaded, space, columns), x0.shape[1], 10)
+        clf = rb.art_torch(rb.gradient_module(loaded, space, columns), x0.shape[1], 10)
         art = (ProjectedGradientDescent(clf, eps=EPS, eps_step=EPS / 8, max_iter=20,
                                         batch_size=len(correct), verbose=False) if attack == "pgd"
                else FastGradientMethod(clf, eps=EPS, batch_size=len(correct)))

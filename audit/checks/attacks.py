@@ -1,6 +1,7 @@
-"""The attack machinery behind the robustness checks: the perturbation space, the attacks
-(ART's FGSM/PGD through torch, HopSkipJump through a black box, uniform noise) and the
-adversarial examples they produce, cached like predictions.
+"""The attack machinery behind the robustness checks: the attacks (ART's FGSM/PGD through a
+differentiable copy of the model, HopSkipJump through a black box, uniform noise), in the
+perturbation space of :mod:`audit.checks.perturbation`, and the adversarial examples they
+produce, cached like predictions.
 
 See :mod:`audit.checks.robustness` for what is measured and how eps is defined.
 """
@@ -11,12 +12,18 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from audit.checks.differentiable import (
+    GRADIENT_MODELS,
+    art_torch,
+    gradient_module,
+    has_gradients,
+)
+from audit.checks.perturbation import AttackSpace, attack_space, noise, norm_order, project
 from audit.errors import DataError, ModelError, display_path
 from audit.models import check_probabilities
 
@@ -36,189 +43,6 @@ GRADIENT_ATTACKS = ("pgd", "fgsm")
 GRADIENT_TOLERANCE = 1e-5  # max |p - p'| between the attacked copy and the model
 
 
-# --------------------------------------------------------------------------- the space
-@dataclasses.dataclass(frozen=True)
-class AttackSpace:
-    """The attacked rows and the scaled numeric columns the attacks move."""
-
-    rows: np.ndarray  # eval row positions, sorted
-    frame: pd.DataFrame  # their feature rows (index 0..m-1)
-    columns: tuple[str, ...]  # perturbed columns (numeric, non-constant)
-    integer: np.ndarray  # bool per perturbed column
-    low: np.ndarray
-    span: np.ndarray
-    fixed: tuple[str, ...]  # numeric columns with one value: never moved
-    categorical: tuple[str, ...]
-    # the perturbed columns of ``frame`` as float64 (computed from ``frame`` when not given)
-    raw: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    @cached_property
-    def _arrays(self) -> dict[Any, np.ndarray]:
-        return {c: self.frame[c].to_numpy() for c in self.frame.columns}
-
-    @cached_property
-    def _matrix(self) -> np.ndarray:
-        return self.frame.to_numpy(dtype=np.float64)
-
-    @cached_property
-    def _moved(self) -> np.ndarray:
-        position: dict[str, int] = {}
-        for j, c in enumerate(self.frame.columns):
-            position.setdefault(str(c), j)
-        return np.array([position[c] for c in self.columns])
-
-    @cached_property
-    def _single_dtype(self) -> Any:
-        """The one dtype of an all-numeric frame (the fast path of ``frame_with``), else None."""
-        dtypes = set(self.frame.dtypes)
-        return next(iter(dtypes)) if len(dtypes) == 1 and not self.categorical else None
-
-    @cached_property
-    def _moved_dtypes(self) -> dict[str, tuple[int, Any]]:
-        return {c: (j, self.frame[c].dtype) for j, c in enumerate(self.columns)}
-
-    @cached_property
-    def _scaled(self) -> np.ndarray:
-        raw = self.raw
-        if raw is None:
-            raw = self.frame[list(self.columns)].to_numpy(dtype=np.float64)
-        return np.clip((raw - self.low) / self.span, 0.0, 1.0)
-
-    def scaled(self) -> np.ndarray:
-        """The perturbed columns of the attacked rows, scaled to [0, 1] (a fresh copy)."""
-        return self._scaled.copy()
-
-    def unscale(self, x01: np.ndarray) -> np.ndarray:
-        """Back to the columns' units: rounded for integer columns, clipped to [min, max]."""
-        raw = self.low + np.clip(np.asarray(x01, np.float64), 0.0, 1.0) * self.span
-        raw[:, self.integer] = np.rint(raw[:, self.integer])
-        return np.clip(raw, self.low, self.low + self.span)
-
-    def frame_with(self, x01: np.ndarray, rows: np.ndarray | None = None) -> pd.DataFrame:
-        """The feature rows (all, or positions ``rows``) with the perturbed columns replaced."""
-        raw = self.unscale(x01)
-        dtype = self._single_dtype
-        if dtype is not None:  # all numeric, one dtype: one block, fast
-            full = self._matrix.copy() if rows is None else self._matrix[rows]
-            full[:, self._moved] = raw
-            return pd.DataFrame(full.astype(dtype), columns=self.frame.columns)
-        moved = self._moved_dtypes
-        data = {}
-        for col in self.frame.columns:
-            hit = moved.get(col)
-            if hit is None:
-                values = self._arrays[col]
-                data[col] = values if rows is None else values[rows]
-            else:
-                j, col_dtype = hit
-                data[col] = raw[:, j].astype(col_dtype) if self.integer[j] else raw[:, j]
-        return pd.DataFrame(data, columns=self.frame.columns)
-
-
-def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
-    """Draw ``samples`` eval rows (seeded) and describe the numeric columns to perturb."""
-    features: pd.DataFrame = table.features
-    n = len(features)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
-    dtypes = features.dtypes
-    numeric = [c for c, t in zip(features.columns, dtypes, strict=True)
-               if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)]
-    numeric_set = set(numeric)
-    categorical = tuple(str(c) for c in features.columns if c not in numeric_set)
-    every = len(numeric) == features.shape[1]  # all numeric: no column selection to build
-    single = every and len(set(dtypes)) == 1 and isinstance(dtypes.iloc[0], np.dtype)
-    if single:  # one numpy dtype: one matrix, and the attacked rows are a slice of it
-        native = features.to_numpy()
-        values = native.astype(np.float64)
-    else:
-        values = (features if every else features[numeric]).to_numpy(dtype=np.float64)
-    if np.isnan(values).any():
-        col = numeric[int(np.flatnonzero(np.isnan(values).any(axis=0))[0])]
-        raise DataError(f"robustness: numeric column {col!r} has missing values; the attacks "
-                        "perturb numbers, so fill them or leave the column out with "
-                        "data.features")
-    low, high = values.min(axis=0), values.max(axis=0)
-    moving = high > low
-    if not moving.any():
-        raise DataError("robustness checks perturb numeric feature columns, but the eval table "
-                        f"has none that vary (columns: {', '.join(map(str, features.columns))})")
-    cols = [c for c, m in zip(numeric, moving, strict=True) if m]
-    frame = (pd.DataFrame(native[rows], columns=features.columns) if single
-             else features.iloc[rows].reset_index(drop=True))
-    return AttackSpace(rows=rows, frame=frame, raw=values[rows][:, moving],
-                       columns=tuple(map(str, cols)),
-                       integer=np.array([pd.api.types.is_integer_dtype(dtypes[c]) for c in cols],
-                                        dtype=bool),
-                       low=low[moving], span=(high - low)[moving],
-                       fixed=tuple(str(c) for c, m in zip(numeric, moving, strict=True) if not m),
-                       categorical=categorical)
-
-
-# --------------------------------------------------------------------------- gradients
-def has_gradients(model: Any) -> bool:
-    """Whether ART can take gradients of ``model``: a torch module, or a scikit-learn model
-    :mod:`audit.checks.differentiable` rebuilds exactly."""
-    from audit.checks.differentiable import supports
-
-    return model.module is not None or supports(getattr(model, "native", None))
-
-
-GRADIENT_MODELS = ("torch models and scikit-learn linear models (LogisticRegression, or a linear "
-                   "SVM or other linear classifier in CalibratedClassifierCV(method='sigmoid'), "
-                   "optionally after StandardScaler/MinMaxScaler/MaxAbsScaler in a Pipeline)")
-
-
-def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
-    """A torch module from scaled perturbed columns (n, d) to the model's logits.
-
-    ``columns`` are all the model's feature columns, in order; the columns not attacked are
-    constant over the table (anything else would need a categorical, which torch models and
-    the rebuilt scikit-learn models cannot take), so they are filled in from the first row.
-    """
-    import torch
-    from torch import nn
-
-    first = {str(c): v[0] for c, v in reversed(space._arrays.items())}  # the first row
-    base = torch.from_numpy(np.array([[first[c] for c in columns]], dtype=np.float64))
-    index = torch.tensor([columns.index(c) for c in space.columns])
-    low, span = torch.from_numpy(space.low), torch.from_numpy(space.span)
-    if model.module is not None:
-        inner, dtype = model.module, torch.from_numpy(np.zeros(0, model.input_dtype)).dtype
-        probabilities = (model.spec.output or "logits") == "probabilities"
-    else:
-        from audit.checks.differentiable import torch_module
-
-        inner, _ = torch_module(model.native, len(columns))
-        dtype, probabilities = torch.float64, False  # logits or log-probabilities: both fit
-        # the cross-entropy loss as they are
-
-    class Unscaled(nn.Module):
-        """Scaled perturbed columns -> the model's full input -> logits."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            # not registered as a submodule: eval()/train() must not reach it (an exported
-            # program refuses them; the model was put in eval mode when it was loaded)
-            object.__setattr__(self, "inner", inner)
-
-        def forward(self, x: Any) -> Any:
-            full = base.expand(x.shape[0], -1).clone()
-            full = full.index_copy(1, index, low + x.to(torch.float64) * span)
-            out = self.inner(full.to(dtype))
-            return torch.log(out.clamp_min(1e-12)) if probabilities else out
-
-    return Unscaled().eval()
-
-
-def _art_torch(module: Any, d: int, k: int) -> Any:
-    import torch
-    from art.estimators.classification import PyTorchClassifier
-
-    return PyTorchClassifier(model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=(d,),
-                             nb_classes=k, clip_values=(0.0, 1.0), device_type="cpu")
-
-
 # --------------------------------------------------------------------------- attacks
 def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
     """The attack both models face; a gradient attack on a model without gradients is an error."""
@@ -233,21 +57,6 @@ def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
                     f"{m.spec.kind} model; gradients come from {GRADIENT_MODELS}); use attack: "
                     "hopskipjump (black-box) or attack: noise")
     return requested
-
-
-def _norm(norm: str) -> float:
-    return np.inf if str(norm) == "inf" else 2.0
-
-
-def project(x0: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
-    """``x`` moved onto the eps ball around ``x0`` (in the scaled space), clipped to [0, 1]."""
-    delta = x - x0
-    if _norm(norm) == np.inf:
-        delta = np.clip(delta, -eps, eps)
-    else:
-        size = np.linalg.norm(delta, axis=1, keepdims=True)
-        delta = delta * np.minimum(1.0, eps / np.maximum(size, 1e-300))
-    return np.clip(x0 + delta, 0.0, 1.0)
 
 
 class _Runner:
@@ -321,14 +130,14 @@ class _Runner:
         features = [str(c) for c in self.table.features.columns]
         module = gradient_module(self.model, self.space, features)
         self._verify(module, x0[todo], todo)
-        clf = _art_torch(module, x0.shape[1], len(self.model.classes))
+        clf = art_torch(module, x0.shape[1], len(self.model.classes))
         labels = self.order[self.y[todo]]  # true labels, as the model's output columns
         if attack == "pgd":
-            art = ProjectedGradientDescent(clf, norm=_norm(norm), eps=eps, eps_step=eps * PGD_STEP,
+            art = ProjectedGradientDescent(clf, norm=norm_order(norm), eps=eps, eps_step=eps * PGD_STEP,
                                            max_iter=PGD_ITER, batch_size=max(len(todo), 1),
                                            verbose=False)
         else:
-            art = FastGradientMethod(clf, norm=_norm(norm), eps=eps, batch_size=max(len(todo), 1))
+            art = FastGradientMethod(clf, norm=norm_order(norm), eps=eps, batch_size=max(len(todo), 1))
         with warnings.catch_warnings():
             # sklearn's feature-name check does not apply to the matrix the wrapper builds
             warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
@@ -430,7 +239,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
 
             clf = BlackBoxClassifier(predict_fn, input_shape=(x0.shape[1],), nb_classes=k,
                                      clip_values=(0.0, 1.0))
-            art = HopSkipJump(clf, norm=_norm(norm) if _norm(norm) == 2 else "inf",
+            art = HopSkipJump(clf, norm=norm_order(norm) if norm_order(norm) == 2 else "inf",
                               init_size=HSJ_INIT_SIZE, verbose=False, **HSJ)
             out[i] = art.generate(x0[i:i + 1].astype(np.float32),
                                   x_adv_init=start[None].astype(np.float32))[0]
@@ -495,8 +304,8 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
             x = x0.copy()
             if attack == "noise":
                 rng = np.random.default_rng(resampler.seed)  # the same draws for both models
-                noise = _noise(rng, x0.shape, eps, norm)
-                x[todo] = np.clip(x0[todo] + noise[todo], 0.0, 1.0)
+                moves = noise(rng, x0.shape, eps, norm)
+                x[todo] = np.clip(x0[todo] + moves[todo], 0.0, 1.0)
             elif len(todo):
                 x[todo] = runner.gradient(attack, eps, norm, todo, x0)
             covered = np.ones(len(x0), bool)
@@ -507,18 +316,7 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
     return resampler.memo(("robustness", role, attack, float(eps), norm, samples), build)
 
 
-def _noise(rng: np.random.Generator, shape: tuple[int, ...], eps: float, norm: str) -> np.ndarray:
-    if _norm(norm) == np.inf:
-        return rng.uniform(-eps, eps, size=shape)
-    direction = rng.standard_normal(shape)
-    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
-    radius = eps * rng.uniform(0.0, 1.0, size=(shape[0], 1)) ** (1.0 / shape[1])
-    return direction * radius
-
-
 def _space(ctx: Any, resampler: Any, samples: int) -> AttackSpace:
     return resampler.memo(("robustness-space", samples),
                           lambda: attack_space(ctx.eval_table, samples, resampler.seed))
 
-
-# --------------------------------------------------------------------------- measuring

@@ -13,18 +13,23 @@ Rebuilt, in float64, from the fitted attributes alone:
   scalers (``StandardScaler``, ``MinMaxScaler`` without ``clip``, ``MaxAbsScaler``).
 
 Anything else (trees, kernels, isotonic calibration, one-hot encoders...) has no gradient here:
-:func:`supports` says no and the robustness checks use the black-box attack. A rebuilt module
-is compared with the model's own ``predict_proba`` before an attack uses it
-(:func:`audit.checks.attacks.gradient_module`).
+:func:`supports` says no and the robustness checks use the black-box attack.
+
+:func:`gradient_module` is the copy an attack differentiates: the scaled perturbed columns of
+:mod:`audit.checks.perturbation` -> the model's full input -> its logits, for a torch model or
+a rebuilt one; the attack compares it with the model's own probabilities before using it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["supports", "torch_module"]
+if TYPE_CHECKING:
+    from audit.checks.perturbation import AttackSpace
+
+__all__ = ["supports", "torch_module", "has_gradients", "gradient_module", "GRADIENT_MODELS"]
 
 _AFFINE = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler")
 _LINEAR = ("LinearSVC", "SVC", "SGDClassifier", "RidgeClassifier", "LogisticRegression")
@@ -163,3 +168,62 @@ def torch_module(est: Any, d: int) -> tuple[Any, str]:
 
     return Calibrated().eval(), "log_probabilities"
 
+
+# --------------------------------------------------------------------------- the attacked copy
+def has_gradients(model: Any) -> bool:
+    """Whether ART can take gradients of ``model``: a torch module, or a scikit-learn model
+    :mod:`audit.checks.differentiable` rebuilds exactly."""
+    return model.module is not None or supports(getattr(model, "native", None))
+
+
+GRADIENT_MODELS = ("torch models and scikit-learn linear models (LogisticRegression, or a linear "
+                   "SVM or other linear classifier in CalibratedClassifierCV(method='sigmoid'), "
+                   "optionally after StandardScaler/MinMaxScaler/MaxAbsScaler in a Pipeline)")
+
+
+def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
+    """A torch module from scaled perturbed columns (n, d) to the model's logits.
+
+    ``columns`` are all the model's feature columns, in order; the columns not attacked are
+    constant over the table (anything else would need a categorical, which torch models and
+    the rebuilt scikit-learn models cannot take), so they are filled in from the first row.
+    """
+    import torch
+    from torch import nn
+
+    first = {str(c): v[0] for c, v in reversed(space._arrays.items())}  # the first row
+    base = torch.from_numpy(np.array([[first[c] for c in columns]], dtype=np.float64))
+    index = torch.tensor([columns.index(c) for c in space.columns])
+    low, span = torch.from_numpy(space.low), torch.from_numpy(space.span)
+    if model.module is not None:
+        inner, dtype = model.module, torch.from_numpy(np.zeros(0, model.input_dtype)).dtype
+        probabilities = (model.spec.output or "logits") == "probabilities"
+    else:
+        inner, _ = torch_module(model.native, len(columns))
+        dtype, probabilities = torch.float64, False  # logits or log-probabilities: both fit
+        # the cross-entropy loss as they are
+
+    class Unscaled(nn.Module):
+        """Scaled perturbed columns -> the model's full input -> logits."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            # not registered as a submodule: eval()/train() must not reach it (an exported
+            # program refuses them; the model was put in eval mode when it was loaded)
+            object.__setattr__(self, "inner", inner)
+
+        def forward(self, x: Any) -> Any:
+            full = base.expand(x.shape[0], -1).clone()
+            full = full.index_copy(1, index, low + x.to(torch.float64) * span)
+            out = self.inner(full.to(dtype))
+            return torch.log(out.clamp_min(1e-12)) if probabilities else out
+
+    return Unscaled().eval()
+
+
+def art_torch(module: Any, d: int, k: int) -> Any:
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier(model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=(d,),
+                             nb_classes=k, clip_values=(0.0, 1.0), device_type="cpu")
