@@ -151,7 +151,7 @@ def test_each_model_predicts_once_per_session(folder: Path) -> None:
     suite = make_suite(folder)
     run, results = run_suite(session, suite)
     assert len(results) == len(CHECKS)
-    ad_hoc = run.check("balanced", {"metric": "balanced_accuracy", "gate": {"max_regression": 1}})
+    ad_hoc = run.check("balanced", {"metric": "balanced_accuracy", "gate": {"max_regression": 0.9}})
     assert ad_hoc.status == "pass"
     assert run.run_check("accuracy").status == results[0].status
     assert session.run_for(suite) is run

@@ -165,7 +165,7 @@ CASES = [
          id="missing-version"),
     case(edit(TEACHER + "\n", ""),
          "x.audit.yaml:1: missing required key 'teacher' (the reference model); add teacher: <a "
-         ".skops, .onnx, .pt or .pth file, or a mapping such as {predictions: ..., columns: [...], "
+         ".skops, .onnx, .pt, .pth or .pt2 file, or a mapping such as {predictions: ..., columns: [...], "
          "classes: "
          "[...]}>",
          id="missing-teacher"),
@@ -343,10 +343,10 @@ CASES = [
          files=MODEL_FILES, id="pickle-path-without-trust"),
     case(edit(TEACHER, "teacher: m.bin"),
          "x.audit.yaml:6 teacher='m.bin': cannot tell the model kind from the suffix '.bin'; use "
-         f"a .skops, .onnx, .pt or .pth file, or write a mapping with one of {KINDS}",
+         f"a .skops, .onnx, .pt, .pth or .pt2 file, or write a mapping with one of {KINDS}",
          files=MODEL_FILES, id="model-unknown-suffix"),
     case(edit(TEACHER, "teacher: 3"),
-         "x.audit.yaml:6 teacher=3: must be a model file (.skops, .onnx, .pt or .pth) or a mapping "
+         "x.audit.yaml:6 teacher=3: must be a model file (.skops, .onnx, .pt, .pth or .pt2) or a mapping "
          f"with one of {KINDS}",
          id="model-not-a-path-or-mapping"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, skops: m.skops}"),

@@ -145,10 +145,10 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                     notes.append(f"hopskipjump found no starting point of another class for "
                                  f"{a['no_start']} {who} row(s), searching the nearest data "
                                  "rows the model puts in another class (with the row's "
-                                 "categorical values), random points of the whole [min, max] box "
-                                 + ("and its corners " if len(space.columns) <= MAX_CORNER_DIMS
-                                    else "") +
-                                 "; they count as robust: the model kept its prediction "
+                                 "categorical values) and random points of the whole [min, "
+                                 "max] box" + (" and its corners"
+                                               if len(space.columns) <= MAX_CORNER_DIMS else "")
+                                 + "; they count as robust: the model kept its prediction "
                                  "wherever the search looked, far beyond eps")
         method = (f"{attack} attack, eps {eps:g} ({norm}-norm); paired bootstrap over the "
                   f"{m} attacked rows, {resampler.n_boot} replicates")
