@@ -4,6 +4,7 @@ and the error for a gradient attack on a model without gradients."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import warnings
 from pathlib import Path
@@ -345,3 +346,51 @@ def test_the_paired_bootstrap_of_01_rows_is_the_row_bootstrap() -> None:
     assert corr == pytest.approx(np.corrcoef(rows["t"], rows["s"])[0, 1], abs=0.02)
     diff = fast["t"] - fast["s"]
     assert diff.std() == pytest.approx((rows["t"] - rows["s"]).std(), rel=0.03)
+
+
+def test_hopskipjump_equals_art_called_directly_from_the_same_start(
+        paths: dict[str, Path]) -> None:
+    """The harness's black-box path is ART's HopSkipJump on the scaled row, through a
+    BlackBoxClassifier around the model: from the same start and numpy seed, ART called directly
+    returns the same adversarial example."""
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
+
+    from audit.checks import attacks
+
+    run = _digits(paths, str(paths["digits/student.onnx"]), str(paths["digits/student.onnx"]),
+                  {"r": {"metric": "robust_accuracy", "attack": "hopskipjump", "samples": 10}})
+    run.inputs
+    space = attacks.attack_space(run.eval_table, 10, 0)
+    runner = attacks._Runner(run, "student", space, 0)
+    x0 = space.scaled()
+    todo = np.flatnonzero(runner.clean() == runner.y)[:2]
+    ours, done, no_start = attacks._hopskipjump(runner, "2", todo, x0, deadline=float("inf"))
+    assert list(done) == list(todo) and len(no_start) == 0
+
+    loaded = run.model("student")
+    order = run.encoding.reorder(loaded.classes)
+    pool, pool_pred = attacks.start_pool(runner)
+    rng = np.random.default_rng(0)
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        for i in todo:
+            start = attacks._init_points(runner, int(i), x0[i], int(runner.clean()[i]), rng,
+                                         pool, pool_pred)
+
+            def predict(x: np.ndarray, i: int = int(i)) -> np.ndarray:
+                frame = space.frame_with(np.asarray(x, np.float64), np.full(len(x), i))
+                table = dataclasses.replace(run.eval_table, features=frame,
+                                            labels=run.eval_table.labels.iloc[:len(frame)])
+                return loaded.predict_proba(table)[:, order]
+
+            clf = BlackBoxClassifier(predict, input_shape=(x0.shape[1],), nb_classes=10,
+                                     clip_values=(0.0, 1.0))
+            direct = HopSkipJump(clf, norm=2, init_size=attacks.HSJ_INIT_SIZE, verbose=False,
+                                 **attacks.HSJ).generate(x0[i:i + 1].astype(np.float32),
+                                                         x_adv_init=start[None].astype(np.float32))
+            np.testing.assert_allclose(ours[i], direct[0], rtol=0, atol=1e-6)
+            assert not np.array_equal(ours[i], x0[i])  # it moved
+    finally:
+        np.random.set_state(state)
