@@ -135,10 +135,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
                      schema=(("exclusiveMinimum", 0), ("exclusiveMaximum", 1))),
         "max_conditions": Field("int", "Conditions per discovered slice: 1 or 2 (default 2).",
                                 choices=(1, 2)),
-        "attack": Field("str", "Robustness: auto (default: the strongest available per model), "
-                               "fgsm, pgd, hopskipjump or noise. Privacy: loss_threshold "
+        "attack": Field("str", "Robustness: auto (default: PGD when both models give gradients, "
+                               "else HopSkipJump, the same for both), strongest (each model's "
+                               "own strongest; no regression), fgsm, pgd, hopskipjump or noise. "
+                               "Privacy: loss_threshold "
                                "(default), blackbox, label_only or decision_boundary.",
-                        choices=("auto", "fgsm", "pgd", "hopskipjump", "noise", "loss_threshold",
+                        choices=("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise",
+                                 "loss_threshold",
                                  "blackbox", "label_only", "decision_boundary")),
         "eps": Field("number_list", "Perturbation budgets (a robustness curve), in units of each "
                                     "numeric column's observed range (default [0.05, 0.1]).",

@@ -65,7 +65,8 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         else:
             observed = m.relative_regression
         if observed is None and kind not in ("min", "max"):
-            status, reason = "inconclusive", f"{m.metric} has no teacher value to regress from"
+            status = "inconclusive"
+            reason = m.extra.get("no_regression") or f"{m.metric} has no teacher value to regress from"
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
         description = describe_bound(kind, threshold, m.metric, m.direction)

@@ -394,3 +394,27 @@ def test_hopskipjump_equals_art_called_directly_from_the_same_start(
             assert not np.array_equal(ours[i], x0[i])  # it moved
     finally:
         np.random.set_state(state)
+
+
+def test_strongest_attacks_each_model_its_own_way_and_refuses_a_regression(
+        paths: dict[str, Path]) -> None:
+    """attack: strongest gives the torch teacher PGD and the ONNX student HopSkipJump: each
+    model's robust accuracy stands (gate it with min), but their difference would measure the
+    attacks too, so a regression gate is inconclusive (blocking) and says why."""
+    run = _digits(paths, _torch(paths, "teacher"), str(paths["digits/student.onnx"]),
+                  {"r": {"metric": "robust_accuracy", "attack": "strongest", "eps": [0.3],
+                         "samples": 10, "gate": {"min": 0.0, "max_regression": 0.5}}})
+    result = run.run_check("r")
+    (m,) = result.measurements
+    attacks = {r["model"]: r["attack"] for r in m.breakdown}
+    assert attacks == {"teacher": "pgd", "student": "hopskipjump"}
+    assert m.params["attack"] == "strongest" and m.regression is None
+    assert m.notes[0].startswith("each model's strongest attack (requested strongest): pgd on "
+                                 "the teacher, hopskipjump on the student, eps 0.3")
+    gates = {g.kind: g for g in result.gates}
+    assert gates["min"].status == "pass"
+    assert gates["max_regression"].status == "inconclusive"
+    assert gates["max_regression"].reason.startswith(
+        "the teacher faced pgd and the student hopskipjump, so their difference is not a "
+        "regression of the model")
+    assert result.status == "inconclusive"

@@ -44,11 +44,16 @@ GRADIENT_TOLERANCE = 1e-5  # max |p - p'| between the attacked copy and the mode
 
 
 # --------------------------------------------------------------------------- attacks
-def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
-    """The attack both models face; a gradient attack on a model without gradients is an error."""
+def choose_attack(requested: str, models: Mapping[str, Any]) -> dict[str, str]:
+    """The attack each model faces: the same for both (``auto``: PGD when both give gradients,
+    else HopSkipJump), or with ``strongest`` each model's own strongest (PGD with gradients,
+    else HopSkipJump). A gradient attack on a model without gradients is an error."""
     grads = {who: has_gradients(m) for who, m in models.items()}
+    if requested == "strongest":
+        return {who: "pgd" if g else "hopskipjump" for who, g in grads.items()}
     if requested == "auto":
-        return "pgd" if all(grads.values()) else "hopskipjump"
+        both = "pgd" if all(grads.values()) else "hopskipjump"
+        return dict.fromkeys(models, both)
     if requested in GRADIENT_ATTACKS:
         for who, m in models.items():
             if not grads[who]:
@@ -56,7 +61,7 @@ def choose_attack(requested: str, models: Mapping[str, Any]) -> str:
                     f"attack: {requested} needs gradients, but the {m.label} has none (a "
                     f"{m.spec.kind} model; gradients come from {GRADIENT_MODELS}); use attack: "
                     "hopskipjump (black-box) or attack: noise")
-    return requested
+    return dict.fromkeys(models, requested)
 
 
 class _Runner:

@@ -40,6 +40,9 @@ Attacks (``attack``):
 * ``auto`` (default) -- ``pgd`` when both models give gradients, else ``hopskipjump`` for both:
   both models always face the same attack and budget, or the comparison would measure the
   attacks rather than the models.
+* ``strongest`` -- each model its own strongest attack (``pgd`` with gradients, else
+  ``hopskipjump``): for absolute bounds on the student. When the two differ the measurement has
+  no regression (a regression gate is inconclusive, saying why).
 
 Only rows a model classifies correctly are attacked; a row counts as robust when the model is
 right on it both clean and attacked. The success rate is the share of originally-correct rows
@@ -52,6 +55,7 @@ on the attacked rows are computed once per run.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -101,10 +105,12 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
     models = ctx.runnable_models(f"{metric.name} attacks")
     requested = str(params.get("attack", "auto"))
-    if requested not in ("auto", "fgsm", "pgd", "hopskipjump", "noise"):
+    if requested not in ATTACKS:
         raise DataError(f"{metric.name}: attack {requested!r} is not a robustness attack; use "
-                        "auto, fgsm, pgd, hopskipjump or noise")
-    attack = choose_attack(requested, models)
+                        f"{', '.join(ATTACKS[:-1])} or {ATTACKS[-1]}")
+    attacks = choose_attack(requested, models)
+    same = len(set(attacks.values())) == 1
+    attack = attacks["teacher"] if same else "strongest"
     eps_list = [float(e) for e in (params.get("eps") or DEFAULT_EPS)]
     norm = str(params.get("norm", "inf"))
     samples = int(params.get("samples", DEFAULT_SAMPLES))
@@ -119,38 +125,42 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         results[eps] = {}
         for n_done, who in enumerate(roles):
             share = max_seconds * (n_done + 1) / len(roles)
-            results[eps][who] = adversarial(ctx, resampler, who, attack, eps, norm, samples,
-                                            start + share)
+            results[eps][who] = adversarial(ctx, resampler, who, attacks[who], eps, norm,
+                                            samples, start + share)
     out = []
     perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
-                 f"[min, max] range: {', '.join(space.columns)}")
+                 f"[min, max] range: {_listing(space.columns)}")
     fixed = [*space.categorical, *space.fixed]
     if fixed:
-        perturbed += f"; kept fixed: {', '.join(fixed)}"
+        perturbed += f"; kept fixed: {_listing(fixed)}"
     for eps in eps_list:
         scope = {"eps": eps, "attack": attack, "norm": norm}
         arts = results[eps]
         covered = np.logical_and.reduce([a["covered"] for a in arts.values()])
         m = int(covered.sum())
-        notes = [f"attack {attack} (requested {requested}) on both models, eps {eps:g} "
-                 f"({norm}-norm, in units of each column's range), {m} rows", perturbed]
+        faced = (f"attack {attack} (requested {requested}) on both models" if same else
+                 "each model's strongest attack (requested strongest): "
+                 + ", ".join(f"{attacks[who]} on the {who}" for who in arts))
+        notes = [f"{faced}, eps {eps:g} ({norm}-norm, in units of each column's range), "
+                 f"{m} rows", perturbed]
         if m < len(space.rows):
             notes.append(f"the wall-clock cap (max_seconds {max_seconds:g}) stopped the attack "
                          f"before every row was attacked: {m} of {len(space.rows)} rows were "
                          "attacked for both models and are the ones measured")
-        rows = [_row(who, attack, eps, norm, a, covered) for who, a in arts.items()]
-        if attack == "hopskipjump":
-            for who, a in arts.items():
-                if a.get("no_start"):
-                    notes.append(f"hopskipjump found no starting point of another class for "
-                                 f"{a['no_start']} {who} row(s), searching the nearest data "
-                                 "rows the model puts in another class (with the row's "
-                                 "categorical values) and random points of the whole [min, "
-                                 "max] box" + (" and its corners"
-                                               if len(space.columns) <= MAX_CORNER_DIMS else "")
-                                 + "; they count as robust: the model kept its prediction "
-                                 "wherever the search looked, far beyond eps")
-        method = (f"{attack} attack, eps {eps:g} ({norm}-norm); paired bootstrap over the "
+        rows = [_row(who, attacks[who], eps, norm, a, covered) for who, a in arts.items()]
+        for who, a in arts.items():
+            if attacks[who] == "hopskipjump" and a.get("no_start"):
+                notes.append(f"hopskipjump found no starting point of another class for "
+                             f"{a['no_start']} {who} row(s), searching the nearest data rows "
+                             "the model puts in another class (with the row's categorical "
+                             "values) and random points of the whole [min, max] box"
+                             + (" and its corners" if len(space.columns) <= MAX_CORNER_DIMS
+                                else "")
+                             + "; they count as robust: the model kept its prediction wherever "
+                             "the search looked, far beyond eps")
+        how = (f"{attack} attack" if same else
+               " / ".join(f"{attacks[who]} ({who})" for who in arts) + " attacks")
+        method = (f"{how}, eps {eps:g} ({norm}-norm); paired bootstrap over the "
                   f"{m} attacked rows, {resampler.n_boot} replicates")
         if m == 0:
             raise DataError(f"{metric.name}: no row was attacked within max_seconds "
@@ -158,9 +168,18 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         if metric.name == "robust_accuracy":
             t, s = arts["teacher"]["adv"][covered], arts["student"]["adv"][covered]
             reps = _boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
-            out.append(paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
-                                          reps["s"], confidence, method=method, n=m, params=scope,
-                                          breakdown=rows, notes=tuple(notes)))
+            measured = paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
+                                          reps["s"], confidence, method=method, n=m,
+                                          params=scope, breakdown=rows, notes=tuple(notes))
+            if not same:  # different attacks: the difference would measure the attacks too
+                why = (f"the teacher faced {attacks['teacher']} and the student "
+                       f"{attacks['student']}, so their difference is not a regression of the "
+                       "model; gate the student with min, or use attack: auto (the same attack "
+                       "for both) for a regression")
+                measured = dataclasses.replace(
+                    measured, regression=None, relative_regression=None,
+                    notes=(*measured.notes, why), extra={**measured.extra, "no_regression": why})
+            out.append(measured)
         else:
             teacher_art = arts["teacher"]
             student = _Runner(ctx, "student", space, resampler.seed, resampler.memo)
@@ -171,18 +190,27 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
             reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
             ci = percentile_interval(reps, confidence)
             rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
-                         "attack": attack, "eps": eps, "norm": norm, "rows": m,
+                         "attack": attacks["teacher"], "eps": eps, "norm": norm, "rows": m,
                          "clean_accuracy": float(clean_s.mean()),
                          "transfer_accuracy": float(s.mean()),
                          "success_rate": _rate(clean_s & moved, s)})
-            notes[0] = (f"adversarial examples crafted on the teacher with {attack} (requested "
-                        f"{requested}), eps {eps:g} ({norm}-norm), fed to the student, {m} rows")
+            notes[0] = (f"adversarial examples crafted on the teacher with {attacks['teacher']} "
+                        f"(requested {requested}), eps {eps:g} ({norm}-norm), fed to the "
+                        f"student, {m} rows")
             out.append(Measurement(metric.name, metric.direction,
                                    Estimate(float(s.mean()), None if ci is None else (ci.low, ci.high)),
                                    method=method.replace("paired bootstrap", "bootstrap"), n=m,
                                    params=scope, notes=tuple(notes), breakdown=tuple(rows),
                                    family=metric.family))
     return tuple(out)
+
+
+def _listing(columns: Any, most: int = 12) -> str:
+    """Column names, the first ``most`` of them when there are more."""
+    columns = list(columns)
+    if len(columns) <= most:
+        return ", ".join(columns)
+    return f"{', '.join(columns[:most])}, ... ({len(columns)} in all)"
 
 
 def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:
@@ -200,7 +228,8 @@ def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any],
             "seconds": round(float(a["seconds"]), 3)}
 
 
-_PARAMS: dict[str, tuple[Any, ...]] = {"attack": ("auto", "fgsm", "pgd", "hopskipjump", "noise"),
+ATTACKS = ("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise")
+_PARAMS: dict[str, tuple[Any, ...]] = {"attack": ATTACKS,
                                        "eps": (), "norm": (), "samples": (), "max_seconds": ()}
 register(Metric("robust_accuracy", "higher", "robustness", False, (0.0, 1.0),
                 "Accuracy on adversarial versions of the same eval rows, per eps.",
