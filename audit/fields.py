@@ -30,7 +30,7 @@ CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # keys a model mapping may have besides its kind
 MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",),
               "callable": ("classes", "output"), "predictions": ("classes", "columns"),
-              "pickle": ("classes", "trust"), "torch": ("classes", "output")}
+              "pickle": ("classes", "trust"), "torch": ("classes", "output", "trust")}
 # keys a model of that kind must have besides its kind
 MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
 
@@ -91,7 +91,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "classes": Field("label_list", "Class labels in output column order."),
         "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
         "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
-        "trust": Field("bool", "Set true to allow loading a pickle, which can run arbitrary code."),
+        "trust": Field("bool", "Set true to allow loading a pickle (or a torch.export archive "
+                               "with pickled parts), which can run arbitrary code."),
         "output": Field("str", "What a torch module returns: logits (default; softmax is applied) "
                                "or probabilities.", choices=("logits", "probabilities")),
     },

@@ -377,6 +377,8 @@ class _Parser:
             spec["trusted_types"] = self.get(kp, m, "trusted_types", "model") or ()
         if kind == "pickle":
             spec["trust"] = True
+        if kind == "torch":
+            spec["trust"] = self.get(kp, m, "trust", "model") is True
         return ModelSpec(**spec)
 
     def checks(self, value: Any) -> tuple[CheckSpec, ...]:

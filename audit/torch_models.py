@@ -1,7 +1,9 @@
 """The PyTorch adapter: TorchScript files, ``torch.export`` programs (.pt2), or an
 ``nn.Module`` a callable names.
 
-TorchScript and exported programs load without unpickling arbitrary Python objects. The model
+TorchScript loads without unpickling arbitrary Python objects; an exported program does too
+when it holds plain tensors only, which is checked first (anything ``torch.export.load`` would
+unpickle needs ``trust: true``, as a pickle does). The model
 runs in eval mode (an exported program as it was exported) under ``no_grad``, in batches, on
 the feature columns as one matrix cast to the parameters' dtype (so float64 data never crashes
 a float32 model); ``output: logits`` (the default) applies a softmax. torch is imported only
@@ -65,10 +67,12 @@ def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
     saved with ``torch.export.save`` (``torch.export.load(path).module()``).
 
     A TorchScript archive holds tensors and TorchScript code, which torch's own interpreter
-    runs; an exported program holds a graph (JSON) and its weights. Loading either does not
-    unpickle arbitrary Python objects or import Python modules (unlike ``torch.load`` of a
-    pickled model, which is refused with a pointer to ``callable:``). Files written by
-    ``torch.save`` are recognised from their zip listing and refused before torch reads them.
+    runs; loading it does not unpickle arbitrary Python objects or import Python modules
+    (unlike ``torch.load`` of a pickled model, which is refused with a pointer to
+    ``callable:``). An exported program holds a graph (JSON) and its weights; the parts
+    ``torch.export.load`` would unpickle (:func:`_pickled_parts`) are refused unless the suite
+    sets ``trust: true``. Files written by ``torch.save`` are recognised from their zip listing
+    and refused before torch reads them.
     An exported program's class labels may be stored with it:
     ``torch.export.save(program, path, extra_files={"classes": json.dumps([...])})``.
     """
@@ -80,6 +84,14 @@ def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
     kind, problem = _archive_kind(spec.path)
     if kind is None:
         raise ModelError(f"{label}: {problem}; {fix}")
+    if kind == "export" and not spec.trust:
+        pickled = _pickled_parts(spec.path)
+        if pickled:
+            raise ModelError(
+                f"{label}: this torch.export archive holds {'; '.join(pickled)}, which "
+                "torch.export.load unpickles (unpickling can run arbitrary code); save the "
+                "program again with torch.export.save from plain tensors, or add trust: true to "
+                "the model only if you trust whoever wrote the file")
     torch = _import_torch(label)
     notes: tuple[str, ...] = ()
     try:
@@ -100,6 +112,46 @@ def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
                          f"{fix}") from None
     return torch_model(torch, module, spec, role, file_sha256(spec.path),
                        spec.path.stat().st_size, notes)
+
+
+def _pickled_parts(path: Path) -> list[str]:
+    """The parts of a torch.export archive that ``torch.export.load`` would unpickle without
+    restriction, read from the archive's listing and JSON configs (nothing is unpickled here
+    except with ``torch.load(weights_only=True)``, which runs no code).
+
+    torch 2.13 reads weights and constants flagged ``use_pickle``, custom and opaque objects,
+    legacy ``data/weights|constants/<model>.pt`` files and the sample inputs with pickle; the
+    sample inputs first with ``weights_only=True``, falling back to full unpickling when that
+    fails. A program saved from plain tensors has none of these.
+    """
+    import io
+
+    import torch
+
+    found: list[str] = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            inner = name.partition("/")[2]
+            folder, _, leaf = inner.rpartition("/")
+            if folder in ("data/weights", "data/constants") and leaf.endswith("_config.json"):
+                try:
+                    config = json.loads(archive.read(name)).get("config", {})
+                except (ValueError, AttributeError):
+                    found.append(f"an unreadable {leaf}")
+                    continue
+                for fqn, entry in config.items():
+                    entry = entry if isinstance(entry, dict) else {}
+                    stored = str(entry.get("path_name", ""))
+                    if entry.get("use_pickle") or stored.startswith(("custom_obj_", "opaque_obj_")):
+                        found.append(f"pickled {folder.rpartition('/')[2][:-1]} {fqn!r}")
+            elif folder in ("data/weights", "data/constants") and leaf.endswith(".pt"):
+                found.append(f"legacy pickled {folder.rpartition('/')[2]} ({leaf})")
+            elif folder == "data/sample_inputs" or inner.endswith(".forward.sample_input.pt"):
+                try:
+                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                except Exception:
+                    found.append(f"sample inputs that need unrestricted unpickling ({leaf})")
+    return found
 
 
 def _json_classes(text: str, label: str) -> list[Any]:

@@ -267,6 +267,65 @@ def test_an_exported_program_without_classes(tmp_path: Path) -> None:
         "JSON list of class labels; fix it or add classes: [...] to the model in the suite")
 
 
+def _rewrite(source: Path, target: Path, change: Any) -> Path:
+    """A copy of the zip archive ``source`` with ``change(inner name, bytes)`` applied."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, change(name.partition("/")[2], src.read(name)))
+    return target
+
+
+def _pickled_weight(inner: str, data: bytes) -> bytes:
+    """Flag the first weight as pickled and store it with torch.save (a pickle)."""
+    import io
+    import json
+
+    if inner == "data/weights/model_weights_config.json":
+        config = json.loads(data)
+        config["config"]["hidden.weight"]["use_pickle"] = True
+        return json.dumps(config).encode()
+    if inner == "data/weights/weight_0":
+        buffer = io.BytesIO()
+        weight = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(32, 64)
+        torch.save(nn.Parameter(weight), buffer)
+        return buffer.getvalue()
+    return data
+
+
+def _pickled_sample_inputs(inner: str, data: bytes) -> bytes:
+    import argparse
+    import pickle
+
+    return pickle.dumps(argparse.Namespace(x=1)) if inner == "data/sample_inputs/model.pt" else data
+
+
+@pytest.mark.parametrize(("change", "part"), [
+    pytest.param(_pickled_weight, "pickled weight 'hidden.weight'", id="pickled-weight"),
+    pytest.param(_pickled_sample_inputs, "sample inputs that need unrestricted unpickling "
+                 "(model.pt)", id="pickled-sample-inputs"),
+])
+def test_an_exported_program_with_pickled_parts_needs_trust(digits: Path, tmp_path: Path,
+                                                            change: Any, part: str) -> None:
+    """torch.export.load unpickles such parts (running code): refused unless the suite trusts
+    the file, like a pickle; the check reads the archive's listing and JSON configs only."""
+    path = _rewrite(digits / "student.pt2", tmp_path / "student.pt2", change)
+    with pytest.raises(ModelError) as info:
+        load_model(ModelSpec(kind="torch", path=path), "student")
+    assert str(info.value) == (
+        f"student ({display_path(path)}): this torch.export archive holds {part}, which "
+        "torch.export.load unpickles (unpickling can run arbitrary code); save the program again "
+        "with torch.export.save from plain tensors, or add trust: true to the model only if you "
+        "trust whoever wrote the file")
+    if change is _pickled_weight:  # trusted, it loads and predicts as before
+        trusted = load_model(ModelSpec(kind="torch", path=path, trust=True), "student")
+        plain = load_model(ModelSpec(kind="torch", path=digits / "student.pt2"), "student")
+        table = load_table(DataSpec(eval=digits / "eval.csv", target="digit"), "eval")
+        np.testing.assert_allclose(trusted.predict_proba(table), plain.predict_proba(table),
+                                   rtol=0, atol=1e-6)
+
+
 def test_a_classes_attribute_that_is_not_a_label_list(tmp_path: Path) -> None:
     path = _script_to(_OneClass(), tmp_path / "one.pt")
     with pytest.raises(ModelError) as info:
@@ -544,9 +603,9 @@ def test_schema_and_parser_accept_torch_models(pair: Path, teacher: Any, output:
     pytest.param({"onnx": "m.onnx", "output": "logits"},
                  "teacher.output='logits': does not apply to an onnx model (it takes classes); "
                  "remove it", id="output-on-onnx"),
-    pytest.param({"torch": "m.pt", "trust": True},
-                 "teacher.trust=True: does not apply to a torch model (it takes classes, output); "
-                 "remove it", id="trust-on-torch"),
+    pytest.param({"torch": "m.pt", "trusted_types": ["x"]},
+                 "teacher.trusted_types=['x']: does not apply to a torch model (it takes classes, "
+                 "output, trust); remove it", id="trusted-types-on-torch"),
 ])
 def test_schema_and_parser_reject_bad_torch_models(pair: Path, teacher: Any, message: str) -> None:
     validator = Draft202012Validator(suite_json_schema())
