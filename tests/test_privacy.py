@@ -312,3 +312,25 @@ def test_every_named_table_is_hashed_in_the_provenance(tmp_path: Path) -> None:
     for role in ("train", "holdout", "teacher_train"):
         want = hashlib.sha256((tmp_path / f"{role}.csv").read_bytes()).hexdigest()
         assert data[role]["sha256"] == want
+
+
+def test_members_and_non_members_from_the_same_file_is_an_error(tmp_path: Path) -> None:
+    """Scored against themselves, members look like non-members (AUC 0.5): a gate on that would
+    pass any student, so the same file on both sides is refused."""
+    path, _ = _distilled(tmp_path, {"mia": {"metric": "mia_auc", "gate": {"max": 0.6}}}, "train")
+    (tmp_path / "holdout.csv").write_bytes((tmp_path / "train.csv").read_bytes())
+    result = _by_name(path)["mia"]
+    assert result.status == "error"
+    assert result.error.startswith("membership inference: data.train and data.holdout are the "
+                                   "same file (")
+    assert result.error.endswith("the non-members must be rows the models were not trained on: "
+                                 "name them in data.holdout")
+
+
+def test_non_members_that_duplicate_member_rows_are_counted_in_a_note(tmp_path: Path) -> None:
+    path, d = _distilled(tmp_path, {"mia": {"metric": "mia_auc"}}, "train")
+    holdout = pd.concat([d["train"].iloc[:40], d["holdout"].iloc[40:]], ignore_index=True)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False, float_format="%.17g")
+    m = _by_name(path)["mia"].measurements[0]
+    assert ("40 of the 300 sampled non-members (data.holdout) are identical, features and "
+            "label, to rows of data.train") in " ".join(m.notes)

@@ -106,11 +106,28 @@ def tables(ctx: Any, members: str | None, non_members: str | None) -> tuple[str,
         if getattr(data, role) is None:
             raise DataError(f"membership inference with {side}: {role} needs data.{role} ("
                             f"{what}); name it in the suite's data section")
-    if members == non_members or {members, non_members} == {"train", "teacher_train"} and \
-            data.train == data.teacher_train:
-        raise DataError(f"membership inference needs different tables for members ({members}) "
-                        f"and non-members ({non_members})")
+    a, b = ctx.table(members), ctx.table(non_members)
+    if a.sha256 == b.sha256:
+        raise DataError(f"membership inference: data.{members} and data.{non_members} are the "
+                        f"same file ({display_path(a.path)}, {display_path(b.path)}; sha256 "
+                        f"{a.sha256[:12]}...); the non-members must be rows the models were not "
+                        "trained on: name them in data.holdout")
     return members, non_members
+
+
+def _row_hashes(table: Any) -> np.ndarray:
+    """One hash per row of the feature columns and the label (identical rows, same hash)."""
+    import pandas as pd
+
+    frame = table.features.assign(**{"\0label": table.labels.to_numpy()})
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _overlap(ctx: Any, members: str, non_members: str, rows_out: np.ndarray) -> int:
+    """How many sampled non-members are identical (features and label) to a member row."""
+    inside = np.isin(_row_hashes(ctx.table(non_members))[rows_out],
+                     _row_hashes(ctx.table(members)))
+    return int(inside.sum())
 
 
 def _side(ctx: Any, role: str, m: int, rng: np.random.Generator
@@ -150,6 +167,12 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
     rng = np.random.default_rng(seed)
     rows_in, y_in, P_in = _side(ctx, members, m, rng)
     rows_out, y_out, P_out = _side(ctx, non_members, m, rng)
+    shared = _overlap(ctx, members, non_members, rows_out)
+    if shared:  # duplicates are common in tables of few, coarse columns: say so, do not judge
+        notes.append(f"{shared} of the {m} sampled non-members (data.{non_members}) are "
+                     f"identical, features and label, to rows of data.{members}; no attack can "
+                     "tell those apart from members, which pulls the AUC towards 0.5 (see the "
+                     "leakage check)")
     k = inputs.k
     probs = {who: (P_in[who], P_out[who]) for who in ("teacher", "student")}
     if attack == "blackbox":
