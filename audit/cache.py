@@ -82,10 +82,13 @@ class PredictionCache:
         return value, source
 
     def get_with_info(self, key: str, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]],
-                      *, persist: bool = True) -> tuple[np.ndarray, dict[str, Any], str]:
+                      *, persist: bool = True,
+                      persist_if: Callable[[dict[str, Any]], bool] | None = None
+                      ) -> tuple[np.ndarray, dict[str, Any], str]:
         """Like :meth:`get`, with a small JSON-able ``info`` dict stored beside the array
         (for predictions: the model's classes, so a cache hit needs no model at all).
-        ``persist=False`` keeps the entry in memory only (this run), never on disk."""
+        ``persist=False`` keeps the entry in memory only (this run), never on disk;
+        ``persist_if(info)`` decides it per computed entry (false: memory only)."""
         if key in self._memory:
             self.stats.memory_hits += 1
             value, info = self._memory[key]
@@ -97,7 +100,7 @@ class PredictionCache:
             value = np.ascontiguousarray(raw)
             source = "computed"
             self.stats.computed += 1
-            if persist:
+            if persist and (persist_if is None or persist_if(info)):
                 self._write(key, value, info)
         else:
             value, info = found

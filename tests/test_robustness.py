@@ -418,3 +418,86 @@ def test_strongest_attacks_each_model_its_own_way_and_refuses_a_regression(
         "the teacher faced pgd and the student hopskipjump, so their difference is not a "
         "regression of the model")
     assert result.status == "inconclusive"
+
+
+def test_covered_rows_stop_where_the_attack_stopped() -> None:
+    """Rows with nothing to attack count only up to the last row attacked, in attack order."""
+    from audit.checks.attacks import covered_rows
+
+    order = np.array([4, 0, 3, 1, 2, 5])  # the order the attack walks the rows in
+    todo = np.array([4, 3, 1, 5])  # rows 0 and 2 have nothing to attack
+    assert covered_rows(order, todo, np.array([4, 3])).tolist() == [
+        True, False, False, True, True, False]  # 4, 0, 3 walked; 1, 2, 5 not
+    assert covered_rows(order, todo, todo).all()
+    assert not covered_rows(order, todo, np.array([], int)).any()
+
+
+def test_an_attack_cut_short_by_the_cap_is_not_kept_on_disk(
+        paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later run with a larger cap must attack again, not reuse the partial result; a
+    finished attack is reused."""
+    import types
+
+    import audit.checks.attacks as attacks
+    import audit.checks.robustness as robustness
+    from audit.runner import AuditSession
+
+    def suite(max_seconds: float) -> Any:
+        raw = {"version": 1, "name": "arrests-robust",
+               "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
+               "teacher": str(paths["arrests/student_weak.onnx"]),
+               "student": str(paths["arrests/student.onnx"]),
+               "checks": {"robust": {"metric": "robust_accuracy", "eps": [0.2], "samples": 10,
+                                     "max_seconds": max_seconds}}}
+        return suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)
+
+    calls: list[str] = []
+    real = attacks._hopskipjump
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0].role)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "_hopskipjump", counting)
+    ticks = iter(range(10**9))  # a clock that moves one second per reading
+    clock = types.SimpleNamespace(perf_counter=lambda: float(next(ticks)))
+    monkeypatch.setattr(attacks, "time", clock)
+    monkeypatch.setattr(robustness, "time", clock)
+    cache = tmp_path / "cache"
+    short = SuiteRun(suite(4), AuditSession(cache)).run_check("robust")
+    assert any("stopped the attack before every row was attacked" in n
+               for n in short.measurements[0].notes)
+    assert len(calls) == 2
+    SuiteRun(suite(4), AuditSession(cache)).run_check("robust")
+    assert len(calls) == 4  # the partial results were not kept: attacked again
+    full = SuiteRun(suite(10**6), AuditSession(cache)).run_check("robust")
+    assert not any("stopped the attack" in n for n in full.measurements[0].notes)
+    assert len(calls) == 6
+    SuiteRun(suite(10**6), AuditSession(cache)).run_check("robust")
+    assert len(calls) == 6  # finished attacks are reused
+
+
+def test_a_gradient_attack_with_a_varying_unperturbed_column_is_a_clear_error(
+        tmp_path: Path) -> None:
+    """A bool column is never perturbed; the gradient copy would hold it at one value for every
+    row, which is another model: refused, pointing to the black-box attack."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200),
+                          "flag": rng.random(200) < 0.5})
+    frame["label"] = np.where(frame.x1 + frame.flag > 0.5, "Yes", "No")
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    model = LogisticRegression().fit(frame[["x1", "x2", "flag"]], frame["label"])
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(model))
+    raw = {"version": 1, "name": "flags", "data": {"eval": "eval.csv", "target": "label"},
+           "teacher": {"pickle": "m.pkl", "trust": True},
+           "student": {"pickle": "m.pkl", "trust": True},
+           "checks": {"r": {"metric": "robust_accuracy", "attack": "pgd", "samples": 50}}}
+    run = SuiteRun(suite_from_dict(raw, base_dir=tmp_path))
+    result = run.run_check("r")
+    assert result.status == "error"
+    assert result.error == (
+        f"attack: pgd perturbs numeric columns only, but column 'flag' (bool) varies and the "
+        f"gradient copy of the {run.model('teacher').label} would hold it fixed; use attack: "
+        "hopskipjump, which keeps each row's own value")

@@ -133,6 +133,13 @@ class _Runner:
         from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
         features = [str(c) for c in self.table.features.columns]
+        moved = set(self.space.columns)
+        for col, values in self.space.frame.items():  # the copy fills unperturbed columns
+            if str(col) not in moved and values.nunique(dropna=False) > 1:  # from the first row
+                raise DataError(f"attack: {attack} perturbs numeric columns only, but column "
+                                f"{str(col)!r} ({values.dtype}) varies and the "
+                                f"gradient copy of the {self.label} would hold it fixed; use "
+                                "attack: hopskipjump, which keeps each row's own value")
         module = gradient_module(self.model, self.space, features)
         self._verify(module, x0[todo], todo)
         clf = art_torch(module, x0.shape[1], len(self.model.classes))
@@ -172,7 +179,10 @@ def start_pool(runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
             preds.append(P[:, ctx.encoding.reorder(classes)].argmax(axis=1)[ok])
         return np.vstack(xs), np.concatenate(preds)
 
-    return runner.memo(("robustness-start-pool", runner.role, space.columns), build)
+    # keyed by the scaling too: the robustness space (eval ranges) and the decision-boundary
+    # space (ranges of the scored rows) scale the same columns differently
+    return runner.memo(("robustness-start-pool", runner.role, space.columns,
+                        space.low.tobytes(), space.span.tobytes()), build)
 
 
 def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.random.Generator,
@@ -253,12 +263,28 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     return out, np.array(done, dtype=int), np.array(no_start, dtype=int)
 
 
-def _cached(ctx: Any, role: str, what: tuple[Any, ...],
+def covered_rows(order: np.ndarray, todo: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """The rows a measurement may use after an attack that walked ``todo`` in the order
+    ``order`` (a permutation of all rows) and finished the rows ``done``: every row up to the
+    last one attacked, in that order. Rows with nothing to attack (misclassified ones) count
+    only up to where the attack stopped, so a wall-clock cap cuts every kind of row alike."""
+    n = len(order)
+    if len(done) >= len(todo):
+        return np.ones(n, bool)
+    position = np.empty(n, int)
+    position[order] = np.arange(n)
+    last = int(position[done].max()) if len(done) else -1
+    return position <= last
+
+
+def _cached(ctx: Any, role: str, what: tuple[Any, ...], todo: np.ndarray,
             run: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Black-box adversarial examples are artifacts like predictions: kept in the prediction
-    cache, keyed by the model's content, the eval and train data and the attack's settings, so an
-    unchanged model is not attacked again on the next run. Models whose content cannot be
-    hashed (callables, pickles) are attacked every run."""
+    cache, keyed by the model's content, the eval and train data, the feature columns and the
+    attack's settings, so an unchanged model is not attacked again on the next run. Only an
+    attack that finished every row of ``todo`` is kept on disk: one a wall-clock cap cut short
+    is used for this run only, so a later run with a larger cap attacks again. Models whose
+    content cannot be hashed (callables, pickles) are attacked every run."""
     from audit.models import model_fingerprint
 
     session = getattr(ctx, "session", None)
@@ -267,14 +293,17 @@ def _cached(ctx: Any, role: str, what: tuple[Any, ...],
         return run()
     # the starts come from the eval and train rows: both tables are part of the key
     train = ctx.train_table().sha256 if ctx.suite.data.train is not None else None
+    columns = (ctx.suite.data.target, tuple(map(str, ctx.eval_table.features.columns)))
     key = session.cache.key("adversarial", known[1], ctx.eval_table.sha256,
-                            repr((what, train, HSJ, HSJ_INIT_SIZE, START_VERSION)))
+                            repr((what, train, columns, HSJ, HSJ_INIT_SIZE, START_VERSION)))
 
     def compute() -> tuple[np.ndarray, dict[str, Any]]:
         x, done, no_start = run()
-        return x, {"done": [int(i) for i in done], "no_start": [int(i) for i in no_start]}
+        return x, {"done": [int(i) for i in done], "no_start": [int(i) for i in no_start],
+                   "complete": len(done) >= len(todo)}
 
-    x, info, _ = session.cache.get_with_info(key, compute)
+    x, info, _ = session.cache.get_with_info(key, compute,
+                                             persist_if=lambda info: info["complete"])
     return (np.array(x), np.array(info["done"], dtype=int),
             np.array(info["no_start"], dtype=int))
 
@@ -297,13 +326,12 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
         if attack == "hopskipjump":
             raw = resampler.memo(("robustness-hsj", role, norm, samples),
                                  lambda: _cached(ctx, role, ("hopskipjump", norm, samples,
-                                                             resampler.seed),
+                                                             resampler.seed), todo,
                                                  lambda: _hopskipjump(runner, norm, todo, x0,
                                                                       deadline)))
             x, done, no_start = raw
             x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
-            covered = np.ones(len(x0), bool)
-            covered[todo[~np.isin(todo, done)]] = False  # correct rows the cap left unattacked
+            covered = covered_rows(np.arange(len(x0)), todo, done)
             info["no_start"] = len(no_start)
         else:
             x = x0.copy()

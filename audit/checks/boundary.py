@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from audit.checks.attacks import HSJ, _cached, _hopskipjump, _Runner, attack_space
+from audit.checks.attacks import HSJ, _cached, _hopskipjump, _Runner, attack_space, covered_rows
+from audit.errors import display_path
 
 __all__ = ["DEFAULT_SAMPLES", "boundary_distances"]
 
@@ -44,8 +46,9 @@ def _combined(ctx: Any, members: str, rows_in: np.ndarray, non_members: str,
               rows_out: np.ndarray) -> Any:
     """One table of the sampled members followed by the sampled non-members."""
     t_in, t_out = ctx.table(members), ctx.table(non_members)
+    both = Path(f"{display_path(t_in.path)} + {display_path(t_out.path)}")  # for messages
     return dataclasses.replace(
-        t_in, role="membership",
+        t_in, role="membership", path=both,
         features=pd.concat([t_in.features.iloc[rows_in], t_out.features.iloc[rows_out]],
                            ignore_index=True),
         labels=pd.concat([t_in.labels.iloc[rows_in], t_out.labels.iloc[rows_out]],
@@ -63,7 +66,9 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
     m = len(rows_in)
     table = _combined(ctx, members, rows_in, non_members, rows_out)
     y = np.r_[y_in, y_out]
-    space = attack_space(table, len(y), resampler.seed)  # every row, in order
+    space = attack_space(table, len(y), resampler.seed,  # every row, in order
+                         who="decision-boundary membership attacks",
+                         rows_of=f"the sampled rows of data.{members} and data.{non_members}")
     x0 = space.scaled()
     interleaved = np.ravel(np.column_stack([np.arange(m), m + np.arange(m)]))
     tag = f"membership:{members}:{non_members}:{m}"
@@ -78,14 +83,13 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
         todo = interleaved[correct[interleaved]]
         deadline = start + max_seconds * (j + 1) / 2
         began = time.perf_counter()
-        x, done, no_start = _cached(ctx, who, what,
+        x, done, no_start = _cached(ctx, who, what, todo,
                                     lambda r=runner, t=todo, d=deadline: _hopskipjump(
                                         r, "2", t, x0, d))
         distance = np.linalg.norm(x - x0, axis=1)
         distance[no_start] = np.sqrt(x0.shape[1])
         distance[~correct] = 0.0
-        covered = ~correct
-        covered[done] = True
+        covered = covered_rows(interleaved, todo, done)
         out[who] = {"distance": distance, "covered": covered, "no_start": len(no_start),
                     "seconds": time.perf_counter() - began, "attacked": int(correct.sum())}
     return out, {"columns": space.columns, "fixed": (*space.categorical, *space.fixed),

@@ -98,8 +98,12 @@ class AttackSpace:
         return pd.DataFrame(data, columns=self.frame.columns)
 
 
-def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
-    """Draw ``samples`` eval rows (seeded) and describe the numeric columns to perturb."""
+def attack_space(table: Any, samples: int, seed: int, *, who: str = "robustness checks",
+                 rows_of: str = "the eval table") -> AttackSpace:
+    """Draw ``samples`` rows of ``table`` (seeded) and describe the numeric columns to perturb.
+
+    ``who`` (the checks attacking) and ``rows_of`` (where the rows come from) word the errors.
+    """
     features: pd.DataFrame = table.features
     n = len(features)
     rng = np.random.default_rng(seed)
@@ -118,14 +122,14 @@ def attack_space(table: Any, samples: int, seed: int) -> AttackSpace:
         values = (features if every else features[numeric]).to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         col = numeric[int(np.flatnonzero(np.isnan(values).any(axis=0))[0])]
-        raise DataError(f"robustness: numeric column {col!r} has missing values; the attacks "
-                        "perturb numbers, so fill them or leave the column out with "
+        raise DataError(f"{who}: numeric column {col!r} of {rows_of} has missing values; the "
+                        "attacks perturb numbers, so fill them or leave the column out with "
                         "data.features")
     low, high = values.min(axis=0), values.max(axis=0)
     moving = high > low
     if not moving.any():
-        raise DataError("robustness checks perturb numeric feature columns, but the eval table "
-                        f"has none that vary (columns: {', '.join(map(str, features.columns))})")
+        raise DataError(f"{who} perturb numeric feature columns, but {rows_of} has none that "
+                        f"vary (columns: {', '.join(map(str, features.columns))})")
     cols = [c for c, m in zip(numeric, moving, strict=True) if m]
     frame = (pd.DataFrame(native[rows], columns=features.columns) if single
              else features.iloc[rows].reset_index(drop=True))
