@@ -14,11 +14,12 @@ value means the student is worse, so ``max_regression`` reads the same for every
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from audit.results import Estimate, GateResult, Measurement
-from audit.suite import GateSpec
+from audit.spec import GateSpec
 
-__all__ = ["evaluate_gate", "check_status", "describe_bound"]
+__all__ = ["evaluate_gate", "check_status", "describe_bound", "bound_problem"]
 
 
 def describe_bound(kind: str, threshold: float, metric: str, direction: str) -> str:
@@ -95,3 +96,47 @@ def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> s
     if any(g.status != "pass" for g in gates):
         return "warn"
     return "pass"
+
+
+def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] | None:
+    """The first reason a gate's bounds make no sense for ``metric``, as (the offending key, or
+    None for the whole gate; the message), or None. A bound that can never be met blocks every
+    student; one that can never fail passes every student, which is worse: both are refused
+    when the suite is read."""
+    bounds = [k for k in ("min", "max", "max_regression", "max_relative_regression")
+              if vals.get(k) is not None]
+    if not bounds:
+        return None, ("sets no bound; give at least one of min, max, max_regression, "
+                      "max_relative_regression")
+    lo, hi = metric.bounds
+    for k in ("min", "max"):
+        v = vals.get(k)
+        if v is not None and not lo <= v <= hi:
+            span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
+            if (k == "min" and v > hi) or (k == "max" and v < lo):
+                fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
+                       if hi == 1 and 2 <= v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
+                return k, f"{span}; this bound can never be met{fix}"
+            return k, f"{span}; this bound is always met; remove it"
+    if vals.get("min") is not None and vals.get("max") is not None and vals["min"] > vals["max"]:
+        return "min", f"is above max={vals['max']:g}; no value can pass (swap them?)"
+    for k in ("max_regression", "max_relative_regression"):
+        v = vals.get(k)
+        if v is None:
+            continue
+        if metric.pairwise:
+            return k, (f"{metric.name} compares the student with the teacher, so it has no "
+                       "regression; use min or max")
+        if v < 0:
+            return k, ("must be >= 0: it bounds how much worse than the teacher the student may "
+                       "be, and 0 allows no loss at all (requiring a gain over the teacher is not "
+                       "supported)")
+        if k == "max_regression" and v >= hi - lo:
+            return k, (f"{metric.name} lies in [{lo:g}, {hi:g}], so the student can be at most "
+                       f"{hi - lo:g} worse than the teacher; this bound is always met (it can "
+                       "never fail); use a smaller value")
+        if k == "max_relative_regression" and metric.direction == "higher" and lo >= 0 and v >= 1:
+            return k, (f"{metric.name} is at least {lo:g}, so the student can lose at most all "
+                       "(1) of the teacher's value; this bound is always met (it can never "
+                       "fail); use a fraction below 1")
+    return None

@@ -32,6 +32,7 @@ from audit.fields import (
     Field,
     suite_json_schema,
 )
+from audit.gates import bound_problem
 from audit.spec import TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
 from audit.yamlsrc import (
     KeyPath,
@@ -439,48 +440,11 @@ class _Parser:
     def gate(self, kp: KeyPath, value: Any, metric: Any) -> GateSpec:
         g = self.section(kp, value, "gate")
         vals = {k: self.get(kp, g, k, "gate") for k in SECTIONS["gate"]}
-        bounds = [k for k in ("min", "max", "max_regression", "max_relative_regression")
-                  if vals[k] is not None]
-        if not bounds:
-            raise self.bad(kp, value, "sets no bound; give at least one of min, max, "
-                                      "max_regression, max_relative_regression")
-        lo, hi = metric.bounds
-        for k in ("min", "max"):
-            v = vals[k]
-            if v is not None and not lo <= v <= hi:
-                span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
-                if (k == "min" and v > hi) or (k == "max" and v < lo):
-                    fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
-                           if hi == 1 and 2 <= v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
-                    raise self.bad((*kp, k), v, f"{span}; this bound can never be met{fix}")
-                raise self.bad((*kp, k), v, f"{span}; this bound is always met; remove it")
-        if vals["min"] is not None and vals["max"] is not None and vals["min"] > vals["max"]:
-            raise self.bad((*kp, "min"), vals["min"], f"is above max={vals['max']:g}; no value can "
-                                                      "pass (swap them?)")
-        for k in ("max_regression", "max_relative_regression"):
-            v = vals[k]
-            if v is None:
-                continue
-            if metric.pairwise:
-                raise self.bad((*kp, k), v, f"{metric.name} compares the student with the teacher, "
-                                            "so it has no regression; use min or max")
-            if v < 0:
-                raise self.bad((*kp, k), v, "must be >= 0: it bounds how much worse than the "
-                                            "teacher the student may be, and 0 allows no loss at "
-                                            "all (requiring a gain over the teacher is not "
-                                            "supported)")
-            width = hi - lo
-            if k == "max_regression" and v >= width:
-                raise self.bad((*kp, k), v, f"{metric.name} lies in [{lo:g}, {hi:g}], so the "
-                                            f"student can be at most {width:g} worse than the "
-                                            "teacher; this bound is always met (it can never "
-                                            "fail); use a smaller value")
-            if k == "max_relative_regression" and metric.direction == "higher" and lo >= 0 \
-                    and v >= 1:
-                raise self.bad((*kp, k), v, f"{metric.name} is at least {lo:g}, so the student "
-                                            "can lose at most all (1) of the teacher's value; "
-                                            "this bound is always met (it can never fail); use "
-                                            "a fraction below 1")
+        problem = bound_problem(metric, vals)
+        if problem is not None:
+            key, message = problem
+            raise self.bad(kp if key is None else (*kp, key), value if key is None else vals[key],
+                           message)
         return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
                         max_relative_regression=vals["max_relative_regression"],
                         severity=vals["severity"])
