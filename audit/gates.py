@@ -111,13 +111,15 @@ def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] |
     lo, hi = metric.bounds
     for k in ("min", "max"):
         v = vals.get(k)
-        if v is not None and not lo <= v <= hi:
-            span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
-            if (k == "min" and v > hi) or (k == "max" and v < lo):
-                fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
-                       if hi == 1 and 2 <= v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
-                return k, f"{span}; this bound can never be met{fix}"
-            return k, f"{span}; this bound is always met; remove it"
+        if v is None:
+            continue
+        span = f"{metric.name} lies in [{lo:g}, {hi:g}]"
+        if (k == "min" and v > hi) or (k == "max" and v < lo):
+            fix = (f"; bounds are fractions, write {v / 100:g} for {v:g}%"
+                   if hi == 1 and 2 <= v <= 100 else f"; use a value in [{lo:g}, {hi:g}]")
+            return k, f"{span}; this bound can never be met{fix}"
+        if (k == "min" and v <= lo) or (k == "max" and v >= hi):
+            return k, f"{span}; this bound is always met (it can never fail); remove it"
     if vals.get("min") is not None and vals.get("max") is not None and vals["min"] > vals["max"]:
         return "min", f"is above max={vals['max']:g}; no value can pass (swap them?)"
     for k in ("max_regression", "max_relative_regression"):

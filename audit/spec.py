@@ -12,10 +12,14 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["TABLES", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
+__all__ = ["TABLES", "TABLE_ROWS", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
 
 
 TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
+TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's rows are
+              "train": "the rows the student was trained on",
+              "holdout": "rows neither model was trained on",
+              "teacher_train": "the rows the teacher was trained on"}
 
 
 @dataclass(frozen=True)

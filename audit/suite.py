@@ -33,7 +33,7 @@ from audit.fields import (
     suite_json_schema,
 )
 from audit.gates import bound_problem
-from audit.spec import TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
+from audit.spec import TABLE_ROWS, TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
 from audit.yamlsrc import (
     KeyPath,
     Located,
@@ -118,6 +118,7 @@ class _Parser:
     def __init__(self, located: Located, path: Path | None, base_dir: Path | None = None,
                  sensitive: tuple[str, ...] = ()) -> None:
         self.sensitive = sensitive  # the suite's data.sensitive, for checks' by:
+        self.tables: set[str] | None = None  # the data tables the suite names (None: unknown)
         self.located = located
         self.path = path
         self.base_dir = base_dir
@@ -254,6 +255,7 @@ class _Parser:
                                             "(it names the report files)")
         data = self.data(top["data"])
         self.sensitive = data.sensitive
+        self.tables = {role for role in TABLES if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
         teacher = self.model(("teacher",), top["teacher"])
         student = self.model(("student",), top["student"])
@@ -414,6 +416,10 @@ class _Parser:
             if key in metric.params and key in c:  # metrics apply their own defaults
                 value = self.get(kp, c, key, "check")
                 self.in_range((*kp, key), value, dict(SECTIONS["check"][key].schema))
+                allowed = metric.params[key]
+                if allowed and value is not None and value not in allowed:
+                    raise self.bad((*kp, key), value, f"{metric_name} takes {key}: "
+                                                      f"{', '.join(map(str, allowed))}")
                 if value is not None:
                     params[key] = list(value) if isinstance(value, tuple) else value
         if "by" in params:
@@ -427,6 +433,14 @@ class _Parser:
             raise self.bad((*kp, "metric"), metric_name, "slices by sensitive columns, but "
                                                          "data.sensitive names none; add "
                                                          "data.sensitive: [...]")
+        if metric.tables is not None and self.tables is not None:
+            for role, key in metric.tables(params):
+                if role not in self.tables:
+                    raise self.bad((*kp, key), c.get(key, metric_name),
+                                   f"{metric_name} reads data.{role} ({TABLE_ROWS[role]}), which "
+                                   "the suite's "
+                                   f"data section does not name; add data.{role}: <a .csv or "
+                                   ".parquet file>")
         gate = None
         if "gate" in c:
             gate = self.gate((*kp, "gate"), c["gate"], metric)

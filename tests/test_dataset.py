@@ -13,6 +13,7 @@ from scipy import stats
 
 from audit import SuiteRun, load_suite
 from audit.checks.dataset import drift_table, psi
+from audit.errors import SuiteError
 
 
 def _table(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -122,7 +123,9 @@ def test_drift_needs_a_training_table(tmp_path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     del raw["data"]["train"]
     path.write_text(yaml.safe_dump(raw))
-    result = SuiteRun(load_suite(path)).run_check("psi")
-    assert (result.status, result.error) == (
-        "error", "max_psi compares the training table with the evaluation table; name it in "
-                 "data.train")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value).endswith(
+        "checks.drifted.metric='drifted_columns': drifted_columns reads data.train (the rows the "
+        "student was trained on), which the suite's data section does not name; add data.train: "
+        "<a .csv or .parquet file>")

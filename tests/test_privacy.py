@@ -21,6 +21,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from audit import SuiteRun, load_suite
 from audit.checks.roc import resampled_roc_stats, roc_points, roc_stats, stratified_counts
+from audit.errors import SuiteError
 from audit.results import Measurement
 
 METRICS = ("mia_auc", "mia_advantage", "mia_tpr_at_fpr")
@@ -174,16 +175,33 @@ def test_label_only_gap_attack_is_correctness(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("train", "attack", "message"), [
-    (False, "loss_threshold", "membership inference with members: train needs data.train (the "
-                              "rows the models were trained on); name it in the suite's data "
-                              "section"),
-    (True, "fgsm", "mia_auc runs a membership-inference attack; attack='fgsm' is a robustness "
-                   "attack (use one of loss_threshold, blackbox, label_only, decision_boundary)"),
+    (False, "loss_threshold", "mia.audit.yaml:4 checks.mia.metric='mia_auc': mia_auc reads "
+                              "data.train (the rows the student was trained on), which the "
+                              "suite's data section does not name; add data.train: <a .csv or "
+                              ".parquet file>"),
+    (True, "fgsm", "mia.audit.yaml:3 checks.mia.attack='fgsm': mia_auc takes attack: "
+                   "loss_threshold, blackbox, label_only, decision_boundary"),
 ], ids=["no-train-table", "robustness-attack"])
-def test_clear_errors(tmp_path: Path, train: bool, attack: str, message: str) -> None:
+def test_clear_errors_when_the_suite_is_read(tmp_path: Path, train: bool, attack: str,
+                                             message: str) -> None:
     path, _ = _synthetic(tmp_path, {"mia": {"metric": "mia_auc", "attack": attack}}, train=train)
-    result = _by_name(path)["mia"]
-    assert result.status == "error" and message in (result.error or "")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value).endswith(message)
+
+
+def test_a_table_missing_at_run_time_is_a_check_error(tmp_path: Path) -> None:
+    """Checks written in code (no suite file to read first) meet the same rule at run time."""
+    path, _ = _synthetic(tmp_path, {"mia": {"metric": "mia_auc"}}, train=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["checks"] = {"acc": {"metric": "accuracy"}}
+    path.write_text(yaml.safe_dump(raw))
+    result = SuiteRun(load_suite(path)).check("mia", {"metric": "mia_auc",
+                                                      "members": "teacher_train"})
+    assert result.status == "error"
+    assert result.error == ("membership inference with members: teacher_train needs "
+                            "data.teacher_train (the rows the teacher was trained on); name it in "
+                            "the suite's data section")
 
 
 # -- planted defect on the arrests fixtures --------------------------------------------------
@@ -286,11 +304,13 @@ def test_a_student_that_memorises_the_teachers_members_fails(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("params", "drop", "message"), [
     ({"members": "teacher_train"}, "teacher_train",
-     "membership inference with members: teacher_train needs data.teacher_train (the rows the "
-     "models were trained on); name it in the suite's data section"),
+     "checks.mia.members='teacher_train': mia_auc reads data.teacher_train (the rows the teacher "
+     "was trained on), which the suite's data section does not name; add data.teacher_train: <a "
+     ".csv or .parquet file>"),
     ({"non_members": "holdout"}, "holdout",
-     "membership inference with non-members: holdout needs data.holdout (rows neither model was "
-     "trained on); name it in the suite's data section"),
+     "checks.mia.non_members='holdout': mia_auc reads data.holdout (rows neither model was "
+     "trained on), which the suite's data section does not name; add data.holdout: <a .csv or "
+     ".parquet file>"),
 ], ids=["no-teacher-train", "no-holdout"])
 def test_a_table_the_suite_does_not_name(tmp_path: Path, params: dict, drop: str,
                                          message: str) -> None:
@@ -298,8 +318,9 @@ def test_a_table_the_suite_does_not_name(tmp_path: Path, params: dict, drop: str
     raw = yaml.safe_load(path.read_text())
     del raw["data"][drop]
     path.write_text(yaml.safe_dump(raw))
-    result = _by_name(path)["mia"]
-    assert result.status == "error" and result.error == message
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value).endswith(message)
 
 
 def test_every_named_table_is_hashed_in_the_provenance(tmp_path: Path) -> None:

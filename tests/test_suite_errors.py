@@ -257,8 +257,16 @@ CASES = [
          id="max-below-metric-range"),
     case(edit(GATE, "gate: {min: -0.5}"),
          "x.audit.yaml:12 checks.acc.gate.min=-0.5: accuracy lies in [0, 1]; this bound is always "
-         "met; remove it",
+         "met (it can never fail); remove it",
          id="min-always-met"),
+    case(edit(GATE, "gate: {min: 0}"),
+         "x.audit.yaml:12 checks.acc.gate.min=0: accuracy lies in [0, 1]; this bound is always "
+         "met (it can never fail); remove it",
+         id="min-at-the-lower-edge"),
+    case(edit("metric: accuracy", "metric: brier", GATE, "gate: {max: 1}"),
+         "x.audit.yaml:12 checks.acc.gate.max=1: brier lies in [0, 1]; this bound is always "
+         "met (it can never fail); remove it",
+         id="max-at-the-upper-edge"),
     case(edit(GATE, "gate: {max_regression: 1}"),
          "x.audit.yaml:12 checks.acc.gate.max_regression=1: accuracy lies in [0, 1], so the "
          "student can be at most 1 worse than the teacher; this bound is always met (it can "
@@ -592,9 +600,10 @@ def test_runtime_input_error(here: Path, text: str, prepare: Any, expected: str)
 
 
 # -- property: valid gates parse and keep their thresholds ------------------------------------
-PER_MODEL = [n for n in metric_names() if not get_metric(n).pairwise]
-PAIRWISE_UNIT = [n for n in metric_names()
-                 if get_metric(n).pairwise and get_metric(n).bounds == (0.0, 1.0)]
+PER_MODEL = [n for n in metric_names()  # the pair has no train table
+             if not get_metric(n).pairwise and get_metric(n).tables is None]
+PAIRWISE_UNIT = [n for n in metric_names() if get_metric(n).pairwise
+                 and get_metric(n).bounds == (0.0, 1.0) and get_metric(n).tables is None]
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 nonneg = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)
 
@@ -604,7 +613,9 @@ def gates(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     pairwise = draw(st.booleans())
     metric = draw(st.sampled_from(PAIRWISE_UNIT if pairwise else PER_MODEL))
     gate: dict[str, Any] = {}
-    lo, hi = sorted((draw(unit), draw(unit)))
+    low, high = get_metric(metric).bounds  # strictly inside: a bound at the edge never fails
+    inside = unit.filter(lambda v: low < v < high)
+    lo, hi = sorted((draw(inside), draw(inside)))
     if draw(st.booleans()):
         gate["min"] = lo
     if draw(st.booleans()):

@@ -186,6 +186,13 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
 
 
 _DRIFT = {"columns": (), "bins": (), "fdr": ()}
+_READS_TRAIN = ("max_psi", "drifted_columns", "leakage")
+
+
+def _TRAIN(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return (("train", "metric"),)
+
+
 for _name, _direction, _bounds, _doc, _params in (
     ("max_psi", "lower", (0.0, float("inf")), "The largest PSI of any column, train vs eval.", _DRIFT),
     ("drifted_columns", "lower", (0.0, float("inf")),
@@ -197,4 +204,4 @@ for _name, _direction, _bounds, _doc, _params in (
     ("leakage", "lower", (0.0, 1.0), "Share of eval rows that also occur in the training table.", {}),
 ):
     register(Metric(_name, _direction, "data", True, _bounds, _doc, custom=_measure_data,
-                    params=_params))
+                    params=_params, tables=_TRAIN if _name in _READS_TRAIN else None))

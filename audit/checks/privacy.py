@@ -57,6 +57,7 @@ from audit.checks.roc import (
     stratified_counts,
 )
 from audit.errors import DataError, display_path
+from audit.spec import TABLE_ROWS
 
 __all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
 
@@ -101,11 +102,10 @@ def tables(ctx: Any, members: str | None, non_members: str | None) -> tuple[str,
     data = ctx.suite.data
     members = members or "train"
     non_members = non_members or ("holdout" if data.holdout is not None else "eval")
-    for role, side, what in ((members, "members", "the rows the models were trained on"),
-                             (non_members, "non-members", "rows neither model was trained on")):
+    for role, side in ((members, "members"), (non_members, "non-members")):
         if getattr(data, role) is None:
             raise DataError(f"membership inference with {side}: {role} needs data.{role} ("
-                            f"{what}); name it in the suite's data section")
+                            f"{TABLE_ROWS[role]}); name it in the suite's data section")
     a, b = ctx.table(members), ctx.table(non_members)
     if a.sha256 == b.sha256:
         raise DataError(f"membership inference: data.{members} and data.{non_members} are the "
@@ -311,6 +311,14 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                                breakdown=breakdown, notes=tuple(notes)),)
 
 
+def _tables_read(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The members' table (and the non-members' when named; eval is always there)."""
+    members = (str(params.get("members", "train")), "members" if "members" in params else "metric")
+    if "non_members" in params and params["non_members"] != "eval":
+        return members, (str(params["non_members"]), "non_members")
+    return (members,)
+
+
 _PARAMS = {"attack": ATTACKS, "samples": (), "members": ("train", "teacher_train"),
            "non_members": ("eval", "holdout"), "max_seconds": ()}
 for _name, _doc in (
@@ -319,4 +327,4 @@ for _name, _doc in (
     ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR."),
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
-                    params=_PARAMS))
+                    params=_PARAMS, tables=_tables_read))

@@ -90,6 +90,9 @@ class Metric:
     custom: CustomFn | None = None
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     interval: str = ""  # how an influence metric's interval is computed, in words
+    # the data tables (besides eval) a check of this metric reads, given its parameters, each
+    # with the key that chose it: the parser refuses a suite that does not name them
+    tables: Callable[[Mapping[str, Any]], tuple[tuple[str, str], ...]] | None = None
 
     @property
     def engine(self) -> Literal["counts", "influence", "custom"]:
