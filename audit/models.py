@@ -81,7 +81,16 @@ class LoadedModel:
             raise ModelError(f"{self.label} failed to predict on {display_path(table.path)}: "
                              f"{type(exc).__name__}: {exc}") from exc
         return check_probabilities(raw, table.n_rows, len(self.classes), self.label,
-                                   where=display_path(table.path))
+                                   where=display_path(table.path), fix=self.output_fix)
+
+    @property
+    def output_fix(self) -> str | None:
+        """How to fix output that is not probabilities, for models whose suite entry says what
+        they return (``output:``)."""
+        if self.spec.output == "probabilities":
+            return ("the suite says output: probabilities; if the module returns logits, set "
+                    "output: logits (the default), which applies softmax")
+        return None
 
 
 def _label(role: str, spec: ModelSpec) -> str:
@@ -90,11 +99,12 @@ def _label(role: str, spec: ModelSpec) -> str:
 
 
 def check_probabilities(raw: Any, n: int, k: int, label: str,
-                        where: str | None = None) -> np.ndarray:
+                        where: str | None = None, fix: str | None = None) -> np.ndarray:
     """Validate and normalise model output to a float64 ``(n, k)`` probability matrix.
 
     A binary model may return a single column (the probability of the second class), as a
-    vector ``(n,)`` or a matrix ``(n, 1)``. ``where`` names the data file the rows come from.
+    vector ``(n,)`` or a matrix ``(n, 1)``. ``where`` names the data file the rows come from;
+    ``fix``, when given, replaces the generic advice for values that are not probabilities.
     """
     try:
         P = np.asarray(raw, dtype=np.float64)
@@ -113,25 +123,37 @@ def check_probabilities(raw: Any, n: int, k: int, label: str,
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         row = f"data row {i + 1}" + (f" of {where}" if where else "")
+        fix_for_scores = fix
         if not finite[i].all():
             problem = "NaN or infinite values"
-            fix = "every probability must be a finite number in [0, 1]"
+            fix_generic = "every probability must be a finite number in [0, 1]"
+            fix_for_scores = None
         elif (P[i] < -tol).any():
             problem = "negative values"
-            fix = "probabilities lie in [0, 1]; pass probabilities, not logits or scores"
+            fix_generic = "probabilities lie in [0, 1]; pass probabilities, not logits or scores"
         else:
             problem = "values above 1"
-            fix = "probabilities lie in [0, 1]; pass probabilities, not logits (apply softmax)"
-        raise ModelError(f"{label} returned {problem} at {row}: {P[i].tolist()}; {fix}")
+            fix_generic = ("probabilities lie in [0, 1]; pass probabilities, not logits (apply "
+                           "softmax)")
+        raise ModelError(f"{label} returned {problem} at {row}: {_short(P[i])}; "
+                         f"{fix_for_scores or fix_generic}")
     sums = P.sum(axis=1)
     off = np.abs(sums - 1.0) > 1e-3
     if off.any():
         i = int(np.flatnonzero(off)[0])
         row = f"data row {i + 1}" + (f" of {where}" if where else "")
         raise ModelError(f"{label} returned probabilities that sum to {sums[i]:.6g} at {row}: "
-                         f"{P[i].tolist()}; each row must sum to 1 (normalise it, or apply "
-                         "softmax to scores)")
+                         f"{_short(P[i])}; " + (fix or "each row must sum to 1 (normalise it, "
+                                                      "or apply softmax to scores)"))
     return np.clip(P, 0.0, 1.0)
+
+
+def _short(row: np.ndarray, most: int = 10) -> str:
+    """A row of model output for a message: every value up to ``most``, then how many more."""
+    values = row.tolist()
+    if len(values) <= most:
+        return str(values)
+    return f"{str(values[:most])[:-1]}, ... ({len(values)} values)]"
 
 
 def _identity(spec: ModelSpec, sha256: str) -> str:

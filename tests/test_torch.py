@@ -179,6 +179,18 @@ def _X(table: Table) -> torch.Tensor:
     return torch.from_numpy(pd.read_csv(table.path)[["x1", "x2"]].to_numpy(np.float32))
 
 
+def test_output_probabilities_on_a_logits_module_says_which_key_to_change(
+        digits: Path, digits_table: Table) -> None:
+    model = load_model(ModelSpec(kind="torch", path=digits / "student.pt",
+                                 output="probabilities"), "student")
+    with pytest.raises(ModelError) as info:
+        model.predict_proba(digits_table)
+    message = str(info.value)
+    assert message.startswith(f"student ({display_path(digits / 'student.pt')}) returned ")
+    assert message.endswith("]; the suite says output: probabilities; if the module returns "
+                            "logits, set output: logits (the default), which applies softmax")
+
+
 def test_output_probabilities_passes_the_output_through(tmp_path: Path, abc_table: Table) -> None:
     module = _Softmaxed()
     path = _script_to(module, tmp_path / "probs.pth")

@@ -103,7 +103,8 @@ class _Runner:
         except Exception as exc:  # as LoadedModel.predict_proba words it
             raise ModelError(f"{self.label} failed to predict on {self.where}: "
                              f"{type(exc).__name__}: {exc}") from exc
-        P = check_probabilities(raw, n, len(self.model.classes), self.label, where=self.where)
+        P = check_probabilities(raw, n, len(self.model.classes), self.label, where=self.where,
+                                fix=self.model.output_fix)
         return P[:, self.order]
 
     def clean(self) -> np.ndarray:
