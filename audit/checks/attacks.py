@@ -333,7 +333,7 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
             x, done, no_start = raw
             x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
             covered = covered_rows(np.arange(len(x0)), todo, done)
-            info["no_start"] = len(no_start)
+            info["no_start"] = np.isin(np.arange(len(x0)), no_start)  # a row mask
         else:
             x = x0.copy()
             if attack == "noise":

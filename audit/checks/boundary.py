@@ -90,7 +90,8 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
         distance[no_start] = np.sqrt(x0.shape[1])
         distance[~correct] = 0.0
         covered = covered_rows(interleaved, todo, done)
-        out[who] = {"distance": distance, "covered": covered, "no_start": len(no_start),
+        out[who] = {"distance": distance, "covered": covered,
+                    "no_start": np.isin(np.arange(len(y)), no_start),
                     "seconds": time.perf_counter() - began, "attacked": int(correct.sum())}
     return out, {"columns": space.columns, "fixed": (*space.categorical, *space.fixed),
                  "hsj": dict(HSJ)}

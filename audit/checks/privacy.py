@@ -171,8 +171,8 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
     if shared:  # duplicates are common in tables of few, coarse columns: say so, do not judge
         notes.append(f"{shared} of the {m} sampled non-members (data.{non_members}) are "
                      f"identical, features and label, to rows of data.{members}; no attack can "
-                     "tell those apart from members, which pulls the AUC towards 0.5 (see the "
-                     "leakage check)")
+                     "tell those apart from members, which pulls every membership measure "
+                     "towards chance (see the leakage check)")
     k = inputs.k
     probs = {who: (P_in[who], P_out[who]) for who in ("teacher", "student")}
     if attack == "blackbox":
@@ -209,9 +209,10 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
                             f"non-member(s) within max_seconds {max_seconds:g}; raise "
                             "max_seconds or lower samples")
         for who in ("teacher", "student"):
-            if found[who]["no_start"]:
-                notes.append(f"hopskipjump found no point of another class for "
-                             f"{found[who]['no_start']} {who} row(s): their distance is the "
+            unstarted = int(found[who]["no_start"][covered].sum())
+            if unstarted:
+                notes.append(f"hopskipjump found no point of another class for {unstarted} of "
+                             f"the {who}'s {len(labels)} scored row(s): their distance is the "
                              "box's diagonal, an upper bound")
     else:
         labels = np.r_[np.ones(m), np.zeros(m)]

@@ -130,9 +130,10 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     out = []
     perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
                  f"[min, max] range: {_listing(space.columns)}")
-    fixed = [*space.categorical, *space.fixed]
-    if fixed:
-        perturbed += f"; kept fixed: {_listing(fixed)}"
+    if space.categorical:
+        perturbed += f"; kept fixed, not numeric: {_listing(space.categorical)}"
+    if space.fixed:
+        perturbed += f"; kept fixed, a single value in the eval table: {_listing(space.fixed)}"
     for eps in eps_list:
         scope = {"eps": eps, "attack": attack, "norm": norm}
         arts = results[eps]
@@ -149,10 +150,11 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                          "attacked for both models and are the ones measured")
         rows = [_row(who, attacks[who], eps, norm, a, covered) for who, a in arts.items()]
         for who, a in arts.items():
-            if attacks[who] == "hopskipjump" and a.get("no_start"):
+            unstarted = int(a["no_start"][covered].sum()) if "no_start" in a else 0
+            if attacks[who] == "hopskipjump" and unstarted:
                 notes.append(f"hopskipjump found no starting point of another class for "
-                             f"{a['no_start']} {who} row(s), searching the nearest data rows "
-                             "the model puts in another class (with the row's categorical "
+                             f"{unstarted} of the {who}'s {m} measured row(s), searching the "
+                             "nearest data rows the model puts in another class (with the row's categorical "
                              "values) and random points of the whole [min, max] box"
                              + (" and its corners" if len(space.columns) <= MAX_CORNER_DIMS
                                 else "")
