@@ -233,3 +233,15 @@ def test_explicit_report_paths_keep_the_earlier_report(pytester: pytest.Pytester
     kept = [p for p in (pytester.path / "out").iterdir() if p.name.startswith("r.") and "Z" in p.name]
     assert len(kept) == 2
     assert any(p.read_text() == first for p in kept if p.suffix == ".json")
+
+
+def test_the_summary_lists_every_gate_that_did_not_pass(pytester: pytest.Pytester,
+                                                        worse_pair: Path) -> None:
+    write_suite(worse_pair, {"accuracy": {"metric": "accuracy",
+                                          "gate": {"min": 0.99, "max_regression": 0.02}}})
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(lit(
+        "synthetic: FAIL (1 fail)",
+        "  FAIL         accuracy: student * [0.*, 0.*]  <  min 0.99   -> FAIL",
+        "                         regression +0.* [+0.*, +0.*]  >  max_regression 0.02   -> FAIL",
+    ))

@@ -167,3 +167,17 @@ def test_roc_and_budget_curves_render_from_report_data() -> None:
     assert 'aria-label="Membership ROC: mia_auc"' in html
     assert 'aria-label="robust_accuracy by perturbation budget"' in html
     assert 'id="family-privacy"' in html and 'id="family-robustness"' in html
+
+
+def test_an_interval_end_that_rounds_onto_the_threshold_is_printed_in_full() -> None:
+    """0.20025 against max 0.2 is inconclusive: printing it as 0.200 would hide why."""
+    from audit.report.terminal import _gate_line
+    from audit.results import Estimate, GateResult
+
+    def line(high: float, status: str) -> str:
+        return _gate_line(GateResult(kind="max", threshold=0.2, status=status, severity="block",
+                                     description="", observed=Estimate(0.11, (0.055, high)),
+                                     reason="", scope=""))
+
+    assert line(0.20025, "inconclusive").startswith("  student    0.110 [0.055, 0.20025]  ~  max 0.2")
+    assert line(0.15, "pass").startswith("  student    0.110 [0.055, 0.150]  <=  max 0.2")

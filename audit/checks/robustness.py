@@ -178,9 +178,11 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                        f"{attacks['student']}, so their difference is not a regression of the "
                        "model; gate the student with min, or use attack: auto (the same attack "
                        "for both) for a regression")
+                short = (f"no regression: the teacher faced {attacks['teacher']}, the student "
+                         f"{attacks['student']}; use attack: auto for one")
                 measured = dataclasses.replace(
                     measured, regression=None, relative_regression=None,
-                    notes=(*measured.notes, why), extra={**measured.extra, "no_regression": why})
+                    notes=(*measured.notes, why), extra={**measured.extra, "no_regression": short})
             out.append(measured)
         else:
             teacher_art = arts["teacher"]

@@ -38,7 +38,16 @@ def _gate_line(g: GateResult) -> str:
     if g.scope:
         who += f" [{g.scope}]"
     op = {"pass": "<=" if upper else ">=", "fail": ">" if upper else "<"}.get(g.status, "~")
-    line = (f"  {who:<10} {format_estimate(g.observed, signed=g.kind.startswith('max_r'))}  {op}  "
+    signed = g.kind.startswith("max_r")
+    observed = format_estimate(g.observed, signed=signed)
+    if g.observed is not None and g.observed.ci is not None:
+        ends = [x for x in g.observed.ci if x != g.threshold]
+        if any(format_value(x, signed) == format_value(g.threshold, signed) for x in ends):
+            # an end rounds onto the threshold: show it with the digits that tell them apart
+            low, high = g.observed.ci
+            observed = (f"{format_value(g.observed.value, signed)} "
+                        f"[{low:{'+' if signed else ''}.6g}, {high:{'+' if signed else ''}.6g}]")
+    line = (f"  {who:<10} {observed}  {op}  "
             f"{g.kind} {g.threshold:g}   -> {_STATUS_WORD.get(g.status, g.status.upper())}")
     if g.severity == "warn" and g.status != "pass":
         line += " (severity: warn)"
@@ -91,10 +100,12 @@ def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str
         out.append(f"{report.suite['name']}: {report.verdict.upper()} ({counts})")
         for c in report.checks:
             if c.status not in ("pass", "info"):
-                first = format_check(c).splitlines()
-                gate = next((ln.strip() for ln in first if "->" in ln and "PASS" not in ln),
-                            first[0].strip() if first else "")
-                out.append(f"  {c.status.upper():<12} {c.name}: {gate}")
+                lines = format_check(c).splitlines()
+                gates = [ln.strip() for ln in lines if "->" in ln and "PASS" not in ln]
+                gates = gates or [lines[0].strip() if lines else ""]
+                out.append(f"  {c.status.upper():<12} {c.name}: {gates[0]}")
+                indent = " " * (17 + len(c.name))  # every other gate that did not pass
+                out += [f"{indent}{gate}" for gate in gates[1:]]
         not_run = report.suite.get("not_run") or []
         if not_run:
             out.append(f"  not run: {', '.join(not_run)} (this report covers part of the suite)")
