@@ -17,7 +17,7 @@ import pandas as pd
 
 from audit.errors import DataError
 
-__all__ = ["AttackSpace", "attack_space", "project", "noise", "norm_order"]
+__all__ = ["AttackSpace", "attack_space", "project", "noise", "norm_order", "column_listing"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,3 +166,11 @@ def noise(rng: np.random.Generator, shape: tuple[int, ...], eps: float, norm: st
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
     radius = eps * rng.uniform(0.0, 1.0, size=(shape[0], 1)) ** (1.0 / shape[1])
     return direction * radius
+
+
+def column_listing(columns: Any, most: int = 12) -> str:
+    """Column names for a note, the first ``most`` of them when there are more."""
+    columns = list(columns)
+    if len(columns) <= most:
+        return ", ".join(columns)
+    return f"{', '.join(columns[:most])}, ... ({len(columns)} in all)"

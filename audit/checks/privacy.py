@@ -48,6 +48,7 @@ import numpy as np
 from audit.checks.attacks import DEFAULT_MAX_SECONDS
 from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
 from audit.checks.boundary import boundary_distances
+from audit.checks.perturbation import column_listing
 from audit.checks.registry import Metric, MetricInput, register
 from audit.checks.roc import (
     FPR_LEVELS,
@@ -146,10 +147,9 @@ def _side(ctx: Any, role: str, m: int, rng: np.random.Generator
 
 
 def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
-            members: str | None = None, non_members: str | None = None,
-            max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
-    """Sample members and non-members, score them for both models with ``attack``."""
-    members, non_members = tables(ctx, members, non_members)
+            members: str, non_members: str, max_seconds: float) -> dict[str, Any]:
+    """Sample members and non-members (tables checked by :func:`tables`), score them for both
+    models with ``attack``."""
     n_in, n_out = ctx.table(members).n_rows, ctx.table(non_members).n_rows
     available = min(n_in, n_out)
     notes: list[str] = []
@@ -193,9 +193,7 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
         scores = {who: found[who]["distance"][covered] for who in ("teacher", "student")}
         n_in, n_out = int(labels.sum()), int(len(labels) - labels.sum())
         hsj = ", ".join(f"{k} {v}" for k, v in space["hsj"].items())
-        columns = space["columns"]
-        moved = (", ".join(columns) if len(columns) <= 6 else
-                 f"{len(columns)} columns: {', '.join(columns[:3])}, ...")
+        moved = column_listing(space["columns"], most=6)
         how = (f"label-only decision boundary (as ART's LabelOnlyDecisionBoundary): score = L2 "
                f"distance from the row to HopSkipJump's adversarial example (norm 2, {hsj}) in "
                f"the scaled numeric columns ({moved}), 0 when the model "
@@ -244,7 +242,7 @@ def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dic
 
 
 def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
-         members: str | None, non_members: str | None, max_seconds: float) -> dict[str, Any]:
+         members: str, non_members: str, max_seconds: float) -> dict[str, Any]:
     result = _attack(ctx, inputs, attack, samples, resampler, members, non_members, max_seconds)
     labels = result["labels"]
     result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}

@@ -72,6 +72,7 @@ from audit.checks.attacks import (
     adversarial,
     choose_attack,
 )
+from audit.checks.perturbation import column_listing
 from audit.checks.registry import Metric, MetricInput, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
@@ -129,11 +130,11 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                                             samples, start + share)
     out = []
     perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
-                 f"[min, max] range: {_listing(space.columns)}")
+                 f"[min, max] range: {column_listing(space.columns)}")
     if space.categorical:
-        perturbed += f"; kept fixed, not numeric: {_listing(space.categorical)}"
+        perturbed += f"; kept fixed, not numeric: {column_listing(space.categorical)}"
     if space.fixed:
-        perturbed += f"; kept fixed, a single value in the eval table: {_listing(space.fixed)}"
+        perturbed += f"; kept fixed, a single value in the eval table: {column_listing(space.fixed)}"
     for eps in eps_list:
         scope = {"eps": eps, "attack": attack, "norm": norm}
         arts = results[eps]
@@ -207,14 +208,6 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                                    params=scope, notes=tuple(notes), breakdown=tuple(rows),
                                    family=metric.family))
     return tuple(out)
-
-
-def _listing(columns: Any, most: int = 12) -> str:
-    """Column names, the first ``most`` of them when there are more."""
-    columns = list(columns)
-    if len(columns) <= most:
-        return ", ".join(columns)
-    return f"{', '.join(columns[:most])}, ... ({len(columns)} in all)"
 
 
 def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:
