@@ -190,7 +190,9 @@ def check_skops_trust(spec: ModelSpec, role: str, untrusted: list[str] | None = 
 
 def content_sha256(spec: ModelSpec) -> str:
     """SHA-256 of everything a file-based model's predictions depend on: the file, plus the
-    external-data files an ONNX model names (its weights may live beside it)."""
+    external-data files an ONNX model names (its weights may live beside it). Those are checked
+    first, by the loader's own check (:func:`audit.onnx_models.onnx_external_files`): a location
+    outside the model's folder or not a regular file is a ModelError, never read."""
     assert spec.path is not None
     digest = file_sha256(spec.path)
     if spec.kind != "onnx":
@@ -201,8 +203,10 @@ def content_sha256(spec: ModelSpec) -> str:
     if not external:
         return digest
     h = hashlib.sha256(digest.encode())
+    folder = spec.path.parent.resolve()
     for path in external:
-        h.update(b"\0" + path.name.encode() + b"\0" + file_sha256(path).encode())
+        h.update(b"\0" + path.relative_to(folder).as_posix().encode() + b"\0"
+                 + file_sha256(path).encode())
     return h.hexdigest()
 
 

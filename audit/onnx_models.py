@@ -8,6 +8,8 @@ labels come from the suite's ``classes`` or the model's ``classes`` metadata (a 
 from __future__ import annotations
 
 import json
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +25,159 @@ __all__ = ["load_onnx", "onnx_external_files"]
 
 
 def onnx_external_files(path: Path) -> list[Path]:
+    """The external-data files an ONNX model reads, each checked before anything reads it.
+
+    Every tensor that keeps its data outside the model file is found: initializers, sparse
+    initializers, tensors in node attributes, subgraphs (``If``, ``Loop``, ``Scan`` bodies),
+    functions and training graphs. Each ``location`` must be a relative path that stays in the
+    model's folder once symlinks are resolved and names a regular file (not a device, a fifo or
+    a folder) holding the ``offset``/``length`` bytes the tensor declares. Both the hashing
+    (:func:`audit.models.content_sha256`) and the loader call this, so neither the hash nor
+    onnxruntime ever opens a file the check refused.
+
+    Returns the resolved files, sorted, each once; ``[]`` for a file onnx cannot parse (the
+    loader then reports what onnxruntime says about it).
+
+    Raises
+    ------
+    ModelError
+        One line naming the model file, the tensor, the location and the fix.
+    """
     import onnx
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:
         return []  # onnxruntime will say what is wrong with the file
-    names = set()
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            names |= {e.value for e in tensor.external_data if e.key == "location"}
-    return sorted(path.parent / n for n in names)
+    folder = Path(path).parent.resolve()
+    files: dict[Path, int] = {}
+    for tensor in _all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        target = _external_target(path, folder, tensor.name, entries.get("location", ""))
+        if target not in files:
+            files[target] = target.stat().st_size
+        _check_extent(path, tensor, entries, target, files[target])
+    return sorted(files)
+
+
+_EXTERNAL_FIX = ("keep external data in files inside the model's folder: re-save the model with "
+                 "onnx.save_model(model, path, save_as_external_data=True, location=\"<file name>\")")
+
+
+def _external_problem(model: Path, tensor: str, location: str, problem: str,
+                      fix: str = _EXTERNAL_FIX) -> ModelError:
+    return ModelError(f"{display_path(model)}: tensor {tensor!r} keeps its data at external "
+                      f"location {location!r}, which {problem}; {fix}")
+
+
+def _external_target(model: Path, folder: Path, tensor: str, location: str) -> Path:
+    """The regular file inside ``folder`` that ``location`` names, or a located ModelError."""
+    if not location:
+        raise _external_problem(model, tensor, location, "is empty")
+    if "\0" in location:
+        raise _external_problem(model, tensor, location, "contains a NUL character")
+    if Path(location).is_absolute() or location.startswith(("/", "\\")) or (
+            len(location) > 1 and location[1] == ":"):
+        raise _external_problem(model, tensor, location, "is an absolute path")
+    target = (folder / location).resolve()
+    if not target.is_relative_to(folder):
+        raise _external_problem(model, tensor, location, f"leaves the model's folder {folder} "
+                                f"(it resolves to {target})")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        raise _external_problem(model, tensor, location,
+                                f"does not exist (looked for {display_path(target)})",
+                                "copy the model's external-data file there with it, or "
+                                + _EXTERNAL_FIX) from None
+    except OSError as exc:
+        raise _external_problem(model, tensor, location,
+                                f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a fifo" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise _external_problem(model, tensor, location, f"is {kind}, not a regular file")
+    return target
+
+
+def _check_extent(model: Path, tensor: Any, entries: dict[str, str], target: Path,
+                  size: int) -> None:
+    """``offset`` and ``length`` (or the tensor's own size) must lie inside the file."""
+    numbers: dict[str, int] = {}
+    for key in ("offset", "length"):
+        raw = entries.get(key)
+        if raw is None:
+            continue
+        try:
+            numbers[key] = int(raw)
+        except ValueError:
+            numbers[key] = -1
+        if numbers[key] < 0:
+            raise _external_problem(model, tensor.name, entries["location"],
+                                    f"has {key} {raw!r}, not a whole number >= 0")
+    offset = numbers.get("offset", 0)
+    length = numbers.get("length", _tensor_bytes(tensor) or 0)
+    if offset + length > size:
+        span = (f"offset {offset} + length {length}" if "length" in numbers
+                else f"offset {offset} + the tensor's {length} bytes")
+        raise _external_problem(model, tensor.name, entries["location"],
+                                f"is {size} bytes long, shorter than {span}",
+                                "the file is truncated or is not this model's: copy it again "
+                                "with the model, or " + _EXTERNAL_FIX)
+
+
+def _tensor_bytes(tensor: Any) -> int | None:
+    """How many bytes a fixed-size tensor's raw data takes, or ``None`` (strings, packed
+    sub-byte types, types this onnx does not know)."""
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    packed = {getattr(onnx.TensorProto, n, -1) for n in ("STRING", "UINT4", "INT4", "FLOAT4E2M1",
+                                                           "UINT2", "INT2")}
+    if tensor.data_type in packed:
+        return None
+    try:
+        itemsize = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except Exception:
+        return None
+    return int(np.prod([int(d) for d in tensor.dims], dtype=np.int64)) * itemsize
+
+
+def _all_tensors(model: Any) -> Iterator[Any]:
+    """Every TensorProto of ``model``: graphs (with their subgraphs), functions, training."""
+    graphs = [model.graph]
+    for info in model.training_info:
+        graphs += [info.initialization, info.algorithm]
+    for graph in graphs:
+        yield from _graph_tensors(graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[Any]:
+    for node in nodes:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            sparse = ([a.sparse_tensor] if a.HasField("sparse_tensor") else []) + list(
+                a.sparse_tensors)
+            for s in sparse:
+                yield from (s.values, s.indices)
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for g in a.graphs:
+                yield from _graph_tensors(g)
 
 
 def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
@@ -41,6 +185,7 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
 
     assert spec.path is not None
     label = _label(role, spec)
+    onnx_external_files(spec.path)  # before onnxruntime opens any external file
     try:
         session = ort.InferenceSession(str(spec.path), providers=["CPUExecutionProvider"])
     except Exception as exc:

@@ -1,0 +1,264 @@
+"""Bad inputs, one small case each, asserting the exact message: ONNX external-data locations
+(issue 10 item 4) and hostile strings that must reach no terminal, JUnit XML or HTML raw
+(item 5).
+
+ONNX cases build a model in ``tmp_path/models`` (the working directory is ``tmp_path``) whose
+tensor keeps its data at a location the case chooses; the same check must refuse it from the
+hashing (``content_sha256``, which a run calls first), the loader and ``validate --deep``,
+before anything reads the location.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from audit.errors import ModelError
+from audit.models import content_sha256, load_model
+from audit.spec import ModelSpec
+
+# ------------------------------------------------------------------ ONNX external data
+FIX = ("keep external data in files inside the model's folder: re-save the model with "
+       "onnx.save_model(model, path, save_as_external_data=True, location=\"<file name>\")")
+WEIGHTS = np.array([[1.0, -1.0]], dtype=np.float32)  # 8 bytes
+
+
+def _external(name: str, location: str, **extra: str) -> Any:
+    """A float [1, 2] tensor that keeps its data at ``location`` (with ``offset``/``length``)."""
+    import onnx
+
+    t = onnx.TensorProto(name=name, data_type=onnx.TensorProto.FLOAT, dims=[1, 2])
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in {"location": location, **extra}.items():
+        t.external_data.add(key=key, value=value)
+    return t
+
+
+def _model(initializer: list[Any] | None = None, nodes: list[Any] | None = None,
+           sparse: list[Any] | None = None) -> Any:
+    from onnx import TensorProto, helper
+
+    nodes = nodes or [helper.make_node("MatMul", ["x", "W"], ["z"])]
+    nodes = [*nodes, helper.make_node("Softmax", ["z"], ["probabilities"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        initializer or [], sparse_initializer=sparse or [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"classes": json.dumps(["No", "Yes"])})
+    return model
+
+
+def _in_initializer(location: str, **extra: str) -> Any:
+    return _model([_external("W", location, **extra)])
+
+
+def _in_attribute(location: str) -> Any:
+    from onnx import helper
+
+    node = helper.make_node("Constant", [], ["W"], value=_external("C", location))
+    return _model(nodes=[node, helper.make_node("MatMul", ["x", "W"], ["z"])])
+
+
+def _in_sparse_initializer(location: str) -> Any:
+    import onnx
+
+    values = _external("W", location)
+    values.dims[:] = [2]
+    indices = onnx.numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "W_indices")
+    sparse = onnx.helper.make_sparse_tensor(values, indices, [1, 2])
+    return _model(sparse=[sparse])
+
+
+def _in_subgraph(location: str) -> Any:
+    from onnx import TensorProto, helper
+
+    def branch(name: str, init: list[Any]) -> Any:
+        return helper.make_graph([helper.make_node("Identity", ["B"], [f"{name}_out"])], name, [],
+                                 [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
+                                                                [1, 2])], init)
+
+    cond = helper.make_tensor("cond", TensorProto.BOOL, [], [True])
+    if_node = helper.make_node("If", ["cond"], ["W"],
+                               then_branch=branch("then", [_external("B", location)]),
+                               else_branch=branch("else", [helper.make_tensor(
+                                   "B", TensorProto.FLOAT, [1, 2], [0.0, 0.0])]))
+    return _model([cond], nodes=[if_node, helper.make_node("MatMul", ["x", "W"], ["z"])])
+
+
+def _save(model: Any, folder: Path) -> Path:
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "m.onnx"
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _setup(tmp: Path) -> None:
+    """``models/w.bin`` (the 8 weight bytes), ``models/short.bin`` (4 bytes), a folder, a
+    fifo, symlinks out of the folder and ``outside.bin`` beside the folder."""
+    models = tmp / "models"
+    (models / "sub").mkdir(parents=True)
+    (models / "w.bin").write_bytes(WEIGHTS.tobytes())
+    (models / "short.bin").write_bytes(b"\0" * 4)
+    (tmp / "outside.bin").write_bytes(WEIGHTS.tobytes())
+    os.mkfifo(models / "pipe")
+    (models / "out.bin").symlink_to(tmp / "outside.bin")
+    (models / "zero").symlink_to("/dev/zero")
+
+
+def onnx_case(build: Callable[[Path], Any], problem: str, *, id: str,  # noqa: A002
+              fix: str = FIX, tensor: str = "W", location: str | None = None) -> Any:
+    return pytest.param(build, problem, fix, tensor, location, id=id)
+
+
+MISSING_FIX = "copy the model's external-data file there with it, or " + FIX
+SHORT_FIX = "the file is truncated or is not this model's: copy it again with the model, or " + FIX
+ONNX_CASES = [
+    onnx_case(lambda t: _in_initializer("../../../../../../../../dev/zero"),
+              "leaves the model's folder {folder} (it resolves to /dev/zero)", id="dotdot-dev-zero"),
+    onnx_case(lambda t: _in_initializer("/dev/zero"), "is an absolute path", id="absolute-device"),
+    onnx_case(lambda t: _in_initializer(str(t / "outside.bin")), "is an absolute path",
+              id="absolute-regular-file"),
+    onnx_case(lambda t: _in_initializer("C:\\weights\\w.bin"), "is an absolute path",
+              id="absolute-windows-drive"),
+    onnx_case(lambda t: _in_initializer("../outside.bin"),
+              "leaves the model's folder {folder} (it resolves to {tmp}/outside.bin)",
+              id="dotdot-regular-file"),
+    onnx_case(lambda t: _in_initializer("sub/../../outside.bin"),
+              "leaves the model's folder {folder} (it resolves to {tmp}/outside.bin)",
+              id="dotdot-inside-a-subfolder"),
+    onnx_case(lambda t: _in_initializer("out.bin"),
+              "leaves the model's folder {folder} (it resolves to {tmp}/outside.bin)",
+              id="symlink-out-of-the-folder"),
+    onnx_case(lambda t: _in_initializer("zero"),
+              "leaves the model's folder {folder} (it resolves to /dev/zero)",
+              id="symlink-to-a-device"),
+    onnx_case(lambda t: _in_initializer("missing.bin"),
+              "does not exist (looked for models/missing.bin)", fix=MISSING_FIX, id="missing-file"),
+    onnx_case(lambda t: _in_initializer("sub"), "is a folder, not a regular file",
+              id="a-folder"),
+    onnx_case(lambda t: _in_initializer("pipe"), "is a fifo, not a regular file", id="a-fifo"),
+    onnx_case(lambda t: _in_initializer(""), "is empty", id="empty-location"),
+    onnx_case(lambda t: _in_initializer("w.bin\0../../dev/zero"), "contains a NUL character",
+              id="nul-in-location"),
+    onnx_case(lambda t: _in_initializer("w.bin", offset="64"),
+              "is 8 bytes long, shorter than offset 64 + the tensor's 8 bytes", fix=SHORT_FIX,
+              id="offset-past-the-end"),
+    onnx_case(lambda t: _in_initializer("w.bin", offset="0", length="4096"),
+              "is 8 bytes long, shorter than offset 0 + length 4096", fix=SHORT_FIX,
+              id="length-past-the-end"),
+    onnx_case(lambda t: _in_initializer("short.bin"),
+              "is 4 bytes long, shorter than offset 0 + the tensor's 8 bytes", fix=SHORT_FIX,
+              location="short.bin", id="truncated-file"),
+    onnx_case(lambda t: _in_initializer("w.bin", offset="-4"),
+              "has offset '-4', not a whole number >= 0", id="negative-offset"),
+    onnx_case(lambda t: _in_initializer("w.bin", length="lots"),
+              "has length 'lots', not a whole number >= 0", id="length-not-a-number"),
+    onnx_case(lambda t: _in_attribute("../../../../../../../../dev/zero"),
+              "leaves the model's folder {folder} (it resolves to /dev/zero)", tensor="C",
+              id="attribute-tensor"),
+    onnx_case(lambda t: _in_sparse_initializer("/dev/zero"), "is an absolute path",
+              id="sparse-initializer"),
+    onnx_case(lambda t: _in_subgraph("../outside.bin"),
+              "leaves the model's folder {folder} (it resolves to {tmp}/outside.bin)",
+              tensor="B", id="subgraph-initializer"),
+]
+
+
+@pytest.fixture
+def onnx_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    _setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("build", "problem", "fix", "tensor", "location"), ONNX_CASES)
+def test_onnx_external_data_is_refused_before_anything_reads_it(
+        onnx_here: Path, build: Callable[[Path], Any], problem: str, fix: str, tensor: str,
+        location: str | None) -> None:
+    model = build(onnx_here)
+    path = _save(model, onnx_here / "models")
+    raw = location if location is not None else next(
+        e.value for t in _tensors(model) for e in t.external_data if e.key == "location")
+    folder = (onnx_here / "models").resolve()
+    expected = (f"models/m.onnx: tensor {tensor!r} keeps its data at external location {raw!r}, "
+                f"which {problem.format(folder=folder, tmp=onnx_here.resolve())}; {fix}")
+    spec = ModelSpec(kind="onnx", path=path)
+    for action in (lambda: content_sha256(spec), lambda: load_model(spec, "student")):
+        with pytest.raises(ModelError) as info:
+            action()
+        assert str(info.value) == expected
+        assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
+
+
+def _tensors(model: Any) -> list[Any]:
+    from audit.onnx_models import _all_tensors
+
+    return list(_all_tensors(model))
+
+
+def test_onnx_external_data_in_the_folder_and_below_it_loads_and_is_hashed(onnx_here: Path) -> None:
+    """The real thing, saved by onnx: weights beside the model and in a subfolder."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from audit.data import load_table
+    from audit.spec import DataSpec
+
+    model = _model([onnx.numpy_helper.from_array(WEIGHTS, "W")])
+    convert_model_to_external_data(model, location="sub/weights.bin", size_threshold=0)
+    path = onnx_here / "models" / "m.onnx"
+    onnx.save_model(model, str(path))
+    spec = ModelSpec(kind="onnx", path=path)
+    before = content_sha256(spec)
+    loaded = load_model(spec, "student")
+    assert loaded.sha256 == before
+    (onnx_here / "eval.csv").write_text("x,label\n1,Yes\n-1,No\n", encoding="utf-8")
+    table = load_table(DataSpec(eval=onnx_here / "eval.csv", target="label", features=("x",)))
+    assert loaded.predict_proba(table).argmax(axis=1).tolist() == [0, 1]
+    weights = onnx_here / "models" / "sub" / "weights.bin"
+    weights.write_bytes(weights.read_bytes()[::-1])
+    assert content_sha256(spec) != before
+
+
+ONNX_SUITE = """\
+version: 1
+name: ext
+data: {eval: eval.csv, target: label, features: [x]}
+teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
+student: models/m.onnx
+settings: {seed: 0, bootstrap: 200}
+checks:
+  acc: {metric: accuracy}
+"""
+
+
+def test_run_and_validate_deep_refuse_dev_zero_with_one_line(
+        onnx_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Today ``run`` hashed ``../../dev/zero`` forever; both commands now stop at the check."""
+    from audit.cli import main
+    from fixtures.synthetic import write_pair
+
+    write_pair(onnx_here, n=40)
+    _save(_in_initializer("../../../../../../../../dev/zero"), onnx_here / "models")
+    (onnx_here / "x.audit.yaml").write_text(ONNX_SUITE, encoding="utf-8")
+    folder = (onnx_here / "models").resolve()
+    message = ("models/m.onnx: tensor 'W' keeps its data at external location "
+               "'../../../../../../../../dev/zero', which leaves the model's folder "
+               f"{folder} (it resolves to /dev/zero); {FIX}")
+    assert main(["validate", "--deep", "x.audit.yaml"]) == 2
+    assert capsys.readouterr().err == f"error: x.audit.yaml: {message}\n"
+    assert main(["run", "x.audit.yaml", "--report-dir", "reports", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert f"  ERROR: {message}" in out.splitlines()
+    assert "Traceback" not in out
+    html = next((onnx_here / "reports" / "ext").glob("2*.html")).read_text(encoding="utf-8")
+    assert "Traceback" not in html and "dev/zero" in html
