@@ -107,6 +107,10 @@ class Measurement:
     breakdown: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. recalibration advice
     family: str = ""  # performance, fidelity, calibration, fairness, ... (the report's sections)
+    # what the numbers rest on, for the gates' minimum-evidence rule (audit.gates): the
+    # confidence, what n counts ("unit"), and for proportions the trials behind the student's
+    # value ("trials"), behind a paired difference ("paired") and its discordant rows
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scope(self) -> str:
@@ -135,6 +139,7 @@ class Measurement:
             "breakdown": [_plain(row) for row in self.breakdown],
             "extra": _plain(self.extra),
             "family": self.family,
+            "evidence": _plain(self.evidence),
         }
 
     @classmethod
@@ -147,7 +152,8 @@ class Measurement:
                    method=d.get("method", ""), n=int(d.get("n", 0)), params=dict(d.get("params", {})),
                    notes=tuple(d.get("notes", ())),
                    breakdown=tuple(dict(r) for r in d.get("breakdown", ())),
-                   extra=dict(d.get("extra", {})), family=d.get("family", ""))
+                   extra=dict(d.get("extra", {})), family=d.get("family", ""),
+                   evidence=dict(d.get("evidence") or {}))
 
 
 @dataclass(frozen=True)
