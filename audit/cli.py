@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
     run.add_argument("--no-cache", action="store_true", help="do not use cached predictions")
+    run.add_argument("--trust-cache", action="store_true",
+                     help="use cached entries without verifying them (the report says so)")
     run.add_argument("-k", metavar="EXPR", help="only run checks matching EXPR (as pytest -k)")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     run.add_argument("-n", "--numprocesses", metavar="N", help="run in N processes (pytest-xdist)")
@@ -56,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check suite files without running them")
     val.add_argument("suites", nargs="+", type=Path)
     val.add_argument("--deep", action="store_true",
-                     help="also read the data and load the models: columns, labels, classes, "
-                          "trust (no predictions)")
+                     help="also read the data, load the models (columns, labels, classes, "
+                          "trust) and have both predict the first 5 eval rows")
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the suite format")
     sch.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -101,6 +103,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv += ["--audit-report-dir", str(args.report_dir)]
     if args.no_cache:
         argv.append("--audit-no-cache")
+    if args.trust_cache:
+        argv.append("--audit-trust-cache")
     if args.k:
         argv += ["-k", args.k]
     if args.exitfirst:

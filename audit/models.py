@@ -166,13 +166,14 @@ def _identity(spec: ModelSpec, sha256: str) -> str:
 
 def check_skops_trust(spec: ModelSpec, role: str, untrusted: list[str] | None = None) -> list[str]:
     """Refuse a skops file holding types neither skops nor the suite trusts; return the types
-    skops does not trust by default. The runner also calls this on a prediction-cache hit
-    (with the list recorded when the file was first loaded: it depends only on the file's
-    content), so the verdict never depends on the cache's state."""
-    import skops.io as sio
-
+    skops does not trust by default. The runner also calls this on a prediction-cache hit, with
+    the list recorded when the file was first loaded only when that record is authenticated or
+    was verified against the loaded model (it depends only on the file's content), else with
+    ``None`` (the file is scanned), so the verdict never depends on the cache's state."""
     assert spec.path is not None
     if untrusted is None:
+        import skops.io as sio
+
         try:
             untrusted = list(sio.get_untrusted_types(file=spec.path))
         except Exception as exc:

@@ -48,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: .distill_audit_cache)")
     group.addoption("--audit-no-cache", action="store_true", default=False,
                     help="do not read or write cached predictions on disk")
+    group.addoption("--audit-trust-cache", action="store_true", default=False,
+                    help="use cached entries without verifying them against the models (the "
+                         "report says so); by default an entry is used only when authenticated "
+                         "or verified")
     for field, metavar, example in (("reviewer", "NAME", "J. Doe"), ("role", "ROLE", "Model risk"),
                                     ("decision", "DECISION", "approved"),
                                     ("date", "DATE", "2026-11-28")):
@@ -72,7 +76,8 @@ class AuditState:
         if self._session is None:
             from audit.runner import AuditSession
 
-            self._session = AuditSession(self.cache_dir())
+            self._session = AuditSession(self.cache_dir(),
+                                         trust_cache=self.config.getoption("audit_trust_cache"))
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None and not hasattr(self.config, "workerinput"):
                 self._session.progress = lambda msg: reporter.write_line(f"  [distill-audit] {msg}")
@@ -124,6 +129,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if no_report and (config.getoption("audit_report") or config.getoption("audit_json")):
         raise pytest.UsageError("--audit-no-report contradicts --audit-report/--audit-json; "
                                 "drop one of them")
+    if config.getoption("audit_trust_cache") and config.getoption("audit_no_cache"):
+        raise pytest.UsageError("--audit-trust-cache contradicts --audit-no-cache; drop one of them")
     for opt, suffix in (("audit_report", ".html"), ("audit_json", ".json")):
         value = config.getoption(opt)
         if value and not value.lower().endswith(suffix):

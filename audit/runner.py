@@ -38,8 +38,8 @@ __all__ = ["AuditSession", "SuiteRun", "suite_info"]
 class AuditSession:
     """Shared state of one audit run: the prediction cache and the suites being run."""
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache = PredictionCache(cache_dir)
+    def __init__(self, cache_dir: Path | None = None, *, trust_cache: bool = False) -> None:
+        self.cache = PredictionCache.open(cache_dir, trust=trust_cache)
         self._runs: dict[Any, SuiteRun] = {}
         # where long computations (black-box attacks) report progress; the pytest plugin
         # writes it to the terminal
@@ -61,6 +61,7 @@ class SuiteRun:
         self.session = session or AuditSession()
         self._failure: AuditError | None = None
         self.prediction_sources: dict[str, str] = {}
+        self.prediction_checks: dict[str, str] = {}  # role/table -> how a cached entry was checked
         self.load_seconds = 0.0
         self.encoding: LabelEncoding | None = None  # set when inputs are built
         self._models: dict[str, LoadedModel] = {}
@@ -125,9 +126,14 @@ class SuiteRun:
         """Raw class probabilities of the teacher or student on ``table``, and their classes.
 
         Served from the prediction cache when possible. For file-based models the cache key
-        is known from the file's hash, so a cache hit does not even load the model.
+        is known from the file's hash, so an authenticated cache hit does not even load the
+        model. An unauthenticated hit is verified: the model is loaded (which enforces a skops
+        file's trust list) and re-predicts a fresh random sample of rows (see
+        :func:`verify_predictions`). A skops file's trust always comes from the file itself or
+        from an authenticated record, never from what the cache says.
         """
         spec = getattr(self.suite, role)
+        cache = self.session.cache
 
         def identity() -> str:
             known = model_fingerprint(spec, role)
@@ -143,16 +149,26 @@ class SuiteRun:
                 info["untrusted_types"] = list(model.untrusted_types)
             return model.predict_proba(table), info
 
-        key = self.session.cache.key(self._guard(identity), table.sha256, table.role,
-                                     "\0".join(map(str, table.features.columns)))
+        def verify(P: np.ndarray, info: dict[str, Any]) -> str:
+            return verify_predictions(self.model(role), table, P, info)
+
+        key = cache.key(self._guard(identity), table.sha256, table.role,
+                        "\0".join(f"{c}:{t}" for c, t in table.features.dtypes.astype(str).items()))
         # a callable's behaviour may depend on files we cannot see: never reuse it across runs
         persist = spec.kind != "callable"
         P, info, source = self._guard(
-            lambda: self.session.cache.get_with_info(key, compute, persist=persist))
-        if spec.kind == "skops" and source != "computed":  # trust never depends on the cache
-            self._guard(lambda: check_skops_trust(spec, role, info.get("untrusted_types")))
+            lambda: cache.get_with_info(key, compute, persist=persist, verify=verify,
+                                        label=f"{role} predictions on {table.role}"))
+        how = cache.obtained(key)
+        if spec.kind == "skops" and role not in self._models and source != "computed":
+            # this suite's trust list against the file's types: from a record this session
+            # computed, authenticated or verified (it depends only on the file's content), or
+            # from the file itself; never from an unverified cache entry
+            recorded = info.get("untrusted_types") if how != "unverified" else None
+            self._guard(lambda: check_skops_trust(spec, role, recorded))
         # where the predictions came from: later reads of the same table are served from memory
         self.prediction_sources.setdefault(f"{role}/{table.role}", source)
+        self.prediction_checks.setdefault(f"{role}/{table.role}", cache.describe(key))
         self._classes[role] = tuple(info["classes"])
         return P, self._classes[role]
 
@@ -176,9 +192,13 @@ class SuiteRun:
 
         return self._guard(build)
 
+    PREFLIGHT_ROWS = 5  # eval rows both models predict in a preflight
+
     def preflight(self) -> None:
-        """Everything a run needs short of predicting: read the tables, load both models,
-        match their classes and encode the labels (raises the same errors a run would)."""
+        """Everything a run needs, on a few rows: read the tables, load both models, match
+        their classes, encode the labels, and have both models predict the first
+        ``PREFLIGHT_ROWS`` eval rows (raises the same errors a run would). Precomputed
+        predictions are checked whole (their rows must follow the eval rows)."""
         table = self.eval_table
         for role in TABLES[1:]:
             if getattr(self.suite.data, role) is not None:
@@ -188,6 +208,11 @@ class SuiteRun:
                                              self.suite.data.positive)
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
+        head = replace(table, features=table.features.iloc[:self.PREFLIGHT_ROWS],
+                       labels=table.labels.iloc[:self.PREFLIGHT_ROWS],
+                       sensitive=table.sensitive.iloc[:self.PREFLIGHT_ROWS])
+        for model in (teacher, student):
+            model.predict_proba(table if model.spec.kind == "predictions" else head)
 
     @cached_property
     def resampler(self) -> Resampler:
@@ -313,12 +338,63 @@ class SuiteRun:
                 data[role] = {"path": str(path), "sha256": self._table_sha256(role)}
         out["data"] = data
         out["predictions"] = dict(self.prediction_sources)
+        out["cache"] = {**self.session.cache.provenance(), "entries": dict(self.prediction_checks)}
         t_sha, s_sha = out["teacher"].get("sha256"), out["student"].get("sha256")
         if t_sha and t_sha == s_sha:
             out["student"].setdefault("warnings", []).append(
                 "the student is the teacher: both files have the same SHA-256, so every "
                 "teacher-vs-student comparison is trivially equal")
         return out
+
+
+VERIFY_ROWS = 256  # rows re-predicted to verify an unauthenticated cached prediction entry
+VERIFY_ATOL = 1e-5  # batch size may move float32 outputs by ~1e-7; a forgery moves them more
+
+
+def verify_predictions(model: LoadedModel, table: Table, cached: np.ndarray,
+                       info: Mapping[str, Any]) -> str:
+    """Check a cached prediction entry against the real model, or raise ``CacheRejected``.
+
+    The model re-predicts ``VERIFY_ROWS`` rows drawn afresh (from the operating system's
+    randomness, never stored), so whoever wrote the entry cannot know which rows will be
+    checked; every other field of the entry (classes, a skops file's type list) must equal
+    what the loaded model says. A forgery of a share f of the rows escapes one run with
+    probability (1 - f) ** 256: 7.6% for f = 1%, 0.6% for f = 2%. Tables of up to 256 rows are
+    checked whole.
+    """
+    from audit.cache import CacheRejected
+
+    classes = [_plain(c) for c in model.classes]
+    if list(info.get("classes", ())) != classes:
+        raise CacheRejected(f"it records classes {info.get('classes')!r}, the model has {classes!r}")
+    if model.spec.kind == "skops" and list(info.get("untrusted_types", ())) != list(
+            model.untrusted_types):
+        raise CacheRejected("its record of the file's skops types differs from the file's")
+    n = table.n_rows
+    if cached.shape != (n, len(classes)):
+        raise CacheRejected(f"shape {cached.shape}, expected ({n}, {len(classes)})")
+    if model.spec.kind == "predictions" or n <= VERIFY_ROWS:
+        rows = np.arange(n)
+        fresh = model.predict_proba(table)
+    else:
+        import secrets
+
+        rng = np.random.default_rng(secrets.randbits(128))
+        rows = np.sort(rng.choice(n, size=VERIFY_ROWS, replace=False))
+        sub = replace(table, features=table.features.iloc[rows],
+                      labels=table.labels.iloc[rows].reset_index(drop=True),
+                      sensitive=table.sensitive.iloc[rows].reset_index(drop=True))
+        fresh = model.predict_proba(sub)
+    diff = np.abs(fresh - cached[rows])
+    bad = diff.max(axis=1) > VERIFY_ATOL
+    if bad.any():
+        first = int(rows[np.flatnonzero(bad)[0]])
+        raise CacheRejected(f"{int(bad.sum())} of {len(rows)} re-predicted rows differ from it, "
+                            f"first at data row {first + 1} (largest difference "
+                            f"{float(diff.max()):.3g})")
+    return (f"all {n} rows re-predicted by the model and matched" if len(rows) == n else
+            f"{len(rows)} of {n} rows, drawn at random this run, re-predicted by the model and "
+            "matched")
 
 
 def _plain(x: Any) -> Any:

@@ -20,6 +20,17 @@ metric_names()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_key_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The cache's authentication key file lives under $XDG_CONFIG_HOME: keep tests out of
+    the real home (pytester runs and subprocesses inherit it)."""
+    import os
+
+    if "XDG_CONFIG_HOME" not in os.environ or "DISTILL_AUDIT_TEST_CONFIG" in os.environ:
+        os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+        os.environ["DISTILL_AUDIT_TEST_CONFIG"] = "1"
+
+
 @pytest.fixture(scope="session")
 def built() -> dict[str, Path]:
     """Every fixture file (built once, deterministically, offline), by relative name."""

@@ -381,7 +381,7 @@ def test_models_sharing_a_predictions_file_do_not_share_cached_predictions(tmp_p
 
 # --------------------------------------------------------------------------- PredictionCache
 def test_prediction_cache_memory_and_read_only_values(tmp_path: Path) -> None:
-    cache = PredictionCache(tmp_path)
+    cache = PredictionCache.open(tmp_path)  # with this machine's key: entries authenticated
     key = PredictionCache.key("model", "data", "x")
     assert key != PredictionCache.key("model", "data", "y")
     assert key != PredictionCache.key("model", "datax")  # parts are separated
@@ -389,7 +389,7 @@ def test_prediction_cache_memory_and_read_only_values(tmp_path: Path) -> None:
     assert source == "computed" and not value.flags.writeable
     again, source = cache.get(key, lambda: pytest.fail("computed twice"))
     assert source == "memory" and again is value
-    fresh, source = PredictionCache(tmp_path).get(key, lambda: pytest.fail("not read from disk"))
+    fresh, source = PredictionCache.open(tmp_path).get(key, lambda: pytest.fail("not read from disk"))
     assert source == "disk"
     np.testing.assert_array_equal(fresh, np.eye(2))
     assert json.loads((tmp_path / f"{key}.json").read_text())["shape"] == [2, 2]

@@ -22,6 +22,10 @@ def _merge_artifacts(records: list[dict[str, Any]]) -> dict[str, Any]:
         for key, value in rec["artifacts"].items():
             if key == "predictions":
                 out.setdefault("predictions", {}).update(value)
+            elif key == "cache":
+                merged = out.setdefault("cache", {**value, "entries": {}, "refused": []})
+                merged["entries"].update(value.get("entries", {}))
+                merged["refused"] = sorted({*merged["refused"], *value.get("refused", [])})
             elif key == "data":
                 if "sha256" in value.get("eval", {}) or key not in out:
                     out[key] = value
@@ -58,6 +62,14 @@ def reports_from_records(records: list[dict[str, Any]], *, started: str,
             data["sha256"] = data["eval"]["sha256"]
         warnings = sorted({w for role in ("teacher", "student")
                            for w in artifacts.get(role, {}).get("warnings", [])})
+        cache = artifacts.get("cache") or {}
+        if cache.get("mode") == "trusted" and any(
+                not how.startswith("computed") for how in cache.get("entries", {}).values()):
+            warnings.append("cached predictions were used without verification "
+                            "(--audit-trust-cache): whoever can write the cache folder could "
+                            "have changed them")
+        warnings += [f"a cache entry was refused: {r} (a forged or stale cache?)"
+                     for r in cache.get("refused", [])]
         suite_dir = Path(info["path"]).parent if info.get("path") else Path.cwd()
         provenance = {
             **artifacts,

@@ -315,6 +315,7 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
         "counts": [(k, v) for k, v in counts.items() if v],
         "gate_rows": gate_rows, "sections": sections,
         "artifacts": _artifact_rows(prov),
+        "cache": _cache_view(prov),
         "versions": sorted((prov.get("versions") or {}).items()),
         "environment": sorted((prov.get("environment") or {}).items()),
         "git": prov.get("git"), "created": prov.get("created", ""), "finished": prov.get("finished", ""),
@@ -323,6 +324,16 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
         "signoff": sign,
         "rendered_at": rendered_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
+
+
+def _cache_view(prov: dict[str, Any]) -> dict[str, Any] | None:
+    """How cached artifacts were checked: the summary and, per prediction set, how."""
+    cache = prov.get("cache")
+    if not cache:
+        return None
+    return {"summary": cache.get("summary", ""),
+            "entries": sorted((cache.get("entries") or {}).items()),
+            "refused": list(cache.get("refused") or [])}
 
 
 def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
