@@ -428,6 +428,14 @@ def main(argv: list[str] | None = None) -> int:
           + (f" ({', '.join(state['audit_uncommitted'])})" if state["audit_uncommitted"] else ""))
     print(f"sizes: {', '.join(f'{n:,}' for n in sizes)}; repetitions: {repeat}; "
           f"bootstrap: 1000; sample seed: {args.seed}")
+    from audit.cache import KEY_ENV, load_cache_key
+
+    key, why = load_cache_key(None)
+    print("cached rerun: " + (f"entries authenticated (HMAC key from {key.source}); no model is "
+                              "loaded" if key else
+                              f"no key ({why}): each entry verified by loading the model and "
+                              "re-predicting 256 random rows")
+          + f" [{KEY_ENV}= for the keyless mode]")
 
     paths = fixtures()
     data_dir = args.data_dir.resolve()
