@@ -9,6 +9,26 @@ A bound is judged on the confidence interval, not the point estimate:
 
 Directions come from the metric registry: ``regression`` is already oriented so that a positive
 value means the student is worse, so ``max_regression`` reads the same for every metric.
+
+Minimum evidence. An interval from a handful of rows is not evidence, so before the interval
+is read every gate checks what the measurement rests on (its ``n`` and ``evidence``):
+
+* **a floor on n**, per family: 30 eval rows (performance, fidelity, calibration, fairness,
+  slices, drift), 30 attacked rows (robustness), 60 scored rows, 30 members and 30
+  non-members (privacy), 5 timed runs (efficiency). Below it the gate is inconclusive,
+  whatever the interval says, and the reason names the rows there are and the rows needed.
+  Facts of a table that are not estimates (missing values, duplicates, leakage, class shares,
+  constant columns) and the size ratio are exact and have no floor.
+* **the rows a PASS needs**, for proportions (accuracy, agreement, flip rates, binary or micro
+  recall and precision, robust accuracy): a bound can only pass if a perfect result on that
+  many rows would clear it with an exact interval (:func:`audit.stats.rows_to_pass`): every
+  row right for ``min``, none for ``max``, and for a regression no discordant row (no row only
+  one of the two models gets right), Tango's interval ``z^2 / (n + z^2)``. ``max_regression:
+  0.02`` at 95% needs 189 rows, ``min: 0.93`` on agreement 51. On fewer, the gate cannot pass
+  (it may still fail on strong evidence, above the floor); when it is inconclusive the reason
+  gives the number. For the metrics with exact intervals this only explains what the interval
+  already says; for those with a bootstrap interval alone (robust accuracy) it is what keeps
+  a [0, 0] interval on 20 rows from passing.
 """
 
 from __future__ import annotations
@@ -18,8 +38,52 @@ from typing import Any
 
 from audit.results import Estimate, GateResult, Measurement
 from audit.spec import GateSpec
+from audit.stats import rows_to_pass
 
-__all__ = ["evaluate_gate", "check_status", "describe_bound", "bound_problem"]
+__all__ = ["evaluate_gate", "check_status", "describe_bound", "bound_problem", "evidence_floor",
+           "MIN_ROWS"]
+
+MIN_ROWS = 30  # eval rows or attacked rows: no gate is judged on fewer
+# (floor, what n counts) per family; families not named use MIN_ROWS eval rows
+_FLOORS = {"robustness": (MIN_ROWS, "attacked rows"),
+           "privacy": (2 * MIN_ROWS, "scored rows (members and non-members)"),
+           "efficiency": (5, "timed runs")}
+_ESTIMATED_DATA = ("max_psi", "drifted_columns")  # the data family's inferences (the rest are facts)
+
+
+def evidence_floor(m: Measurement) -> tuple[int, str] | None:
+    """The fewest ``n`` a gate on ``m`` is judged on, and what n counts; ``None`` when ``m`` is
+    exact (a fact of the table, a size ratio) or declares no family (built by hand)."""
+    if not m.family or (m.family == "data" and m.metric not in _ESTIMATED_DATA):
+        return None
+    if m.family == "efficiency" and m.n == 0:  # sizes on disk: measured, not sampled
+        return None
+    floor, unit = _FLOORS.get(m.family, (MIN_ROWS, "eval rows"))
+    return floor, str(m.evidence.get("unit") or unit)
+
+
+def _rows_needed(kind: str, threshold: float, m: Measurement) -> tuple[int, int, str] | None:
+    """For a proportion: (rows it has, rows a PASS of this bound needs, what a perfect result
+    means), or ``None`` when the bound is not on a proportion's trials."""
+    ev = m.evidence
+    confidence = float(ev.get("confidence", 0.95))
+    if kind in ("min", "max"):
+        if "trials" not in ev:
+            return None
+        have, perfect = int(ev["trials"]), "even with a perfect score"
+        bound = threshold
+    else:
+        if "paired" not in ev:
+            return None
+        have, perfect = int(ev["paired"]), "even if the two models disagreed on none of them"
+        bound = threshold
+        if kind == "max_relative_regression":
+            if m.teacher is None or not math.isfinite(m.teacher.value) or m.teacher.value == 0:
+                return None
+            bound = threshold * abs(m.teacher.value)
+        kind = "max_regression"
+    needed = rows_to_pass(kind, bound, confidence)
+    return None if needed is None else (have, needed, perfect)
 
 
 def describe_bound(kind: str, threshold: float, metric: str, direction: str) -> str:
@@ -70,6 +134,7 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
             reason = m.extra.get("no_regression") or f"{m.metric} has no teacher value to regress from"
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
+            status, reason = _enough(kind, threshold, m, status, reason)
         description = describe_bound(kind, threshold, m.metric, m.direction)
         if m.scope:
             description += f" ({m.scope})"
@@ -77,6 +142,47 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
                               description=description, observed=observed, reason=reason,
                               scope=m.scope))
     return tuple(out)
+
+
+def _count(n: int, unit: str) -> str:
+    """``2 eval rows``, ``1 eval row``."""
+    if n != 1:
+        return f"{n} {unit}"
+    for plural in ("rows", "runs"):
+        if plural in unit:
+            return f"1 {unit.replace(plural, plural[:-1], 1)}"
+    return f"1 {unit}"
+
+
+def _enough(kind: str, threshold: float, m: Measurement, status: str, reason: str
+            ) -> tuple[str, str]:
+    """Apply the minimum-evidence rule to a judged bound (see the module docstring)."""
+    if status == "inconclusive" and reason == "the metric is undefined on this data":
+        return status, reason
+    floor = evidence_floor(m)
+    need = _rows_needed(kind, threshold, m)
+    regression = kind != "min" and kind != "max"
+    what = (f"a paired {m.metric} difference" if regression and need is not None else
+            f"a {m.metric} regression" if regression else m.metric)
+    trials_unit = str(m.evidence.get("trials_unit") or (floor[1] if floor else "rows"))
+    show = f"a regression of at most {threshold:g}" if kind == "max_regression" else (
+        f"a relative regression of at most {threshold:g}" if regression else
+        f"{m.metric} {'>=' if kind == 'min' else '<='} {threshold:g}")
+    if floor is not None and m.n < floor[0]:
+        n_floor, unit = floor
+        if need is not None and need[1] > n_floor and trials_unit == unit:
+            return "inconclusive", (f"only {_count(m.n, unit)}: {what} needs at least {need[1]} "
+                                    f"{unit} to show {show} {need[2]}")
+        text = (f"only {_count(m.n, unit)}: {what} needs at least {n_floor} {unit} to be judged "
+                "(an interval from fewer is not evidence)")
+        if need is not None and need[1] > need[0] and trials_unit != unit:
+            text += f"; and {_count(need[1], trials_unit)} to show {show} {need[2]}"
+        return "inconclusive", text
+    if need is not None and need[0] < need[1] and status != "fail":
+        have, needed, perfect = need
+        return "inconclusive", (f"only {_count(have, trials_unit)}: {what} needs at least {needed} "
+                                f"{trials_unit} to show {show} {perfect}")
+    return status, reason
 
 
 def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> str:

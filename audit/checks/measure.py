@@ -3,10 +3,22 @@
 Pure: reads encoded labels and the two models' probabilities (a :class:`MetricInput`) and the
 shared bootstrap replicates of the joint count table (a :class:`Resampler`), and returns a
 :class:`~audit.results.Measurement`. No I/O, no model calls.
+
+Proportions get exact intervals too. A metric that is a share of rows (``accuracy``,
+``agreement``, the flip rates, ``recall`` and ``precision`` with ``average: binary`` or
+``micro``, and ``f1`` micro, which is accuracy) reports the union of its bootstrap interval and
+a closed-form one (:mod:`audit.stats`): Clopper-Pearson for each model's value, Tango's score
+interval for the paired difference when both models' values are shares of the same rows
+(accuracy, recall: ``(b - c) / n`` with ``b`` rows only the teacher gets right and ``c`` only
+the student). Binary precision divides by each model's own predicted positives, so its
+regression keeps the bootstrap interval alone. Every measurement also carries its
+``evidence`` (what ``n`` counts, the trials and discordant rows), which the gates' minimum-
+evidence rule reads (:mod:`audit.gates`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -18,12 +30,26 @@ from audit.results import Estimate, Measurement
 from audit.stats import (
     Interval,
     bootstrap_tables,
+    clopper_pearson,
     joint_table,
     normal_interval,
     percentile_interval,
+    tango_interval,
+    union,
 )
 
-__all__ = ["Resampler", "measure", "measure_all", "paired_measurement"]
+__all__ = ["Resampler", "measure", "measure_all", "paired_measurement", "proportion_counts",
+           "EXACT_METHOD", "UNITS"]
+
+EXACT_METHOD = ("joined with exact intervals (Clopper-Pearson; Tango's score interval for the "
+                "paired difference)")
+# what a measurement's n counts, by family (eval rows unless named here)
+UNITS = {"robustness": "attacked rows", "privacy": "scored rows (members and non-members)",
+         "efficiency": "timed runs"}
+# families whose metrics are shares of their n rows although their engine is their own: the
+# paired difference is of two proportions on the same rows (no exact interval without the rows,
+# but the gates' rule on the rows a PASS needs applies)
+_CUSTOM_PROPORTIONS = {"robust_accuracy": True, "transfer_accuracy": False}
 
 
 class Resampler:
@@ -54,6 +80,85 @@ class Resampler:
     @cached_property
     def replicates(self) -> np.ndarray:
         return bootstrap_tables(self.joint, self.n_boot, self.seed)
+
+
+def proportion_counts(name: str, params: Mapping[str, Any], J: np.ndarray, pos: int | None
+                      ) -> dict[str, Any] | None:
+    """The counts behind a proportion metric, from the joint table ``J[true, teacher, student]``.
+
+    Returns ``None`` for metrics that are not a share of rows. Otherwise a dict with ``unit``
+    (what the trials are), and either ``pair`` = (successes, trials) for a pairwise metric, or
+    ``teacher`` / ``student`` = (successes, trials) and, when both are shares of the same rows,
+    ``paired`` = (b, c, trials): ``b`` rows only the teacher gets right, ``c`` only the student.
+
+    >>> J = joint_table(np.array([0, 1, 1, 1]), np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]), 2)
+    >>> proportion_counts("accuracy", {}, J, 1)["paired"]
+    (1, 1, 4)
+    """
+    k = J.shape[0]
+    idx = np.arange(k)
+    t_right = idx[:, None, None] == idx[None, :, None]
+    s_right = idx[:, None, None] == idx[None, None, :]
+    n = int(J.sum())
+    if name in ("agreement", "negative_flip_rate", "positive_flip_rate"):
+        mask = {"agreement": idx[None, :, None] == idx[None, None, :],
+                "negative_flip_rate": t_right & ~s_right,
+                "positive_flip_rate": ~t_right & s_right}[name]
+        return {"unit": "eval rows", "pair": (int((J * mask).sum()), n)}
+    average = params.get("average") or ("binary" if k == 2 else "macro")
+    if name == "accuracy" or (name in ("precision", "recall", "f1") and average == "micro"):
+        rows, unit = J, "eval rows"
+    elif name == "recall" and average == "binary" and pos is not None:
+        rows, unit = J[pos:pos + 1], "rows of the positive class"
+        t_right, s_right = t_right[pos:pos + 1], s_right[pos:pos + 1]
+    elif name == "precision" and average == "binary" and pos is not None:
+        return {"unit": "rows each model predicts positive",
+                "teacher": (int(J[pos, pos, :].sum()), int(J[:, pos, :].sum())),
+                "student": (int(J[pos, :, pos].sum()), int(J[:, :, pos].sum()))}
+    else:
+        return None
+    trials = int(rows.sum())
+    b = int((rows * (t_right & ~s_right)).sum())
+    c = int((rows * (~t_right & s_right)).sum())
+    return {"unit": unit, "teacher": (int((rows * t_right).sum()), trials),
+            "student": (int((rows * s_right).sum()), trials), "paired": (b, c, trials)}
+
+
+def _exact(counts: tuple[int, int], confidence: float) -> Interval | None:
+    return clopper_pearson(counts[0], counts[1], confidence)
+
+
+def _joined(est: Estimate, exact: Interval | None) -> Estimate:
+    """``est`` with its interval widened to hold ``exact`` (the union of the two)."""
+    if exact is None or not np.isfinite(est.value):
+        return est
+    boot = None if est.ci is None else Interval(*est.ci)
+    both = union(boot, exact)
+    assert both is not None
+    return Estimate(est.value, (both.low, both.high))
+
+
+def _evidence(m: Measurement, confidence: float, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The evidence block of ``m``: confidence and unit; trials and discordant rows for a
+    proportion."""
+    ev: dict[str, Any] = {"confidence": confidence, "unit": UNITS.get(m.family, "eval rows")}
+    if counts is not None:
+        ev["exact"] = "Clopper-Pearson" + ("; Tango score (paired difference)"
+                                           if "paired" in counts else "")
+        if "pair" in counts:
+            ev["trials"] = counts["pair"][1]
+        else:
+            ev["trials"] = counts["student"][1]
+        if "paired" in counts:
+            b, c, trials = counts["paired"]
+            ev.update(paired=trials, discordant=b + c)
+        if counts["unit"] != ev["unit"]:
+            ev["trials_unit"] = counts["unit"]
+    elif m.metric in _CUSTOM_PROPORTIONS:
+        ev["trials"] = m.n
+        if _CUSTOM_PROPORTIONS[m.metric] and m.regression is not None:
+            ev["paired"] = m.n
+    return ev
 
 
 def _est(value: float, ci: Interval | None, bounds: tuple[float, float] | None = None) -> Estimate:
@@ -104,7 +209,9 @@ def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
     """Every measurement of ``metric`` (families with their own engine may return several,
     e.g. one per slicing of the sensitive columns)."""
     if metric.custom is not None:
-        return tuple(metric.custom(metric, params, inputs, resampler, confidence))
+        out = metric.custom(metric, params, inputs, resampler, confidence)
+        return tuple(m if m.evidence else dataclasses.replace(m, evidence=_evidence(m, confidence))
+                     for m in out)
     return (measure(metric, params, inputs, resampler, confidence),)
 
 
@@ -121,18 +228,27 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
     if metric.engine == "counts":
         J, R = resampler.joint, resampler.replicates
         method = f"paired bootstrap, {resampler.n_boot} multinomial replicates of the count table"
+        counts = proportion_counts(metric.name, params, J, pos)
+        if counts is not None:
+            method += f", {EXACT_METHOD}"
         if metric.pairwise:
             assert metric.joint is not None
             value = float(metric.joint(J, k))
             student = _est(value, percentile_interval(metric.joint(R, k), confidence), metric.bounds)
-            return Measurement(metric.name, metric.direction, student, method=method,
-                               n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
+            if counts is not None:
+                student = _joined(student, _exact(counts["pair"], confidence))
+            m = Measurement(metric.name, metric.direction, student, method=method,
+                            n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
+            return dataclasses.replace(m, evidence=_evidence(m, confidence, counts))
         assert metric.counts is not None
         fn = metric.counts
-        return paired_measurement(
+        m = paired_measurement(
             metric, float(fn(J.sum(axis=2), k, pos, params)), float(fn(J.sum(axis=1), k, pos, params)),
             fn(R.sum(axis=3), k, pos, params), fn(R.sum(axis=2), k, pos, params), confidence,
             method=method, n=inputs.n, params=params)
+        if counts is not None:
+            m = _with_exact(m, metric, counts, confidence)
+        return dataclasses.replace(m, evidence=_evidence(m, confidence, counts))
     else:
         method = metric.interval
         if metric.pairwise:
@@ -152,7 +268,25 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
         if not np.isfinite(est.value):
             notes.append(f"{metric.name} is undefined for the {who} on this data "
                          "(e.g. a class with no rows)")
-    return Measurement(metric.name, metric.direction, student, teacher=teacher, regression=reg,
-                       relative_regression=_relative(reg, teacher), method=method, n=inputs.n,
-                       family=metric.family,
-                       params=params, notes=tuple(notes))
+    m = Measurement(metric.name, metric.direction, student, teacher=teacher, regression=reg,
+                    relative_regression=_relative(reg, teacher), method=method, n=inputs.n,
+                    family=metric.family, params=params, notes=tuple(notes))
+    return dataclasses.replace(m, evidence=_evidence(m, confidence))
+
+
+def _with_exact(m: Measurement, metric: Metric, counts: dict[str, Any],
+                confidence: float) -> Measurement:
+    """``m`` with each model's interval joined with Clopper-Pearson's, and the regression's with
+    Tango's when both values are shares of the same rows."""
+    assert m.teacher is not None and m.regression is not None
+    teacher = _joined(m.teacher, _exact(counts["teacher"], confidence))
+    student = _joined(m.student, _exact(counts["student"], confidence))
+    reg = m.regression
+    if "paired" in counts and counts["paired"][2] > 0:
+        b, c, trials = counts["paired"]
+        iv = tango_interval(b, c, trials, confidence)  # of (b - c) / trials = teacher - student
+        if iv is not None and metric.sign < 0:
+            iv = Interval(-iv.high, -iv.low)
+        reg = _joined(reg, iv)
+    return dataclasses.replace(m, teacher=teacher, student=student, regression=reg,
+                               relative_regression=_relative(reg, teacher))
