@@ -299,6 +299,10 @@ class SuiteRun:
         top = int(counts.argmax())
         d["majority_class"] = (f"{_plain(self.inputs.classes[top])!r} is {counts[top] / counts.sum():.1%} "
                                "of the eval rows (a constant prediction's accuracy)")
+        single = _one_class(self.inputs.p_teacher, self.inputs.p_student, self.inputs.classes)
+        if single:  # the most common way a distillation run fails: say it on every check
+            d["one_class_models"] = single
+            d["one_class"] = one_class_note(single, self.inputs.n)
         return d
 
     # -- provenance ------------------------------------------------------------------
@@ -399,6 +403,34 @@ def verify_predictions(model: LoadedModel, table: Table, cached: np.ndarray,
 
 def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
+
+
+def _one_class(p_teacher: np.ndarray, p_student: np.ndarray,
+               classes: tuple[Any, ...]) -> dict[str, Any]:
+    """The models whose top-1 prediction is the same class on every row, with that class."""
+    out: dict[str, Any] = {}
+    for who, P in (("student", p_student), ("teacher", p_teacher)):
+        pred = P.argmax(axis=1)
+        if pred.size and bool((pred == pred[0]).all()):
+            out[who] = _plain(classes[int(pred[0])])
+    return out
+
+
+def one_class_note(single: Mapping[str, Any], n: int) -> str:
+    """``the student predicts 'No' for every one of the 1568 eval rows``, the teacher too if so.
+
+    >>> one_class_note({"student": "No", "teacher": "No"}, 1568)
+    "the student predicts 'No' for every one of the 1568 eval rows, and so does the teacher"
+    """
+    rows = "the only eval row" if n == 1 else f"every one of the {n} eval rows"
+    who = list(single)
+    text = f"the {who[0]} predicts {single[who[0]]!r} for {rows}"
+    if len(who) == 2:
+        if single[who[0]] == single[who[1]]:
+            text += f", and so does the {who[1]}"
+        else:
+            text += f"; the {who[1]} predicts {single[who[1]]!r} for every one of them"
+    return text
 
 
 def suite_info(suite: Suite) -> dict[str, Any]:

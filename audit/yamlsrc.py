@@ -4,6 +4,15 @@ PyYAML's composer gives each node a line number; we turn the node tree into plai
 values and keep, for every key path, the file and line that defined it. Duplicate keys are an
 error (PyYAML silently keeps the last one). ``include:`` is resolved here too: included files
 are merged under the including one, and every value keeps the file and line that wrote it.
+
+The loader is bounded: at most :data:`MAX_DEPTH` levels of mappings and lists inside each other,
+at most :data:`MAX_VALUES` values once aliases are expanded (a few hundred bytes of aliases of
+aliases would otherwise expand to gigabytes), and no alias inside the value it names. The only
+tags allowed are YAML's plain core tags -- ``!!str``, ``!!int``, ``!!float``, ``!!bool`` and
+``!!null`` on scalars, ``!!seq`` on lists and ``!!map`` on mappings -- and a tagged scalar must
+read as its tag says; every other tag (``!!python/...``, ``!!set``, ``!!binary``, ``!!omap``,
+``!!timestamp``, ``!local``...) is refused with its file and line. Merge keys (``<<: *defaults``)
+work. Dates are read as text (YAML 1.1 would make ``2026-11-28`` a date object).
 """
 
 from __future__ import annotations
@@ -17,10 +26,100 @@ import yaml
 
 from audit.errors import SuiteError, display_path
 
-__all__ = ["Origin", "Located", "load_yaml", "located_from_value", "resolve_includes", "dotted",
-           "show", "kind_name"]
+__all__ = ["Origin", "Located", "load_yaml", "load_yaml_text", "located_from_value",
+           "resolve_includes", "dotted", "show", "kind_name", "MAX_DEPTH", "MAX_VALUES"]
 
 KeyPath = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+"""Mappings and lists nested deeper than this are refused (a suite needs a handful of levels)."""
+MAX_VALUES = 100_000
+"""A document whose aliases expand it past this many values is refused (an alias bomb)."""
+
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS: dict[type[yaml.Event], frozenset[str]] = {
+    yaml.ScalarEvent: frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null")),
+    yaml.SequenceStartEvent: frozenset({_CORE + "seq"}),
+    yaml.MappingStartEvent: frozenset({_CORE + "map"}),
+}
+# what a tagged scalar's text must resolve to on its own (``!!float 1`` is fine, ``!!int x`` not)
+_TAG_READS_AS = {_CORE + "int": ("int",), _CORE + "float": ("int", "float"),
+                 _CORE + "bool": ("bool",), _CORE + "null": ("null",)}
+_TAG_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "null": "null"}
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace(_CORE, "!!")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounded depth and alias expansion and only core tags.
+
+    The checks run while composing (before any value is built), so a bomb is refused after
+    reading at most :data:`MAX_VALUES` values and a deep document after :data:`MAX_DEPTH`
+    levels, never by running out of memory or stack.
+    """
+
+    # no implicit dates (2026-11-28 stays text) and no YAML 1.1 "value" key (a plain "=")
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers
+                if tag not in (_CORE + "timestamp", _CORE + "value", _CORE + "yaml")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def __init__(self, text: str, file: Path | None) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.values = 0  # values composed so far, aliases counted as the values they repeat
+        self.sizes: dict[str, int] = {}  # anchor -> values it stands for (once composed)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor
+            if anchor in self.anchors and anchor not in self.sizes:
+                raise SuiteError(f"alias *{anchor} is inside the value &{anchor} names (a loop); "
+                                 "point it at a value defined before it", file=self.file, line=line)
+            self.values += self.sizes.get(anchor, 0)
+            if self.values > MAX_VALUES:
+                raise SuiteError(f"alias *{anchor} expands the file past {MAX_VALUES} values "
+                                 "(aliases of aliases multiply); a suite needs far fewer, use "
+                                 "fewer nested aliases", file=self.file, line=line)
+            return super().compose_node(parent, index)
+        self._check_tag(event, line)
+        self.values += 1
+        before = self.values
+        collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if collection:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise SuiteError(f"mappings and lists nested more than {MAX_DEPTH} levels deep; a "
+                                 "suite needs a few levels, remove the extra nesting",
+                                 file=self.file, line=line)
+        node = super().compose_node(parent, index)
+        if collection:
+            self.depth -= 1
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.sizes[anchor] = self.values - before + 1
+        return node
+
+    def _check_tag(self, event: yaml.Event, line: int) -> None:
+        tag = getattr(event, "tag", None)
+        if tag is None:
+            return
+        if tag not in _ALLOWED_TAGS.get(type(event), frozenset()):
+            raise SuiteError(f"YAML tag {_short_tag(tag)} is not allowed; suites hold plain "
+                             "mappings, lists, strings and numbers (remove the tag)",
+                             file=self.file, line=line)
+        if tag in _TAG_READS_AS:
+            assert isinstance(event, yaml.ScalarEvent)
+            reads = self.resolve(yaml.ScalarNode, event.value, (True, False))
+            if reads.replace(_CORE, "") not in _TAG_READS_AS[tag]:
+                kind = _TAG_WORDS[tag.replace(_CORE, "")]
+                raise SuiteError(f"={show(event.value)}: tagged {_short_tag(tag)} but is not "
+                                 f"{kind}; remove the tag", file=self.file, line=line)
 
 
 @dataclass(frozen=True)
@@ -73,7 +172,14 @@ def load_yaml(path: Path) -> Located:
 
 def load_yaml_text(text: str, path: Path | None) -> Located:
     """Parse YAML ``text`` (attributed to ``path``) into plain values with origins."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text, path)
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
+        before = text[:exc.position]
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        raise SuiteError(f"invalid YAML at column {column}: character U+{exc.character:04X} is "
+                         "not allowed in YAML text; remove it", file=path,
+                         line=before.count("\n") + 1) from None
     try:
         try:
             node = loader.get_single_node()
@@ -123,7 +229,7 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, file: Path | 
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node, file)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 dotted = ".".join(str(p) for p in path)
@@ -142,7 +248,21 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, file: Path | 
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(loader, child, (*path, i), file, origins) for i, child in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, file)
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, file: Path | None) -> Any:
+    """The Python value of a scalar (or of a key written as a list or mapping)."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _CORE + "merge":
+        return node.value  # a plain "<<" that is not a merge key is text
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, KeyError, OverflowError) as exc:
+        # the one value implicit resolution lets through: an integer of more than 4300 digits
+        reason = str(exc).split(";")[0]
+        what = f"={show(node.value)}: " if isinstance(node, yaml.ScalarNode) else "a value in this key "
+        raise SuiteError(f"{what}cannot be read as {_short_tag(node.tag)} ({reason}); quote it to "
+                         "keep it as text", file=file, line=node.start_mark.line + 1) from None
 
 
 def located_from_value(value: Any, file: Path | None = None) -> Located:

@@ -113,6 +113,9 @@ def _summary(report: AuditReport) -> str:
         by_status.setdefault(c.status, []).append(c)
     base = next((c.details["majority_class"] for c in report.checks
                  if "majority_class" in c.details), None)
+    one = next((c.details["one_class"] for c in report.checks if c.details.get("one_class")), None)
+    if one:  # the most common way a distillation run fails
+        parts.append(f"Warning: {one}.")
     if base:
         parts.append(f"For scale: {base}.")
     n = len(report.checks)
@@ -298,7 +301,9 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
             "name": c.name, "status": c.status, "description": c.description,
             "location": c.location, "source": c.source, "error": c.error,
             "measurements": [_measurement_view(x) for x in c.measurements],
-            "details": {k: v for k, v in c.details.items() if k != "classes"},
+            "details": {k: v for k, v in c.details.items()
+                        if k not in ("classes", "one_class", "one_class_models")},
+            "one_class": str(c.details.get("one_class") or ""),
         })
     titles = dict(FAMILIES)
     order = [f for f, _ in FAMILIES if f in families] + sorted(set(families) - set(titles))

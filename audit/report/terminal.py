@@ -83,6 +83,8 @@ def format_check(result: CheckResult) -> str:
         lines += _measurement_lines(m)
         lines += [_gate_line(g) for g in result.gates if g.scope == m.scope]
         lines += [f"  note: {note}" for note in m.notes]
+    if d.get("one_class"):  # a model that predicts one class for every row
+        lines.append(f"  note: {d['one_class']}")
     for n, method, rows in sorted(methods):
         tail = f"  n={n} {rows}, {method}"
         if "seed" in d:
@@ -98,6 +100,10 @@ def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str
         d = report.to_dict()
         counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
         out.append(f"{report.suite['name']}: {report.verdict.upper()} ({counts})")
+        one = next((c.details["one_class"] for c in report.checks if c.details.get("one_class")),
+                   None)
+        if one:  # said once per suite, before the checks
+            out.append(f"  note: {one}")
         for c in report.checks:
             if c.status not in ("pass", "info"):
                 lines = format_check(c).splitlines()
