@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["main"]
 
@@ -33,6 +34,14 @@ def _signoff_options(p: argparse.ArgumentParser) -> None:
 
 def _signoff(args: argparse.Namespace) -> dict[str, str]:
     return {k: getattr(args, k) for k in SIGNOFF if getattr(args, k, None)}
+
+
+def _print(text: object, *, file: TextIO | None = None, newlines: bool = True) -> None:
+    """Print a line whose parts come from users' files, with control and bidi characters
+    made visible (:func:`audit.report.safe.visible`): no escape reaches the terminal raw."""
+    from audit.report.safe import visible
+
+    print(visible(text, newlines=newlines), file=file)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,12 +93,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     missing = [str(s) for s in args.suites if not s.exists()]
     if missing:
-        print(f"distill-audit: not found: {', '.join(missing)}", file=sys.stderr)
+        _print(f"distill-audit: not found: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
     # pytest would say "not found" for an existing file that no plugin collects
     others = [str(s) for s in args.suites if s.is_file() and not s.name.endswith(SUITE_SUFFIX)]
     if others:
-        print(f"distill-audit: not a suite file: {', '.join(others)} (suite files end in "
+        _print(f"distill-audit: not a suite file: {', '.join(others)} (suite files end in "
               f"{SUITE_SUFFIX})", file=sys.stderr)
         return EXIT_USAGE
     argv = [str(s) for s in args.suites]
@@ -142,7 +151,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     files = _suite_files(args.suites)
     if not files:
         where = ", ".join(str(p) for p in args.suites)
-        print(f"distill-audit: no suite files (*{SUITE_SUFFIX}) in {where}", file=sys.stderr)
+        _print(f"distill-audit: no suite files (*{SUITE_SUFFIX}) in {where}", file=sys.stderr)
         return EXIT_USAGE
     code = EXIT_OK
     for f in files:
@@ -154,11 +163,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 SuiteRun(suite).preflight()
         except AuditError as exc:
             prefix = "" if isinstance(exc, SuiteError) else f"{display_path(f)}: "
-            print(f"error: {prefix}{exc}", file=sys.stderr)
+            _print(f"error: {prefix}{exc}", file=sys.stderr)
             code = EXIT_USAGE
             continue
         names = ", ".join(c.name for c in suite.checks)
-        print(f"ok: {display_path(f)}: suite {suite.name!r}, {len(suite.checks)} checks ({names})")
+        _print(f"ok: {display_path(f)}: suite {suite.name!r}, {len(suite.checks)} checks ({names})",
+               newlines=False)
     return code
 
 
@@ -181,12 +191,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         report = read_report(args.json_report)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = args.output or args.json_report.with_suffix(".html")
     paths = write_report(report, html_path=out, signoff=_signoff(args))
     for line in paths.lines():
-        print(line)
+        _print(line, newlines=False)
     return EXIT_OK
 
 
@@ -199,14 +209,14 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     try:
         old, new = read_report(args.old), read_report(args.new)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     d = diff_reports(old, new)
     for line in format_diff(d):
-        print(line)
+        _print(line, newlines=False)
     if args.html:
         atomic_write_bytes(args.html, render_diff_html(d).encode("utf-8"))
-        print(args.html)
+        _print(args.html, newlines=False)
     return EXIT_OK
 
 

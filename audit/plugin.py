@@ -166,9 +166,10 @@ class SuiteFile(pytest.File):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from audit.errors import AuditError
+        from audit.report.safe import visible
 
         if isinstance(excinfo.value, AuditError):
-            return str(excinfo.value)
+            return visible(str(excinfo.value), newlines=True)
         return super().repr_failure(excinfo)
 
 
@@ -201,9 +202,10 @@ class CheckItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from audit.errors import GateFailure
+        from audit.report.safe import visible
 
         if isinstance(excinfo.value, GateFailure):
-            return excinfo.value.verdict
+            return visible(excinfo.value.verdict, newlines=True)  # format_check's, made safe
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -211,7 +213,10 @@ class CheckItem(pytest.Item):
 
 
 def _junit_properties(result: CheckResult) -> list[tuple[str, object]]:
-    """Key numbers of a check as JUnit XML properties, for CI systems that display them."""
+    """Key numbers of a check as JUnit XML properties, for CI systems that display them
+    (names and values made visible: a scope holds users' column names and group values)."""
+    from audit.report.safe import visible
+
     props: list[tuple[str, object]] = [("audit.status", result.status)]
     for m in result.measurements:
         name = m.metric + (f"[{m.scope}]" if m.scope else "")
@@ -224,7 +229,7 @@ def _junit_properties(result: CheckResult) -> list[tuple[str, object]]:
     for g in result.gates:
         scope = f"[{g.scope}]" if g.scope else ""
         props.append((f"audit.gate.{g.kind}{scope}", f"{g.status} (threshold {g.threshold:g})"))
-    return props
+    return [(visible(name), visible(value)) for name, value in props]
 
 
 def _record(item: pytest.Item, run: SuiteRun, result: CheckResult) -> None:

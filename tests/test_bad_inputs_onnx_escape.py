@@ -262,3 +262,169 @@ def test_run_and_validate_deep_refuse_dev_zero_with_one_line(
     assert "Traceback" not in out
     html = next((onnx_here / "reports" / "ext").glob("2*.html")).read_text(encoding="utf-8")
     assert "Traceback" not in html and "dev/zero" in html
+
+
+# ------------------------------------------------------------------ hostile strings
+def esc_case(text: str, shown: str, *, id: str) -> Any:  # noqa: A002
+    return pytest.param(text, shown, id=id)
+
+
+HOSTILE_CASES = [
+    esc_case("\x1b[2K\r  accuracy PASSED", "\\x1b[2K\\r  accuracy PASSED",
+             id="ansi-erase-line-fake-pass"),
+    esc_case("\x1b[1A\x1b[2K-> PASS", "\\x1b[1A\\x1b[2K-> PASS", id="ansi-cursor-up"),
+    esc_case("\x9b2Kc1", "\\x9b2Kc1", id="c1-csi"),
+    esc_case("\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\",
+             "\\x1b]8;;https://evil.example\\x1b\\link\\x1b]8;;\\x1b\\", id="osc8-hyperlink"),
+    esc_case("FAIL\b\b\b\bPASS", "FAIL\\x08\\x08\\x08\\x08PASS", id="backspaces"),
+    esc_case("bell\x07", "bell\\x07", id="bell"),
+    esc_case("nul\x00byte", "nul\\x00byte", id="nul"),
+    esc_case("del\x7f", "del\\x7f", id="del"),
+    esc_case("a\n  student 0.99 -> PASS", "a\\n  student 0.99 -> PASS", id="newline-fake-line"),
+    esc_case("tab\there", "tab\\there", id="tab"),
+    esc_case("\u202eSSAP", "\\u202eSSAP", id="bidi-override-rlo"),
+    esc_case("\u202a\u202b\u202c\u202d", "\\u202a\\u202b\\u202c\\u202d", id="bidi-embeddings"),
+    esc_case("\u2066\u2067\u2068\u2069", "\\u2066\\u2067\\u2068\\u2069", id="bidi-isolates"),
+    esc_case("\u200e\u200f\u061c", "\\u200e\\u200f\\u061c", id="bidi-marks"),
+    esc_case("zero\u200bwidth\u200c\u200d\u2060", "zero\\u200bwidth\\u200c\\u200d\\u2060",
+             id="zero-width"),
+    esc_case("\ufeffbom", "\\ufeffbom", id="byte-order-mark"),
+    esc_case("soft\u00adhyphen", "soft\\xadhyphen", id="soft-hyphen"),
+    esc_case("line\u2028para\u2029", "line\\u2028para\\u2029", id="line-paragraph-separators"),
+    esc_case("tag\U000e0041", "tag\\U000e0041", id="tag-character"),
+]
+KEPT = ["café", "名前", "Ελληνικά", "שלום", "مرحبا", "🙂", "a\u00a0b", "x_1.y-2 (n=3)"]
+
+
+@pytest.mark.parametrize(("text", "shown"), HOSTILE_CASES)
+def test_a_hostile_string_is_shown_escaped_in_terminal_junit_and_html(text: str, shown: str) -> None:
+    from markupsafe import escape
+
+    from audit.plugin import _junit_properties
+    from audit.report.html import render_html
+    from audit.report.safe import visible
+    from audit.report.terminal import format_check
+    from audit.results import CheckResult, Estimate, GateResult, Measurement
+
+    assert visible(text) == shown
+    assert visible(shown) == shown  # nothing left to escape
+    m = Measurement("accuracy", "higher", Estimate(0.8, (0.7, 0.9)), teacher=Estimate(0.9),
+                    params={"by": text}, notes=(f"group {text} is small",),
+                    breakdown=({"kind": "group", "group": text, "n": 5, "status": "ok",
+                                "teacher": {"accuracy": 0.9}, "student": {"accuracy": 0.8}},))
+    g = GateResult("min", 0.95, "fail", "block", "min 0.95", Estimate(0.8, (0.7, 0.9)),
+                   scope=f"by {text}")
+    result = CheckResult("acc", "fail", (m,), (g,), description=text, location=text)
+    assert format_check(result).splitlines()[:3] == [
+        f"  accuracy [by {shown}] student 0.800 [0.700, 0.900]   teacher 0.900",
+        f"  student [by {shown}] 0.800 [0.700, 0.900]  <  min 0.95   -> FAIL",
+        f"  note: group {shown} is small"]
+    error = CheckResult("acc", "error", error=f"eval.csv: column {text} is bad")
+    assert format_check(error) == visible(f"  ERROR: eval.csv: column {text} is bad",
+                                          newlines=True)
+    props = dict(_junit_properties(result))
+    assert props[f"audit.accuracy[by {shown}].student"] == "0.8"
+    assert props[f"audit.gate.min[by {shown}]"] == "fail (threshold 0.95)"
+    html = render_html(_escape_report((result, error)))
+    raw = [ch for ch in text if visible(ch) != ch and ch not in "\n\t"]
+    assert not [ch for ch in raw if ch in html]
+    assert "Traceback" not in html
+    escaped = str(escape(visible(text, newlines=True)))  # a line break is harmless in HTML
+    assert html.count(escaped) >= 4  # the gate row, the note, the group row, the plot
+
+
+def _escape_report(checks: tuple[Any, ...]) -> dict[str, Any]:
+    from audit.results import AuditReport
+
+    settings = {"seed": 0, "confidence": 0.95, "bootstrap": 100, "inconclusive": "fail"}
+    return AuditReport(
+        suite={"name": "demo", "path": "demo.audit.yaml", "sha256": "ab" * 32, "description": "",
+               "text": "version: 1\n", "includes": [], "not_run": [], "settings": settings},
+        verdict="fail", checks=checks,
+        provenance={"teacher": {"kind": "skops", "path": "t.skops", "sha256": "1" * 64},
+                    "student": {"kind": "onnx", "path": "s.onnx", "sha256": "2" * 64},
+                    "data": {}, "versions": {}, "environment": {}, "git": None, "created": "t0",
+                    "finished": "t1", "seed": 0, "warnings": []}).to_dict()
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_ordinary_text_of_every_script_is_kept(text: str) -> None:
+    from audit.report.safe import visible
+
+    assert visible(text) == text
+
+
+# a sensitive column named with an escape, holding a value that would erase the line and
+# print a fake PASS (ESC [1G moves to column 1, as a carriage return would) and a bidi override
+COLUMN = "gr\x1b[31moup"
+FAKE = "\x1b[2K\x1b[1G  synthetic.audit.yaml::worst PASSED \u202eSSAP\u2066"
+HIDDEN = ["\x1b", "\x9b", "\u202e", "\u2066"]
+CHECKS = {"parity": {"metric": "demographic_parity_difference", "by": [COLUMN],
+                     "gate": {"max_regression": 0.0}},
+          "worst": {"metric": "worst_group_accuracy", "by": [COLUMN], "gate": {"min": 0.99}}}
+
+
+def _hostile_suite(folder: Path) -> Path:
+    import pandas as pd
+    import yaml
+
+    from fixtures.synthetic import write_pair, write_suite
+
+    write_pair(folder, n=200, degrade=0.2)
+    frame = pd.read_csv(folder / "eval.csv")
+    frame["group"] = frame["group"].map({"a": FAKE, "b": "b"})
+    frame.rename(columns={"group": COLUMN}).to_csv(folder / "eval.csv", index=False)
+    path = write_suite(folder, CHECKS)
+    suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    suite["data"]["sensitive"] = [COLUMN]
+    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _assert_rendered_safely(report_dir: Path, *texts: str) -> None:
+    from audit.report.safe import visible
+
+    for text in texts:
+        assert not [ch for ch in HIDDEN if ch in text], visible(text)[:300]
+        assert "Traceback" not in text
+    html = next(report_dir.glob("2*.html")).read_text(encoding="utf-8")
+    assert not [ch for ch in HIDDEN + ["\u200b", "\r"] if ch in html]
+    assert visible(FAKE) in html and visible(COLUMN) in html
+    record = json.loads(next(report_dir.glob("2*.json")).read_text(encoding="utf-8"))
+    groups = {b["group"] for c in record["checks"] for m in c["measurements"]
+              for b in m["breakdown"] if b.get("kind") == "group"}
+    assert groups == {f"{COLUMN}={FAKE}", f"{COLUMN}=b"}  # the JSON is the record: exact values
+
+
+def test_pytest_run_prints_no_raw_escape_to_the_terminal_or_the_junit_xml(
+        pytester: pytest.Pytester) -> None:
+    from audit.report.safe import visible
+
+    _hostile_suite(pytester.path)
+    result = pytester.runpytest("--junitxml=out.xml")
+    result.assert_outcomes(failed=2)
+    shown = visible(COLUMN)
+    result.stdout.fnmatch_lines([p.replace("[", "[[]") for p in (
+        f"  student [by {shown}] * -> FAIL",
+        f"  FAIL         worst: student [by {shown}] *-> FAIL")])
+    xml = (pytester.path / "out.xml").read_text(encoding="utf-8")
+    assert f'name="audit.worst_group_accuracy[by {shown}].student"' in xml
+    _assert_rendered_safely(pytester.path / "reports" / "synthetic", result.stdout.str(),
+                            result.stderr.str(), xml)
+
+
+def test_cli_run_and_validate_print_no_raw_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from audit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    suite = _hostile_suite(tmp_path)
+    assert main(["run", suite.name, "--report-dir", "reports", "-q"]) == 1
+    out, err = capsys.readouterr()
+    _assert_rendered_safely(tmp_path / "reports" / "synthetic", out, err)
+    # a suite file whose very name would clear the line
+    evil = tmp_path / "\x1b[2Kx.audit.yaml"
+    evil.write_text(suite.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["validate", evil.name]) == 0
+    assert capsys.readouterr() == (
+        "ok: \\x1b[2Kx.audit.yaml: suite 'synthetic', 2 checks (parity, worst)\n", "")

@@ -2,7 +2,9 @@
 
 Formatting (numbers, intervals, words) and plots happen here, in :func:`view` and
 :mod:`audit.report.plots`; the jinja2 template only loops and branches, with autoescape on:
-column names, labels and suite text come from users.
+column names, labels and suite text come from users. Every value the template prints is
+also made visible first (control, bidi and zero-width characters as escapes, by the
+environment's ``finalize``); the JSON keeps the exact values.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.report.plots import curve_svg, group_bars_svg, latency_svg, reliability_svg, roc_svg
+from audit.report.safe import visible
 from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport, CheckResult, GateResult, Measurement
 from audit.spec import TABLES
@@ -357,6 +360,15 @@ def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}`` of the template, before autoescape: control, bidi and zero-width
+    characters made visible (:func:`audit.report.safe.visible`; line breaks kept for ``<pre>``).
+    Plots are :class:`markupsafe.Markup`, made safe where they are drawn."""
+    if hasattr(value, "__html__"):
+        return value
+    return visible(value, newlines=True)
+
+
 def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
                 signoff: dict[str, str] | None = None) -> str:
     """Render the report dict (the JSON report's content) as one self-contained HTML page."""
@@ -365,6 +377,8 @@ def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("audit.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        finalize=_finalize,
     )
+    env.filters["visible"] = _finalize
     return env.get_template("report.html").render(**view(data, rendered_at=rendered_at,
                                                          signoff=signoff))

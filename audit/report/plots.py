@@ -1,8 +1,9 @@
 """Inline SVG plots for the HTML report, drawn from the report's plain data.
 
 Each function returns :class:`markupsafe.Markup`: every piece of user text inside (group
-labels, metric names) is escaped here, so templates print plots without turning autoescape
-off. No scripts, no external resources; sizes are a few kilobytes.
+labels, metric names) is made visible (:func:`audit.report.safe.visible`) and escaped here,
+so templates print plots without turning autoescape off. No scripts, no external resources;
+sizes are a few kilobytes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from audit.report.safe import visible
+
 __all__ = ["reliability_svg", "group_bars_svg", "latency_svg", "roc_svg", "curve_svg"]
 
 TEACHER, STUDENT = "#4c6ef5", "#e8590c"  # blue and orange: distinguishable in colour-blind palettes
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+
+
+def _text(value: object) -> Markup:
+    """User text (a label, a metric or column name) for SVG: made visible, then escaped."""
+    return escape(visible(value))
 
 
 def _legend(x: float, y: float) -> str:
@@ -37,8 +45,8 @@ def reliability_svg(rows: Sequence[dict[str, Any]], title: str = "Reliability") 
         return top + (1 - v) * size
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
-             f'height="{h}" role="img" aria-label="{escape(title)}">',
-             f'<text x="{left}" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             f'height="{h}" role="img" aria-label="{_text(title)}">',
+             f'<text x="{left}" y="16" {FONT} font-weight="600">{_text(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" '
              'stroke="#adb5bd"/>',
              f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="#adb5bd" '
@@ -79,8 +87,8 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
         return label_w + max(0.0, min(1.0, v)) * plot_w
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
-             f'height="{h}" role="img" aria-label="{escape(title)}">',
-             f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             f'height="{h}" role="img" aria-label="{_text(title)}">',
+             f'<text x="4" y="16" {FONT} font-weight="600">{_text(title)}</text>',
              _legend(label_w + plot_w - 130, 32)]
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(f'<line x1="{px(t)}" y1="40" x2="{px(t)}" y2="{h - 22}" stroke="#e9ecef"/>')
@@ -88,11 +96,11 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
     y = 44
     for g in rows:
         included = g.get("included", True)
-        label = f"{g['group']} (n={g['n']})" + ("" if included else " excluded")
+        label = visible(f"{g['group']} (n={g['n']})" + ("" if included else " excluded"))
         if len(label) > 44:
             label = "..." + label[-41:]
         parts.append(f'<text x="{label_w - 6}" y="{y + bar + 3}" {FONT} text-anchor="end" '
-                     f'fill="{"#212529" if included else "#868e96"}">{escape(label)}</text>')
+                     f'fill="{"#212529" if included else "#868e96"}">{_text(label)}</text>')
         for i, (who, colour) in enumerate((("teacher", TEACHER), ("student", STUDENT))):
             values = g.get(who) or {}
             v = values.get(metric)
@@ -101,7 +109,7 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
                 continue
             fill = colour if included else "#ced4da"
             parts.append(f'<rect x="{label_w}" y="{yy}" width="{px(v) - label_w:.1f}" height="{bar - 1}" '
-                         f'fill="{fill}"><title>{escape(who)} {escape(metric)} {v:.3f}</title></rect>')
+                         f'fill="{fill}"><title>{_text(who)} {_text(metric)} {v:.3f}</title></rect>')
             ci = values.get(f"{metric}_ci")
             if ci and ci[0] is not None and ci[1] is not None:
                 mid = yy + (bar - 1) / 2
@@ -130,8 +138,8 @@ def latency_svg(rows: Sequence[dict[str, Any]], title: str) -> Markup:
         return top + height * (1 - (math.log10(v) - lo) / (hi - lo))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
-             f'height="{h}" role="img" aria-label="{escape(title)}">',
-             f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             f'height="{h}" role="img" aria-label="{_text(title)}">',
+             f'<text x="4" y="16" {FONT} font-weight="600">{_text(title)}</text>',
              _legend(left, 34)]
     top += 16
     for e in range(lo, hi + 1):
@@ -158,8 +166,8 @@ def _frame(title: str, w: int, h: int, left: int, top: int, size_x: int, size_y:
            xlabel: str, ylabel: str, xticks: Sequence[float], yticks: Sequence[float],
            px: Any, py: Any) -> list[str]:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
-             f'height="{h}" role="img" aria-label="{escape(title)}">',
-             f'<text x="4" y="16" {FONT} font-weight="600">{escape(title)}</text>',
+             f'height="{h}" role="img" aria-label="{_text(title)}">',
+             f'<text x="4" y="16" {FONT} font-weight="600">{_text(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{size_x}" height="{size_y}" fill="none" '
              'stroke="#adb5bd"/>']
     for t in xticks:
@@ -168,9 +176,9 @@ def _frame(title: str, w: int, h: int, left: int, top: int, size_x: int, size_y:
     for t in yticks:
         parts.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" {FONT} text-anchor="end">{t:g}</text>')
     parts.append(f'<text x="{left + size_x / 2}" y="{h - 4}" {FONT} text-anchor="middle">'
-                 f'{escape(xlabel)}</text>')
+                 f'{_text(xlabel)}</text>')
     parts.append(f'<text x="12" y="{top + size_y / 2}" {FONT} text-anchor="middle" '
-                 f'transform="rotate(-90 12 {top + size_y / 2})">{escape(ylabel)}</text>')
+                 f'transform="rotate(-90 12 {top + size_y / 2})">{_text(ylabel)}</text>')
     return parts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from audit.report.safe import visible
 from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
 
 __all__ = ["format_value", "format_estimate", "format_check", "format_summary"]
@@ -74,7 +75,7 @@ def format_check(result: CheckResult) -> str:
     A check measured on several slices prints one block per slice.
     """
     if result.status == "error":
-        return f"  ERROR: {result.error}"
+        return visible(f"  ERROR: {result.error}", newlines=True)
     lines: list[str] = []
     d = result.details
     methods = {(m.n, m.method, "rows (members and non-members)" if m.family == "privacy"
@@ -90,7 +91,7 @@ def format_check(result: CheckResult) -> str:
         if "seed" in d:
             tail += f", seed {d['seed']}, {round(100 * d['confidence'])}% intervals"
         lines.append(tail)
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)  # user text never starts a line
 
 
 def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str]:
@@ -107,7 +108,7 @@ def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str
         for c in report.checks:
             if c.status not in ("pass", "info"):
                 lines = format_check(c).splitlines()
-                gates = [ln.strip() for ln in lines if "->" in ln and "PASS" not in ln]
+                gates = [ln.strip() for ln in lines if "->" in ln and not ln.endswith("-> PASS")]
                 gates = gates or [lines[0].strip() if lines else ""]
                 out.append(f"  {c.status.upper():<12} {c.name}: {gates[0]}")
                 indent = " " * (17 + len(c.name))  # every other gate that did not pass
@@ -116,4 +117,4 @@ def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str
         if not_run:
             out.append(f"  not run: {', '.join(not_run)} (this report covers part of the suite)")
         out += [f"  report: {p}" for p in paths]
-    return out
+    return [visible(line) for line in out]
