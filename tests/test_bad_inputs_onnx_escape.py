@@ -428,3 +428,18 @@ def test_cli_run_and_validate_print_no_raw_escape(tmp_path: Path, monkeypatch: p
     assert main(["validate", evil.name]) == 0
     assert capsys.readouterr() == (
         "ok: \\x1b[2Kx.audit.yaml: suite 'synthetic', 2 checks (parity, worst)\n", "")
+
+
+def test_the_summary_keeps_a_failing_gate_whose_group_is_named_pass() -> None:
+    """The summary picked gate lines by the word PASS anywhere in them, so a column named
+    PASS hid its failing gate; a passing gate line is the one that ends in -> PASS."""
+    from audit.report.terminal import format_summary
+    from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
+
+    m = Measurement("worst_group_accuracy", "higher", Estimate(0.7, (0.6, 0.8)),
+                    params={"by": "PASS"})
+    g = GateResult("min", 0.9, "fail", "block", "min 0.9", Estimate(0.7, (0.6, 0.8)),
+                   scope="by PASS")
+    report = AuditReport.from_dict(_escape_report((CheckResult("worst", "fail", (m,), (g,)),)))
+    assert format_summary([(report, [])])[1] == (
+        "  FAIL         worst: student [by PASS] 0.700 [0.600, 0.800]  <  min 0.9   -> FAIL")
