@@ -29,9 +29,10 @@ one decides.
   (``b`` rows only the first model gets right, ``c`` only the second): **Tango's score
   interval** (:func:`tango_interval`; Tango 1998, the interval Fagerland, Lydersen and Laake
   2014 recommend). With no discordant row it is ``+-z^2 / (n + z^2)``: two rows the models
-  agree on give [-0.66, +0.66], not [0, 0]. (Newcombe's hybrid score interval, method 10 of
-  Newcombe 1998, was the other candidate; it collapses to [0, 0] with no discordant rows when
-  the shared accuracy is one half, so it is not used.)
+  agree on give [-0.66, +0.66], not [0, 0]. Newcombe's hybrid score interval (method 10 of
+  Newcombe 1998) was the other candidate and agrees closely (tested); Tango's was chosen
+  because with no discordant row its width depends on ``n`` alone, not on how the agreed rows
+  split between right and wrong, so "the rows a PASS needs" has a closed form.
 
 :func:`rows_to_pass` inverts these: the fewest rows at which even a perfect result could
 clear a bound, which the gates quote when they call a small sample inconclusive.
