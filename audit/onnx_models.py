@@ -186,8 +186,11 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
     assert spec.path is not None
     label = _label(role, spec)
     onnx_external_files(spec.path)  # before onnxruntime opens any external file
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # no coloured log lines on stderr: errors come as exceptions
     try:
-        session = ort.InferenceSession(str(spec.path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(spec.path), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ModelError(f"{label}: onnxruntime cannot open the model ({exc})") from None
     meta = session.get_modelmeta().custom_metadata_map
@@ -292,8 +295,16 @@ def _column_as(column: pd.Series, onnx_type: str, label: str, where: str) -> np.
     if dtype is None:
         raise ModelError(f"{label}: unsupported ONNX input type {onnx_type} for column {name!r}; "
                          f"supported: {', '.join(_ONNX_DTYPES)}")
-    if dtype is object:
-        return column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+    if dtype is object:  # numbers as the text they were written as: 1, not 1.0
+        from audit.coltypes import text_of
+
+        text = text_of(column)
+        if text.isna().any():
+            i, _ = first_bad(text, text.notna())
+            raise ModelError(f"{label}: column {name!r} of {where} has an empty cell at data row "
+                             f"{i + 1}, but the model's input {name!r} is {onnx_type}, which takes "
+                             "text and has no missing value; fill the cells or drop those rows")
+        return text.to_numpy(dtype=object).reshape(-1, 1)
     if pd.api.types.is_integer_dtype(column) and dtype is not np.bool_ and not column.hasnans or (
             dtype in (np.float32, np.float64) and pd.api.types.is_numeric_dtype(column)):
         return column.to_numpy(dtype=dtype).reshape(-1, 1)  # nothing to check

@@ -443,3 +443,15 @@ def test_the_summary_keeps_a_failing_gate_whose_group_is_named_pass() -> None:
     report = AuditReport.from_dict(_escape_report((CheckResult("worst", "fail", (m,), (g,)),)))
     assert format_summary([(report, [])])[1] == (
         "  FAIL         worst: student [by PASS] 0.700 [0.600, 0.800]  <  min 0.9   -> FAIL")
+
+
+def test_onnxruntime_writes_no_coloured_log_line_to_stderr(
+        onnx_here: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime logs its load errors to stderr with ANSI colours, besides raising them;
+    the loader silences the log (the exception carries the message). The external-data check
+    is switched off here so that onnxruntime itself meets the folder."""
+    monkeypatch.setattr("audit.onnx_models.onnx_external_files", lambda path: [])
+    path = _save(_in_initializer("sub"), onnx_here / "models")
+    with pytest.raises(ModelError, match=r"^student \(models/m.onnx\): onnxruntime cannot open"):
+        load_model(ModelSpec(kind="onnx", path=path), "student")
+    assert "\x1b" not in capfd.readouterr().err
