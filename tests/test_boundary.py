@@ -1,10 +1,11 @@
 """The label-only decision-boundary membership attack: its distances equal ART's
 LabelOnlyDecisionBoundary called directly with the same HopSkipJump settings, rank rows like
 the exact distance of a linear model, a memorising student scores higher than its teacher, and
-a wall-clock cap leaves a balanced, stated subset."""
+a wall-clock cap is an error, never a smaller sample."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def test_distances_equal_art_called_directly(tmp_path: Path) -> None:
                                       rows_out, y_out, max_seconds=600)
     assert space["columns"] == ("x1", "x2")
     ours = found["teacher"]["distance"]
-    assert found["teacher"]["covered"].all() and not found["teacher"]["no_start"].any()
+    assert not found["teacher"]["no_start"].any()
 
     lr = d["models"]["teacher"]
     X = np.vstack([d["train"][["x1", "x2"]].to_numpy()[rows_in],
@@ -94,34 +95,54 @@ def test_a_memorising_student_sits_further_from_its_boundary_on_members(tmp_path
     assert "label-only decision boundary (as ART's LabelOnlyDecisionBoundary)" in m.method
 
 
-def test_the_wall_clock_cap_leaves_a_stated_subset(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Members and non-members are attacked alternately, so a cap leaves both sides about
-    equally covered; the note says how many. A clock that moves one second per reading makes
-    the cap deterministic."""
+def _slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves one second per reading makes the cap deterministic."""
     import types
 
     import audit.checks.attacks as attacks
-    import audit.checks.boundary as boundary
 
     ticks = iter(range(10**9))
-    clock = types.SimpleNamespace(perf_counter=lambda: float(next(ticks)))
-    monkeypatch.setattr(attacks, "time", clock)
-    monkeypatch.setattr(boundary, "time", clock)
-    path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 50, "max_seconds": 60}})
+    monkeypatch.setattr(attacks, "time",
+                        types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+
+
+def test_the_wall_clock_cap_is_an_error_never_a_smaller_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which rows are scored must not depend on the machine's speed: a cap reached part way is
+    an error naming the rows done and asked, not a score on the rows that finished."""
+    _slow_clock(monkeypatch)
+    path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 20, "max_seconds": 60}})
     result = _by_name(path)["db"]
-    assert result.status == "info", result.error
-    (m,) = result.measurements
-    n_in, n_out = (next(b for b in m.breakdown if b["kind"] == "attack")[k]
-                   for k in ("members", "non_members"))
-    assert 10 < n_in < 50 and 10 < n_out < 50 and abs(n_in - n_out) < 15
-    assert any(n.startswith("the wall-clock cap (max_seconds 60) stopped the attack: "
-                            f"{n_in} of 50 members and {n_out} of 50 non-members") for n in m.notes)
+    assert result.status == "error" and not result.measurements
+    found = re.fullmatch(
+        r"the wall-clock cap \(max_seconds 60\) stopped the decision-boundary attack on the "
+        r"(teacher|student) \(\S+\.pkl\) after (\d+) of the (\d+) rows to attack \(the rows "
+        r"it classifies correctly of the 20 sampled members and 20 non-members; samples 20\); a "
+        r"result must cover the whole sample, so none is reported: raise max_seconds or lower "
+        r"samples", result.error)
+    assert found, result.error
+    assert int(found[2]) < int(found[3]) <= 40
 
 
-def test_a_cap_that_leaves_too_few_rows_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_slow_machine_gives_the_same_scores(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 10, "max_seconds": 10**7}})
+    fast = _by_name(path)["db"]
+    with monkeypatch.context() as patched:
+        _slow_clock(patched)  # thousands of "seconds" pass, within a cap large enough
+        slow = _by_name(path)["db"]
+    assert fast.status == slow.status == "info", (fast.error, slow.error)
+    assert [m.to_dict() for m in fast.measurements] == [m.to_dict() for m in slow.measurements]
+    assert fast.measurements[0].n == 20
+
+
+def test_a_cap_reached_at_once_is_an_error(tmp_path: Path) -> None:
     path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 50, "max_seconds": 1e-9}})
     result = _by_name(path)["db"]
     assert result.status == "error"
-    assert result.error.startswith("the decision-boundary attack scored 1 member(s) and ")
-    assert result.error.endswith("within max_seconds 1e-09; raise max_seconds or lower samples")
+    assert result.error.startswith("the wall-clock cap (max_seconds 1e-09) stopped the "
+                                   "decision-boundary attack on the teacher (")
+    assert " after 0 of the " in result.error
+    assert result.error.endswith("; a result must cover the whole sample, so none is reported: "
+                                 "raise max_seconds or lower samples")

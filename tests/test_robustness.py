@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -365,7 +366,7 @@ def test_hopskipjump_equals_art_called_directly_from_the_same_start(
     runner = attacks._Runner(run, "student", space, 0)
     x0 = space.scaled()
     todo = np.flatnonzero(runner.clean() == runner.y)[:2]
-    ours, done, no_start = attacks._hopskipjump(runner, "2", todo, x0, deadline=float("inf"))
+    ours, done, no_start = attacks._hopskipjump(runner, "2", todo, x0)
     assert list(done) == list(todo) and len(no_start) == 0
 
     loaded = run.model("student")
@@ -403,7 +404,8 @@ def test_strongest_attacks_each_model_its_own_way_and_refuses_a_regression(
     attacks too, so a regression gate is inconclusive (blocking) and says why."""
     run = _digits(paths, _torch(paths, "teacher"), str(paths["digits/student.onnx"]),
                   {"r": {"metric": "robust_accuracy", "attack": "strongest", "eps": [0.3],
-                         "samples": 10, "gate": {"max": 0.99, "max_regression": 0.5}}})
+                         "samples": 30,  # the fewest rows a gate is judged on
+                         "gate": {"max": 0.99, "max_regression": 0.5}}})
     result = run.run_check("r")
     (m,) = result.measurements
     attacks = {r["model"]: r["attack"] for r in m.breakdown}
@@ -421,36 +423,42 @@ def test_strongest_attacks_each_model_its_own_way_and_refuses_a_regression(
     assert result.status == "inconclusive"
 
 
-def test_covered_rows_stop_where_the_attack_stopped() -> None:
-    """Rows with nothing to attack count only up to the last row attacked, in attack order."""
-    from audit.checks.attacks import covered_rows
-
-    order = np.array([4, 0, 3, 1, 2, 5])  # the order the attack walks the rows in
-    todo = np.array([4, 3, 1, 5])  # rows 0 and 2 have nothing to attack
-    assert covered_rows(order, todo, np.array([4, 3])).tolist() == [
-        True, False, False, True, True, False]  # 4, 0, 3 walked; 1, 2, 5 not
-    assert covered_rows(order, todo, todo).all()
-    assert not covered_rows(order, todo, np.array([], int)).any()
-
-
-def test_an_attack_cut_short_by_the_cap_is_not_kept_on_disk(
-        paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A later run with a larger cap must attack again, not reuse the partial result; a
-    finished attack is reused."""
+def _slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves one second per reading: the cap is reached at a known point, and a
+    machine as slow as that must still give the same numbers when the cap is not reached."""
     import types
 
     import audit.checks.attacks as attacks
-    import audit.checks.robustness as robustness
-    from audit.runner import AuditSession
 
-    def suite(max_seconds: float) -> Any:
-        raw = {"version": 1, "name": "arrests-robust",
-               "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
-               "teacher": str(paths["arrests/student_weak.onnx"]),
-               "student": str(paths["arrests/student.onnx"]),
-               "checks": {"robust": {"metric": "robust_accuracy", "eps": [0.2], "samples": 10,
-                                     "max_seconds": max_seconds}}}
-        return suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(attacks, "time",
+                        types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+
+
+def _black_box_suite(paths: dict[str, Path], max_seconds: float, samples: int = 10) -> Any:
+    raw = {"version": 1, "name": "arrests-robust",
+           "data": {"eval": str(paths["arrests/eval.csv"]), "target": "released"},
+           "teacher": str(paths["arrests/student_weak.onnx"]),
+           "student": str(paths["arrests/student.onnx"]),
+           "checks": {"robust": {"metric": "robust_accuracy", "eps": [0.2], "samples": samples,
+                                 "max_seconds": max_seconds}}}
+    return suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)
+
+
+CAPPED = re.compile(
+    r"the wall-clock cap \(max_seconds 40\) stopped hopskipjump on the (teacher|student) "
+    r"\(\S+\.onnx\) after (\d+) of the (\d+) rows to attack \(the 10 sampled eval rows it "
+    r"classifies correctly; samples 10\); a result must cover the whole sample, so none is "
+    r"reported: raise max_seconds or lower samples")
+
+
+def test_the_cap_is_an_error_never_a_smaller_sample_and_is_not_kept_on_disk(
+        paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which rows are measured must not depend on the machine's speed: the cap stops the check
+    with the rows done and asked, and a later run attacks again (the partial attack was not
+    kept); a finished attack is reused."""
+    import audit.checks.attacks as attacks
+    from audit.runner import AuditSession
 
     calls: list[str] = []
     real = attacks._hopskipjump
@@ -460,22 +468,75 @@ def test_an_attack_cut_short_by_the_cap_is_not_kept_on_disk(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(attacks, "_hopskipjump", counting)
-    ticks = iter(range(10**9))  # a clock that moves one second per reading
-    clock = types.SimpleNamespace(perf_counter=lambda: float(next(ticks)))
-    monkeypatch.setattr(attacks, "time", clock)
-    monkeypatch.setattr(robustness, "time", clock)
+    _slow_clock(monkeypatch)
     cache = tmp_path / "cache"
-    short = SuiteRun(suite(4), AuditSession(cache)).run_check("robust")
-    assert any("stopped the attack before every row was attacked" in n
-               for n in short.measurements[0].notes)
-    assert len(calls) == 2
-    SuiteRun(suite(4), AuditSession(cache)).run_check("robust")
-    assert len(calls) == 4  # the partial results were not kept: attacked again
-    full = SuiteRun(suite(10**6), AuditSession(cache)).run_check("robust")
-    assert not any("stopped the attack" in n for n in full.measurements[0].notes)
-    assert len(calls) == 6
-    SuiteRun(suite(10**6), AuditSession(cache)).run_check("robust")
-    assert len(calls) == 6  # finished attacks are reused
+    short = SuiteRun(_black_box_suite(paths, 40), AuditSession(cache)).run_check("robust")
+    assert short.status == "error" and not short.measurements
+    found = CAPPED.fullmatch(short.error)
+    assert found, short.error
+    assert int(found[2]) < int(found[3]) <= 10
+    assert len(calls) in (1, 2)
+    before = len(calls)
+    again = SuiteRun(_black_box_suite(paths, 40), AuditSession(cache)).run_check("robust")
+    assert again.error == short.error  # the same point on the same clock
+    assert len(calls) == 2 * before  # the partial attack was not kept: attacked again
+    full = SuiteRun(_black_box_suite(paths, 10**6), AuditSession(cache)).run_check("robust")
+    assert full.status == "info", full.error
+    assert full.measurements[0].n == 10
+    after = len(calls)
+    SuiteRun(_black_box_suite(paths, 10**6), AuditSession(cache)).run_check("robust")
+    assert len(calls) == after  # finished attacks are reused
+
+
+def _numbers(result: Any) -> list[dict[str, Any]]:
+    """The measurements without the attacks' durations."""
+    out = []
+    for m in result.measurements:
+        d = m.to_dict()
+        d["breakdown"] = [{k: v for k, v in row.items() if k != "seconds"}
+                          for row in d["breakdown"]]
+        out.append(d)
+    return out
+
+
+def test_a_slow_machine_gives_the_same_numbers(paths: dict[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = SuiteRun(_black_box_suite(paths, 30)).run_check("robust")
+    with monkeypatch.context() as patched:
+        _slow_clock(patched)  # thousands of "seconds" pass, within a cap large enough
+        slow = SuiteRun(_black_box_suite(paths, 10**7)).run_check("robust")
+    assert fast.status == slow.status == "info", (fast.error, slow.error)
+    assert _numbers(fast) == _numbers(slow)
+    assert fast.measurements[0].n == 10
+
+
+def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path]) -> None:
+    """HopSkipJump's queries that round to the same integer row are answered once per row, with
+    the model's own answer."""
+    from audit.checks import attacks
+
+    run = SuiteRun(_black_box_suite(paths, 30))
+    run.inputs
+    space = attacks.attack_space(run.eval_table, 10, 0)
+    runner = attacks._Runner(run, "teacher", space, 0)
+    seen: list[int] = []
+    real = runner.proba
+
+    def counting(frame: pd.DataFrame) -> np.ndarray:
+        seen.append(len(frame))
+        return real(frame)
+
+    runner.proba = counting  # type: ignore[method-assign]
+    answer = attacks._queries(runner, 3)
+    x0 = space.scaled()[3]
+    x = np.clip(x0 + np.random.default_rng(0).uniform(-0.02, 0.02, size=(50, len(x0))), 0, 1)
+    want = real(space.frame_with(x, np.full(len(x), 3)))
+    got = answer(x)
+    np.testing.assert_array_equal(got, want)
+    distinct = len({row.tobytes() for row in space.unscale(x)})
+    assert seen == [distinct] and distinct < 50
+    np.testing.assert_array_equal(answer(x[::-1]), want[::-1])
+    assert seen == [distinct]  # all answered from the first call
 
 
 def test_a_gradient_attack_with_a_varying_unperturbed_column_is_a_clear_error(

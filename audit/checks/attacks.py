@@ -27,8 +27,8 @@ from audit.checks.perturbation import AttackSpace, attack_space, noise, norm_ord
 from audit.errors import DataError, ModelError, display_path
 from audit.models import check_probabilities
 
-__all__ = ["AttackSpace", "DEFAULT_EPS", "attack_space", "gradient_module", "choose_attack",
-           "adversarial", "project"]
+__all__ = ["AttackSpace", "Cap", "DEFAULT_EPS", "attack_space", "gradient_module",
+           "choose_attack", "adversarial", "project"]
 
 DEFAULT_EPS = (0.05, 0.1)
 DEFAULT_SAMPLES = 200
@@ -41,6 +41,39 @@ HSJ_INIT_SIZE = 100
 START_VERSION = 4  # how HSJ starts are found: part of the cache key of adversarial examples
 GRADIENT_ATTACKS = ("pgd", "fgsm")
 GRADIENT_TOLERANCE = 1e-5  # max |p - p'| between the attacked copy and the model
+
+
+@dataclasses.dataclass(frozen=True)
+class Cap:
+    """The wall-clock cap of a check's attacks: a safety stop, never a sample size.
+
+    Which rows are attacked is decided by ``samples`` and the seed alone; an attack that reaches
+    ``deadline`` (a ``time.perf_counter()`` reading, ``seconds`` after the check began) stops,
+    and the check errors instead of measuring fewer rows than asked (which rows a machine
+    finishes in time would decide the numbers).
+    """
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> Cap:
+        return cls(seconds, time.perf_counter() + seconds)
+
+    def passed(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    def error(self, what: str, done: int, todo: int, sample: str) -> DataError:
+        """The one-line error of an attack ``what`` stopped after ``done`` of ``todo`` rows;
+        ``sample`` says which rows those are."""
+        return DataError(f"the wall-clock cap (max_seconds {self.seconds:g}) stopped {what} "
+                         f"after {done} of the {todo} rows to attack ({sample}); a result must "
+                         "cover the whole sample, so none is reported: raise max_seconds or "
+                         "lower samples")
+
+
+class _Stopped(Exception):
+    """The cap passed during one row's attack (raised from inside ART's query loop)."""
 
 
 # --------------------------------------------------------------------------- attacks
@@ -213,15 +246,40 @@ def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.ran
     return None
 
 
+def _queries(runner: _Runner, i: int) -> Any:
+    """The black-box prediction function for attacked row ``i`` (scaled points in, encoded
+    probabilities out), answering each distinct feature row once: after rounding to the
+    integer columns many of HopSkipJump's queries are the same row (5 of 6 on the example
+    data), and a model's answer on a row does not depend on what else is in the batch."""
+    space = runner.space
+    seen: dict[bytes, np.ndarray] = {}
+
+    def predict_fn(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        keys = [row.tobytes() for row in space.unscale(x)]  # what the model would receive
+        new: dict[bytes, int] = {}
+        for j, key in enumerate(keys):
+            if key not in seen:
+                new.setdefault(key, j)
+        if new:
+            at = np.fromiter(new.values(), dtype=int, count=len(new))
+            P = runner.proba(space.frame_with(x[at], np.full(len(at), i)))
+            seen.update(zip(new, P, strict=True))
+        return np.stack([seen[key] for key in keys])
+
+    return predict_fn
+
+
 def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
-                 deadline: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row HSJ on the rows ``todo``, in that order, until ``deadline``; returns the
-    adversarials (rows not attacked unchanged), the rows done and the rows of those with no
-    start (left unchanged)."""
+                 cap: Cap | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row HSJ on the rows ``todo``, in that order; returns the adversarials (rows not
+    attacked unchanged), the rows done and the rows of those with no start (left unchanged).
+    Every row of ``todo`` is done unless ``cap`` passes first (checked between rows and on
+    every model query), which stops the attack where it is."""
     from art.attacks.evasion import HopSkipJump
     from art.estimators.classification import BlackBoxClassifier
 
-    space, k = runner.space, len(runner.model.classes)
+    k = len(runner.model.classes)
     rng = np.random.default_rng(runner.seed)
     out = x0.copy()
     done: list[int] = []
@@ -234,48 +292,40 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     began = last = time.perf_counter()
     try:
         for i in todo:
-            now = time.perf_counter()
-            if now > deadline and done:
+            if cap is not None and cap.passed():
                 break
+            now = time.perf_counter()
             if progress is not None and now - last > PROGRESS_EVERY:
                 last = now
                 progress(f"hopskipjump on the {runner.role}: {len(done)} of {len(todo)} rows, "
                          f"{now - began:.0f} s")
-            done.append(int(i))
             label = int(clean_pred[i])
             start = _init_points(runner, int(i), x0[i], label, rng, pool, pool_pred)
             if start is None:
                 no_start.append(int(i))
+                done.append(int(i))
                 continue
+            answer = _queries(runner, int(i))
 
-            def predict_fn(x: np.ndarray, i: int = int(i)) -> np.ndarray:
-                P = runner.proba(space.frame_with(np.asarray(x, np.float64),
-                                                  np.full(len(x), i)))
-                return P  # encoded class order
+            def predict_fn(x: np.ndarray, answer: Any = answer) -> np.ndarray:
+                if cap is not None and cap.passed():
+                    raise _Stopped
+                return answer(x)  # encoded class order
 
             clf = BlackBoxClassifier(predict_fn, input_shape=(x0.shape[1],), nb_classes=k,
                                      clip_values=(0.0, 1.0))
             art = HopSkipJump(clf, norm=norm_order(norm) if norm_order(norm) == 2 else "inf",
                               init_size=HSJ_INIT_SIZE, verbose=False, **HSJ)
-            out[i] = art.generate(x0[i:i + 1].astype(np.float32),
-                                  x_adv_init=start[None].astype(np.float32))[0]
+            try:
+                out[i] = art.generate(x0[i:i + 1].astype(np.float32),
+                                      x_adv_init=start[None].astype(np.float32))[0]
+            except _Stopped:
+                out[i] = x0[i]
+                break
+            done.append(int(i))
     finally:
         np.random.set_state(state)
     return out, np.array(done, dtype=int), np.array(no_start, dtype=int)
-
-
-def covered_rows(order: np.ndarray, todo: np.ndarray, done: np.ndarray) -> np.ndarray:
-    """The rows a measurement may use after an attack that walked ``todo`` in the order
-    ``order`` (a permutation of all rows) and finished the rows ``done``: every row up to the
-    last one attacked, in that order. Rows with nothing to attack (misclassified ones) count
-    only up to where the attack stopped, so a wall-clock cap cuts every kind of row alike."""
-    n = len(order)
-    if len(done) >= len(todo):
-        return np.ones(n, bool)
-    position = np.empty(n, int)
-    position[order] = np.arange(n)
-    last = int(position[done].max()) if len(done) else -1
-    return position <= last
 
 
 def _cached(ctx: Any, role: str, what: tuple[Any, ...], todo: np.ndarray,
@@ -283,8 +333,8 @@ def _cached(ctx: Any, role: str, what: tuple[Any, ...], todo: np.ndarray,
     """Black-box adversarial examples are artifacts like predictions: kept in the prediction
     cache, keyed by the model's content, the eval and train data, the feature columns and the
     attack's settings, so an unchanged model is not attacked again on the next run. Only an
-    attack that finished every row of ``todo`` is kept on disk: one a wall-clock cap cut short
-    is used for this run only, so a later run with a larger cap attacks again. Models whose
+    attack that finished every row of ``todo`` is kept on disk: one the wall-clock cap cut
+    short (its check errors) is never stored, so a later run attacks again. Models whose
     content cannot be hashed (callables, pickles) are attacked every run."""
     from audit.models import model_fingerprint
 
@@ -310,11 +360,12 @@ def _cached(ctx: Any, role: str, what: tuple[Any, ...], todo: np.ndarray,
 
 
 def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, norm: str,
-                samples: int, deadline: float) -> dict[str, Any]:
+                samples: int, cap: Cap) -> dict[str, Any]:
     """Adversarial versions of the attacked rows for ``role`` (memoised per run).
 
-    Returns ``x`` (scaled, all attacked rows; rows not attacked are unchanged), ``done`` (the
-    row positions the attack covered within the deadline), ``clean`` and ``adv`` correctness.
+    Returns ``x`` (scaled, all sampled rows; rows not attacked are unchanged), ``clean`` and
+    ``adv`` correctness. Every correctly classified row of the sample is attacked: an attack
+    ``cap`` stops first raises its :meth:`Cap.error` (and is kept neither here nor on disk).
     """
     def build() -> dict[str, Any]:
         space = _space(ctx, resampler, samples)
@@ -325,14 +376,18 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
         start = time.perf_counter()
         info: dict[str, Any] = {}
         if attack == "hopskipjump":
-            raw = resampler.memo(("robustness-hsj", role, norm, samples),
-                                 lambda: _cached(ctx, role, ("hopskipjump", norm, samples,
-                                                             resampler.seed), todo,
-                                                 lambda: _hopskipjump(runner, norm, todo, x0,
-                                                                      deadline)))
-            x, done, no_start = raw
-            x = np.where(np.isin(np.arange(len(x0)), done)[:, None], project(x0, x, eps, norm), x0)
-            covered = covered_rows(np.arange(len(x0)), todo, done)
+            def attacked() -> tuple[np.ndarray, np.ndarray]:
+                x, done, no_start = _cached(
+                    ctx, role, ("hopskipjump", norm, samples, resampler.seed), todo,
+                    lambda: _hopskipjump(runner, norm, todo, x0, cap))
+                if len(done) < len(todo):
+                    raise cap.error(f"hopskipjump on the {runner.label}", len(done), len(todo),
+                                    f"the {len(x0)} sampled eval rows it classifies correctly; "
+                                    f"samples {samples}")
+                return x, no_start
+
+            x, no_start = resampler.memo(("robustness-hsj", role, norm, samples), attacked)
+            x = np.where(clean[:, None], project(x0, x, eps, norm), x0)
             info["no_start"] = np.isin(np.arange(len(x0)), no_start)  # a row mask
         else:
             x = x0.copy()
@@ -342,9 +397,8 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
                 x[todo] = np.clip(x0[todo] + moves[todo], 0.0, 1.0)
             elif len(todo):
                 x[todo] = runner.gradient(attack, eps, norm, todo, x0)
-            covered = np.ones(len(x0), bool)
         adv = runner.predict(space.frame_with(x)) == runner.y
-        return {"x": x, "covered": covered, "clean": clean, "adv": adv & clean,
+        return {"x": x, "clean": clean, "adv": adv & clean,
                 "seconds": time.perf_counter() - start, **info}
 
     return resampler.memo(("robustness", role, attack, float(eps), norm, samples), build)

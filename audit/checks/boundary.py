@@ -20,8 +20,9 @@ Differences from ART's class, all deliberate:
   in the box gets the box's diagonal, sqrt(d), an upper bound on any distance in it;
 * HopSkipJump runs with the audit's budget (``max_iter`` 10, ``max_eval`` 200, ``init_eval``
   20), not ART's defaults (50, 10000, 100): seconds per row on a tree ensemble otherwise;
-* a wall-clock cap: members and non-members are attacked alternately, so a cap leaves the two
-  sides balanced; the rows attacked for both models are the ones scored.
+* a wall-clock cap (``max_seconds``) as a safety stop only: every sampled row is scored for both
+  models, and an attack the cap stops makes the check an error naming the rows done and asked
+  (which rows a machine finishes in time must never decide the numbers).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.checks.attacks import HSJ, _cached, _hopskipjump, _Runner, attack_space, covered_rows
+from audit.checks.attacks import HSJ, Cap, _cached, _hopskipjump, _Runner, attack_space
 from audit.errors import display_path
 
 __all__ = ["DEFAULT_SAMPLES", "boundary_distances"]
@@ -61,8 +62,9 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
                        y_in: np.ndarray, non_members: str, rows_out: np.ndarray,
                        y_out: np.ndarray, max_seconds: float
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Per model, the boundary distance of each sampled row (members first), which rows were
-    scored within the cap, and how many had no start; and what was perturbed."""
+    """Per model, the boundary distance of each sampled row (members first) and which rows had
+    no start; and what was perturbed. Every row is attacked; an attack the cap (``max_seconds``
+    for both models together) stops raises :meth:`Cap.error`."""
     m = len(rows_in)
     table = _combined(ctx, members, rows_in, non_members, rows_out)
     y = np.r_[y_in, y_out]
@@ -75,23 +77,23 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
     what = ("decision_boundary", ctx.table(members).sha256, rows_in.tobytes().hex(),
             ctx.table(non_members).sha256, rows_out.tobytes().hex(), resampler.seed)
     out: dict[str, dict[str, Any]] = {}
-    start = time.perf_counter()
-    for j, who in enumerate(("teacher", "student")):
+    cap = Cap.starting_now(max_seconds)
+    for who in ("teacher", "student"):
         runner = _Runner(ctx, who, space, resampler.seed, resampler.memo, table=table, y=y,
                          tag=tag)
         correct = runner.clean() == y
         todo = interleaved[correct[interleaved]]
-        deadline = start + max_seconds * (j + 1) / 2
         began = time.perf_counter()
         x, done, no_start = _cached(ctx, who, what, todo,
-                                    lambda r=runner, t=todo, d=deadline: _hopskipjump(
-                                        r, "2", t, x0, d))
+                                    lambda r=runner, t=todo: _hopskipjump(r, "2", t, x0, cap))
+        if len(done) < len(todo):
+            raise cap.error(f"the decision-boundary attack on the {runner.label}", len(done),
+                            len(todo), f"the rows it classifies correctly of the {m} sampled "
+                            f"members and {m} non-members; samples {m}")
         distance = np.linalg.norm(x - x0, axis=1)
         distance[no_start] = np.sqrt(x0.shape[1])
         distance[~correct] = 0.0
-        covered = covered_rows(interleaved, todo, done)
-        out[who] = {"distance": distance, "covered": covered,
-                    "no_start": np.isin(np.arange(len(y)), no_start),
+        out[who] = {"distance": distance, "no_start": np.isin(np.arange(len(y)), no_start),
                     "seconds": time.perf_counter() - began, "attacked": int(correct.sum())}
     return out, {"columns": space.columns, "fixed": (*space.categorical, *space.fixed),
                  "hsj": dict(HSJ)}

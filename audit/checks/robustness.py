@@ -46,17 +46,19 @@ Attacks (``attack``):
 
 Only rows a model classifies correctly are attacked; a row counts as robust when the model is
 right on it both clean and attacked. The success rate is the share of originally-correct rows
-whose prediction flipped. A wall-clock cap (``max_seconds``, default 30) bounds the attacks of
-a check; when it stops them early, the rows attacked for both models are used, and the notes
-say how many. Adversarial examples are computed once per (model, attack, eps, norm, samples)
-per run, so ``robust_accuracy`` and ``transfer_accuracy`` share them; each model's clean predictions
-on the attacked rows are computed once per run.
+whose prediction flipped. Which rows are measured is decided by ``samples`` and the seed alone,
+never by the machine's speed: every correctly classified row of the sample is attacked, for
+both models. The wall-clock cap (``max_seconds``, default 30, for all the attacks of a check) is
+only a safety stop: an attack it stops makes the check an error that names the rows done and
+asked, never a measurement on fewer rows. Adversarial examples are computed once per (model,
+attack, eps, norm, samples) per run, so ``robust_accuracy`` and ``transfer_accuracy`` share them;
+each model's clean predictions on the attacked rows are computed once per run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,12 +69,13 @@ from audit.checks.attacks import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_SAMPLES,
     MAX_CORNER_DIMS,
+    Cap,
     _Runner,
     _space,
     adversarial,
     choose_attack,
 )
-from audit.checks.perturbation import column_listing
+from audit.checks.perturbation import column_listing, norm_order
 from audit.checks.registry import Metric, MetricInput, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
@@ -117,17 +120,15 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     samples = int(params.get("samples", DEFAULT_SAMPLES))
     max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
     space = _space(ctx, resampler, samples)
-    start = time.perf_counter()
+    for eps in eps_list:
+        _check_eps(metric.name, eps, norm, len(space.columns))
+    cap = Cap.starting_now(max_seconds)  # a safety stop for every attack of the check
     results: dict[float, dict[str, dict[str, Any]]] = {}
     roles = ("teacher",) if metric.name == "transfer_accuracy" else ("teacher", "student")
-    # HSJ runs once per model (its result is projected onto each eps ball): split the cap by
-    # model; the other attacks are quick and need no split
-    for eps in eps_list:
-        results[eps] = {}
-        for n_done, who in enumerate(roles):
-            share = max_seconds * (n_done + 1) / len(roles)
-            results[eps][who] = adversarial(ctx, resampler, who, attacks[who], eps, norm,
-                                            samples, start + share)
+    for eps in eps_list:  # HSJ runs once per model; its result is projected onto each eps ball
+        results[eps] = {who: adversarial(ctx, resampler, who, attacks[who], eps, norm, samples,
+                                         cap)
+                        for who in roles}
     out = []
     perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
                  f"[min, max] range: {column_listing(space.columns)}")
@@ -138,20 +139,18 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     for eps in eps_list:
         scope = {"eps": eps, "attack": attack, "norm": norm}
         arts = results[eps]
-        covered = np.logical_and.reduce([a["covered"] for a in arts.values()])
-        m = int(covered.sum())
+        m = len(space.rows)
         faced = (f"attack {attack} (requested {requested}) on both models" if same else
                  "each model's strongest attack (requested strongest): "
                  + ", ".join(f"{attacks[who]} on the {who}" for who in arts))
         notes = [f"{faced}, eps {eps:g} ({norm}-norm, in units of each column's range), "
                  f"{m} rows", perturbed]
-        if m < len(space.rows):
-            notes.append(f"the wall-clock cap (max_seconds {max_seconds:g}) stopped the attack "
-                         f"before every row was attacked: {m} of {len(space.rows)} rows were "
-                         "attacked for both models and are the ones measured")
-        rows = [_row(who, attacks[who], eps, norm, a, covered) for who, a in arts.items()]
+        if m < samples:
+            notes.append(f"samples {samples} asked for, but the eval table has {m} rows: every "
+                         "row was attacked")
+        rows = [_row(who, attacks[who], eps, norm, a) for who, a in arts.items()]
         for who, a in arts.items():
-            unstarted = int(a["no_start"][covered].sum()) if "no_start" in a else 0
+            unstarted = int(a["no_start"].sum()) if "no_start" in a else 0
             if attacks[who] == "hopskipjump" and unstarted:
                 notes.append(f"hopskipjump found no starting point of another class for "
                              f"{unstarted} of the {who}'s {m} measured row(s), searching the "
@@ -165,11 +164,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                " / ".join(f"{attacks[who]} ({who})" for who in arts) + " attacks")
         method = (f"{how}, eps {eps:g} ({norm}-norm); paired bootstrap over the "
                   f"{m} attacked rows, {resampler.n_boot} replicates")
-        if m == 0:
-            raise DataError(f"{metric.name}: no row was attacked within max_seconds "
-                            f"{max_seconds:g}; raise max_seconds or lower samples")
         if metric.name == "robust_accuracy":
-            t, s = arts["teacher"]["adv"][covered], arts["student"]["adv"][covered]
+            t, s = arts["teacher"]["adv"], arts["student"]["adv"]
             reps = _boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
             measured = paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
                                           reps["s"], confidence, method=method, n=m,
@@ -188,10 +184,9 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         else:
             teacher_art = arts["teacher"]
             student = _Runner(ctx, "student", space, resampler.seed, resampler.memo)
-            hit = student.predict(space.frame_with(teacher_art["x"])) == student.y
-            s = hit[covered]
-            clean_s = (student.clean() == student.y)[covered]
-            moved = teacher_art["clean"][covered]  # rows the teacher's attack perturbed
+            s = student.predict(space.frame_with(teacher_art["x"])) == student.y
+            clean_s = student.clean() == student.y
+            moved = teacher_art["clean"]  # rows the teacher's attack perturbed
             reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
             ci = percentile_interval(reps, confidence)
             rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
@@ -216,11 +211,22 @@ def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:
     return None if n == 0 else float((originally & ~still).sum() / n)
 
 
-def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any],
-         covered: np.ndarray) -> dict[str, Any]:
-    clean, adv = a["clean"][covered], a["adv"][covered]
+def _check_eps(name: str, eps: float, norm: str, d: int) -> None:
+    """An eps beyond the whole box allows every point of it: a budget in the columns' own
+    units (10 years) mistaken for a fraction of their range."""
+    widest = 1.0 if norm_order(norm) == np.inf else math.sqrt(d)
+    if eps > widest:
+        box = ("1, a whole column range" if widest == 1 else
+               f"sqrt({d}) = {widest:.3g}, the diagonal of the {d} scaled columns")
+        raise DataError(f"{name}: eps {eps:g} ({norm}-norm) is larger than {box}, so it allows "
+                        "every point of the box; eps is a fraction of each numeric column's "
+                        "[min, max] range: write 0.1 for a tenth of the range")
+
+
+def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any]) -> dict[str, Any]:
+    clean, adv = a["clean"], a["adv"]
     return {"kind": "robustness", "model": who, "attack": attack, "eps": eps, "norm": norm,
-            "rows": int(covered.sum()), "clean_accuracy": float(clean.mean()),
+            "rows": len(clean), "clean_accuracy": float(clean.mean()),
             "robust_accuracy": float(adv.mean()), "success_rate": _rate(clean, adv),
             "seconds": round(float(a["seconds"]), 3)}
 
