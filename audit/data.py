@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audit.coltypes import convert, from_text
 from audit.errors import DataError, display_path
 from audit.suite import DataSpec
 
@@ -32,10 +33,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def is_csv(path: Path) -> bool:
+    return path.suffix.lower() not in (".parquet", ".pq")
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame, with a clear error on failure."""
+    """Read a CSV or Parquet file into a DataFrame, with a clear error on failure.
+
+    CSV columns get pandas' guessed types here; :func:`load_table` then reads the columns
+    that hold text (labels, sensitive, declared and text columns) literally."""
     where = display_path(path)
-    is_parquet = path.suffix.lower() in (".parquet", ".pq")
+    is_parquet = not is_csv(path)
+    if path.is_dir():
+        raise DataError(f"{where}: is a folder, not a file; name the .csv or .parquet file inside it")
     try:
         if is_parquet:
             frame = pd.read_parquet(path)
@@ -62,10 +72,18 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of a CSV file exactly as written: every cell is text and only an empty cell
+    is missing (``NA``, ``None``, ``null`` and ``N/A`` are values, not gaps)."""
+    frame = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""])
+    return frame[columns]
+
+
 def _check_csv_shape(path: Path, frame: pd.DataFrame, where: str) -> None:
     """Refuse what pandas reads silently but wrongly: repeated header names (pandas renames the
-    second ``x`` to ``x.1``) and data rows longer than the header (pandas turns the extra
-    leading fields into a row index, shifting every column)."""
+    second ``x`` to ``x.1``), data rows longer than the header (pandas turns the extra
+    leading fields into a row index, shifting every column) and rows shorter than the header
+    (pandas fills the missing fields with NaN, which later reads as a missing value)."""
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
             and frame.index.step == 1):
         extra = frame.index.nlevels
@@ -74,9 +92,24 @@ def _check_csv_shape(path: Path, frame: pd.DataFrame, where: str) -> None:
                         f"{extra} extra leading field(s) as a row index and shift every column. "
                         "Give every row as many fields as the header (a missing header name or "
                         "an unquoted comma?)")
+    # a short row leaves the last column missing: only then is the file scanned row by row
+    scan = len(frame) > 0 and bool(frame.iloc[:, -1].isna().any())
     try:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-            header = next(csv.reader(fh), [])
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            row = 0
+            for fields in reader if scan else ():
+                if not fields:  # pandas skips blank lines
+                    continue
+                row += 1
+                if len(fields) < len(header):
+                    raise DataError(f"{where}: data row {row} (line {reader.line_num}) has "
+                                    f"{len(fields)} field(s) but the header names {len(header)} "
+                                    f"columns; the last {len(header) - len(fields)} "
+                                    f"({', '.join(header[len(fields):][:5])}) would read as "
+                                    "missing. Give every row as many fields as the header "
+                                    "(write an empty field as two commas)")
     except (OSError, csv.Error):  # pandas read it; its own column names stand
         return
     seen: dict[str, int] = {}
@@ -137,7 +170,11 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         features = list(spec.features)
     else:
         features = [c for c in frame.columns if c != spec.target]
-    labels = frame[spec.target]
+    declared = spec.declared_types()
+    for col in declared:
+        require(col, "declared", "categorical" if col in spec.categorical else "dtypes")
+    frame, literal = _typed(path, frame, spec, features, declared, where)
+    labels = literal[spec.target]
     missing = int(labels.isna().sum())
     if missing:
         first = int(np.flatnonzero(labels.isna().to_numpy())[0])
@@ -149,8 +186,29 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         sha256=file_sha256(path),
         features=frame[features],
         labels=labels.reset_index(drop=True),
-        sensitive=_sensitive(frame, spec, where),
+        sensitive=_sensitive(literal, spec, where),
     )
+
+
+def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],
+           declared: dict[str, str], where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The feature frame with declared types applied and text columns read literally, and the
+    label and sensitive columns as written (text, for a CSV; a Parquet file keeps its types).
+
+    pandas' guesses stand for the CSV columns that hold numbers and that the suite does not
+    declare; every other CSV column is read as text, where only an empty cell is missing."""
+    kept = [spec.target, *spec.sensitive]
+    if not is_csv(path):
+        changes = {c: convert(frame[c], t, where) for c, t in declared.items()}
+        return (frame.assign(**changes) if changes else frame), frame[kept]
+    literal = [c for c in features
+               if c in declared or not pd.api.types.is_numeric_dtype(frame[c])]
+    text = read_text_columns(path, [c for c in frame.columns if c in kept or c in literal])
+    if len(text) != len(frame):  # pragma: no cover - both reads see the same rows
+        raise DataError(f"{where}: the file changed while it was read; read it again")
+    changes = {c: from_text(text[c], declared[c], where) if c in declared else text[c]
+               for c in literal}
+    return (frame.assign(**changes) if changes else frame), text[kept]
 
 
 MISSING_GROUP = "missing"
@@ -158,7 +216,7 @@ MISSING_GROUP = "missing"
 
 def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
     """The sensitive columns, with missing values handled as ``data.missing_sensitive`` says."""
-    out = frame[list(spec.sensitive)].reset_index(drop=True)
+    out = frame[list(spec.sensitive)].reset_index(drop=True).copy()
     for col in spec.sensitive:
         gaps = out[col].isna()
         if not gaps.any():
@@ -181,6 +239,17 @@ def _key(label: Any) -> str:
     if isinstance(label, (bool, np.bool_)):
         return str(bool(label))
     return str(label)
+
+
+def _number_key(label: Any) -> str | None:
+    """The key of a label that reads as a number (``"1.0"`` and ``1`` alike), else None."""
+    if isinstance(label, (bool, np.bool_)):
+        return None
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return None
+    return _key(value) if value == value else None
 
 
 @dataclass(frozen=True)
@@ -237,9 +306,13 @@ class LabelEncoding:
     def encode(self, labels: pd.Series, where: str) -> np.ndarray:
         """Map raw labels to indices ``0..k-1``; unknown labels are an error."""
         lookup = {_key(c): i for i, c in enumerate(self.classes)}
+        # a label written "1.0" in a CSV (read as text) names the class 1, as it did as a number
+        numeric = {_number_key(c): i for i, c in enumerate(self.classes)}
+        numeric.pop(None, None)
         # key each distinct label once (not each row): factorize is a hash pass over the rows
         row_codes, uniques = pd.factorize(labels, use_na_sentinel=False)
-        table = np.array([lookup.get(_key(u), -1) for u in uniques], dtype=np.int64)
+        table = np.array([lookup.get(_key(u), numeric.get(_number_key(u), -1)) for u in uniques],
+                         dtype=np.int64)
         codes = table[row_codes]
         unknown = pd.Series(codes < 0, index=labels.index)
         if unknown.any():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.checks.registry import get_metric, metric_names
+from audit.spec import DTYPES
 
 __all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
 
@@ -41,7 +42,7 @@ class Field:
     """One key of a section: its kind, whether it is required, and what it means."""
 
     # str | int | number | bool | path | str_list | label | label_list | section:<name> | model
-    # | include | checks
+    # | include | checks | dtype_map (column -> one of DTYPES)
     kind: str
     doc: str
     required: bool = False
@@ -78,6 +79,12 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "missing_sensitive": Field("str", "Missing values in a sensitive column: error, or group "
                                           "(their own group, 'missing').", choices=("error", "group"),
                                    default="error"),
+        "categorical": Field("str_list", "Columns that hold categories: read as text however they "
+                                         "look (codes 0, 1, 2 stay '0', '1', '2'); only an empty "
+                                         "cell is missing."),
+        "dtypes": Field("dtype_map", "Column types, {column: string|integer|float|boolean}: the "
+                                     "cells are read as that type (string: as written; only an "
+                                     "empty cell is missing)."),
     },
     "model": {
         "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
@@ -203,6 +210,9 @@ def suite_json_schema() -> dict[str, Any]:
         elif kind == "label_list":
             s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
                  "uniqueItems": True}
+        elif kind == "dtype_map":
+            s = {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1},
+                 "additionalProperties": {"enum": list(DTYPES)}}
         elif kind == "include":
             s = {"oneOf": [{"type": "string", "minLength": 1},
                            {"type": "array", "items": {"type": "string", "minLength": 1},

@@ -246,8 +246,19 @@ def _estimator_predict(model: Any, label: str) -> PredictFn:
         raise ModelError(f"{label}: {type(model).__name__} has no predict_proba; the audit needs "
                          "class probabilities")
 
+    from audit.coltypes import conform, explain_failure, model_column_types
+
+    # columns the fitted model declares as text (its encoders' categories) are fed as text,
+    # whatever type the table's reader gave them (a CSV's 0/1/2 codes come back as integers)
+    declared = model_column_types(model)
+
     def predict(table: Table) -> np.ndarray:
-        return model.predict_proba(table.features)
+        frame = conform(table.features, declared)
+        try:
+            return model.predict_proba(frame)
+        except Exception as exc:  # say which column, dtype and row, and the fix
+            why = explain_failure(model, frame, exc, model.predict_proba)
+            raise ModelError(f"{label} failed to predict on {display_path(table.path)}{why}") from exc
 
     return predict
 

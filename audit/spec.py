@@ -12,9 +12,11 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["TABLES", "TABLE_ROWS", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
+__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec",
+           "Suite"]
 
 
+DTYPES = ("string", "integer", "float", "boolean")  # the column types data.dtypes may declare
 TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
 TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's rows are
               "train": "the rows the student was trained on",
@@ -35,6 +37,12 @@ class DataSpec:
     sensitive: tuple[str, ...] = ()
     positive: str | int | None = None
     missing_sensitive: str = "error"  # or "group": missing values form their own group
+    categorical: tuple[str, ...] = ()  # columns read as text, however they look
+    dtypes: tuple[tuple[str, str], ...] = ()  # (column, one of DTYPES) as the suite declares
+
+    def declared_types(self) -> dict[str, str]:
+        """Every declared column type, ``data.categorical`` as ``string``."""
+        return {**{c: "string" for c in self.categorical}, **dict(self.dtypes)}
 
 
 @dataclass(frozen=True)

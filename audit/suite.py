@@ -33,7 +33,7 @@ from audit.fields import (
     suite_json_schema,
 )
 from audit.gates import bound_problem
-from audit.spec import TABLE_ROWS, TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
+from audit.spec import DTYPES, TABLE_ROWS, TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
 from audit.yamlsrc import (
     KeyPath,
     Located,
@@ -199,11 +199,32 @@ class _Parser:
             if len(set(value)) != len(value):
                 dup = next(v for v in value if value.count(v) > 1)
                 raise self.bad(keypath, list(value), f"lists {dup!r} twice")
+        elif kind == "dtype_map":
+            return self.dtype_map(keypath, value)
         if f.choices and value not in f.choices:
             choices = ", ".join(str(c) for c in f.choices)
             hint = did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
             raise self.bad(keypath, value, f"must be one of {choices}{hint}")
         return value
+
+    def dtype_map(self, keypath: KeyPath, value: Any) -> tuple[tuple[str, str], ...]:
+        """``{column: type}`` as ``((column, type), ...)``; a type is one of ``DTYPES``."""
+        example = "{age: integer, grade: string}"
+        if not isinstance(value, dict) or not value:
+            raise self.bad(keypath, value, f"must be a mapping of column -> type, e.g. {example} "
+                                           f"(types: {', '.join(DTYPES)})")
+        out = []
+        for col, dtype in value.items():
+            if not isinstance(col, str) or not col.strip():
+                raise self.bad(keypath, value, f"column names must be non-empty text; quote {col!r}")
+            if dtype not in DTYPES:
+                known = _DTYPE_ALIASES.get(str(dtype).lower())
+                hint = (f"; did you mean {known!r}?" if known else
+                        did_you_mean(dtype, list(DTYPES)) if isinstance(dtype, str) else "")
+                raise self.bad((*keypath, col), dtype, f"unknown column type{hint} (valid: "
+                                                       f"{', '.join(DTYPES)})")
+            out.append((col, dtype))
+        return tuple(out)
 
     def in_range(self, keypath: KeyPath, value: Any, bounds: dict[str, Any]) -> None:
         """Check a value (or each item of a list) against JSON-Schema-style bounds."""
@@ -233,6 +254,9 @@ class _Parser:
         else:
             base = Path.cwd()
         resolved = (base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
+        if must_exist and resolved.is_dir():
+            raise self.bad(keypath, raw, f"is a folder ({display_path(resolved)}), not a file; "
+                                         "name the file inside it")
         if must_exist and not resolved.is_file():
             raise self.bad(keypath, raw, f"file not found ({display_path(resolved)}); paths are "
                                          "relative to the file that names them")
@@ -296,9 +320,21 @@ class _Parser:
         if target in sensitive:
             raise self.bad((*kp, "sensitive"), list(sensitive),
                            f"lists the target {target!r}; slice by other columns")
+        categorical = tuple(self.get(kp, d, "categorical", "data") or ())
+        dtypes = self.get(kp, d, "dtypes", "data") or ()
+        for key, cols in (("categorical", categorical), ("dtypes", [c for c, _ in dtypes])):
+            if target in cols:
+                raise self.bad((*kp, key), target, "is the target; labels are always read as "
+                                                   "text and matched to the models' classes; "
+                                                   "remove it")
+        for col, dtype in dtypes:
+            if col in categorical and dtype != "string":
+                raise self.bad((*kp, "dtypes", col), dtype, f"but data.categorical lists {col!r} "
+                                                            "(read as text); keep one of the two")
         return DataSpec(eval=eval_path, target=target, **optional, features=features,
                         sensitive=sensitive, positive=self.get(kp, d, "positive", "data"),
-                        missing_sensitive=self.get(kp, d, "missing_sensitive", "data"))
+                        missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
+                        categorical=categorical, dtypes=dtypes)
 
     def settings(self, value: Any) -> Settings:
         kp: KeyPath = ("settings",)
@@ -467,6 +503,12 @@ class _Parser:
 def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file")
+
+
+# what other tools call our column types, for the did-you-mean of data.dtypes
+_DTYPE_ALIASES = {"str": "string", "text": "string", "object": "string", "category": "string",
+                  "categorical": "string", "int": "integer", "int64": "integer", "double": "float",
+                  "number": "float", "float64": "float", "bool": "boolean"}
 
 
 def _is_number(text: str) -> bool:

@@ -127,7 +127,7 @@ def test_fixture_tables_load(arrests: Path, digits: Path) -> None:
                                             "citizen", "checks"]
     digits_table = load_table(spec(digits / "eval.csv", target="digit"))
     assert digits_table.features.shape[1] == 64
-    assert digits_table.labels.dtype == np.int64
+    assert digits_table.labels.tolist()[:3] == ["1", "4", "5"]  # labels are read as text
 
 
 # --------------------------------------------------------------------------- missing columns
@@ -274,3 +274,90 @@ def test_a_file_that_is_not_text(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=rf"^{re.escape(where(path))}: cannot read the table as CSV "
                                         r"\(UnicodeDecodeError: .+\)$"):
         load_table(spec(path))
+
+
+# --------------------------------------------------------------------------- read literally
+def test_na_words_are_group_names_and_only_an_empty_cell_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text("x,group,colour,label\n1,NA,NA,Yes\n2,None,null,No\n3,null,N/A,No\n"
+                    "4,N/A,,Yes\n5,,red,No\n")
+    table = load_table(spec(path, sensitive=("group",), missing_sensitive="group"))
+    assert table.sensitive["group"].tolist() == ["NA", "None", "null", "N/A", "missing"]
+    colour = table.features["colour"]  # a text feature is read as written too
+    assert colour.iloc[:3].tolist() == ["NA", "null", "N/A"] and colour.isna().tolist()[3:] == [
+        True, False]
+    assert table.features["x"].dtype == np.int64  # numbers keep pandas' types
+
+
+def test_labels_are_text_and_still_match_numeric_classes(tmp_path: Path) -> None:
+    from audit.data import LabelEncoding
+
+    path = tmp_path / "eval.csv"
+    path.write_text("x,label\n1,1\n2,0\n3,1.0\n4,0.0\n")
+    table = load_table(spec(path))
+    assert table.labels.tolist() == ["1", "0", "1.0", "0.0"]
+    for classes in ((0, 1), ("0", "1"), (0.0, 1.0)):
+        encoding = LabelEncoding.from_models(classes, classes)
+        assert encoding.encode(table.labels, "eval.csv").tolist() == [1, 0, 1, 0], classes
+
+
+def test_an_integer_sensitive_feature_stays_a_number_for_the_models(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text("x,sex,label\n1,0,Yes\n2,1,No\n")
+    table = load_table(spec(path, sensitive=("sex",)))
+    assert table.features["sex"].dtype == np.int64
+    assert table.sensitive["sex"].tolist() == ["0", "1"]  # group names, as written
+
+
+def test_declared_types(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text("code,n,f,flag,label\n01,1,1,yes,Yes\n2,2,,FALSE,No\n")
+    table = load_table(spec(path, categorical=("code",),
+                            dtypes=(("n", "float"), ("f", "float"), ("flag", "boolean"))))
+    features = table.features
+    assert features["code"].tolist() == ["01", "2"]  # as written: the leading zero stays
+    assert features["n"].dtype == np.float64 and features["n"].tolist() == [1.0, 2.0]
+    assert features["f"].iloc[0] == 1.0 and np.isnan(features["f"].iloc[1])
+    assert features["flag"].tolist() == [True, False] and features["flag"].dtype == bool
+
+
+def test_parquet_keeps_its_types_and_declared_ones_convert(tmp_path: Path) -> None:
+    path = tmp_path / "eval.parquet"
+    pd.DataFrame({"code": [0, 1, 2], "group": ["NA", None, "b"], "label": [1, 0, 1]}).to_parquet(path)
+    table = load_table(spec(path, sensitive=("group",), missing_sensitive="group",
+                            dtypes=(("code", "string"),)))
+    assert table.labels.tolist() == [1, 0, 1]
+    assert table.features["code"].tolist() == ["0", "1", "2"]
+    assert table.sensitive["group"].tolist() == ["NA", "missing", "b"]
+
+
+def test_text_of_writes_numbers_as_a_csv_does() -> None:
+    from audit.coltypes import text_of
+
+    got = text_of(pd.Series([1.0, 0.5, np.nan, 2.0]))
+    assert got.iloc[[0, 1, 3]].tolist() == ["1", "0.5", "2"] and np.isnan(got.iloc[2])
+    assert text_of(pd.Series([True, False])).tolist() == ["True", "False"]
+    assert text_of(pd.Series([3, 1], dtype=np.int64)).tolist() == ["3", "1"]
+
+
+def test_a_model_declares_its_text_columns() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from audit.coltypes import conform, model_column_types
+
+    frame = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["0", "1", "1", "0"], "c": [0, 1, 2, 3],
+                          "d": [0.5, 1.5, 2.5, 3.5]})
+    prep = ColumnTransformer([
+        ("a", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()), [0]),
+        ("b", OrdinalEncoder(), ["b"]), ("c", OneHotEncoder(), ["c"])], remainder="passthrough")
+    model = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(frame, [0, 1, 0, 1])
+    declared = model_column_types(model)
+    assert declared == {"a": "string", "b": "string", "c": "number"}
+    read_back = frame.assign(b=[0, 1, 1, 0], c=["0", "1", "2", "3"])  # as a reader may guess
+    fed = conform(read_back, declared)
+    assert fed["b"].tolist() == ["0", "1", "1", "0"] and fed["c"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(model.predict_proba(fed), model.predict_proba(frame))
