@@ -396,12 +396,14 @@ def _assert_rendered_safely(report_dir: Path, *texts: str) -> None:
     assert groups == {f"{COLUMN}={FAKE}", f"{COLUMN}=b"}  # the JSON is the record: exact values
 
 
+@pytest.mark.parametrize("xdist", [pytest.param([], id="one-process"),
+                                   pytest.param(["-n", "2"], id="xdist", marks=pytest.mark.slow)])
 def test_pytest_run_prints_no_raw_escape_to_the_terminal_or_the_junit_xml(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, xdist: list[str]) -> None:
     from audit.report.safe import visible
 
     _hostile_suite(pytester.path)
-    result = pytester.runpytest("--junitxml=out.xml")
+    result = pytester.runpytest("--junitxml=out.xml", *xdist)
     result.assert_outcomes(failed=2)
     shown = visible(COLUMN)
     result.stdout.fnmatch_lines([p.replace("[", "[[]") for p in (
