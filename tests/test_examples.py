@@ -97,10 +97,15 @@ def test_the_teacher_as_its_own_student_passes_every_regression_gate(tmp_path: P
     path = _variant(tmp_path, ARRESTS, checks=checks,
                     student={"skops": str(teacher), "trusted_types": ["sklearn.tree._tree.Tree"]})
     report = SuiteRun(load_suite(path)).report()
+    z2 = 1.959963984540054 ** 2
     for c in report.checks:
         for m in c.measurements:
             if m.regression is not None:
-                assert m.regression.value == 0.0 and m.regression.ci == (0.0, 0.0), c.name
+                # zero regression; proportions (accuracy, recall) keep the exact interval of no
+                # discordant row, +-z^2 / (n + z^2) on their n paired rows, the rest [0, 0]
+                half = z2 / (m.evidence["paired"] + z2) if "paired" in m.evidence else 0.0
+                assert m.regression.value == 0.0, c.name
+                assert m.regression.ci == pytest.approx((-half, half), abs=1e-12), c.name
     assert report.verdict == "pass"
     assert any("the student is the teacher" in w for w in report.provenance["warnings"])
 
