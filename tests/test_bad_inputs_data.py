@@ -287,3 +287,40 @@ def test_a_run_on_int_coded_categories_measures(tmp_path: Path, monkeypatch: pyt
         assert result.status != "error", result.error
     groups = set(run.eval_table.sensitive["group"])
     assert groups == {"NA", "b"}  # a group named NA, not a missing value
+
+
+def test_a_declared_type_is_part_of_the_prediction_cache_key(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             models: dict[str, bytes]) -> None:
+    """What a model is fed depends on the declared types: declaring one must not reuse
+    predictions made on the columns as they were read before."""
+    from audit.runner import AuditSession
+    from audit.suite import load_suite
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "eval.csv").write_text(GRADES)
+    (tmp_path / "codes.skops").write_bytes(models["codes"])
+    sources = []
+    for extra in ("", "", "  dtypes: {x: string}\n"):
+        (tmp_path / "bad.audit.yaml").write_text(skops_suite(extra))
+        run = AuditSession(tmp_path / "cache").run_for(load_suite(tmp_path / "bad.audit.yaml"))
+        run.predictions("teacher", run.eval_table)
+        sources.append(run.prediction_sources["teacher/eval"])
+    assert sources == ["computed", "disk", "computed"]
+
+
+def test_an_onnx_string_input_gets_numbers_as_written() -> None:
+    from audit.errors import ModelError
+    from audit.onnx_models import _column_as
+
+    for column in (pd.Series([0, 1, 2], name="grade"), pd.Series([0.0, 1.0, 2.0], name="grade"),
+                   pd.Series(["0", "1", "2"], name="grade")):
+        fed = _column_as(column, "tensor(string)", "student (m.onnx)", "eval.csv")
+        assert fed.ravel().tolist() == ["0", "1", "2"] and fed.shape == (3, 1)
+    with pytest.raises(ModelError) as info:
+        _column_as(pd.Series([0.0, np.nan], name="grade"), "tensor(string)", "student (m.onnx)",
+                   "eval.csv")
+    assert str(info.value) == ("student (m.onnx): column 'grade' of eval.csv has an empty cell at "
+                               "data row 2, but the model's input 'grade' is tensor(string), which "
+                               "takes text and has no missing value; fill the cells or drop those "
+                               "rows")
