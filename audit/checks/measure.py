@@ -41,8 +41,7 @@ from audit.stats import (
 __all__ = ["Resampler", "measure", "measure_all", "paired_measurement", "proportion_counts",
            "EXACT_METHOD", "UNITS"]
 
-EXACT_METHOD = ("joined with exact intervals (Clopper-Pearson; Tango's score interval for the "
-                "paired difference)")
+EXACT_METHOD = "joined with exact intervals (Clopper-Pearson; Tango for the paired difference)"
 # what a measurement's n counts, by family (eval rows unless named here)
 UNITS = {"robustness": "attacked rows", "privacy": "scored rows (members and non-members)",
          "efficiency": "timed runs"}
