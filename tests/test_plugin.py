@@ -65,6 +65,7 @@ def test_a_failing_gate_prints_a_verdict_not_a_traceback(pytester: pytest.Pytest
         "  student    0.* [0.*, 0.*]  >=  min 0.5   -> PASS",
         "  regression +0.* [+0.*, +0.*]  >  max_regression 0.02   -> FAIL",
         "  n=1000 eval rows, paired bootstrap, 500 multinomial replicates of the count table, "
+        "joined with exact intervals (Clopper-Pearson; Tango for the paired difference), "
         "seed 0, 95% intervals",
     ))
     assert "Traceback" not in result.stdout.str()
