@@ -58,7 +58,7 @@ def onnx_external_files(path: Path) -> list[Path]:
         target = _external_target(path, folder, tensor.name, entries.get("location", ""))
         if target not in files:
             files[target] = target.stat().st_size
-        _check_extent(path, tensor, entries, target, files[target])
+        _check_extent(path, tensor, entries, files[target])
     return sorted(files)
 
 
@@ -103,8 +103,7 @@ def _external_target(model: Path, folder: Path, tensor: str, location: str) -> P
     return target
 
 
-def _check_extent(model: Path, tensor: Any, entries: dict[str, str], target: Path,
-                  size: int) -> None:
+def _check_extent(model: Path, tensor: Any, entries: dict[str, str], size: int) -> None:
     """``offset`` and ``length`` (or the tensor's own size) must lie inside the file."""
     numbers: dict[str, int] = {}
     for key in ("offset", "length"):
