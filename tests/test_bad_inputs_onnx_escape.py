@@ -333,6 +333,27 @@ def test_a_hostile_string_is_shown_escaped_in_terminal_junit_and_html(text: str,
     assert html.count(escaped) >= 4  # the gate row, the note, the group row, the plot
 
 
+@pytest.mark.parametrize(("text", "shown"), HOSTILE_CASES[:6])
+def test_the_diff_page_shows_hostile_names_escaped(text: str, shown: str) -> None:
+    """``distill-audit diff`` renders its own page: the same escaping applies there."""
+    from audit.report.diff import diff_reports, format_diff, render_diff_html
+    from audit.results import AuditReport, CheckResult
+
+    old = AuditReport.from_dict(_escape_report((CheckResult(text, "pass"),)))
+    new = AuditReport.from_dict(_escape_report((CheckResult(text, "fail"),)))
+    d = diff_reports(old, new)
+    html = render_diff_html(d)
+    raw = [ch for ch in text if visible_char(ch) and ch not in "\n\t"]
+    assert not [ch for ch in raw if ch in html]
+    assert shown.strip() and any(shown in line or text not in line for line in format_diff(d))
+
+
+def visible_char(ch: str) -> bool:
+    from audit.report.safe import visible
+
+    return visible(ch) != ch
+
+
 def _escape_report(checks: tuple[Any, ...]) -> dict[str, Any]:
     from audit.results import AuditReport
 

@@ -112,8 +112,10 @@ def render_diff_html(d: ReportDiff) -> str:
     """The diff as one self-contained HTML page (autoescaped)."""
     import jinja2
 
+    from audit.report.safe import template_value
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("audit.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+                             trim_blocks=True, lstrip_blocks=True, finalize=template_value)
     return env.get_template("diff.html").render(d=d, flipped=d.flipped,
                                                 changed=d.changed_hashes)

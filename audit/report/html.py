@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.report.plots import curve_svg, group_bars_svg, latency_svg, reliability_svg, roc_svg
-from audit.report.safe import visible
+from audit.report.safe import template_value
 from audit.report.terminal import format_estimate, format_value
 from audit.results import AuditReport, CheckResult, GateResult, Measurement
 from audit.spec import TABLES
@@ -360,15 +360,6 @@ def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _finalize(value: Any) -> Any:
-    """Every ``{{ value }}`` of the template, before autoescape: control, bidi and zero-width
-    characters made visible (:func:`audit.report.safe.visible`; line breaks kept for ``<pre>``).
-    Plots are :class:`markupsafe.Markup`, made safe where they are drawn."""
-    if hasattr(value, "__html__"):
-        return value
-    return visible(value, newlines=True)
-
-
 def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
                 signoff: dict[str, str] | None = None) -> str:
     """Render the report dict (the JSON report's content) as one self-contained HTML page."""
@@ -377,8 +368,8 @@ def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("audit.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        finalize=_finalize,
+        finalize=template_value,
     )
-    env.filters["visible"] = _finalize
+    env.filters["visible"] = template_value
     return env.get_template("report.html").render(**view(data, rendered_at=rendered_at,
                                                          signoff=signoff))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["visible"]
+__all__ = ["visible", "template_value"]
 
 # control (C0, DEL, C1), format (bidi embeddings, overrides and isolates, zero-width
 # characters, BOM, soft hyphen), surrogates, unassigned, line and paragraph separators
@@ -62,3 +62,12 @@ def visible(text: object, *, newlines: bool = False) -> str:
     keep = "\n\t" if newlines else ""
     return "".join(_escape(ch) if ch not in keep and unicodedata.category(ch) in _HIDDEN else ch
                    for ch in s)
+
+
+def template_value(value: object) -> object:
+    """A jinja2 ``finalize`` for every ``{{ value }}`` of a report template, before autoescape:
+    :func:`visible` with line breaks kept (for ``<pre>``); markup built by the renderer itself
+    (plots, which are made safe where they are drawn) passes through."""
+    if hasattr(value, "__html__"):
+        return value
+    return visible(value, newlines=True)
