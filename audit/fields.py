@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.checks.registry import get_metric, metric_names
-from audit.spec import DTYPES
+from audit.spec import DTYPES, MODEL_TIMEOUT
 
 __all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
 
@@ -111,6 +111,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
                            schema=(("minimum", 100), ("maximum", 100_000))),
         "inconclusive": Field("str", "What an inconclusive gate does.", choices=("fail", "warn"),
                               default="fail"),
+        "model_timeout": Field("number", "Seconds a model may take to load, or to answer one "
+                                         "predict call, before its checks are ERROR (a model that "
+                                         "exits or is killed is ERROR at once).",
+                               default=MODEL_TIMEOUT,
+                               schema=(("exclusiveMinimum", 0), ("maximum", 86_400))),
     },
     "check": {
         "metric": Field("str", "Registered metric name.", required=True),

@@ -28,7 +28,7 @@ import difflib
 import hashlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ import pandas as pd
 from audit.data import Table, file_sha256, read_table
 from audit.errors import ModelError, display_path
 from audit.imports import import_module_isolated
+from audit.isolation import ModelWorker, call_guarded, guarded_error, load_plain
 from audit.suite import ModelSpec
 
 __all__ = ["LoadedModel", "load_model", "check_probabilities", "model_fingerprint",
@@ -75,11 +76,14 @@ class LoadedModel:
         """Class probabilities for ``table``, validated: shape (n, k), finite, rows sum to 1."""
         try:
             raw = self.predict(table)
-        except ModelError:
+        except (ModelError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a model that crashes is reported with its own message
             raise ModelError(f"{self.label} failed to predict on {display_path(table.path)}: "
                              f"{type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # SystemExit from a model must not end the audit
+            raise guarded_error(exc, self.label,
+                                f"predicting on {display_path(table.path)}") from None
         return check_probabilities(raw, table.n_rows, len(self.classes), self.label,
                                    where=display_path(table.path), fix=self.output_fix)
 
@@ -255,7 +259,9 @@ def _estimator_predict(model: Any, label: str) -> PredictFn:
     def predict(table: Table) -> np.ndarray:
         frame = conform(table.features, declared)
         try:
-            return model.predict_proba(frame)
+            # a frame of its own: a model that edits its input must not change what the other
+            # model is fed (copy-on-write makes this cheap; its .values are read-only views)
+            return model.predict_proba(frame.copy(deep=False))
         except Exception as exc:  # say which column, dtype and row, and the fix
             why = explain_failure(model, frame, exc, model.predict_proba)
             raise ModelError(f"{label} failed to predict on {display_path(table.path)}{why}") from exc
@@ -286,7 +292,8 @@ def numeric_matrix(frame: pd.DataFrame, dtype: Any, label: str, where: str, what
     """All feature columns as one ``dtype`` matrix, or an error naming the first cell that is not
     a number (``what`` says what takes the matrix; ``fix`` what to do)."""
     if all(pd.api.types.is_numeric_dtype(t) for t in set(frame.dtypes)):
-        return frame.to_numpy(dtype=dtype, na_value=np.nan)
+        # a copy, never a view of the table: a module may edit its input tensor in place
+        return frame.to_numpy(dtype=dtype, na_value=np.nan, copy=True)
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_numeric_dtype(column):
@@ -322,12 +329,38 @@ def _load_skops(spec: ModelSpec, role: str) -> LoadedModel:
                        untrusted_types=untrusted)
 
 
+# ------------------------------------------------------------------ pickle and callable: in a worker
+# Both run code the audit did not write, so they load and predict in a worker process
+# (audit.isolation): a model that exits, is killed or hangs makes its checks ERROR, never ends
+# the run. The functions named serve_* run in the worker; they return (info, predict, blob).
 def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
     assert spec.path is not None
     label = _label(role, spec)
     if spec.trust is not True:  # not an assert: python -O must not load untrusted pickles
         raise ModelError(f"{label}: loading a pickle runs code; set trust: true only if you trust "
                          "whoever wrote this file (prefer skops or onnx)")
+    worker = ModelWorker(label, spec.timeout)
+    info, blob = worker.load("audit.models", "serve_pickle", (spec, role), "unpickling it")
+    classes = tuple(info["classes"])
+    native = load_plain(blob) if blob is not None else None
+    if native is not None:  # plain scikit-learn: it runs here (gradients, sizes), like skops
+        worker.close()
+        predict = _estimator_predict(native, label)
+    else:
+        predict = _worker_predict(worker, len(classes))
+    warning = (f"{role} was loaded from a pickle ({display_path(spec.path)}) because the suite set "
+               "trust: true; unpickling can run arbitrary code")
+    return LoadedModel(role, spec, classes, file_sha256(spec.path), spec.path.stat().st_size,
+                       predict, (warning,), native=native)
+
+
+def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[Any], Any],
+                                                     bytes | None]:
+    """In the worker: unpickle the file. The blob is the model pickled again, when it is a
+    scikit-learn estimator: the parent runs it itself if it is made of plain data and
+    scikit-learn's own classes only (see :func:`audit.isolation.load_plain`)."""
+    assert spec.path is not None
+    label = _label(role, spec)
     try:
         if spec.path.suffix.lower() == ".joblib":
             import joblib
@@ -340,11 +373,53 @@ def _load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
                 model = pickle.load(fh)  # trusted: the suite set trust: true
     except Exception as exc:
         raise ModelError(f"{label}: could not unpickle ({type(exc).__name__}: {exc})") from None
-    warning = (f"{role} was loaded from a pickle ({display_path(spec.path)}) because the suite set "
-               "trust: true; unpickling can run arbitrary code")
-    return LoadedModel(role, spec, _classes_of(model, spec, label), file_sha256(spec.path),
-                       spec.path.stat().st_size, _estimator_predict(model, label), (warning,),
-                       native=model)
+    predict = _estimator_predict(model, label)
+    classes = _plain_classes(_classes_of(model, spec, label), label)
+    blob = None
+    if type(model).__module__.startswith("sklearn."):  # the parent may run it (load_plain)
+        import pickle
+
+        try:
+            blob = pickle.dumps(model, protocol=4)
+        except Exception:  # it stays in the worker
+            blob = None
+    return {"classes": classes}, _worker_table(predict), blob
+
+
+def _worker_predict(worker: ModelWorker, k: int) -> PredictFn:
+    def predict(table: Table) -> np.ndarray:
+        n = len(table.features)
+        return worker.predict((table.role, table.path, table.features), display_path(table.path),
+                              f"an ({n}, {k}) array of class probabilities")
+
+    return predict
+
+
+class _Rows:
+    """In the worker: what a predict function reads of a table (its features and file)."""
+
+    __slots__ = ("role", "path", "features")
+
+    def __init__(self, role: str, path: Any, features: pd.DataFrame) -> None:
+        self.role, self.path, self.features = role, path, features
+
+
+def _worker_table(predict: PredictFn) -> Callable[[Any], Any]:
+    """In the worker: a predict function of ``(role, path, features)``, as requests carry it."""
+    def serve(request: tuple[str, Any, pd.DataFrame]) -> Any:
+        return predict(_Rows(*request))  # type: ignore[arg-type]
+
+    return serve
+
+
+def _plain_classes(classes: tuple[Any, ...], label: str) -> list[Any]:
+    """Class labels as JSON carries them from the worker (text, numbers or booleans)."""
+    for c in classes:
+        if not isinstance(c, (str, int, float, bool)):
+            raise ModelError(f"{label}: its classes_ hold a {type(c).__name__} ({c!r}); add "
+                             "classes: [...] (text or integers) to the model in the suite, in "
+                             "the order of the probability columns")
+    return list(classes)
 
 
 def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
@@ -354,6 +429,54 @@ def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
     if not sep or not module_name or not attr_path:
         raise ModelError(f"{label}: {spec.target!r} must be 'module:function' (e.g. "
                          "mypkg.models:predict)")
+    worker = ModelWorker(label, spec.timeout)
+    info, _ = worker.load("audit.models", "serve_callable", (spec, role),
+                          f"importing {module_name!r}")
+    if info.get("torch"):  # white-box attacks need the module here: the one in-process case
+        worker.close()
+        model = call_guarded(lambda: _torch_callable(spec, role), label, spec.timeout,
+                             f"importing {module_name!r}")
+        return replace(model, predict=_guarded_predict(model.predict, label, spec.timeout))
+    classes = tuple(info["classes"])
+    return LoadedModel(role, spec, classes, info["sha256"], None,
+                       _worker_predict(worker, len(classes)), tuple(info["warnings"]))
+
+
+def serve_callable(spec: ModelSpec, role: str) -> tuple[dict[str, Any],
+                                                       Callable[[Any], Any] | None, None]:
+    """In the worker: import the module and find the object; a torch module is only detected
+    (``{"torch": True}``), the parent loads it itself."""
+    label = _label(role, spec)
+    obj, attr_path, digest, warnings = _resolve_callable(spec, role)
+    from audit.torch_models import torch_module_of
+
+    if torch_module_of(obj, label, attr_path) is not None:
+        return {"torch": True}, None, None
+    if spec.output is not None:
+        raise ModelError(f"{label}: output: {spec.output} applies to torch modules, but "
+                         f"{attr_path} is a {type(obj).__name__}, which must return class "
+                         "probabilities; remove output")
+    if hasattr(obj, "predict_proba"):
+        predict = _estimator_predict(obj, label)
+    elif callable(obj):
+        fn = obj
+
+        def predict(table: Table) -> np.ndarray:
+            return fn(table.features)  # its own frame: the worker unpickled it for this call
+    else:
+        raise ModelError(f"{label}: {attr_path} is a {type(obj).__name__}, neither a function nor "
+                         "a model with predict_proba")
+    classes = _plain_classes(_classes_of(obj, spec, label), label)
+    return ({"classes": classes, "sha256": digest.hexdigest(), "warnings": list(warnings)},
+            _worker_table(predict), None)
+
+
+def _resolve_callable(spec: ModelSpec, role: str) -> tuple[Any, str, Any, tuple[str, ...]]:
+    """Import the module a callable names and walk to its object: ``(object, attribute path,
+    sha256 of the name and source, warnings)``."""
+    assert spec.target is not None
+    label = _label(role, spec)
+    module_name, _, attr_path = spec.target.partition(":")
     module, source = import_module_isolated(module_name, spec.base_dir, label)
     obj: Any = module
     parts = attr_path.split(".")
@@ -375,29 +498,33 @@ def _load_callable(spec: ModelSpec, role: str) -> LoadedModel:
     else:
         warnings = (f"{role} callable {spec.target} has no source file; its fingerprint covers "
                     "only its name, so cached predictions are keyed by name",)
+    return obj, attr_path, digest, warnings
+
+
+def _torch_callable(spec: ModelSpec, role: str) -> LoadedModel:
+    """In this process (in a guarded thread): the torch module a callable names."""
     from audit.torch_models import torch_model, torch_module_of, torch_weights_digest
 
+    label = _label(role, spec)
+    obj, attr_path, digest, warnings = _resolve_callable(spec, role)
     torch_module = torch_module_of(obj, label, attr_path)
-    if torch_module is not None:  # its weights may come from files the code hash cannot see
-        digest.update(torch_weights_digest(torch_module))
-        return torch_model(sys.modules["torch"], torch_module, spec, role, digest.hexdigest(),
-                            None, warnings)
-    if spec.output is not None:
-        raise ModelError(f"{label}: output: {spec.output} applies to torch modules, but "
-                         f"{attr_path} is a {type(obj).__name__}, which must return class "
-                         "probabilities; remove output")
-    if hasattr(obj, "predict_proba"):
-        predict = _estimator_predict(obj, label)
-    elif callable(obj):
-        fn = obj
-
-        def predict(table: Table) -> np.ndarray:
-            return fn(table.features)
-    else:
-        raise ModelError(f"{label}: {attr_path} is a {type(obj).__name__}, neither a function nor "
-                         "a model with predict_proba")
-    return LoadedModel(role, spec, _classes_of(obj, spec, label), digest.hexdigest(), None, predict,
+    if torch_module is None:  # pragma: no cover - the worker found one from the same code
+        raise ModelError(f"{label}: {attr_path} built a torch module in its worker process but "
+                         "not here; make building it deterministic")
+    # its weights may come from files the code hash cannot see
+    digest.update(torch_weights_digest(torch_module))
+    return torch_model(sys.modules["torch"], torch_module, spec, role, digest.hexdigest(), None,
                        warnings)
+
+
+def _guarded_predict(predict: PredictFn, label: str, timeout: float) -> PredictFn:
+    """An in-process predict function with the worker's guarantees short of a process: a
+    timeout, and SystemExit caught (see :func:`audit.isolation.call_guarded`)."""
+    def guarded(table: Table) -> np.ndarray:
+        return call_guarded(lambda: predict(table), label, timeout,
+                            f"predicting on {display_path(table.path)}")
+
+    return guarded
 
 
 def _load_predictions(spec: ModelSpec, role: str) -> LoadedModel:

@@ -17,6 +17,7 @@ __all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "DataSpec", "ModelSpec", "Settings"
 
 
 DTYPES = ("string", "integer", "float", "boolean")  # the column types data.dtypes may declare
+MODEL_TIMEOUT = 300.0  # default settings.model_timeout: seconds a model may take per call
 TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
 TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's rows are
               "train": "the rows the student was trained on",
@@ -58,6 +59,7 @@ class ModelSpec:
     trust: bool = False
     base_dir: Path | None = None  # where a callable's module is looked up first
     output: str | None = None  # torch: "logits" (None: the default) or "probabilities"
+    timeout: float = MODEL_TIMEOUT  # settings.model_timeout: seconds per load or predict call
 
     @property
     def label(self) -> str:
@@ -72,6 +74,7 @@ class Settings:
     confidence: float = 0.95
     bootstrap: int = 1000
     inconclusive: str = "fail"
+    model_timeout: float = MODEL_TIMEOUT  # seconds a model may take to load or answer one call
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -281,8 +282,8 @@ class _Parser:
         self.sensitive = data.sensitive
         self.tables = {role for role in TABLES if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
-        teacher = self.model(("teacher",), top["teacher"])
-        student = self.model(("student",), top["student"])
+        teacher = replace(self.model(("teacher",), top["teacher"]), timeout=settings.model_timeout)
+        student = replace(self.model(("student",), top["student"]), timeout=settings.model_timeout)
         checks = self.checks(top["checks"])
         return Suite(
             name=name,
@@ -349,8 +350,12 @@ class _Parser:
         boot = self.get(kp, s, "bootstrap", "settings")
         if not 100 <= boot <= 100_000:
             raise self.bad((*kp, "bootstrap"), boot, "must be between 100 and 100000 replicates")
+        timeout = self.get(kp, s, "model_timeout", "settings")
+        self.in_range((*kp, "model_timeout"), timeout,
+                      dict(SECTIONS["settings"]["model_timeout"].schema))
         return Settings(seed=seed, confidence=confidence, bootstrap=boot,
-                        inconclusive=self.get(kp, s, "inconclusive", "settings"))
+                        inconclusive=self.get(kp, s, "inconclusive", "settings"),
+                        model_timeout=float(timeout))
 
     def model(self, kp: KeyPath, value: Any) -> ModelSpec:
         if isinstance(value, str):
