@@ -511,32 +511,51 @@ def test_a_slow_machine_gives_the_same_numbers(paths: dict[str, Path],
 
 
 def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path]) -> None:
-    """HopSkipJump's queries that round to the same integer row are answered once per row, with
-    the model's own answer."""
+    """HopSkipJump's queries that round to the same integer row are answered once, with the
+    model's own answer; a small integer grid is asked whole, once per set of unperturbed
+    values (rows with the same categorical values share it)."""
     from audit.checks import attacks
 
     run = SuiteRun(_black_box_suite(paths, 30))
     run.inputs
-    space = attacks.attack_space(run.eval_table, 10, 0)
+    space = attacks.attack_space(run.eval_table, 40, 0)
     runner = attacks._Runner(run, "teacher", space, 0)
-    seen: list[int] = []
+    asked: list[int] = []
     real = runner.proba
 
     def counting(frame: pd.DataFrame) -> np.ndarray:
-        seen.append(len(frame))
+        asked.append(len(frame))
         return real(frame)
 
     runner.proba = counting  # type: ignore[method-assign]
-    answer = attacks._queries(runner, 3)
-    x0 = space.scaled()[3]
-    x = np.clip(x0 + np.random.default_rng(0).uniform(-0.02, 0.02, size=(50, len(x0))), 0, 1)
+    x0 = space.scaled()
+    x = np.clip(x0[3] + np.random.default_rng(0).uniform(-0.02, 0.02, size=(50, len(x0[3]))),
+                0, 1)
     want = real(space.frame_with(x, np.full(len(x), 3)))
-    got = answer(x)
-    np.testing.assert_array_equal(got, want)
     distinct = len({row.tobytes() for row in space.unscale(x)})
-    assert seen == [distinct] and distinct < 50
-    np.testing.assert_array_equal(answer(x[::-1]), want[::-1])
-    assert seen == [distinct]  # all answered from the first call
+    assert distinct < 50
+
+    small = attacks.GRID_ROWS
+    try:
+        attacks.GRID_ROWS = 0  # no grid: each distinct row once
+        answers = attacks._Answers(runner)
+        np.testing.assert_array_equal(answers(3, x), want)
+        assert asked == [distinct]
+        np.testing.assert_array_equal(answers(3, x[::-1]), want[::-1])
+        assert asked == [distinct]  # all answered from the first call
+    finally:
+        attacks.GRID_ROWS = small
+    asked.clear()
+    answers = attacks._Answers(runner)  # year 6 x age 55 x checks 7 values
+    assert answers.grid is not None and len(answers.grid) == 6 * 55 * 7
+    np.testing.assert_array_equal(answers(3, x), want)
+    assert asked == [6 * 55 * 7]
+    same = [j for j in range(len(x0)) if j != 3 and space.frame.drop(
+        columns=list(space.columns)).iloc[j].equals(space.frame.drop(
+            columns=list(space.columns)).iloc[3])]
+    assert same  # another sampled row with the same categorical values
+    answers(same[0], x0[same])
+    assert asked == [6 * 55 * 7]  # shared
 
 
 def test_a_gradient_attack_with_a_varying_unperturbed_column_is_a_clear_error(
