@@ -195,7 +195,7 @@ CASES = [
          id="inconclusive-typo"),
     case(edit("settings: {seed: 0, bootstrap: 200}", "settings: fast"),
          "x.audit.yaml:8 settings='fast': must be a mapping with keys seed, confidence, "
-         "bootstrap, inconclusive",
+         "bootstrap, inconclusive, model_timeout",
          id="settings-not-a-mapping"),
     case(edit("name: synth", "name: my suite"),
          "x.audit.yaml:2 name='my suite': use letters, digits, '_', '.' and '-' only (it names "
@@ -426,7 +426,7 @@ CASES = [
          files={"list.yaml": "- settings\n"}, id="include-not-a-mapping"),
     case(edit("version: 1\n", "version: 1\ninclude: defaults.yaml\n"),
          "defaults.yaml:3 settings.sed: unknown key; did you mean 'seed'? (valid: seed, "
-         "confidence, bootstrap, inconclusive)",
+         "confidence, bootstrap, inconclusive, model_timeout)",
          files={"defaults.yaml": "# shared\nsettings:\n  sed: 0\n"},
          id="include-unknown-key-names-included-file"),
     case(edit("version: 1\n", "version: 1\ninclude: defaults.yaml\n",
