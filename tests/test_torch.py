@@ -83,7 +83,7 @@ def test_torchscript_matches_softmax_of_the_module_called_directly(
 def test_the_digits_pair_is_accurate_and_agrees(digits_table: Table, digits: Path) -> None:
     teacher, student = (load_model(ModelSpec(kind="torch", path=digits / f"{s}.pt"), s)
                         for s in ("teacher", "student"))
-    y = digits_table.labels.to_numpy()
+    y = digits_table.labels.astype(int).to_numpy()  # labels are read as text
     pt, ps = teacher.predict_proba(digits_table).argmax(1), student.predict_proba(digits_table).argmax(1)
     assert np.mean(pt == y) > 0.95 and np.mean(ps == y) > 0.95 and np.mean(pt == ps) > 0.97
     # The student is smaller: 64-32-10 against 64-128-10.
