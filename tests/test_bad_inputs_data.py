@@ -324,3 +324,36 @@ def test_an_onnx_string_input_gets_numbers_as_written() -> None:
                                "data row 2, but the model's input 'grade' is tensor(string), which "
                                "takes text and has no missing value; fill the cells or drop those "
                                "rows")
+
+
+@pytest.mark.parametrize(("data", "valid"), [
+    pytest.param({"dtypes": {"x": "integer", "group": "string"}}, True, id="dtypes"),
+    pytest.param({"categorical": ["group"]}, True, id="categorical"),
+    pytest.param({"dtypes": {"x": "str"}}, False, id="dtypes-alias"),
+    pytest.param({"dtypes": ["x"]}, False, id="dtypes-a-list"),
+    pytest.param({"dtypes": {}}, False, id="dtypes-empty"),
+    pytest.param({"categorical": "group"}, False, id="categorical-not-a-list"),
+])
+def test_schema_and_parser_agree_on_the_data_types(tmp_path: Path, data: dict[str, Any],
+                                                   valid: bool) -> None:
+    from jsonschema import Draft202012Validator
+
+    from audit.errors import SuiteError
+    from audit.suite import suite_from_dict, suite_json_schema
+
+    (tmp_path / "eval.csv").write_text(EVAL)
+    for who in ("teacher", "student"):
+        (tmp_path / f"{who}.csv").write_text(predictions_for(EVAL))
+    columns = {"columns": ["p_No", "p_Yes"], "classes": ["No", "Yes"]}
+    doc = {"version": 1, "name": "bad",
+           "data": {"eval": "eval.csv", "target": "label", "sensitive": ["group"], **data},
+           "teacher": {"predictions": "teacher.csv", **columns},
+           "student": {"predictions": "student.csv", **columns},
+           "checks": {"acc": {"metric": "accuracy"}}}
+    errors = list(Draft202012Validator(suite_json_schema()).iter_errors(doc))
+    assert (errors == []) is valid
+    if valid:
+        suite_from_dict(doc, base_dir=tmp_path)
+    else:
+        with pytest.raises(SuiteError):
+            suite_from_dict(doc, base_dir=tmp_path)

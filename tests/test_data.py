@@ -361,3 +361,12 @@ def test_a_model_declares_its_text_columns() -> None:
     fed = conform(read_back, declared)
     assert fed["b"].tolist() == ["0", "1", "1", "0"] and fed["c"].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(model.predict_proba(fed), model.predict_proba(frame))
+
+
+def test_a_folder_is_not_a_missing_file(tmp_path: Path) -> None:
+    folder = tmp_path / "tables.csv"
+    folder.mkdir()
+    with pytest.raises(DataError) as info:
+        load_table(spec(folder))
+    assert str(info.value) == (f"{where(folder)}: is a folder, not a file; name the .csv or "
+                               ".parquet file inside it")
