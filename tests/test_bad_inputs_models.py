@@ -472,3 +472,38 @@ def test_an_in_process_estimator_gets_its_own_frame(tmp_path: Path, how: str) ->
         assert how == "values", exc
         assert "read-only" in str(exc)
     pd.testing.assert_frame_equal(table.features, before)
+
+
+EDITING_MODULE = """\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    classes = ["No", "Yes"]
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(1, 2).double()
+
+    def forward(self, x):
+        out = self.layer(x)
+        x.mul_(0.0)  # edits its input tensor in place
+        return out
+"""
+
+
+def test_a_torch_module_that_edits_its_input_tensor_does_not_change_the_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float64 module is fed a float64 matrix: a copy, never a view of the table's data."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "editing.py").write_text(EDITING_MODULE)
+    (tmp_path / "honest.py").write_text(GOOD)
+    path = _suite(tmp_path, {"callable": "honest:predict", "classes": ["No", "Yes"]},
+                  teacher={"callable": "editing:Net"}, timeout=60)
+    run = SuiteRun(load_suite(path))
+    before = run.eval_table.features.copy()
+    first = run.model("teacher").predict_proba(run.eval_table)
+    np.testing.assert_array_equal(run.model("teacher").predict_proba(run.eval_table), first)
+    pd.testing.assert_frame_equal(run.eval_table.features, before)
