@@ -163,7 +163,7 @@ def _enough(kind: str, threshold: float, m: Measurement, status: str, reason: st
     need = _rows_needed(kind, threshold, m)
     regression = kind != "min" and kind != "max"
     what = (f"a paired {m.metric} difference" if regression and need is not None else
-            f"a {m.metric} regression" if regression else m.metric)
+            f"the {m.metric} regression" if regression else m.metric)
     trials_unit = str(m.evidence.get("trials_unit") or (floor[1] if floor else "rows"))
     show = f"a regression of at most {threshold:g}" if kind == "max_regression" else (
         f"a relative regression of at most {threshold:g}" if regression else

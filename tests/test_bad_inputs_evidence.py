@@ -92,12 +92,12 @@ CASES = [
                                    "rows to show negative_flip_rate <= 0.04 even with a perfect score")],
                  id="n10-flips-max"),
     pytest.param(_same(10), "log_loss", GateSpec(max_relative_regression=0.1),
-                 [("inconclusive", f"only 10 eval rows: a log_loss regression needs at least 30 eval "
+                 [("inconclusive", f"only 10 eval rows: the log_loss regression needs at least 30 eval "
                                    f"rows {JUDGED}")],
                  id="n10-log-loss-not-a-proportion"),
     pytest.param(_same(10), "ece", GateSpec(max=0.08, max_regression=0.02),
                  [("inconclusive", f"only 10 eval rows: ece needs at least 30 eval rows {JUDGED}"),
-                  ("inconclusive", f"only 10 eval rows: a ece regression needs at least 30 eval "
+                  ("inconclusive", f"only 10 eval rows: the ece regression needs at least 30 eval "
                                    f"rows {JUDGED}")],
                  id="n10-ece-both-bounds"),
     pytest.param(_worse(10, 10), "accuracy", GateSpec(max_regression=0.02),
@@ -118,7 +118,7 @@ CASES = [
                                    f"of at most 0.05 {NO_DISCORDANT}")],
                  id="n250-recall-on-20-positives"),
     pytest.param(_same(2), "balanced_accuracy", GateSpec(max_regression=0.04),
-                 [("inconclusive", "only 2 eval rows: a balanced_accuracy regression needs at least "
+                 [("inconclusive", "only 2 eval rows: the balanced_accuracy regression needs at least "
                                    f"30 eval rows {JUDGED}")],
                  id="n2-balanced-accuracy"),
     pytest.param(_same(5), "accuracy", GateSpec(min=0.7, max_relative_regression=0.05),
@@ -178,7 +178,7 @@ def _custom(measurement: Measurement) -> Metric:
                              teacher=Estimate(0.5, (0.5, 0.5)), regression=Estimate(0.0, (0.0, 0.0)),
                              n=40, family="privacy"),
                  GateSpec(max_regression=0.05),
-                 "only 40 scored rows (members and non-members): a mia_auc regression needs at "
+                 "only 40 scored rows (members and non-members): the mia_auc regression needs at "
                  f"least 60 scored rows (members and non-members) {JUDGED}",
                  id="privacy-20-members-20-non-members"),
 ])

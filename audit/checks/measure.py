@@ -111,7 +111,7 @@ def proportion_counts(name: str, params: Mapping[str, Any], J: np.ndarray, pos: 
         rows, unit = J[pos:pos + 1], "rows of the positive class"
         t_right, s_right = t_right[pos:pos + 1], s_right[pos:pos + 1]
     elif name == "precision" and average == "binary" and pos is not None:
-        return {"unit": "rows each model predicts positive",
+        return {"unit": "rows the student predicts positive",
                 "teacher": (int(J[pos, pos, :].sum()), int(J[:, pos, :].sum())),
                 "student": (int(J[pos, :, pos].sum()), int(J[:, :, pos].sum()))}
     else:
