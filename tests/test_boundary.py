@@ -116,10 +116,10 @@ def test_the_wall_clock_cap_is_an_error_never_a_smaller_sample(
     assert result.status == "error" and not result.measurements
     found = re.fullmatch(
         r"the wall-clock cap \(max_seconds 60\) stopped the decision-boundary attack on the "
-        r"(teacher|student) \(\S+\.pkl\) after (\d+) of the (\d+) rows to attack \(the rows "
-        r"it classifies correctly of the 20 sampled members and 20 non-members; samples 20\); a "
-        r"result must cover the whole sample, so none is reported: raise max_seconds or lower "
-        r"samples", result.error)
+        r"(teacher|student) \(\S+\.pkl\) after (\d+) of the (\d+) rows it had to attack \(the "
+        r"ones it classifies correctly among the 20 sampled members and 20 non-members, samples: "
+        r"20\); a result must cover the whole sample, so none is reported: raise max_seconds or "
+        r"lower samples", result.error)
     assert found, result.error
     assert int(found[2]) < int(found[3]) <= 40
 

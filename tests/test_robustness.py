@@ -447,9 +447,9 @@ def _black_box_suite(paths: dict[str, Path], max_seconds: float, samples: int = 
 
 CAPPED = re.compile(
     r"the wall-clock cap \(max_seconds 40\) stopped hopskipjump on the (teacher|student) "
-    r"\(\S+\.onnx\) after (\d+) of the (\d+) rows to attack \(the 10 sampled eval rows it "
-    r"classifies correctly; samples 10\); a result must cover the whole sample, so none is "
-    r"reported: raise max_seconds or lower samples")
+    r"\(\S+\.onnx\) after (\d+) of the (\d+) rows it had to attack \(the ones it classifies "
+    r"correctly among the 10 sampled eval rows, samples: 10\); a result must cover the whole "
+    r"sample, so none is reported: raise max_seconds or lower samples")
 
 
 def test_the_cap_is_an_error_never_a_smaller_sample_and_is_not_kept_on_disk(

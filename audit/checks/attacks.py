@@ -67,12 +67,17 @@ class Cap:
         return time.perf_counter() > self.deadline
 
     def error(self, what: str, done: int, todo: int, sample: str) -> DataError:
-        """The one-line error of an attack ``what`` stopped after ``done`` of ``todo`` rows;
-        ``sample`` says which rows those are."""
+        """The one-line error of an attack ``what`` stopped after ``done`` of the ``todo`` rows
+        the model classifies correctly among ``sample``.
+
+        An error, not an inconclusive verdict: nothing was measured on the sample asked for, so
+        there is no interval to be inconclusive about, and an error blocks whatever
+        ``settings.inconclusive`` says, as a model that times out does.
+        """
         return DataError(f"the wall-clock cap (max_seconds {self.seconds:g}) stopped {what} "
-                         f"after {done} of the {todo} rows to attack ({sample}); a result must "
-                         "cover the whole sample, so none is reported: raise max_seconds or "
-                         "lower samples")
+                         f"after {done} of the {todo} rows it had to attack (the ones it "
+                         f"classifies correctly among {sample}); a result must cover the whole "
+                         "sample, so none is reported: raise max_seconds or lower samples")
 
 
 class _Stopped(Exception):
@@ -444,8 +449,7 @@ def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, no
                     lambda: _hopskipjump(runner, norm, todo, x0, cap))
                 if len(done) < len(todo):
                     raise cap.error(f"hopskipjump on the {runner.label}", len(done), len(todo),
-                                    f"the {len(x0)} sampled eval rows it classifies correctly; "
-                                    f"samples {samples}")
+                                    f"the {len(x0)} sampled eval rows, samples: {samples}")
                 return x, no_start
 
             x, no_start = resampler.memo(("robustness-hsj", role, norm, samples), attacked)

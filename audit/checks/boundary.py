@@ -88,8 +88,8 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
                                     lambda r=runner, t=todo: _hopskipjump(r, "2", t, x0, cap))
         if len(done) < len(todo):
             raise cap.error(f"the decision-boundary attack on the {runner.label}", len(done),
-                            len(todo), f"the rows it classifies correctly of the {m} sampled "
-                            f"members and {m} non-members; samples {m}")
+                            len(todo), f"the {m} sampled members and {m} non-members, "
+                            f"samples: {m}")
         distance = np.linalg.norm(x - x0, axis=1)
         distance[no_start] = np.sqrt(x0.shape[1])
         distance[~correct] = 0.0

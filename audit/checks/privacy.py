@@ -254,6 +254,10 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
     if attack not in ATTACKS:
         raise DataError(f"{metric.name} runs a membership-inference attack; attack={attack!r} is "
                         f"a robustness attack (use one of {', '.join(ATTACKS)})")
+    if "max_seconds" in params and attack != "decision_boundary":
+        raise DataError(f"{metric.name}: max_seconds caps the decision_boundary attack only; "
+                        f"attack: {attack} makes no model calls of its own, so the cap would "
+                        "never apply: remove max_seconds")
     samples = params.get("samples")
     members, non_members = tables(ctx, params.get("members"), params.get("non_members"))
     max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
