@@ -138,8 +138,8 @@ def test_agreement_and_flips_by_hand() -> None:
 def test_identical_student_has_zero_regression_and_passes_every_regression_gate(
         problem: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Zero regression, an interval around it no wider than Tango's with no discordant row
-    (+-z^2 / (n + z^2) on its n paired rows; the bootstrap alone gives [0, 0]), and every regression gate passes
-    once it is at least that wide: "n large enough" for the bound."""
+    (+-z^2 / (n + z^2) on its n paired rows; the bootstrap alone gives [0, 0]), and every
+    regression gate passes once it is at least that wide: "n large enough" for the bound."""
     y, pt, _ = problem
     inp = _inputs(y, pt, pt.copy())
     r = Resampler(inp, 200, 0)
