@@ -245,6 +245,12 @@ def explain_failure(model: Any, frame: pd.DataFrame, exc: BaseException,
         shown = ", ".join(absent[:5]) + (f", ... ({len(absent)} in all)" if len(absent) > 5 else "")
         return (f": the model was fitted on columns that are not feature columns of the table: "
                 f"{shown}; add them to the table (or to data.features){own}")
+    extra = [str(c) for c in frame.columns if needed and str(c) not in needed]
+    if extra and "feature names" in said:
+        shown = ", ".join(extra[:5]) + (f", ... ({len(extra)} in all)" if len(extra) > 5 else "")
+        return (f": the table has feature columns the model was not fitted on: {shown}; list the "
+                f"model's columns under data.features ({', '.join(needed[:10])}"
+                f"{', ...' if len(needed) > 10 else ''}){own}")
     for col, cats in known.items():
         if col not in frame.columns or declared.get(col) != "string":
             continue

@@ -71,13 +71,22 @@ def _pipeline(codes: list[Any], *, first: bool = False, unknown: str = "ignore")
     return Pipeline(steps).fit(frame, y)
 
 
+def _plain() -> Any:
+    """LogisticRegression on two numeric columns x, y (labels No/Yes), fitted on a DataFrame."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": [0.5, 1.5, -0.5, 2.0], "y": [1, 2, 3, 4]})
+    return LogisticRegression().fit(frame, ["Yes", "No", "No", "Yes"])
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     import skops.io as sio
 
     folder = tmp_path_factory.mktemp("models")
     built = {"codes": _pipeline(["0", "1", "2"]), "hidden": _pipeline(["0", "1", "2"], first=True),
-             "strict": _pipeline(["0", "1", "2"], unknown="error"), "numbers": _pipeline([0, 1, 2])}
+             "strict": _pipeline(["0", "1", "2"], unknown="error"), "numbers": _pipeline([0, 1, 2]),
+             "plain": _plain()}
     out = {}
     for name, model in built.items():
         sio.dump(model, folder / f"{name}.skops")
@@ -228,6 +237,12 @@ CASES = [
          "was fitted on columns that are not feature columns of the table: grade; add them to the "
          "table (or to data.features) (scikit-learn said: ValueError: columns are missing: "
          "{'grade'})", id="a-column-the-model-needs-is-absent"),
+    case(suite(teacher=SKOPS % "plain", student=SKOPS % "plain"),
+         "x,y,group,label\n0.5,1,a,Yes\n1.5,2,b,No\n-0.5,3,a,No\n2.0,4,b,Yes\n",
+         "error: bad.audit.yaml: teacher (plain.skops) failed to predict on eval.csv: the table has "
+         "feature columns the model was not fitted on: group; list the model's columns under "
+         "data.features (x, y) (scikit-learn said: ValueError: The feature names should match "
+         "those that were passed during fit.)", id="a-column-the-model-never-saw"),
 ]
 
 
