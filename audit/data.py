@@ -4,6 +4,12 @@ A :class:`Table` keeps the feature columns (what the models see), the labels and
 sensitive columns (kept aside for slicing) of one file, with the SHA-256 of the file's full
 content. :class:`LabelEncoding` maps labels to class indices ``0..k-1`` consistently for both
 models, or says clearly why it cannot.
+
+A CSV is read literally where pandas would guess: the label, the sensitive columns, the columns
+the suite declares (``data.categorical``, ``data.dtypes``) and every column that holds text are
+read as written, and only an empty cell is missing (``NA``, ``None``, ``null``, ``N/A`` are
+values). Numeric columns the suite does not declare keep pandas' types; a Parquet file keeps its
+own. Labels match the models' classes by their text (``1``, ``1.0`` and ``"1"`` alike).
 """
 
 from __future__ import annotations
@@ -199,7 +205,7 @@ def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],
     declare; every other CSV column is read as text, where only an empty cell is missing."""
     kept = [spec.target, *spec.sensitive]
     if not is_csv(path):
-        changes = {c: convert(frame[c], t, where) for c, t in declared.items()}
+        changes = {c: convert(frame[c], t, where) for c, t in declared.items() if c in features}
         return (frame.assign(**changes) if changes else frame), frame[kept]
     literal = [c for c in features
                if c in declared or not pd.api.types.is_numeric_dtype(frame[c])]
