@@ -87,7 +87,8 @@ def from_text(column: pd.Series, dtype: str, where: str) -> pd.Series:
     numbers = pd.to_numeric(column, errors="coerce")
     bad = numbers.isna() & ~gaps
     if dtype == "integer":
-        bad |= ~gaps & ~np.isclose(numbers.fillna(0.0) % 1, 0.0)
+        filled = numbers.fillna(0.0)  # 2.5, inf and nan are not whole; 1e20 is not an int64
+        bad |= ~gaps & ((filled % 1 != 0) | (filled.abs() >= 2.0 ** 63))
     if bad.any():
         row, value, n = _first(column, bad)
         noun = "a whole number" if dtype == "integer" else "a number"

@@ -370,3 +370,17 @@ def test_a_folder_is_not_a_missing_file(tmp_path: Path) -> None:
         load_table(spec(folder))
     assert str(info.value) == (f"{where(folder)}: is a folder, not a file; name the .csv or "
                                ".parquet file inside it")
+
+
+@pytest.mark.parametrize("cell", ["0.9999999", "2.5", "inf", "1e20"])
+def test_a_declared_integer_is_a_whole_int64(tmp_path: Path, cell: str) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text(f"n,label\n9007199254740993,Yes\n{cell},No\n")
+    with pytest.raises(DataError) as info:
+        load_table(spec(path, dtypes=(("n", "integer"),)))
+    assert str(info.value) == (f"{where(path)} column 'n' (data.dtypes: integer) holds {cell!r} at "
+                               "data row 2 (1 cell(s) in all), which is not a whole number; fix "
+                               "the data, or declare the column float")
+    path.write_text("n,label\n9007199254740993,Yes\n-2,No\n")
+    assert load_table(spec(path, dtypes=(("n", "integer"),))).features["n"].tolist() == [
+        9007199254740993, -2]
