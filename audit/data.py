@@ -247,13 +247,17 @@ def _key(label: Any) -> str:
     return str(label)
 
 
-def _number_key(label: Any) -> str | None:
-    """The key of a label that reads as a number (``"1.0"`` and ``1`` alike), else None."""
-    if isinstance(label, (bool, np.bool_)):
-        return None
+def _loose_key(label: Any) -> str | None:
+    """The key of a label as pandas would have read its text: ``"1.0"`` as the number 1,
+    ``"true"`` as the boolean True; None for other text."""
+    if not isinstance(label, str):
+        return _key(label)
+    text = label.strip()
+    if text.lower() in ("true", "false"):
+        return str(text.lower() == "true")
     try:
-        value = float(label)
-    except (TypeError, ValueError):
+        value = float(text)
+    except ValueError:
         return None
     return _key(value) if value == value else None
 
@@ -312,12 +316,12 @@ class LabelEncoding:
     def encode(self, labels: pd.Series, where: str) -> np.ndarray:
         """Map raw labels to indices ``0..k-1``; unknown labels are an error."""
         lookup = {_key(c): i for i, c in enumerate(self.classes)}
-        # a label written "1.0" in a CSV (read as text) names the class 1, as it did as a number
-        numeric = {_number_key(c): i for i, c in enumerate(self.classes)}
-        numeric.pop(None, None)
+        # a label written "1.0" or "true" in a CSV (read as text) names the class 1 or True
+        loose = {_loose_key(c): i for i, c in enumerate(self.classes)}
+        loose.pop(None, None)
         # key each distinct label once (not each row): factorize is a hash pass over the rows
         row_codes, uniques = pd.factorize(labels, use_na_sentinel=False)
-        table = np.array([lookup.get(_key(u), numeric.get(_number_key(u), -1)) for u in uniques],
+        table = np.array([lookup.get(_key(u), loose.get(_loose_key(u), -1)) for u in uniques],
                          dtype=np.int64)
         codes = table[row_codes]
         unknown = pd.Series(codes < 0, index=labels.index)

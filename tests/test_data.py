@@ -299,6 +299,9 @@ def test_labels_are_text_and_still_match_numeric_classes(tmp_path: Path) -> None
     for classes in ((0, 1), ("0", "1"), (0.0, 1.0)):
         encoding = LabelEncoding.from_models(classes, classes)
         assert encoding.encode(table.labels, "eval.csv").tolist() == [1, 0, 1, 0], classes
+    path.write_text("x,label\n1,true\n2,False\n3,TRUE\n")  # pandas read these as booleans
+    encoding = LabelEncoding.from_models((False, True), (False, True))
+    assert encoding.encode(load_table(spec(path)).labels, "eval.csv").tolist() == [1, 0, 1]
 
 
 def test_an_integer_sensitive_feature_stays_a_number_for_the_models(tmp_path: Path) -> None:
