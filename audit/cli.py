@@ -194,7 +194,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         _print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = args.output or args.json_report.with_suffix(".html")
-    paths = write_report(report, html_path=out, signoff=_signoff(args))
+    try:
+        paths = write_report(report, html_path=out, signoff=_signoff(args), fallback=False)
+    except OSError as exc:
+        from audit.errors import display_path
+        from audit.report.writer import why_unwritable
+
+        _print(f"error: {display_path(out)}: cannot write the HTML report "
+               f"({why_unwritable(exc, out)}); choose another path with -o", file=sys.stderr)
+        return EXIT_USAGE
     for line in paths.lines():
         _print(line, newlines=False)
     return EXIT_OK

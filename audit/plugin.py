@@ -251,7 +251,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # --------------------------------------------------------------------------- reports
 def _write_reports(state: AuditState) -> None:
     from audit.report.assemble import reports_from_records
-    from audit.report.writer import write_report
+    from audit.report.writer import ReportNotWritten, write_report
 
     config = state.config
     signoff = {f: config.getoption(f"audit_{f}") for f in ("reviewer", "role", "decision", "date")}
@@ -269,9 +269,12 @@ def _write_reports(state: AuditState) -> None:
             name = report.suite["name"]
             html = html.with_name(f"{html.stem}-{name}{html.suffix}") if html else None
             js = js.with_name(f"{js.stem}-{name}{js.suffix}") if js else None
-        paths = write_report(report, report_dir=None if (html or js) else state.report_dir(),
-                             json_path=js, html_path=html)
-        state.written.append((report, paths.lines()))
+        try:  # an unwritable location falls back to a temporary folder (said in the lines)
+            lines = write_report(report, report_dir=None if (html or js) else state.report_dir(),
+                                 json_path=js, html_path=html).lines()
+        except ReportNotWritten as exc:  # the fallback too: the summary is all that is left
+            lines = [f"({exc}; the verdict above is the run's only record)"]
+        state.written.append((report, lines))
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -60,6 +60,8 @@ __all__ = [
     "SUITE_SUFFIX",
 ]
 
+MAX_NAME = 100  # a suite's name names its report folder; file systems allow 255 bytes
+
 
 def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite file.
@@ -275,9 +277,12 @@ class _Parser:
                            "(upgrade distill-audit to read newer suites)")
         version = self.get((), top, "version", "suite")
         name = self.get((), top, "name", "suite")
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):  # fullmatch: "$" alone lets a final newline through
             raise self.bad(("name",), name, "use letters, digits, '_', '.' and '-' only "
                                             "(it names the report files)")
+        if len(name) > MAX_NAME:
+            raise self.bad(("name",), name, f"is {len(name)} characters long; use at most "
+                                            f"{MAX_NAME} (it names the report folder)")
         data = self.data(top["data"])
         self.sensitive = data.sensitive
         self.tables = {role for role in TABLES if getattr(data, role) is not None}

@@ -1,26 +1,48 @@
-"""Writing reports atomically, never destroying earlier evidence.
+"""Writing reports atomically, never destroying earlier evidence, never losing a finished run.
 
 By default a run writes ``<report_dir>/<suite>/<UTC timestamp>.json`` and ``.html`` (a new pair
-per run) and then atomically replaces ``latest.json`` / ``latest.html`` beside them -- unless the
-run covers part of the suite (``-k``, ``-x``, ad-hoc checks), which never becomes "latest". Two
-suite files with the same ``name`` get separate folders. An explicit
-path that already holds a report is first moved aside to ``<name>.<its mtime><suffix>``, and
-the move is reported, so nothing is overwritten silently.
+per run) and then replaces ``latest.json`` / ``latest.html`` beside them -- unless the run
+covers part of the suite (``-k``, ``-x``, ad-hoc checks), which never becomes "latest". Two
+suite files with the same ``name`` get separate folders. An explicit path that already holds a
+report is first moved aside to ``<name>.<its mtime><suffix>``, and the move is reported, so
+nothing is overwritten silently.
+
+Each file appears complete or not at all (written beside its target, then linked or renamed
+into place). A timestamped JSON is claimed with a hard link, which fails if the name is taken,
+so concurrent writers in one folder (threads, processes, xdist controllers) each get their own
+stem (``-2``, ``-3``... on a clash) and their HTML beside their own JSON; ``latest.*`` is
+replaced as a pair under a lock on the folder (``fcntl.flock``; where there is no ``fcntl``,
+the pair is replaced without the lock).
+
+If the chosen location cannot be written (a read-only folder, a ``--report-dir`` that is a
+file...), the report goes to :func:`fallback_dir` instead and :attr:`ReportPaths.notes` says
+where and why: a finished run is never lost to a report folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import json
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from audit.cache import atomic_write_bytes
+from audit.errors import AuditError, display_path
 from audit.report.html import render_html
 from audit.report.jsonio import report_to_json, validate_report
 from audit.results import AuditReport
 
-__all__ = ["ReportPaths", "write_report"]
+__all__ = ["ReportPaths", "ReportNotWritten", "write_report", "fallback_dir", "why_unwritable"]
+
+
+class ReportNotWritten(AuditError, OSError):
+    """Neither the report's own location nor the fallback folder could be written."""
 
 
 @dataclass
@@ -39,6 +61,12 @@ class ReportPaths:
         return out
 
 
+def fallback_dir() -> Path:
+    """Where a report goes when its own location cannot be written: the system temporary
+    folder's ``distill-audit-reports`` (``$TMPDIR`` decides it)."""
+    return Path(tempfile.gettempdir()) / "distill-audit-reports"
+
+
 def _stamp(when: datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%SZ")
 
@@ -55,9 +83,6 @@ def _free(path: Path) -> Path:
 def _suite_folder(report_dir: Path, report: AuditReport) -> Path:
     """``report_dir/<suite name>``, unless that folder already holds another suite file's
     reports under the same name: then ``<name>-<8 hex digits of the suite's path>``."""
-    import hashlib
-    import json
-
     name = report.suite["name"]
     folder = report_dir / name
     path = report.suite.get("path")
@@ -65,7 +90,7 @@ def _suite_folder(report_dir: Path, report: AuditReport) -> Path:
     if path and latest.exists():
         try:
             other = json.loads(latest.read_text(encoding="utf-8"))["suite"].get("path")
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             other = None
         if other and other != path:
             return report_dir / f"{name}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
@@ -73,6 +98,8 @@ def _suite_folder(report_dir: Path, report: AuditReport) -> Path:
 
 
 def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a report file", str(path))
     if path.exists():
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         aside = _free(path.with_name(f"{path.stem}.{_stamp(mtime)}{path.suffix}"))
@@ -80,41 +107,153 @@ def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
         moved.append((path, aside))
 
 
+def _claim(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` only if no file has that name; False if one has.
+
+    The bytes go to a temporary file beside ``path`` first and are hard-linked into place, so
+    the file appears complete and the claim is exclusive even between processes. Where hard
+    links are not supported, the name is claimed with ``O_CREAT | O_EXCL`` and the content
+    renamed onto it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), 0o644)
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                 errno.EMLINK):
+                raise
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        os.replace(tmp, path)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (released when the holder exits, even by a crash)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: latest.* is replaced without the lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_layout(folder: Path, report: AuditReport, text: bytes, html: bytes,
+                  out: ReportPaths) -> None:
+    """The timestamped pair in ``folder`` (a stem no other writer has) and ``latest.*``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, i = _stamp(datetime.now(UTC)), 1
+    while True:
+        name = stem if i == 1 else f"{stem}-{i}"
+        json_path, html_path = folder / f"{name}.json", folder / f"{name}.html"
+        if not html_path.exists() and _claim(json_path, text):
+            break
+        i += 1
+    out.json = json_path
+    atomic_write_bytes(html_path, html)
+    out.html = html_path
+    if report.suite.get("not_run"):
+        out.notes.append("latest.* not updated: this run covers part of the suite")
+        return
+    with _folder_lock(folder):
+        atomic_write_bytes(folder / "latest.json", text)
+        atomic_write_bytes(folder / "latest.html", html)
+
+
+def _write_explicit(targets: list[tuple[Path, bytes]], out: ReportPaths,
+                    current: list[Path]) -> None:
+    for path, payload in targets:
+        current[:] = [path]
+        _make_room(path, out.moved)
+        atomic_write_bytes(path, payload)
+        if path.suffix.lower() == ".json":
+            out.json = path
+        else:
+            out.html = path
+
+
+def why_unwritable(exc: OSError, target: Path) -> str:
+    """Why ``target`` could not be written, in a few words: a file standing where a folder
+    must be, or the OS's words (``Permission denied``, ``Read-only file system``...)."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{display_path(parent)} is a file, not a folder"
+            break
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
 def write_report(report: AuditReport, *, report_dir: Path | None = None, json_path: Path | None = None,
-                 html_path: Path | None = None, signoff: dict[str, str] | None = None) -> ReportPaths:
+                 html_path: Path | None = None, signoff: dict[str, str] | None = None,
+                 fallback: bool = True) -> ReportPaths:
     """Write the JSON report and the HTML rendered from it.
 
     Explicit ``json_path``/``html_path`` win; otherwise both go to a new timestamped pair under
     ``report_dir/<suite name>/`` and ``latest.*`` is updated. ``signoff`` fills the HTML's
     sign-off block without changing the JSON record (re-rendering a report to sign it).
+
+    When the location cannot be written the report goes under :func:`fallback_dir` (the same
+    layout, or the same file names) and a note in the result says where and why. Only if the
+    fallback fails too (or ``fallback`` is false: re-rendering an existing report) does the
+    ``OSError`` propagate.
     """
     data = report.to_dict()
-    text = report_to_json(data)
-    html = render_html(data, signoff=signoff)
+    text = report_to_json(data).encode("utf-8")
     out = ReportPaths()
-    if json_path is None and html_path is None:
-        if report_dir is None:
-            validate_report(data)
-            return out
-        folder = _suite_folder(report_dir, report)
-        folder.mkdir(parents=True, exist_ok=True)
-        base = _free(folder / f"{_stamp(datetime.now(UTC))}.json")
-        json_path, html_path = base, base.with_suffix(".html")
-        atomic_write_bytes(json_path, text.encode("utf-8"))
-        atomic_write_bytes(html_path, html.encode("utf-8"))
-        if report.suite.get("not_run"):
-            out.notes.append("latest.* not updated: this run covers part of the suite")
-        else:
-            atomic_write_bytes(folder / "latest.json", text.encode("utf-8"))
-            atomic_write_bytes(folder / "latest.html", html.encode("utf-8"))
-        out.json, out.html = json_path, html_path
-        validate_report(data)  # after writing: a report that breaks its schema is a bug, not lost
+    if json_path is None and html_path is None and report_dir is None:
+        validate_report(data)
         return out
-    for path, payload in ((json_path, text), (html_path, html)):
-        if path is None:
-            continue
-        _make_room(path, out.moved)
-        atomic_write_bytes(path, payload.encode("utf-8"))
-    out.json, out.html = json_path, html_path
-    validate_report(data)
+    html = render_html(data, signoff=signoff).encode("utf-8")
+    explicit = [(p, b) for p, b in ((json_path, text), (html_path, html)) if p is not None]
+    current: list[Path] = []  # the file (or the suite's folder) being written
+    try:
+        if explicit:
+            _write_explicit(explicit, out, current)
+        else:
+            assert report_dir is not None
+            current[:] = [_suite_folder(report_dir, report)]
+            _write_layout(current[0], report, text, html, out)
+    except OSError as exc:
+        if not fallback:
+            raise
+        failed = current[0]
+        reason = why_unwritable(exc, failed)
+        partial = [p for p in (out.json, out.html) if p is not None]
+        rescue = fallback_dir()
+        out = ReportPaths(moved=out.moved)
+        try:
+            if explicit:
+                _write_explicit([(rescue / p.name, b) for p, b in explicit], out, current)
+            else:
+                current[:] = [rescue / report.suite["name"]]
+                _write_layout(current[0], report, text, html, out)
+        except OSError as again:
+            raise ReportNotWritten(
+                f"no report written: could not write it to {display_path(failed)} ({reason}) "
+                f"nor to {display_path(rescue)} ({why_unwritable(again, current[0])})") from again
+        note = (f"could not write the report to {display_path(failed)} ({reason}); "
+                f"wrote it to {display_path(rescue)} instead")
+        if partial:
+            note += f"; incomplete files left at {', '.join(display_path(p) for p in partial)}"
+        out.notes.insert(0, note)
+    validate_report(data)  # after writing: a report that breaks its schema is a bug, not lost
     return out
