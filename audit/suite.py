@@ -438,7 +438,7 @@ class _Parser:
         return tuple(self.check((*kp, name), name, spec) for name, spec in value.items())
 
     def check(self, kp: KeyPath, name: str, value: Any) -> CheckSpec:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "check"
             raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only "
                                      f"(they name test items), e.g. {fixed!r}")

@@ -345,9 +345,16 @@ def _merge(base: Located, over: Located) -> Located:
 
 # --------------------------------------------------------------------------- message helpers
 def dotted(keypath: KeyPath) -> str:
+    """``checks.acc.gate``, ``include[0]``; a key with control characters (or nothing) in it
+    shows quoted (``checks['acc\\n']``), so a message stays one line that says what it is."""
     out = ""
     for p in keypath:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not p or not p.isprintable():
+            out += f"[{p!r}]"
+        else:
+            out += f".{p}" if out else str(p)
     return out
 
 

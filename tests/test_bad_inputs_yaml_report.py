@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from audit.cli import main
-from audit.errors import SuiteError
+from audit.errors import SuiteError, display_path
 from audit.report import writer
 from audit.report.writer import write_report
 from audit.results import AuditReport, CheckResult
@@ -168,6 +168,14 @@ SUITES = [
     pytest.param(edit("name: synth", 'name: "syn\\tth"'),
                  f"x.audit.yaml:2 name='syn\\tth': {CHARS}",
                  id="name-with-a-tab"),
+    pytest.param(edit("  acc:\n", '  "acc\\n":\n'),
+                 "x.audit.yaml:10 checks['acc\\n']='acc\\n': check names use letters, digits, '_', "
+                 "'.' and '-' only (they name test items), e.g. 'acc'",
+                 id="check-name-ends-in-a-newline"),
+    pytest.param(edit("  acc:\n", '  "acc\\e[32m PASS":\n'),
+                 "x.audit.yaml:10 checks['acc\\x1b[32m PASS']='acc\\x1b[32m PASS': check names use "
+                 "letters, digits, '_', '.' and '-' only (they name test items), e.g. 'acc_32m_PASS'",
+                 id="check-name-with-an-escape-sequence"),
 ]
 
 
@@ -414,6 +422,26 @@ def test_an_unwritable_location_falls_back_and_says_where(
         assert found in (paths.json, paths.html) or found.name.startswith("latest")
     assert json.loads(paths.json.read_text())["suite"]["description"] == "kept"
     assert paths.html is None or "kept" in paths.html.read_text()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "other-owner"])
+def test_a_fallback_folder_someone_else_controls_is_not_used(
+        here: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    planted = here / "tmp" / "distill-audit-reports"
+    if kind == "symlink":
+        (here / "elsewhere").mkdir()
+        planted.symlink_to(here / "elsewhere")
+    else:
+        planted.mkdir()
+        monkeypatch.setattr(writer.os, "getuid", lambda: planted.stat().st_uid + 1)
+    (here / "reports").write_text("not a folder")
+    paths = write_report(_tiny_report("kept"), report_dir=here / "reports")
+    assert paths.json is not None and paths.json.parent.parent.name.startswith(
+        "distill-audit-reports-")
+    assert paths.json.parent.parent.parent == here / "tmp"
+    if kind == "symlink":
+        assert not list((here / "elsewhere").iterdir())
+    assert f"wrote it to {display_path(paths.json.parent.parent)} instead" in paths.notes[0]
 
 
 @pytest.fixture

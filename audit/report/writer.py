@@ -26,6 +26,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,8 +64,21 @@ class ReportPaths:
 
 def fallback_dir() -> Path:
     """Where a report goes when its own location cannot be written: the system temporary
-    folder's ``distill-audit-reports`` (``$TMPDIR`` decides it)."""
-    return Path(tempfile.gettempdir()) / "distill-audit-reports"
+    folder's ``distill-audit-reports`` (``$TMPDIR`` decides it).
+
+    A shared temporary folder is writable by everyone, so a ``distill-audit-reports`` that is a
+    symlink or belongs to another user is not used: a new private folder
+    (``distill-audit-reports-XXXXXXXX``) is made beside it instead.
+    """
+    base = Path(tempfile.gettempdir()) / "distill-audit-reports"
+    try:
+        info = base.lstat()
+    except OSError:  # not there yet (or cannot be there): writing will say which
+        return base
+    getuid = getattr(os, "getuid", None)
+    if stat.S_ISLNK(info.st_mode) or (getuid is not None and info.st_uid != getuid()):
+        return Path(tempfile.mkdtemp(prefix="distill-audit-reports-"))
+    return base
 
 
 def _stamp(when: datetime) -> str:
@@ -238,9 +252,11 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
         failed = current[0]
         reason = why_unwritable(exc, failed)
         partial = [p for p in (out.json, out.html) if p is not None]
-        rescue = fallback_dir()
+        rescue = Path(tempfile.gettempdir()) / "distill-audit-reports"
         out = ReportPaths(moved=out.moved)
+        current[:] = [rescue]
         try:
+            rescue = fallback_dir()
             if explicit:
                 _write_explicit([(rescue / p.name, b) for p, b in explicit], out, current)
             else:
