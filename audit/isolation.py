@@ -141,8 +141,9 @@ class ModelWorker:
         self.failure: str | None = None  # once the worker failed, every call raises this
         context = _mp_context()
         self._conn, child = context.Pipe(duplex=True)
-        self._process = context.Process(target=_serve, args=(child,), daemon=True,
-                                        name=f"distill-audit model {label}")
+        # the fork server's environment is the one it started with: send today's
+        self._process = context.Process(target=_serve, args=(child, dict(os.environ)),
+                                        daemon=True, name=f"distill-audit model {label}")
         try:
             with _main_hidden():
                 self._process.start()
@@ -153,23 +154,7 @@ class ModelWorker:
             child.close()
         self._finalizer = weakref.finalize(self, _stop, self._process, self._conn)
         self._ready = False  # the worker says so before it runs any of the model's code
-
-    def _await_ready(self, doing: str) -> None:
-        """Wait for the worker to come up (the first one also waits for the fork server to
-        import :data:`PRELOAD`): not the model's time, so not ``settings.model_timeout``."""
-        self._ready = True
-        try:
-            up = self._conn.poll(max(self.timeout, _STARTUP))
-        except (EOFError, OSError):
-            up = True  # the read that follows reports it
-        if not up:
-            self._process.kill()
-            self._fail(f"{self.label}: its process did not start within "
-                       f"{max(self.timeout, _STARTUP):g} s; the machine may be overloaded")
-        try:
-            self._conn.recv_bytes(_MAX_ANSWER)
-        except (EOFError, OSError):
-            self._died(doing)
+        self._lock = threading.Lock()  # one request at a time on the pipe
 
     @property
     def pid(self) -> int | None:
@@ -215,19 +200,20 @@ class ModelWorker:
              failed: str) -> tuple[dict[str, Any], memoryview]:
         """Send ``request``; read the answer, one message: a JSON header, then after a zero byte
         any binary payload. ``failed`` starts the message for an exception the model raised."""
-        if self.failure is not None:
-            raise ModelError(self.failure)
-        if not self._ready:
-            self._await_ready(doing)
-        try:
-            self._conn.send(request)
-        except (BrokenPipeError, EOFError, ConnectionResetError):
-            self._died(doing)
-        self._wait(doing)
-        try:
-            raw = self._conn.recv_bytes(_MAX_ANSWER)
-        except (EOFError, OSError):
-            self._died(doing)
+        with self._lock:
+            if self.failure is not None:
+                raise ModelError(self.failure)
+            if not self._ready:
+                self._await_ready(doing)
+            try:
+                self._conn.send(request)
+            except (BrokenPipeError, EOFError, ConnectionResetError):
+                self._died(doing)
+            self._wait(doing)
+            try:
+                raw = self._conn.recv_bytes(_MAX_ANSWER)
+            except (EOFError, OSError):
+                self._died(doing)
         cut = raw.find(b"\0")
         try:
             header = json.loads(raw[:cut] if cut >= 0 else raw)
@@ -239,6 +225,23 @@ class ModelWorker:
         if "raised" in header:
             raise ModelError(f"{failed}: {header['raised']}: {header['message']}")
         return header, memoryview(raw)[cut + 1:] if cut >= 0 else memoryview(b"")
+
+    def _await_ready(self, doing: str) -> None:
+        """Wait for the worker to come up (the first one also waits for the fork server to
+        import :data:`PRELOAD`): not the model's time, so not ``settings.model_timeout``."""
+        self._ready = True
+        try:
+            up = self._conn.poll(max(self.timeout, _STARTUP))
+        except (EOFError, OSError):
+            up = True  # the read that follows reports it
+        if not up:
+            self._process.kill()
+            self._fail(f"{self.label}: its process did not start within "
+                       f"{max(self.timeout, _STARTUP):g} s; the machine may be overloaded")
+        try:
+            self._conn.recv_bytes(_MAX_ANSWER)
+        except (EOFError, OSError):
+            self._died(doing)
 
     def _wait(self, doing: str) -> None:
         try:
@@ -348,9 +351,11 @@ def load_plain(blob: bytes) -> Any:
 
 
 # --------------------------------------------------------------------------- the worker side
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, environ: dict[str, str]) -> None:
     """The worker: answer load and predict requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.environ.clear()
+    os.environ.update(environ)
     parent = multiprocessing.parent_process()
     if parent is not None:  # an orphan (its parent killed) must not run on forever
         def watch() -> None:

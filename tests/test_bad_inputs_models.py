@@ -507,3 +507,20 @@ def test_a_torch_module_that_edits_its_input_tensor_does_not_change_the_table(
     first = run.model("teacher").predict_proba(run.eval_table)
     np.testing.assert_array_equal(run.model("teacher").predict_proba(run.eval_table), first)
     pd.testing.assert_frame_equal(run.eval_table.features, before)
+
+
+def test_a_worker_sees_the_environment_and_folder_of_the_moment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server keeps the environment it started with; each worker gets today's."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISTILL_AUDIT_TEST_SCALE", "-1")
+    (tmp_path / "scaled.py").write_text(GOOD.replace(
+        'X["x"].to_numpy()', 'X["x"].to_numpy() * float(os.environ["DISTILL_AUDIT_TEST_SCALE"])'
+        ' * (Path.cwd() == Path(__file__).parent)').replace(
+        "import numpy as np\n", "import os\nfrom pathlib import Path\n\nimport numpy as np\n"))
+    run = SuiteRun(load_suite(_suite(tmp_path, {"callable": "scaled:predict",
+                                                "classes": ["No", "Yes"]})))
+    x = run.eval_table.features["x"].to_numpy()
+    p = 1 / (1 + np.exp(x))
+    np.testing.assert_allclose(run.model("student").predict_proba(run.eval_table),
+                               np.column_stack([1 - p, p]))
