@@ -188,12 +188,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from audit.report.jsonio import read_report
     from audit.report.writer import write_report
 
+    out = args.output or args.json_report.with_suffix(".html")
+    if out.suffix.lower() != ".html" or out.resolve() == args.json_report.resolve():
+        _print(f"error: -o {out}: the HTML report's path must end in .html (and not be the JSON "
+               "report)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         report = read_report(args.json_report)
     except AuditError as exc:
         _print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out = args.output or args.json_report.with_suffix(".html")
     try:
         paths = write_report(report, html_path=out, signoff=_signoff(args), fallback=False)
     except OSError as exc:

@@ -326,6 +326,18 @@ def test_report_command_to_an_unwritable_path(here: Path, capsys: pytest.Capture
                                        "a file, not a folder); choose another path with -o\n")
 
 
+@pytest.mark.parametrize("output", ["r.json", "r.pdf"])
+def test_report_command_refuses_an_output_that_is_not_html(
+        here: Path, capsys: pytest.CaptureFixture[str], output: str) -> None:
+    write_report(_tiny_report(), json_path=here / "r.json")
+    before = (here / "r.json").read_bytes()
+    assert main(["report", "r.json", "-o", output]) == 2
+    assert capsys.readouterr() == ("", f"error: -o {output}: the HTML report's path must end in "
+                                       ".html (and not be the JSON report)\n")
+    assert sorted(p.name for p in here.glob("r*")) == ["r.json"]
+    assert (here / "r.json").read_bytes() == before
+
+
 def test_report_command_on_a_valid_report_still_renders(here: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     write_report(_tiny_report("mine"), json_path=here / "r.json")
