@@ -88,18 +88,6 @@ RUN = [
             "scaled columns, so it allows every point of the box; eps is a fraction of each "
             "numeric column's [min, max] range: write 0.1 for a tenth of the range",
             id="l2-eps-beyond-the-diagonal"),
-    refused({"metric": "robust_accuracy", "attack": "noise", "max_seconds": 5},
-            "robust_accuracy: max_seconds caps the black-box attack (hopskipjump) only; attack: "
-            "noise runs uncapped, so the cap would never apply: remove max_seconds",
-            id="cap-on-an-uncapped-attack"),
-    refused({"metric": "mia_auc", "max_seconds": 5},
-            "mia_auc: max_seconds caps the decision_boundary attack only; attack: loss_threshold "
-            "makes no model calls of its own, so the cap would never apply: remove max_seconds",
-            id="cap-on-the-loss-threshold-attack"),
-    refused({"metric": "mia_advantage", "attack": "blackbox", "max_seconds": 5},
-            "mia_advantage: max_seconds caps the decision_boundary attack only; attack: blackbox "
-            "makes no model calls of its own, so the cap would never apply: remove max_seconds",
-            id="cap-on-the-blackbox-membership-attack"),
 ]
 
 
@@ -128,6 +116,25 @@ def test_refused_when_the_check_runs(check: dict[str, Any], expected: str, tmp_p
     assert result.status == "error" and not result.measurements and not result.gates
     assert result.error == expected
     assert "\n" not in result.error and "Traceback" not in result.error
+
+
+@pytest.mark.parametrize(("check", "note"), [
+    pytest.param({"metric": "robust_accuracy", "attack": "noise", "eps": [0.1],
+                  "max_seconds": 5},
+                 "max_seconds 5 did not apply: only hopskipjump is capped, and noise makes one "
+                 "quick pass over the rows", id="robustness-noise"),
+    pytest.param({"metric": "mia_auc", "max_seconds": 5},
+                 "max_seconds 5 did not apply: only the decision_boundary attack is capped, and "
+                 "loss_threshold makes no model calls of its own", id="membership-loss-threshold"),
+])
+def test_a_cap_on_an_attack_it_never_stops_is_stated(check: dict[str, Any], note: str,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not refused (a suite may set one cap for attacks chosen by the models), but never
+    silent: the check says the cap did not apply."""
+    result = SuiteRun(load_suite(_suite(tmp_path, check, monkeypatch))).run_check("r")
+    (m,) = result.measurements
+    assert note in m.notes
 
 
 def test_samples_beyond_the_table_attack_every_row_and_say_so(
