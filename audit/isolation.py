@@ -15,9 +15,13 @@ pandas, scikit-learn and the audit's model code once, so a worker starts in tens
 milliseconds. The parent's ``__main__`` is not re-imported in workers (they run nothing from
 it), so a script using the Python API needs no ``if __name__ == "__main__"`` guard for us.
 
-What the parent reads from a worker is never unpickled: answers are a JSON header and, for
-predictions, the raw bytes of a float64 array, so code in the worker cannot run code in the
-parent through its answers. Requests (the parent's own data frames) are pickled.
+Answers from a worker are a JSON header and, for predictions, the raw bytes of a float64
+array: nothing in them is unpickled, so code in the worker cannot run code in the parent
+through its answers. The one exception is a pickle that turns out to be a plain scikit-learn
+estimator: the worker pickles it again and the parent reads it with :func:`load_plain`,
+which accepts data, numpy arrays and scikit-learn's own classes only, and then runs it
+itself (gradient attacks and parameter counts need it). Requests (the parent's own data
+frames) are pickled.
 
 The one model that runs its code in this process is a ``callable:`` naming a
 ``torch.nn.Module``: white-box attacks need its gradients here. It is first loaded in a
@@ -51,7 +55,7 @@ from audit.errors import ModelError
 __all__ = ["ModelWorker", "call_guarded", "guarded_error", "describe_exit", "load_plain", "PRELOAD"]
 
 PRELOAD = ("audit.models", "sklearn.base", "joblib")  # imported once by the fork server
-_MAX_ANSWER = 1 << 34  # bytes of one answer (a prediction array, a model saved with skops)
+_MAX_ANSWER = 1 << 34  # bytes of one answer (a prediction array, a model pickled again)
 _STOP_WAIT = 2.0  # seconds a worker asked to stop may take before it is killed
 _STARTUP = 60.0  # seconds a worker may take to start, before any model code runs
 
@@ -147,7 +151,7 @@ class ModelWorker:
         try:
             with _main_hidden():
                 self._process.start()
-        except OSError as exc:
+        except Exception as exc:  # no processes left, or this one may not have children
             raise ModelError(f"{label}: could not start a process to run the model in "
                              f"({type(exc).__name__}: {exc})") from None
         finally:
