@@ -265,6 +265,8 @@ def _estimator_predict(model: Any, label: str) -> PredictFn:
         except Exception as exc:  # say which column, dtype and row, and the fix
             why = explain_failure(model, frame, exc, model.predict_proba)
             raise ModelError(f"{label} failed to predict on {display_path(table.path)}{why}") from exc
+        except BaseException as exc:  # SystemExit from a model must not end the audit
+            raise guarded_error(exc, label, f"predicting on {display_path(table.path)}") from None
 
     return predict
 

@@ -452,6 +452,8 @@ class _Editing:
             X.iloc[0, 0] = 99.0
         elif self.how == "values":
             X.values[:] = 0.0  # a read-only view under copy-on-write: this raises
+        elif self.how == "exit":
+            raise SystemExit(3)
         return np.full((n, 2), 0.5)
 
 
@@ -524,3 +526,20 @@ def test_a_worker_sees_the_environment_and_folder_of_the_moment(
     p = 1 / (1 + np.exp(x))
     np.testing.assert_allclose(run.model("student").predict_proba(run.eval_table),
                                np.column_stack([1 - p, p]))
+
+
+def test_an_in_process_estimator_that_calls_sys_exit_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A skops model whose suite trusts a class of its own runs that class here."""
+    from audit.data import load_table
+    from audit.models import _estimator_predict
+    from audit.spec import DataSpec
+
+    monkeypatch.chdir(tmp_path)
+    write_pair(tmp_path, n=50)
+    table = load_table(DataSpec(eval=tmp_path / "eval.csv", target="label", features=("x",)))
+    with pytest.raises(ModelError) as info:
+        _estimator_predict(_Editing("exit"), "teacher (m.skops)")(table)
+    assert str(info.value) == ("teacher (m.skops) tried to end the process (sys.exit(3)) while "
+                               "predicting on eval.csv; a model must return its predictions, not "
+                               "exit (remove the call)")
