@@ -11,7 +11,9 @@ Times, in one fresh process:
 * **per predict call** -- ``LoadedModel.predict`` of a callable (worker: the frame pickled over
   a pipe, the answer as raw float64 bytes) against calling the same function here, for batches
   of 1 to 10,000 rows of a 30-column frame (28 numbers, 2 text columns);
-* **black-box attack pattern** -- 2,000 calls of 10 rows, as HopSkipJump makes them.
+* **black-box attack pattern** -- 2,000 calls of 10 rows, as HopSkipJump makes them;
+* **in-process guard** -- what :func:`audit.isolation.call_guarded` adds to each predict call
+  of the one model run here (a torch module a callable names): a thread and a timed join.
 
 Usage (from the repository root)::
 
@@ -131,6 +133,12 @@ def main() -> None:
     here = time.perf_counter() - t0
     print(f"| 2,000 calls of 10 rows (HopSkipJump's pattern) | {worker:.2f} s | {here:.2f} s | "
           f"{(worker - here) / 2000 * 1000:+.3f} ms |")
+    from audit.isolation import call_guarded
+
+    guarded = _median_ms(lambda: call_guarded(lambda: None, "m", 60.0, "predicting"), args.repeat)
+    bare = _median_ms(lambda: None, args.repeat)
+    print(f"| in-process guard of a torch module callable (a thread per call) | - | - | "
+          f"{guarded - bare:+.3f} ms |")
     print()
     print("| start-up | time | note |")
     print("|---|---|---|")
