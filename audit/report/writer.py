@@ -244,6 +244,7 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
             _write_explicit(explicit, out, current)
         else:
             assert report_dir is not None
+            current[:] = [report_dir / report.suite["name"]]
             current[:] = [_suite_folder(report_dir, report)]
             _write_layout(current[0], report, text, html, out)
     except OSError as exc:
