@@ -8,6 +8,7 @@ go to the fallback folder, which the tests point at ``tmp_path/tmp`` (``tempfile
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import tempfile
@@ -514,7 +515,13 @@ def _check_folder(folder: Path, n: int) -> None:
     assert not list(folder.glob(".*"))  # no temporary files left behind
 
 
-def test_60_concurrent_writes_from_threads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_60_concurrent_writes_from_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           links: bool) -> None:
+    if not links:  # a file system without hard links: names are claimed with O_EXCL instead
+        def no_link(*args: Any, **kwargs: Any) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        monkeypatch.setattr(writer.os, "link", no_link)
     start = threading.Barrier(60)
 
     def write(i: int) -> None:

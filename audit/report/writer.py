@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -121,36 +122,45 @@ def _make_room(path: Path, moved: list[tuple[Path, Path]]) -> None:
         moved.append((path, aside))
 
 
-def _claim(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` only if no file has that name; False if one has.
+def _claim(folder: Path, stem: str, data: bytes) -> Path:
+    """Write ``data`` to ``folder/<stem>.json`` (or ``<stem>-2.json``, ``-3``...: the first name
+    no file has, nor its ``.html``) and return that path.
 
-    The bytes go to a temporary file beside ``path`` first and are hard-linked into place, so
-    the file appears complete and the claim is exclusive even between processes. Where hard
-    links are not supported, the name is claimed with ``O_CREAT | O_EXCL`` and the content
-    renamed onto it.
+    The bytes go to a temporary file in ``folder`` once and are hard-linked to each candidate
+    name until one is free, so the file appears complete and the claim is exclusive even
+    between processes. Where hard links are not supported, the name is claimed with
+    ``O_CREAT | O_EXCL`` and the content renamed onto it.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fchmod(fh.fileno(), 0o644)
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
-                                 errno.EMLINK):
-                raise
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            return False
-        os.replace(tmp, path)
-        return True
+        links = True
+        for i in itertools.count(1):
+            path = folder / (f"{stem}.json" if i == 1 else f"{stem}-{i}.json")
+            if path.with_suffix(".html").exists():
+                continue  # an earlier pair's HTML: never mix pairs
+            try:
+                if links:
+                    os.link(tmp, path)
+                    return path
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                     errno.EMLINK):
+                    raise
+                links = False
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, path)
+            return path
+        raise AssertionError("unreachable")  # pragma: no cover
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -175,13 +185,8 @@ def _write_layout(folder: Path, report: AuditReport, text: bytes, html: bytes,
                   out: ReportPaths) -> None:
     """The timestamped pair in ``folder`` (a stem no other writer has) and ``latest.*``."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem, i = _stamp(datetime.now(UTC)), 1
-    while True:
-        name = stem if i == 1 else f"{stem}-{i}"
-        json_path, html_path = folder / f"{name}.json", folder / f"{name}.html"
-        if not html_path.exists() and _claim(json_path, text):
-            break
-        i += 1
+    json_path = _claim(folder, _stamp(datetime.now(UTC)), text)
+    html_path = json_path.with_suffix(".html")
     out.json = json_path
     atomic_write_bytes(html_path, html)
     out.html = html_path
