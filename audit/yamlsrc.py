@@ -27,7 +27,8 @@ import yaml
 from audit.errors import SuiteError, display_path
 
 __all__ = ["Origin", "Located", "load_yaml", "load_yaml_text", "located_from_value",
-           "resolve_includes", "dotted", "show", "kind_name", "MAX_DEPTH", "MAX_VALUES"]
+           "resolve_includes", "dotted", "show", "kind_name", "MAX_DEPTH", "MAX_VALUES",
+           "MAX_BYTES"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -35,6 +36,8 @@ MAX_DEPTH = 64
 """Mappings and lists nested deeper than this are refused (a suite needs a handful of levels)."""
 MAX_VALUES = 100_000
 """A document whose aliases expand it past this many values is refused (an alias bomb)."""
+MAX_BYTES = 10_000_000
+"""A suite (or included) file larger than this is refused before it is parsed."""
 
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS: dict[type[yaml.Event], frozenset[str]] = {
@@ -156,11 +159,15 @@ def load_yaml(path: Path) -> Located:
         On a syntax error, a duplicate key, a non-string key or an empty document.
     """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise SuiteError("file not found", file=path) from None
     except IsADirectoryError:
         raise SuiteError("is a folder, not a suite file", file=path) from None
+    if len(data) > MAX_BYTES:
+        raise SuiteError(f"is larger than {MAX_BYTES:,} bytes; a suite is a short text "
+                         "file (put data in the files it names)", file=path) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

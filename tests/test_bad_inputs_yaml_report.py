@@ -216,6 +216,17 @@ def test_core_tags_merge_keys_and_long_names_stay_valid(here: Path, text: str) -
         assert suite.description == "2026-11-28"
 
 
+def test_a_huge_suite_file_is_refused_unread(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import audit.yamlsrc
+
+    monkeypatch.setattr(audit.yamlsrc, "MAX_BYTES", 1000)  # 10 MB in the real reader
+    (here / "x.audit.yaml").write_text(BASE + "# " + "x" * 1000 + "\n", encoding="utf-8")
+    with pytest.raises(SuiteError) as excinfo:
+        load_suite("x.audit.yaml")
+    assert str(excinfo.value) == ("x.audit.yaml: is larger than 1,000 bytes; a suite is a short text "
+                                  "file (put data in the files it names)")
+
+
 def test_the_bomb_is_refused_quickly(here: Path) -> None:
     """The refusal comes from counting, not from building 387 million strings."""
     import time
