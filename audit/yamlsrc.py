@@ -28,7 +28,7 @@ from audit.errors import SuiteError, display_path
 
 __all__ = ["Origin", "Located", "load_yaml", "load_yaml_text", "located_from_value",
            "resolve_includes", "dotted", "show", "kind_name", "MAX_DEPTH", "MAX_VALUES",
-           "MAX_BYTES"]
+           "MAX_BYTES", "MAX_INCLUDE_DEPTH"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -38,6 +38,8 @@ MAX_VALUES = 100_000
 """A document whose aliases expand it past this many values is refused (an alias bomb)."""
 MAX_BYTES = 10_000_000
 """A suite (or included) file larger than this is refused before it is parsed."""
+MAX_INCLUDE_DEPTH = 16
+"""Files including files including files... deeper than this are refused."""
 
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS: dict[type[yaml.Event], frozenset[str]] = {
@@ -302,6 +304,11 @@ def resolve_includes(located: Located, path: Path, seen: tuple[Path, ...],
             chain = " -> ".join(p.name for p in (*seen, target))
             raise SuiteError(f"={item!r}: include cycle ({chain}); remove this include",
                              file=org.file, line=org.line, key=dotted(key))
+        if len(seen) > MAX_INCLUDE_DEPTH:
+            raise SuiteError(f"={item!r}: includes nested more than {MAX_INCLUDE_DEPTH} deep "
+                             f"({seen[0].name} -> ... -> {path.name}); include the shared files "
+                             "from the suite itself", file=org.file, line=org.line,
+                             key=dotted(key))
         if not target.is_file():
             raise SuiteError(f"={item!r}: file not found ({display_path(target)}); paths are "
                              "relative to the file that names them", file=org.file, line=org.line,

@@ -227,6 +227,18 @@ def test_a_huge_suite_file_is_refused_unread(here: Path, monkeypatch: pytest.Mon
                                   "file (put data in the files it names)")
 
 
+def test_a_chain_of_500_includes_is_refused_at_depth_16(here: Path) -> None:
+    (here / "x.audit.yaml").write_text(edit("version: 1\n", "version: 1\ninclude: i1.yaml\n"))
+    for i in range(1, 500):
+        (here / f"i{i}.yaml").write_text(f"include: i{i + 1}.yaml\n")
+    (here / "i500.yaml").write_text("description: deep\n")
+    with pytest.raises(SuiteError) as excinfo:
+        load_suite("x.audit.yaml")
+    assert str(excinfo.value) == ("i16.yaml:1 include='i17.yaml': includes nested more than 16 "
+                                  "deep (x.audit.yaml -> ... -> i16.yaml); include the shared "
+                                  "files from the suite itself")
+
+
 def test_the_bomb_is_refused_quickly(here: Path) -> None:
     """The refusal comes from counting, not from building 387 million strings."""
     import time
