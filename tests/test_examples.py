@@ -58,6 +58,16 @@ def test_the_example_audit_warns_on_its_real_finding(arrests_report: Any, tmp_pa
     assert [c.name for c in arrests.checks if c.status == "warn"] == ["parity_amplification"]
 
 
+def test_the_example_attack_measures_its_whole_sample(arrests_report: Any) -> None:
+    """The black-box robustness gate is judged on every row of ``samples: 200``, for both
+    models, whatever the machine's speed (the wall-clock cap is only a safety stop)."""
+    (robustness,) = [c for c in arrests_report.checks if c.name == "robustness"]
+    (m,) = robustness.measurements
+    assert robustness.status == "pass" and m.n == 200
+    assert [(b["model"], b["rows"]) for b in m.breakdown] == [("teacher", 200), ("student", 200)]
+    assert m.regression.ci[1] < 0.10  # the gate's bound, with room
+
+
 def test_report_carries_the_json_contract(arrests_report: Any) -> None:
     d = arrests_report.to_dict()
     assert {"schema_version", "suite", "verdict", "checks", "provenance"} <= d.keys()

@@ -558,6 +558,17 @@ def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path])
     assert asked == [6 * 55 * 7]  # shared
 
 
+def test_torch_runs_on_one_thread_during_a_black_box_attack_and_is_restored() -> None:
+    import torch
+
+    from audit.checks.attacks import _one_torch_thread
+
+    before = torch.get_num_threads()
+    with _one_torch_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_a_gradient_attack_with_a_varying_unperturbed_column_is_a_clear_error(
         tmp_path: Path) -> None:
     """A bool column is never perturbed; the gradient copy would hold it at one value for every
