@@ -27,6 +27,7 @@ SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "tor
                 ".pt2": "torch"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 100  # a suite's name names its report folder; file systems allow 255 bytes
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # keys a model mapping may have besides its kind
 MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",),
@@ -55,7 +56,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "suite": {
         "version": Field("int", "Suite format version.", required=True, choices=SUPPORTED_VERSIONS),
         "name": Field("str", "Suite name; used in report file names (letters, digits, _ . -).",
-                      required=True, schema=(("pattern", NAME_RE.pattern),)),
+                      required=True, schema=(("pattern", NAME_RE.pattern), ("maxLength", MAX_NAME))),
         "description": Field("str", "What is being released, in words."),
         "include": Field("include", "File(s) with shared defaults, merged under this one."),
         "data": Field("section:data", "The evaluation table and, optionally, the training table.",

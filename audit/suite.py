@@ -21,6 +21,7 @@ from audit.checks.registry import get_metric, metric_names
 from audit.errors import SuiteError, did_you_mean, display_path
 from audit.fields import (
     CALLABLE_RE,
+    MAX_NAME,
     MODEL_KEYS,
     MODEL_KINDS,
     NAME_RE,
@@ -60,7 +61,6 @@ __all__ = [
     "SUITE_SUFFIX",
 ]
 
-MAX_NAME = 100  # a suite's name names its report folder; file systems allow 255 bytes
 
 
 def load_suite(path: str | Path) -> Suite:
