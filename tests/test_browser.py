@@ -67,7 +67,8 @@ def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--mute-audio", f"--user-data-dir={profile}",
-         "--remote-debugging-port=0", "--window-size=1200,900", "about:blank"],
+         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1200,900",
+         "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"
