@@ -36,6 +36,8 @@ _EXPORTS = {
     "Measurement": "audit.results",
     "Estimate": "audit.results",
     "GateResult": "audit.results",
+    "Status": "audit.results",
+    "Provenance": "audit.results",
     "format_check": "audit.report.terminal",
     "read_report": "audit.report.jsonio",
     "render_html": "audit.report.html",

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from audit.results import Estimate, GateResult, Measurement
+from audit.results import Estimate, GateResult, Measurement, Status
 from audit.spec import GateSpec
 from audit.stats import rows_to_pass
 
@@ -98,25 +98,28 @@ def describe_bound(kind: str, threshold: float, metric: str, direction: str) -> 
     return f"{metric} regression ({worse}) <= {threshold:.4g} x |teacher {metric}|"
 
 
-def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[str, str]:
+_UNDEFINED = "the metric is undefined on this data"
+
+
+def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[Status, str]:
     """Judge ``observed <= threshold`` (upper) or ``observed >= threshold`` (lower bound)."""
     if observed is None or not math.isfinite(observed.value):
-        return "inconclusive", "the metric is undefined on this data"
+        return Status.INCONCLUSIVE, _UNDEFINED
     low, high = observed.ci if observed.ci is not None else (observed.value, observed.value)
     if not (math.isfinite(low) and math.isfinite(high)):
         low = high = observed.value
     reason = "" if observed.ci is not None else "no interval available; judged on the point estimate"
     if upper:
         if high <= threshold:
-            return "pass", reason
+            return Status.PASS, reason
         if low > threshold:
-            return "fail", reason
+            return Status.FAIL, reason
     else:
         if low >= threshold:
-            return "pass", reason
+            return Status.PASS, reason
         if high < threshold:
-            return "fail", reason
-    return "inconclusive", reason or "the interval straddles the threshold"
+            return Status.FAIL, reason
+    return Status.INCONCLUSIVE, reason or "the interval straddles the threshold"
 
 
 def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
@@ -130,7 +133,7 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         else:
             observed = m.relative_regression
         if observed is None and kind not in ("min", "max"):
-            status = "inconclusive"
+            status = Status.INCONCLUSIVE
             reason = m.extra.get("no_regression") or f"{m.metric} has no teacher value to regress from"
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
@@ -154,10 +157,10 @@ def _count(n: int, unit: str) -> str:
     return f"1 {unit}"
 
 
-def _enough(kind: str, threshold: float, m: Measurement, status: str, reason: str
-            ) -> tuple[str, str]:
+def _enough(kind: str, threshold: float, m: Measurement, status: Status, reason: str
+            ) -> tuple[Status, str]:
     """Apply the minimum-evidence rule to a judged bound (see the module docstring)."""
-    if status == "inconclusive" and reason == "the metric is undefined on this data":
+    if status is Status.INCONCLUSIVE and reason == _UNDEFINED:
         return status, reason
     floor = evidence_floor(m)
     need = _rows_needed(kind, threshold, m)
@@ -171,21 +174,21 @@ def _enough(kind: str, threshold: float, m: Measurement, status: str, reason: st
     if floor is not None and m.n < floor[0]:
         n_floor, unit = floor
         if need is not None and need[1] > n_floor and trials_unit == unit:
-            return "inconclusive", (f"only {_count(m.n, unit)}: {what} needs at least {need[1]} "
+            return Status.INCONCLUSIVE, (f"only {_count(m.n, unit)}: {what} needs at least {need[1]} "
                                     f"{unit} to show {show} {need[2]}")
         text = (f"only {_count(m.n, unit)}: {what} needs at least {n_floor} {unit} to be judged "
                 "(an interval from fewer is not evidence)")
         if need is not None and need[1] > need[0] and trials_unit != unit:
             text += f"; and {_count(need[1], trials_unit)} to show {show} {need[2]}"
-        return "inconclusive", text
-    if need is not None and need[0] < need[1] and status != "fail":
+        return Status.INCONCLUSIVE, text
+    if need is not None and need[0] < need[1] and status is not Status.FAIL:
         have, needed, perfect = need
-        return "inconclusive", (f"only {_count(have, trials_unit)}: {what} needs at least {needed} "
+        return Status.INCONCLUSIVE, (f"only {_count(have, trials_unit)}: {what} needs at least {needed} "
                                 f"{trials_unit} to show {show} {perfect}")
     return status, reason
 
 
-def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> str:
+def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> Status:
     """A check's status from its judged gates.
 
     A failing blocking gate fails the check; an inconclusive blocking gate makes it
@@ -193,15 +196,15 @@ def check_status(gates: tuple[GateResult, ...], inconclusive: str = "fail") -> s
     failing or inconclusive under ``severity: warn`` makes it ``warn``. No gate: ``info``.
     """
     if not gates:
-        return "info"
+        return Status.INFO
     blocking = [g for g in gates if g.severity == "block"]
-    if any(g.status == "fail" for g in blocking):
-        return "fail"
-    if any(g.status == "inconclusive" for g in blocking):
-        return "inconclusive" if inconclusive == "fail" else "warn"
-    if any(g.status != "pass" for g in gates):
-        return "warn"
-    return "pass"
+    if any(g.status is Status.FAIL for g in blocking):
+        return Status.FAIL
+    if any(g.status is Status.INCONCLUSIVE for g in blocking):
+        return Status.INCONCLUSIVE if inconclusive == "fail" else Status.WARN
+    if any(g.status is not Status.PASS for g in gates):
+        return Status.WARN
+    return Status.PASS
 
 
 def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] | None:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from audit.suite import CheckSpec, Suite
 
 SUITE_SUFFIX = ".audit.yaml"
-BLOCKING = ("fail", "inconclusive", "error")
 
 __all__ = ["distill_audit", "SuiteFile", "CheckItem", "AuditState"]
 
@@ -197,7 +196,7 @@ class CheckItem(pytest.Item):
         self.user_properties.extend(_junit_properties(result))
         if exc is not None and not isinstance(exc, AuditError):
             raise exc  # a bug: keep its traceback
-        if result.status in BLOCKING:
+        if result.status.blocking:  # fail, error, or inconclusive under inconclusive: fail
             raise GateFailure(format_check(result))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

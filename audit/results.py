@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "Status",
     "STATUSES",
     "Estimate",
+    "Figure",
+    "Table",
+    "Provenance",
     "Measurement",
     "GateResult",
     "CheckResult",
@@ -23,17 +28,53 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
-# Check and verdict states. "info" is a check with no gate: measured, not judged.
-STATUSES = ("pass", "info", "warn", "inconclusive", "error", "fail")
+
+
+class Status(StrEnum):
+    """A verdict: of one bound (pass, fail, inconclusive), of a check (also warn, error, and
+    info for a check with no gate: measured, not judged) or of a whole suite.
+
+    A ``str`` enum: ``Status.PASS == "pass"`` and it serialises to ``"pass"`` in JSON.
+    """
+
+    PASS = "pass"
+    INFO = "info"
+    WARN = "warn"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+    FAIL = "fail"
+
+    @property
+    def blocking(self) -> bool:
+        """True for the states that block a release (fail, error, inconclusive)."""
+        return self in (Status.FAIL, Status.ERROR, Status.INCONCLUSIVE)
+
+    @property
+    def severity(self) -> int:
+        """Rank for combining: pass = info < warn < inconclusive < error < fail."""
+        return _PRECEDENCE[self]
+
+
+# the report's order of states (the JSON's "counts" keys)
+STATUSES = tuple(Status)
 _PRECEDENCE = {"pass": 0, "info": 0, "warn": 1, "inconclusive": 2, "error": 3, "fail": 4}
 
 
-def combine_statuses(statuses: list[str]) -> str:
+def combine_statuses(statuses: list[str]) -> Status:
     """The overall verdict: the most severe status (fail > error > inconclusive > warn > pass)."""
     if not statuses:
-        return "error"
-    worst = max(statuses, key=lambda s: _PRECEDENCE[s])
-    return "pass" if worst == "info" else worst
+        return Status.ERROR
+    worst = Status(max(statuses, key=lambda s: _PRECEDENCE[s]))
+    return Status.PASS if worst is Status.INFO else worst
+
+
+def format_value(x: float | None, signed: bool = False) -> str:
+    """Three decimals for values of ordinary size, four significant digits otherwise."""
+    if x is None or not math.isfinite(x):
+        return "undefined"
+    if x != 0 and (abs(x) >= 1000 or abs(x) < 0.001):
+        return f"{x:+.4g}" if signed else f"{x:.4g}"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
 def _num(x: float | None) -> float | None:
@@ -82,6 +123,67 @@ class Estimate:
 
 def _est(d: dict[str, Any] | None) -> Estimate | None:
     return None if d is None else Estimate.from_dict(d)
+
+
+def format_estimate(e: Estimate | None, signed: bool = False) -> str:
+    """``0.712 [0.689, 0.735]``."""
+    if e is None:
+        return "n/a"
+    text = format_value(e.value, signed)
+    if e.ci is not None and math.isfinite(e.value):
+        text += f" [{format_value(e.ci[0], signed)}, {format_value(e.ci[1], signed)}]"
+    return text
+
+
+Cell = str | int | float | bool | Estimate | list[Any] | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot of a report section, as data; the renderers draw every ``kind`` generically.
+
+    Kinds and the ``data`` rows each takes (teacher and student side by side in all):
+
+    * ``reliability``: ``{"model", "confidence", "accuracy", "count"}`` per bin,
+    * ``bars``: ``{"group", "n", "included", "teacher": {value: v, value_ci: [lo, hi]},
+      "student": {...}}`` per group, ``value`` naming the bar's key,
+    * ``log_bars``: ``{"model", "batch", "p50_ms"}`` (``value`` names the key drawn),
+    * ``roc``: ``{"model", "fpr", "tpr"}`` (points, or lists of points),
+    * ``curve``: ``{"x", "teacher": (v, lo, hi) | None, "student": ...}`` per point.
+    """
+
+    kind: str
+    title: str
+    data: tuple[Any, ...] = ()
+    value: str = ""  # the key a bar chart draws
+    x_label: str = ""
+    y_label: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of a report section, as data: cells are raw values (an :class:`Estimate` is
+    printed with its interval), formatted by the renderer.
+
+    ``spans`` is an optional header row above ``columns``: ``(label, columns it spans)``.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    spans: tuple[tuple[str, int], ...] = ()
+    open: bool = False  # shown unfolded in the HTML
+
+    @classmethod
+    def of_rows(cls, rows: Any, kind: str, title: str, columns: tuple[str, ...],
+                open: bool = False) -> Table | None:
+        """The breakdown rows of ``kind`` as a table of ``columns`` (``None`` if there are none);
+        underscores in column names become spaces."""
+        picked = [r for r in rows if r.get("kind") == kind]
+        if not picked:
+            return None
+        return cls(title, tuple(c.replace("_", " ") for c in columns),
+                   tuple(tuple(r.get(c) for c in columns) for r in picked), open=open)
 
 
 @dataclass(frozen=True)
@@ -162,15 +264,18 @@ class GateResult:
 
     kind: str  # min | max | max_regression | max_relative_regression
     threshold: float
-    status: str
+    status: Status
     severity: str
     description: str
     observed: Estimate | None = None
     reason: str = ""
     scope: str = ""  # which measurement of the check it judged, e.g. "by colour"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "threshold": self.threshold, "status": self.status,
+        return {"kind": self.kind, "threshold": self.threshold, "status": self.status.value,
                 "severity": self.severity, "description": self.description,
                 "observed": None if self.observed is None else self.observed.to_dict(),
                 "reason": self.reason, "scope": self.scope}
@@ -188,7 +293,7 @@ class CheckResult:
     """The outcome of one check: its measurements, its judged gates and its status."""
 
     name: str
-    status: str
+    status: Status
     measurements: tuple[Measurement, ...] = ()
     gates: tuple[GateResult, ...] = ()
     error: str | None = None
@@ -197,8 +302,11 @@ class CheckResult:
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status,
+        return {"name": self.name, "status": self.status.value,
                 "measurements": [m.to_dict() for m in self.measurements],
                 "gates": [g.to_dict() for g in self.gates], "error": self.error,
                 "source": self.source, "location": self.location,
@@ -216,7 +324,68 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         """True unless the check blocks a release (fail, error or blocking inconclusive)."""
-        return self.status in ("pass", "info", "warn")
+        return not self.status.blocking
+
+
+_PROVENANCE_KEYS = ("teacher", "student", "data", "predictions", "cache", "seed", "versions",
+                    "environment", "git", "created", "finished", "warnings")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What was audited, with what, where and when (the report's ``provenance`` block).
+
+    ``teacher``/``student`` hold each model's kind, path, SHA-256 and size; ``data`` each
+    table's path, SHA-256 and rows; ``predictions``/``cache`` where predictions came from and
+    how cached ones were checked; then the seed, library ``versions``, the ``environment``
+    (platform, command line), the ``git`` commit, the run's ``created``/``finished`` times and
+    its ``warnings``. ``keys`` records which of them the record has, so the JSON keeps exactly
+    the keys it was read with (``git`` is ``None`` outside a repository, but still written);
+    keys this version does not know are kept in ``other``.
+    """
+
+    teacher: dict[str, Any] = field(default_factory=dict)
+    student: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    seed: int | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    git: dict[str, Any] | None = None
+    created: str = ""
+    finished: str = ""
+    warnings: tuple[str, ...] = ()
+    other: dict[str, Any] = field(default_factory=dict)
+    keys: frozenset[str] = frozenset(_PROVENANCE_KEYS)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in _PROVENANCE_KEYS:
+            if k in self.keys:
+                v = getattr(self, k)
+                out[k] = list(v) if k == "warnings" else v
+        return {**out, **self.other}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Provenance:
+        known = {k: v for k, v in d.items() if k in _PROVENANCE_KEYS}
+        if "warnings" in known:
+            known["warnings"] = tuple(known["warnings"] or ())
+        return cls(**known, other={k: v for k, v in d.items() if k not in _PROVENANCE_KEYS},
+                   keys=frozenset(d))
+
+    # read access by key, as the plain dict it replaces offered (``prov["data"]``)
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys:
+            raise KeyError(key)
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys
 
 
 @dataclass(frozen=True)
@@ -224,21 +393,32 @@ class AuditReport:
     """Everything one suite run produced; the JSON report is ``to_dict()`` of this."""
 
     suite: dict[str, Any]
-    verdict: str
+    verdict: Status
     checks: tuple[CheckResult, ...]
-    provenance: dict[str, Any]
+    provenance: Provenance
     schema_version: str = SCHEMA_VERSION
     # filled by a reviewer (reviewer, role, date, decision); empty when the run writes it
     signoff: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        counts = {s: 0 for s in STATUSES}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Status(self.verdict))
+        if not isinstance(self.provenance, Provenance):  # a plain dict, e.g. built by hand
+            object.__setattr__(self, "provenance", Provenance.from_dict(dict(self.provenance)))
+
+    @property
+    def counts(self) -> dict[Status, int]:
+        """How many checks ended in each state, every state listed (in :data:`STATUSES` order)."""
+        counts = dict.fromkeys(STATUSES, 0)
         for c in self.checks:
             counts[c.status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "suite": dict(self.suite),
-                "verdict": self.verdict, "counts": counts,
+                "verdict": self.verdict.value,
+                "counts": {s.value: n for s, n in self.counts.items()},
                 "checks": [c.to_dict() for c in self.checks],
-                "provenance": dict(self.provenance),
+                "provenance": self.provenance.to_dict(),
                 "signoff": {k: str(self.signoff.get(k, "")) for k in SIGNOFF_FIELDS}}
 
     @classmethod
@@ -249,5 +429,6 @@ class AuditReport:
                              f"(this distill-audit reads {SCHEMA_VERSION})")
         return cls(suite=dict(d["suite"]), verdict=d["verdict"],
                    checks=tuple(CheckResult.from_dict(c) for c in d["checks"]),
-                   provenance=dict(d["provenance"]), schema_version=d["schema_version"],
+                   provenance=Provenance.from_dict(dict(d["provenance"])),
+                   schema_version=d["schema_version"],
                    signoff={k: str(v) for k, v in (d.get("signoff") or {}).items() if v})

@@ -171,13 +171,68 @@ def test_roc_and_budget_curves_render_from_report_data() -> None:
 
 def test_an_interval_end_that_rounds_onto_the_threshold_is_printed_in_full() -> None:
     """0.20025 against max 0.2 is inconclusive: printing it as 0.200 would hide why."""
-    from audit.report.terminal import _gate_line
+    from audit.report.terminal import gate_line
     from audit.results import Estimate, GateResult
 
     def line(high: float, status: str) -> str:
-        return _gate_line(GateResult(kind="max", threshold=0.2, status=status, severity="block",
+        return gate_line(GateResult(kind="max", threshold=0.2, status=status, severity="block",
                                      description="", observed=Estimate(0.11, (0.055, high)),
                                      reason="", scope=""))
 
     assert line(0.20025, "inconclusive").startswith("  student    0.110 [0.055, 0.20025]  ~  max 0.2")
     assert line(0.15, "pass").startswith("  student    0.110 [0.055, 0.150]  <=  max 0.2")
+
+
+def test_status_is_a_str_enum_that_serialises_to_todays_strings() -> None:
+    from audit.results import STATUSES, Status, combine_statuses
+
+    assert [s.value for s in STATUSES] == ["pass", "info", "warn", "inconclusive", "error", "fail"]
+    c = CheckResult("x", "inconclusive")
+    assert c.status is Status.INCONCLUSIVE and c.status == "inconclusive" and not c.passed
+    assert json.dumps(c.to_dict()["status"]) == '"inconclusive"'
+    assert type(c.to_dict()["status"]) is str  # plain data: crosses xdist workers as is
+    assert f"{c.status}" == "inconclusive" and c.status.upper() == "INCONCLUSIVE"
+    assert combine_statuses(["pass", "info", "warn"]) is Status.WARN
+    assert combine_statuses(["info"]) is Status.PASS and combine_statuses([]) is Status.ERROR
+    assert {s for s in Status if s.blocking} == {Status.FAIL, Status.ERROR, Status.INCONCLUSIVE}
+    with pytest.raises(ValueError):
+        CheckResult("x", "passed")
+
+
+def test_provenance_is_typed_and_keeps_the_json_shape() -> None:
+    from audit.results import Provenance
+
+    report = _report(())
+    prov = report.provenance
+    assert isinstance(prov, Provenance)
+    assert prov.git is None and prov["git"] is None and prov.seed == 0
+    assert prov.data["eval"]["rows"] == 9 and prov.get("cache") is None and "cache" not in prov
+    d = prov.to_dict()
+    assert set(d) == {"teacher", "student", "data", "versions", "environment", "git", "created",
+                      "finished", "seed", "warnings"}  # exactly the keys it was given
+    assert Provenance.from_dict({**d, "future": 1}).to_dict() == {**d, "future": 1}
+    assert Provenance.from_dict(d) == prov
+
+
+def test_the_terminal_summary_lists_every_gate_that_did_not_pass() -> None:
+    from audit.report.terminal import format_summary
+
+    m = Measurement("accuracy", "higher", Estimate(0.64, (0.62, 0.66)), teacher=Estimate(0.83),
+                    regression=Estimate(0.19, (0.17, 0.21)))
+    gates = (GateResult("min", 0.5, "pass", "block", "", Estimate(0.64, (0.62, 0.66))),
+             GateResult("max_regression", 0.02, "fail", "block", "", Estimate(0.19, (0.17, 0.21))),
+             GateResult("max", 0.6, "inconclusive", "warn", "", Estimate(0.64, (0.62, 0.66)),
+                        reason="why"))
+    checks = (CheckResult("accuracy", "fail", (m,), gates),
+              CheckResult("broken", "error", error="it broke\nsecond line"),
+              CheckResult("fine", "pass", (m,), gates[:1]))
+    lines = format_summary([(_report(checks), ["r.html"])])
+    assert lines == [
+        "demo: FAIL (1 pass, 1 error, 1 fail)",
+        "  FAIL         accuracy: regression +0.190 [+0.170, +0.210]  >  max_regression 0.02"
+        "   -> FAIL",
+        "                         student    0.640 [0.620, 0.660]  ~  max 0.6   -> INCONCLUSIVE"
+        " (severity: warn) (why)",
+        "  ERROR        broken: ERROR: it broke",
+        "  report: r.html",
+    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.provenance import environment, git_state, utc_now, versions
-from audit.results import AuditReport, CheckResult, combine_statuses
+from audit.results import AuditReport, CheckResult, Provenance, combine_statuses
 
 __all__ = ["reports_from_records"]
 
@@ -71,7 +71,7 @@ def reports_from_records(records: list[dict[str, Any]], *, started: str,
         warnings += [f"a cache entry was refused: {r} (a forged or stale cache?)"
                      for r in cache.get("refused", [])]
         suite_dir = Path(info["path"]).parent if info.get("path") else Path.cwd()
-        provenance = {
+        provenance = Provenance.from_dict({
             **artifacts,
             "seed": info["settings"]["seed"],
             "versions": versions(),
@@ -80,7 +80,7 @@ def reports_from_records(records: list[dict[str, Any]], *, started: str,
             "created": started,
             "finished": utc_now(),
             "warnings": warnings,
-        }
+        })
         reports.append(AuditReport(suite=info, verdict=combine_statuses([c.status for c in checks]),
                                    checks=tuple(checks), provenance=provenance,
                                    signoff=dict(signoff or {})))

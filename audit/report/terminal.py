@@ -2,43 +2,32 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from audit.report.safe import visible
-from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement
+from audit.results import (
+    AuditReport,
+    CheckResult,
+    GateResult,
+    Measurement,
+    Status,
+    format_estimate,
+    format_value,
+)
 
-__all__ = ["format_value", "format_estimate", "format_check", "format_summary"]
-
-_STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
-
-
-def format_value(x: float, signed: bool = False) -> str:
-    """Three decimals for values of ordinary size, four significant digits otherwise."""
-    if x is None or not math.isfinite(x):
-        return "undefined"
-    if x != 0 and (abs(x) >= 1000 or abs(x) < 0.001):
-        return f"{x:+.4g}" if signed else f"{x:.4g}"
-    return f"{x:+.3f}" if signed else f"{x:.3f}"
+__all__ = ["format_value", "format_estimate", "format_check", "format_summary", "gate_line"]
 
 
-def format_estimate(e: Estimate | None, signed: bool = False) -> str:
-    """``0.712 [0.689, 0.735]``."""
-    if e is None:
-        return "n/a"
-    text = format_value(e.value, signed)
-    if e.ci is not None and math.isfinite(e.value):
-        text += f" [{format_value(e.ci[0], signed)}, {format_value(e.ci[1], signed)}]"
-    return text
 
-
-def _gate_line(g: GateResult) -> str:
+def gate_line(g: GateResult) -> str:
+    """One judged bound in words: ``regression +0.028 [+0.012, +0.044]  >  max_regression 0.02
+    -> FAIL``."""
     upper = g.kind != "min"
     who = {"min": "student", "max": "student", "max_regression": "regression",
            "max_relative_regression": "relative regression"}[g.kind]
     if g.scope:
         who += f" [{g.scope}]"
-    op = {"pass": "<=" if upper else ">=", "fail": ">" if upper else "<"}.get(g.status, "~")
+    op = {Status.PASS: "<=" if upper else ">=", Status.FAIL: ">" if upper else "<"}.get(g.status, "~")
     signed = g.kind.startswith("max_r")
     observed = format_estimate(g.observed, signed=signed)
     if g.observed is not None and g.observed.ci is not None:
@@ -49,10 +38,10 @@ def _gate_line(g: GateResult) -> str:
             observed = (f"{format_value(g.observed.value, signed)} "
                         f"[{low:{'+' if signed else ''}.6g}, {high:{'+' if signed else ''}.6g}]")
     line = (f"  {who:<10} {observed}  {op}  "
-            f"{g.kind} {g.threshold:g}   -> {_STATUS_WORD.get(g.status, g.status.upper())}")
-    if g.severity == "warn" and g.status != "pass":
+            f"{g.kind} {g.threshold:g}   -> {g.status.upper()}")
+    if g.severity == "warn" and g.status is not Status.PASS:
         line += " (severity: warn)"
-    if g.reason and g.status != "pass":
+    if g.reason and g.status is not Status.PASS:
         line += f" ({g.reason})"
     return line
 
@@ -74,7 +63,7 @@ def format_check(result: CheckResult) -> str:
 
     A check measured on several slices prints one block per slice.
     """
-    if result.status == "error":
+    if result.status is Status.ERROR:
         return visible(f"  ERROR: {result.error}", newlines=True)
     lines: list[str] = []
     d = result.details
@@ -82,7 +71,7 @@ def format_check(result: CheckResult) -> str:
                 else "eval rows") for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
-        lines += [_gate_line(g) for g in result.gates if g.scope == m.scope]
+        lines += [gate_line(g) for g in result.gates if g.scope == m.scope]
         lines += [f"  note: {note}" for note in m.notes]
     if d.get("one_class"):  # a model that predicts one class for every row
         lines.append(f"  note: {d['one_class']}")
@@ -94,22 +83,32 @@ def format_check(result: CheckResult) -> str:
     return "\n".join(visible(line) for line in lines)  # user text never starts a line
 
 
+def _unmet(c: CheckResult) -> list[str]:
+    """What keeps ``c`` from passing, one line each: every gate that did not pass (in the order
+    the check prints them), or why the check could not run."""
+    if c.status is Status.ERROR:
+        return [visible(f"  ERROR: {c.error}", newlines=True).split("\n")[0].strip()]
+    scopes = [m.scope for m in c.measurements]
+    ordered = sorted((g for g in c.gates if g.status is not Status.PASS),
+                     key=lambda g: scopes.index(g.scope) if g.scope in scopes else len(scopes))
+    if ordered:
+        return [gate_line(g).strip() for g in ordered]
+    return [_measurement_lines(c.measurements[0])[0].strip()] if c.measurements else [""]
+
+
 def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str]:
     """Lines for pytest's terminal summary: one block per suite, with its report paths."""
     out: list[str] = []
     for report, paths in reports:
-        d = report.to_dict()
-        counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
+        counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
         out.append(f"{report.suite['name']}: {report.verdict.upper()} ({counts})")
         one = next((c.details["one_class"] for c in report.checks if c.details.get("one_class")),
                    None)
         if one:  # said once per suite, before the checks
             out.append(f"  note: {one}")
         for c in report.checks:
-            if c.status not in ("pass", "info"):
-                lines = format_check(c).splitlines()
-                gates = [ln.strip() for ln in lines if "->" in ln and not ln.endswith("-> PASS")]
-                gates = gates or [lines[0].strip() if lines else ""]
+            if c.status not in (Status.PASS, Status.INFO):
+                gates = _unmet(c)
                 out.append(f"  {c.status.upper():<12} {c.name}: {gates[0]}")
                 indent = " " * (17 + len(c.name))  # every other gate that did not pass
                 out += [f"{indent}{gate}" for gate in gates[1:]]
