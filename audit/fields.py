@@ -2,7 +2,9 @@
 
 The parser (:mod:`audit.suite`) reads these tables to reject unknown keys and wrong types, and
 :func:`suite_json_schema` turns the same tables into the published JSON Schema, so the two
-cannot drift apart.
+cannot drift apart. A check's parameter keys are not listed here: each metric declares its
+own (:class:`audit.checks.registry.Param`, next to its code), and :func:`param_fields` merges
+those declarations into the check section (:func:`check_fields`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from audit.checks.registry import get_metric, metric_names
+from audit.checks.catalogue import metrics
+from audit.checks.registry import Metric, Param
 from audit.spec import DTYPES, MODEL_TIMEOUT
 
-__all__ = ["Field", "SECTIONS", "PARAM_KEYS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "suite_json_schema"]
+__all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
+           "check_fields", "section_fields", "suite_json_schema"]
 
 SUITE_SUFFIX = ".audit.yaml"
-# check keys that are metric parameters: a metric accepts only those it declares
-PARAM_KEYS = ("average", "bins", "binning", "by", "intersections", "min_group_size", "group_metric",
-              "batch_sizes", "repeats", "max_seconds", "columns", "fdr", "max_conditions",
-              "attack", "eps", "norm", "samples", "members", "non_members")
 SUPPORTED_VERSIONS = (1,)
 MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch",
@@ -120,56 +120,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
     "check": {
         "metric": Field("str", "Registered metric name.", required=True),
-        "average": Field("str", "Averaging for precision/recall/f1.",
-                         choices=("binary", "macro", "micro", "weighted")),
-        "bins": Field("int", "Number of bins: confidence bins for ece/mce/ace/classwise_ece "
-                             "(default 15), quantile bins of numeric columns for drift (10) and "
-                             "slice discovery (5).", schema=(("minimum", 2), ("maximum", 1000))),
-        "binning": Field("str", "Bin edges: equal_width (default), or equal_mass (quantiles).",
-                         choices=("equal_width", "equal_mass")),
-        "by": Field("str_list", "Sensitive columns to slice by (default: all of data.sensitive)."),
-        "intersections": Field("bool", "Also slice by the intersection of the by columns.",
-                               default=True),
-        "min_group_size": Field("int", "Groups (or discovered slices) with fewer rows are "
-                                       "reported but excluded (default 30 for fairness, 50 for "
-                                       "slice discovery).", schema=(("minimum", 1),)),
-        "group_metric": Field("str", "The group metric max_gap_to_overall compares (default "
-                                     "accuracy).", choices=("accuracy", "selection_rate", "tpr", "fpr")),
-        "batch_sizes": Field("int_list", "Batch sizes to time (default 1, 32, 1024).",
-                             schema=(("items", {"type": "integer", "minimum": 1}),)),
-        "repeats": Field("int", "Timed calls per model and batch size (default 30).",
-                         schema=(("minimum", 3), ("maximum", 10_000))),
-        "max_seconds": Field("number", "Wall-clock cap per check: on timing (efficiency) or on "
-                                       "black-box attacks (robustness, the decision-boundary "
-                                       "membership attack); default 30.",
-                             schema=(("exclusiveMinimum", 0),)),
-        "columns": Field("str_list", "Columns a data check looks at (default: all feature "
-                                     "columns)."),
-        "fdr": Field("number", "False-discovery rate across the slices tried (default 0.05).",
-                     schema=(("exclusiveMinimum", 0), ("exclusiveMaximum", 1))),
-        "max_conditions": Field("int", "Conditions per discovered slice: 1 or 2 (default 2).",
-                                choices=(1, 2)),
-        "attack": Field("str", "Robustness: auto (default: PGD when both models give gradients, "
-                               "else HopSkipJump, the same for both), strongest (each model's "
-                               "own strongest; no regression), fgsm, pgd, hopskipjump or noise. "
-                               "Privacy: loss_threshold "
-                               "(default), blackbox, label_only or decision_boundary.",
-                        choices=("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise",
-                                 "loss_threshold",
-                                 "blackbox", "label_only", "decision_boundary")),
-        "eps": Field("number_list", "Perturbation budgets (a robustness curve), in units of each "
-                                    "numeric column's observed range (default [0.05, 0.1]).",
-                     schema=(("items", {"type": "number", "exclusiveMinimum": 0}),)),
-        "norm": Field("str", "Norm of the perturbation: inf (default) or 2.", choices=("inf", "2")),
-        "samples": Field("int", "Rows attacked (robustness; default 200) or members and "
-                                "non-members each (privacy; default 500, 50 for "
-                                "decision_boundary).", schema=(("minimum", 10),)),
-        "members": Field("str", "Privacy: the members' table, train (default) or teacher_train "
-                                "(does the student leak the teacher's training rows?).",
-                         choices=("train", "teacher_train")),
-        "non_members": Field("str", "Privacy: the non-members' table, eval or holdout (default: "
-                                    "holdout when the suite names one, else eval).",
-                             choices=("eval", "holdout")),
+        # then each metric's parameters (param_fields), merged from the metrics' declarations
         "description": Field("str", "Why this check exists, in words."),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },
@@ -187,6 +138,84 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
 }
 
+
+_LIST_ITEM = {"int_list": "integer", "number_list": "number"}
+
+
+def _param_field(key: str, declared: list[tuple[Metric, Param]]) -> Field:
+    """One check key from every metric's declaration of it: their kind (they must agree), the
+    union of their choices, their range and default where all agree, and their docs."""
+    first_metric, first = declared[0]
+    for metric, p in declared[1:]:
+        if p.kind != first.kind:
+            raise AssertionError(f"parameter {key!r} is {first.kind} in {first_metric.name} but "
+                                 f"{p.kind} in {metric.name}; one key has one kind")
+    choices: list[Any] = []
+    for _, p in declared:
+        choices += [c for c in p.choices if c not in choices]
+    if any(not p.choices for _, p in declared):
+        choices = []  # some metric takes any value of the kind
+    ranges = [p.range for _, p in declared]
+    schema: tuple[tuple[str, Any], ...] = ()
+    if all(r == ranges[0] for r in ranges) and ranges[0]:
+        if first.kind in _LIST_ITEM:
+            schema = (("items", {"type": _LIST_ITEM[first.kind], **ranges[0]}),)
+        else:
+            schema = tuple(ranges[0].items())
+    defaults = [p.default for _, p in declared]
+    default = defaults[0] if all(d == defaults[0] for d in defaults) else None
+    docs: dict[str, list[str]] = {}  # doc (with its default, if they differ) -> its families
+    for metric, p in declared:
+        text = p.doc
+        if default is None and p.default is not None:
+            text = f"{p.doc.rstrip('.')} (default {_shown(p.default)})."
+        families = docs.setdefault(text, [])
+        if metric.family not in families:
+            families.append(metric.family)
+    if len(docs) == 1:
+        doc = next(iter(docs))
+    else:
+        doc = " ".join(f"{'/'.join(families).capitalize()}: {d[:1].lower()}{d[1:]}"
+                       for d, families in docs.items())
+    return Field(first.kind, doc, choices=tuple(choices),
+                 default=list(default) if isinstance(default, tuple) else default, schema=schema)
+
+
+def _shown(value: Any) -> str:
+    """A default as a suite writes it: ``15``, ``[1, 32, 1024]``, ``true``, ``equal_width``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def param_fields() -> dict[str, Field]:
+    """Every check parameter key, merged from the metrics' declarations, in catalogue order
+    (each key where the first family that declares it puts it)."""
+    declared: dict[str, list[tuple[Metric, Param]]] = {}
+    for metric in metrics().values():
+        for key, p in metric.params.items():
+            declared.setdefault(key, []).append((metric, p))
+    return {key: _param_field(key, pairs) for key, pairs in declared.items()}
+
+
+def check_fields() -> dict[str, Field]:
+    """The keys of a check: ``metric``, every metric parameter, ``description`` and ``gate``."""
+    fixed = SECTIONS["check"]
+    params = param_fields()
+    clash = set(params) & set(fixed)
+    if clash:
+        raise AssertionError(f"a metric declares a parameter named like a check key: {clash}")
+    return {"metric": fixed["metric"], **params,
+            **{k: f for k, f in fixed.items() if k != "metric"}}
+
+
+def section_fields(section: str) -> dict[str, Field]:
+    """The field table of ``section`` (a check's includes the metrics' parameters)."""
+    return check_fields() if section == "check" else SECTIONS[section]
 
 
 def suite_json_schema() -> dict[str, Any]:
@@ -243,7 +272,7 @@ def suite_json_schema() -> dict[str, Any]:
         return s
 
     def section_schema(name: str) -> dict[str, Any]:
-        fields = SECTIONS[name]
+        fields = section_fields(name)
         out: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
@@ -255,15 +284,25 @@ def suite_json_schema() -> dict[str, Any]:
         return out
 
     defs = {name: section_schema(name) for name in SECTIONS if name != "suite"}
-    names = metric_names()
+    registered = metrics()
+    names = sorted(registered)
     defs["check"]["properties"]["metric"]["enum"] = names
     # what the parser checks beyond each key's own type, as far as a schema can say it
-    pairwise = [n for n in names if get_metric(n).pairwise]
+    pairwise = [n for n in names if registered[n].pairwise]
     rules: list[dict[str, Any]] = []
-    for key in PARAM_KEYS:  # a parameter only on the metrics that declare it
-        without = [n for n in names if key not in get_metric(n).params]
+    for key in param_fields():  # a parameter only on the metrics that declare it
+        without = [n for n in names if key not in registered[n].params]
         rules.append({"if": {"properties": {"metric": {"enum": without}}, "required": ["metric"]},
                       "then": {"not": {"required": [key]}}})
+    for key, f in param_fields().items():  # a range that differs between metrics: per metric
+        if f.schema or f.kind not in ("int", "number", *_LIST_ITEM):
+            continue
+        for n in names:
+            p = registered[n].params.get(key)
+            if p is not None and p.range:
+                bound = ({"items": p.range} if p.kind in _LIST_ITEM else p.range)
+                rules.append({"if": {"properties": {"metric": {"const": n}}, "required": ["metric"]},
+                              "then": {"properties": {key: bound}}})
     rules.append(
         {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
          "then": {"properties": {"gate": {"not": {"anyOf": [

@@ -1,7 +1,8 @@
 """The suite format: YAML parsed into frozen, validated objects, or one located error.
 
 A suite names the data, the teacher, the student and the checks with their gates. Every key is
-declared once in the field tables of :mod:`audit.fields`; this parser and the published JSON
+declared once: in the field tables of :mod:`audit.fields`, or (a check's parameters) next to the
+metric that reads it (:class:`audit.checks.registry.Param`); this parser and the published JSON
 Schema (:func:`suite_json_schema`) are both generated from them, so they cannot drift apart.
 The objects it builds live in :mod:`audit.spec`.
 
@@ -17,7 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from audit.checks.registry import get_metric, metric_names
+from audit.checks.catalogue import get_metric, metric_names
+from audit.checks.registry import Param
 from audit.errors import SuiteError, did_you_mean, display_path
 from audit.fields import (
     CALLABLE_RE,
@@ -25,13 +27,14 @@ from audit.fields import (
     MODEL_KEYS,
     MODEL_KINDS,
     NAME_RE,
-    PARAM_KEYS,
     PICKLE_SUFFIXES,
     SECTIONS,
     SUFFIX_KINDS,
     SUITE_SUFFIX,
     SUPPORTED_VERSIONS,
     Field,
+    param_fields,
+    section_fields,
     suite_json_schema,
 )
 from audit.gates import bound_problem
@@ -140,7 +143,7 @@ class _Parser:
                 valid: list[str] | None = None) -> dict[str, Any]:
         """Check a mapping's keys against its field table; ``valid`` narrows the keys offered
         in messages (a check's keys depend on its metric)."""
-        fields = SECTIONS[section]
+        fields = section_fields(section)
         shown = valid or list(fields)
         if not isinstance(value, dict):
             if not keypath:
@@ -442,10 +445,11 @@ class _Parser:
             fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "check"
             raise self.bad(kp, name, "check names use letters, digits, '_', '.' and '-' only "
                                      f"(they name test items), e.g. {fixed!r}")
+        keys = param_fields()  # every metric's parameters, in catalogue order
         valid = None
         if isinstance(value, dict) and value.get("metric") in metric_names():
             takes = get_metric(value["metric"]).params
-            valid = ["metric", *(k for k in PARAM_KEYS if k in takes), "description", "gate"]
+            valid = ["metric", *(k for k in keys if k in takes), "description", "gate"]
         c = self.section(kp, value, "check", valid)
         metric_name = self.get(kp, c, "metric", "check")
         names = metric_names()
@@ -454,15 +458,16 @@ class _Parser:
                            f"unknown metric{did_you_mean(metric_name, names)} (valid: {', '.join(names)})")
         metric = get_metric(metric_name)
         params: dict[str, Any] = {}
-        for key in PARAM_KEYS:
+        for key, f in keys.items():
             if key in c and key not in metric.params:
                 takes = [n for n in names if key in get_metric(n).params]
                 raise self.bad((*kp, key), c[key], f"{metric_name} takes no {key} (only "
                                                    f"{', '.join(takes)} do); remove it")
             if key in metric.params and key in c:  # metrics apply their own defaults
-                value = self.get(kp, c, key, "check")
-                self.in_range((*kp, key), value, dict(SECTIONS["check"][key].schema))
-                allowed = metric.params[key]
+                value = self.scalar((*kp, key), c[key], f)  # its kind, and every metric's choices
+                declared = metric.params[key]
+                self.in_range((*kp, key), value, _item_range(declared))
+                allowed = declared.choices
                 if allowed and value is not None and value not in allowed:
                     raise self.bad((*kp, key), value, f"{metric_name} takes {key}: "
                                                       f"{', '.join(map(str, allowed))}")
@@ -508,6 +513,11 @@ class _Parser:
         return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
                         max_relative_regression=vals["max_relative_regression"],
                         severity=vals["severity"])
+
+
+def _item_range(p: Param) -> dict[str, Any]:
+    """A parameter's range in the form :meth:`_Parser.in_range` reads (lists: per item)."""
+    return {"items": p.range} if p.kind.endswith("_list") else p.range
 
 
 def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:

@@ -206,7 +206,7 @@ def _roots(folder: Path) -> dict[str, str]:
 
 def compare_folders(a: Path, b: Path) -> list[tuple[str, str, Any, Any]]:
     """``(report, path, a's value, b's value)`` for every difference between two folders."""
-    names = sorted({p.name for p in a.glob("*.json")} | {p.name for p in b.glob("*.json")}
+    names = sorted(({p.name for p in a.glob("*.json")} | {p.name for p in b.glob("*.json")})
                    - {MANIFEST})
     found: list[tuple[str, str, Any, Any]] = []
     for name in names:
@@ -247,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     found = compare_folders(a, b)
     reports = sorted({p.name for p in a.glob("*.json")} - {MANIFEST})
     if not found:
-        print(f"compare_reports: {len(reports)} reports identical ({', '.join(reports)}); "
+        counts = []
+        for name in reports:
+            paths = [p for p, _ in leaves(json.loads((a / name).read_text()))]
+            counts.append(f"{name} {sum(excluded(p) is None for p in paths)} of {len(paths)} leaves")
+        print(f"compare_reports: {len(reports)} reports identical ({'; '.join(counts)} compared); "
               f"not compared: {', '.join(EXCLUDED)} (see EXCLUDED)")
         return 0
     rows = [("report", "path", str(a), str(b))]

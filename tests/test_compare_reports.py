@@ -97,7 +97,7 @@ def test_folders_are_compared_with_their_checkout_paths_normalised(tmp_path: Pat
         folder = tmp_path / name
         folder.mkdir()
         (folder / "arrests.json").write_text(json.dumps(_report(checkout)))
-        (folder / cr.MANIFEST).write_text(json.dumps({"checkout": checkout}))
+        (folder / cr.MANIFEST).write_text(json.dumps({"checkout": checkout, "commit": name}))
     assert cr.compare_folders(tmp_path / "a", tmp_path / "b") == []
     assert cr.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     changed = copy.deepcopy(_report("/work/main"))

@@ -1,5 +1,8 @@
 """The published JSON Schema and the parser come from the same field tables, so they agree.
 
+A check's parameter keys come from the metrics' own declarations (``Metric.params``), merged
+by :func:`audit.fields.param_fields`; the schema and the parser both read that merge.
+
 The schema is what an editor validates a suite file against: the file as written, where
 ``include`` is a valid key. The merged suite (after includes) must validate as well.
 """
@@ -15,7 +18,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from audit.checks.catalogue import metrics
 from audit.errors import SuiteError
+from audit.fields import param_fields, section_fields
 from audit.suite import SECTIONS, load_suite, suite_from_dict, suite_json_schema
 from audit.yamlsrc import load_yaml, resolve_includes
 from fixtures.synthetic import write_pair
@@ -42,14 +47,40 @@ def test_schema_lists_every_key_of_the_field_tables() -> None:
     schema = suite_json_schema()
     assert list(schema["properties"]) == list(SECTIONS["suite"])
     assert schema["required"] == [k for k, f in SECTIONS["suite"].items() if f.required]
-    for section, fields in SECTIONS.items():
+    for section in SECTIONS:
         if section == "suite":
             continue
+        fields = section_fields(section)
         block = schema["$defs"][section]
         assert list(block["properties"]) == list(fields), section
         assert block["additionalProperties"] is False
         for key, f in fields.items():
             assert block["properties"][key]["description"] == f.doc
+
+
+def test_check_keys_are_every_metrics_declared_parameters() -> None:
+    schema = suite_json_schema()
+    declared = {key for m in metrics().values() for key in m.params}
+    check = schema["$defs"]["check"]
+    assert set(check["properties"]) == declared | {"metric", "description", "gate"}
+    assert list(check["properties"])[0] == "metric"
+    assert list(check["properties"])[-2:] == ["description", "gate"]
+    # a parameter key is refused on every metric that does not declare it, and only there
+    for rule in check["allOf"][:len(declared)]:
+        (key,) = rule["then"]["not"]["required"]
+        assert sorted(rule["if"]["properties"]["metric"]["enum"]) == sorted(
+            n for n, m in metrics().items() if key not in m.params)
+
+
+def test_a_parameter_key_takes_the_union_of_its_declarations() -> None:
+    fields = param_fields()
+    assert fields["attack"].choices == ("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise",
+                                        "loss_threshold", "blackbox", "label_only",
+                                        "decision_boundary")  # robustness's, then privacy's
+    assert fields["bins"].default is None  # 15, 10 and 5: the description says which is whose
+    assert "(default 15)" in fields["bins"].doc and "(default 5)" in fields["bins"].doc
+    assert fields["intersections"].default is True  # one declaration: its default
+    assert dict(fields["samples"].schema) == {"minimum": 10}
 
 
 def test_example_suites_exist() -> None:
@@ -155,6 +186,16 @@ INVALID = [
     pytest.param(changed("teacher", {"pickle": "m.pkl", "trust": False}), id="pickle-trust-false"),
     pytest.param(changed("teacher.columns", DELETE), id="predictions-without-columns"),
     pytest.param(changed("teacher", {"callable": "mymodels.predict"}), id="callable-without-colon"),
+    # parameter keys, from the metrics' declarations
+    pytest.param(changed("checks.acc", {"metric": "ece", "bins": 1}), id="bins-below-range"),
+    pytest.param(changed("checks.acc", {"metric": "ece", "binning": "quantile"}), id="bad-binning"),
+    pytest.param(changed("checks.acc", {"metric": "ece", "bins": 10.5}), id="bins-not-an-integer"),
+    pytest.param(changed("checks.acc", {"metric": "speedup", "batch_sizes": [0]}),
+                 id="batch-size-zero"),
+    pytest.param(changed("checks.acc", {"metric": "robust_accuracy", "eps": [0]}), id="eps-zero"),
+    pytest.param(changed("checks.acc", {"metric": "robust_accuracy", "attack": "hopskipjmp"}),
+                 id="attack-unknown"),
+    pytest.param(changed("checks.acc", {"metric": "ece", "attack": "pgd"}), id="attack-on-ece"),
 ]
 
 
@@ -193,6 +234,11 @@ VALID_VARIANTS = [
     pytest.param(changed("checks.acc", {"metric": "agreement", "gate": {"min": 0.9, "severity": "warn"}}),
                  id="pairwise-min"),
     pytest.param(changed("checks.acc", {"metric": "kl_divergence"}), id="check-without-gate"),
+    pytest.param(changed("checks.acc", {"metric": "ece", "bins": 10, "binning": "equal_mass"}),
+                 id="ece-with-parameters"),
+    pytest.param(changed("checks.acc", {"metric": "demographic_parity_difference", "by": ["group"],
+                                        "intersections": False, "min_group_size": 5}),
+                 id="fairness-with-parameters"),
     pytest.param(changed("data.positive", "Yes"), id="positive"),
     pytest.param(changed("settings", {"confidence": 0.9, "bootstrap": 100000, "inconclusive": "warn"}),
                  id="settings-edges"),

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.performance import CLT_INTERVAL, _log_loss, _mean_with_influence
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.results import Measurement
 
 __all__ = ["bin_edges", "bin_index", "calibration_errors", "reliability", "BINNINGS"]
@@ -248,22 +248,29 @@ def _brier(y: np.ndarray, P: np.ndarray, pos: int | None,
     return _mean_with_influence(((P - onehot) ** 2).sum(axis=1) / 2.0)
 
 
-_BIN_PARAMS = {"bins": (), "binning": BINNINGS}
+_BIN_PARAMS = {
+    "bins": Param("int", "Number of confidence bins.", default=DEFAULT_BINS, minimum=2,
+                  maximum=1000),
+    "binning": Param("str", "Bin edges: equal_width, or equal_mass (quantiles of the model's own "
+                            "confidences).", default="equal_width", choices=BINNINGS),
+}
 register(Metric("ece", "lower", "calibration", False, (0.0, 1.0),
-                "Top-label expected calibration error (netcal's binning).",
-                custom=_measure_binned, params=_BIN_PARAMS))
+                "Top-label expected calibration error (netcal's binning): rows binned by their "
+                "top-class confidence; the row-weighted mean of |accuracy − confidence| over "
+                "non-empty bins.", custom=_measure_binned, params=_BIN_PARAMS))
 register(Metric("mce", "lower", "calibration", False, (0.0, 1.0),
-                "Maximum calibration error over non-empty bins (top-label).",
-                custom=_measure_binned, params=_BIN_PARAMS))
+                "Maximum calibration error: the largest |accuracy − confidence| over non-empty "
+                "bins (top-label).", custom=_measure_binned, params=_BIN_PARAMS))
 register(Metric("ace", "lower", "calibration", False, (0.0, 1.0),
-                "Average calibration error: unweighted mean gap over non-empty bins (top-label).",
+                "netcal's ACE: the unweighted mean gap over non-empty bins (top-label). Not the "
+                "adaptive ECE: for equal-mass bins use ece with binning: equal_mass.",
                 custom=_measure_binned, params=_BIN_PARAMS))
 register(Metric("classwise_ece", "lower", "calibration", False, (0.0, 1.0),
-                "Mean over classes of the ECE of each class's probability.",
+                "The mean over classes c of the ECE of P(c) against y == c.",
                 custom=_measure_binned, params=_BIN_PARAMS))
 register(Metric("brier", "lower", "calibration", False, (0.0, 1.0),
-                "Brier score: mean of sum_c (p_c - onehot_c)^2 / 2.", influence=_brier,
-                interval=CLT_INTERVAL))
+                "Brier score: mean of Σ_c (p_c − onehot_c)² / 2 (for binary: scikit-learn's "
+                "brier_score_loss).", influence=_brier, interval=CLT_INTERVAL))
 register(Metric("nll", "lower", "calibration", False, (0.0, float("inf")),
                 "Negative log-likelihood of the true label; the same number as log_loss.",
                 influence=_log_loss, interval=CLT_INTERVAL))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
 
@@ -185,7 +185,13 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
                     rows=[{"kind": "leakage", "count": int(leaked.sum()), "first_rows": first}]),)
 
 
-_DRIFT = {"columns": (), "bins": (), "fdr": ()}
+_DRIFT = {
+    "columns": Param("str_list", "Columns a data check looks at (default: all feature columns)."),
+    "bins": Param("int", "Training-quantile bins of numeric columns for PSI.",
+                  default=DEFAULT_DRIFT_BINS, minimum=2, maximum=1000),
+    "fdr": Param("number", "False-discovery rate across the columns tested (Benjamini-Hochberg).",
+                 default=0.05, exclusive_minimum=0, exclusive_maximum=1),
+}
 _READS_TRAIN = ("max_psi", "drifted_columns", "leakage")
 
 
@@ -194,14 +200,18 @@ def _TRAIN(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 for _name, _direction, _bounds, _doc, _params in (
-    ("max_psi", "lower", (0.0, float("inf")), "The largest PSI of any column, train vs eval.", _DRIFT),
+    ("max_psi", "lower", (0.0, float("inf")),
+     "The largest PSI of any feature column, train vs eval.", _DRIFT),
     ("drifted_columns", "lower", (0.0, float("inf")),
-     "Columns whose drift is both significant (BH-adjusted) and large (PSI >= 0.1).", _DRIFT),
-    ("missing_rate", "lower", (0.0, 1.0), "The largest share of missing values in any column.", {}),
+     "Columns whose drift is both significant (Benjamini-Hochberg across columns) and large "
+     "(PSI >= 0.1).", _DRIFT),
+    ("missing_rate", "lower", (0.0, 1.0),
+     "The largest share of missing values in any column of either table.", {}),
     ("constant_columns", "lower", (0.0, float("inf")), "Columns with a single distinct value.", {}),
     ("duplicate_rows", "lower", (0.0, 1.0), "Share of eval rows repeating an earlier eval row.", {}),
     ("min_class_share", "higher", (0.0, 1.0), "The rarest label's share of the eval rows.", {}),
-    ("leakage", "lower", (0.0, 1.0), "Share of eval rows that also occur in the training table.", {}),
+    ("leakage", "lower", (0.0, 1.0),
+     "Share of eval rows (features and label) that also occur in the training table.", {}),
 ):
     register(Metric(_name, _direction, "data", True, _bounds, _doc, custom=_measure_data,
                     params=_params, tables=_TRAIN if _name in _READS_TRAIN else None))

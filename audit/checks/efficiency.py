@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
 from audit.stats import percentile_interval
@@ -218,13 +218,23 @@ def _rows(timing: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-_PARAMS = {"batch_sizes": (), "repeats": (), "max_seconds": ()}
+_PARAMS = {
+    "batch_sizes": Param("int_list", "Batch sizes to time.", default=DEFAULT_BATCH_SIZES,
+                         minimum=1),
+    "repeats": Param("int", "Timed calls per model and batch size.", default=DEFAULT_REPEATS,
+                     minimum=3, maximum=10_000),
+    "max_seconds": Param("number", "Wall-clock cap on the timing of a check (at least 5 runs are "
+                                   "always kept).", default=DEFAULT_MAX_SECONDS,
+                         exclusive_minimum=0),
+}
 register(Metric("speedup", "higher", "efficiency", True, (0.0, float("inf")),
-                "Teacher latency / student latency (medians), per batch size.",
+                "Teacher latency / student latency (medians), one measurement per batch size, "
+                "with a paired bootstrap interval over the timed runs.",
                 custom=_measure_efficiency, params=_PARAMS))
 register(Metric("latency_ms", "lower", "efficiency", False, (0.0, float("inf")),
-                "95th-percentile latency of one call, in milliseconds, per batch size.",
+                "95th-percentile latency of one call, in milliseconds, per batch size, for both "
+                "models (regression: student − teacher).",
                 custom=_measure_efficiency, params=_PARAMS))
 register(Metric("size_ratio", "lower", "efficiency", True, (0.0, float("inf")),
-                "Student size on disk / teacher size on disk.",
+                "Student size on disk / teacher size on disk (exact).",
                 custom=_measure_efficiency, params=_PARAMS))

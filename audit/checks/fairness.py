@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.calibration import DEFAULT_BINS, _components, _value
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
 from audit.results import Measurement
 from audit.stats import percentile_interval
@@ -234,16 +234,26 @@ def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.
     return rows
 
 
-_PARAMS = {"by": (), "intersections": (), "min_group_size": (), "group_metric": GROUP_METRICS}
+_PARAMS = {
+    "by": Param("str_list", "Sensitive columns to slice by (default: all of data.sensitive); "
+                            "each column, and their intersection."),
+    "intersections": Param("bool", "Also slice by the intersection of the by columns.",
+                           default=True),
+    "min_group_size": Param("int", "Groups with fewer rows are reported (marked insufficient) "
+                                   "but excluded from the disparity.",
+                            default=DEFAULT_MIN_GROUP_SIZE, minimum=1),
+    "group_metric": Param("str", "The group metric max_gap_to_overall compares.",
+                          default="accuracy", choices=GROUP_METRICS),
+}
 for _name, _direction, _bounds, _doc in (
     ("demographic_parity_difference", "lower", (0.0, 1.0),
      "Largest minus smallest group selection rate."),
     ("demographic_parity_ratio", "higher", (0.0, 1.0),
      "Smallest over largest group selection rate."),
     ("equalized_odds_difference", "lower", (0.0, 1.0),
-     "The larger of the TPR and FPR differences between groups."),
+     "The larger of the TPR and FPR differences between groups (fairlearn's worst_case)."),
     ("equalized_odds_ratio", "higher", (0.0, 1.0),
-     "The smaller of the TPR and FPR ratios between groups."),
+     "The smaller of the TPR and FPR ratios between groups (fairlearn's worst_case)."),
     ("worst_group_accuracy", "higher", (0.0, 1.0), "The lowest accuracy of any group."),
     ("max_gap_to_overall", "lower", (0.0, 1.0),
      "Largest |group value - overall value| of group_metric (default accuracy)."),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from audit.checks.registry import Metric, register
+from audit.checks.registry import Metric, Param, register
 
 __all__ = ["confusion", "AVERAGES", "CLT_INTERVAL"]
 
@@ -126,27 +126,36 @@ def _roc_auc(y: np.ndarray, P: np.ndarray, pos: int | None,
     return float(np.mean(aucs)), np.mean(infls, axis=0)
 
 
-_AVG = {"average": AVERAGES}
+_AVG = {"average": Param("str", "Averaging over classes for precision/recall/f1: binary (the "
+                                "positive class; the default for two classes), macro (the default "
+                                "otherwise), micro or weighted.", choices=AVERAGES)}
 CLT_INTERVAL = "normal approximation of a mean of per-row values (paired for the regression)"
 
 register(Metric("accuracy", "higher", "performance", False, (0.0, 1.0),
-                "Share of rows whose top-1 prediction is the true label.", counts=_accuracy))
+                "Share of rows whose top-1 prediction is the true label. Interval: paired bootstrap "
+                "over the count table, joined with exact intervals (Clopper-Pearson, Tango for the "
+                "regression).", counts=_accuracy))
 register(Metric("balanced_accuracy", "higher", "performance", False, (0.0, 1.0),
-                "Mean recall over the classes present in the labels.", counts=_balanced_accuracy))
+                "Mean recall over the classes present in the labels. Interval: paired bootstrap "
+                "over the count table.", counts=_balanced_accuracy))
 register(Metric("precision", "higher", "performance", False, (0.0, 1.0),
-                "Precision; average binary (positive class) by default for two classes, macro otherwise.",
-                counts=_prf("precision"), params=_AVG))
+                "Precision; average binary (positive class) by default for two classes, macro "
+                "otherwise. Interval: paired bootstrap over the count table; binary and micro "
+                "precision joined with exact intervals (binary precision's regression: bootstrap "
+                "only).", counts=_prf("precision"), params=_AVG))
 register(Metric("recall", "higher", "performance", False, (0.0, 1.0),
-                "Recall; average binary (positive class) by default for two classes, macro otherwise.",
-                counts=_prf("recall"), params=_AVG))
+                "Recall; average binary (positive class) by default for two classes, macro "
+                "otherwise. Interval: paired bootstrap over the count table; binary and micro "
+                "recall joined with exact intervals.", counts=_prf("recall"), params=_AVG))
 register(Metric("f1", "higher", "performance", False, (0.0, 1.0),
-                "F1 score; average binary (positive class) by default for two classes, macro otherwise.",
-                counts=_prf("f1"), params=_AVG))
+                "F1 score; average binary (positive class) by default for two classes, macro "
+                "otherwise. Interval: paired bootstrap over the count table; micro F1 joined with "
+                "exact intervals.", counts=_prf("f1"), params=_AVG))
 register(Metric("roc_auc", "higher", "performance", False, (0.0, 1.0),
-                "ROC AUC of the positive class (binary) or one-vs-rest macro average (multiclass); "
-                "DeLong intervals.", influence=_roc_auc,
+                "ROC AUC of the positive class (binary) or one-vs-rest macro average (multiclass). "
+                "Interval: DeLong (paired).", influence=_roc_auc,
                 interval="DeLong normal approximation (paired for the regression)"))
 register(Metric("log_loss", "lower", "performance", False, (0.0, float("inf")),
                 "Mean negative log-likelihood of the true label (natural log), probabilities "
-                "clipped to [eps, 1-eps] as scikit-learn does.", influence=_log_loss,
-                interval=CLT_INTERVAL))
+                "clipped to [eps, 1-eps] as scikit-learn does. Interval: normal approximation of "
+                "a mean (paired).", influence=_log_loss, interval=CLT_INTERVAL))

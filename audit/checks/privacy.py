@@ -50,7 +50,7 @@ from audit.checks.attacks import DEFAULT_MAX_SECONDS
 from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
 from audit.checks.boundary import boundary_distances
 from audit.checks.perturbation import column_listing
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.checks.roc import (
     FPR_LEVELS,
     resampled_roc_stats,
@@ -312,12 +312,25 @@ def _tables_read(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return (members,)
 
 
-_PARAMS = {"attack": ATTACKS, "samples": (), "members": ("train", "teacher_train"),
-           "non_members": ("eval", "holdout"), "max_seconds": ()}
+_PARAMS = {
+    "attack": Param("str", "The membership-inference attack: loss_threshold, blackbox, label_only "
+                           "or decision_boundary.", default=DEFAULT_ATTACK, choices=ATTACKS),
+    "samples": Param("int", "Members and non-members each (default min(members, non-members, "
+                            f"{DEFAULT_SAMPLES}); {BOUNDARY_SAMPLES} for decision_boundary).",
+                     minimum=10),
+    "members": Param("str", "The members' table: train, or teacher_train (does the student leak "
+                            "the teacher's training rows?).", default="train",
+                     choices=("train", "teacher_train")),
+    "non_members": Param("str", "The non-members' table: eval or holdout (default: holdout when "
+                                "the suite names one, else eval).", choices=("eval", "holdout")),
+    "max_seconds": Param("number", "A safety stop on the decision-boundary attack.",
+                         default=DEFAULT_MAX_SECONDS, exclusive_minimum=0),
+}
 for _name, _doc in (
-    ("mia_auc", "Membership-inference ROC AUC (members positive); 0.5 = no leakage."),
-    ("mia_advantage", "Membership-inference advantage: max over thresholds of TPR - FPR."),
-    ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR."),
+    ("mia_auc", "ROC AUC of a membership-inference attack (members positive); 0.5 = the attack "
+                "cannot tell."),
+    ("mia_advantage", "Membership-inference advantage: max over thresholds of TPR − FPR."),
+    ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR (0.1% is in the report)."),
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
                     params=_PARAMS, tables=_tables_read))

@@ -1,8 +1,15 @@
-"""The metric registry: every metric is declared once, with its direction.
+"""The metric registry: every metric is declared once, with its direction and parameters.
 
 Gates never guess signs: a metric says here whether higher or lower is better, which values
-it can take, which parameters it accepts, and how its uncertainty is computed (see
-:mod:`audit.stats`).
+it can take, which parameters it accepts (each a :class:`Param`: kind, default, choices,
+range, doc), and how its uncertainty is computed (see :mod:`audit.stats`). The suite parser,
+the suite's JSON Schema and the README's metric tables are all generated from these
+declarations.
+
+This module is a leaf: it imports no family module. Families import it and call
+:func:`register`; :mod:`audit.checks.catalogue` is what imports the families (and installs
+itself as a loader with :func:`add_loader`, so :func:`get_metric` and :func:`metric_names` see
+every metric once the catalogue has been imported).
 """
 
 from __future__ import annotations
@@ -13,9 +20,57 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Metric", "MetricInput", "register", "get_metric", "metric_names", "METRICS"]
+__all__ = ["Metric", "MetricInput", "Param", "register", "add_loader", "get_metric", "metric_names",
+           "METRICS"]
 
 Direction = Literal["higher", "lower"]
+# the suite field kinds a parameter may have (see audit.fields.Field)
+ParamKind = Literal["str", "int", "number", "bool", "str_list", "int_list", "number_list"]
+_RANGE_KEYS = (("minimum", "minimum"), ("maximum", "maximum"),
+               ("exclusive_minimum", "exclusiveMinimum"), ("exclusive_maximum", "exclusiveMaximum"))
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a metric accepts, declared next to the code that reads it.
+
+    Attributes
+    ----------
+    kind : str
+        The suite field kind: ``str``, ``int``, ``number``, ``bool``, ``str_list``,
+        ``int_list`` or ``number_list``.
+    doc : str
+        What it sets, in words (shown in the JSON Schema and the README).
+    default : object
+        The value the metric uses when the suite does not set it (``None``: it depends on the
+        data or on other parameters; the doc says how). Documentation only: the parser never
+        fills it in, the metric applies it.
+    choices : tuple
+        The values allowed, if they are a closed set.
+    minimum, maximum, exclusive_minimum, exclusive_maximum : float
+        The range of the value (of each item, for list kinds), as in JSON Schema.
+
+    Examples
+    --------
+    >>> Param("int", "Number of bins.", default=15, minimum=2).range
+    {'minimum': 2}
+    """
+
+    kind: ParamKind
+    doc: str
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    exclusive_maximum: float | None = None
+
+    @property
+    def range(self) -> dict[str, float]:
+        """The bounds as JSON Schema keywords (``{"minimum": 2, ...}``), for the parser and
+        the schema."""
+        return {key: getattr(self, attr) for attr, key in _RANGE_KEYS
+                if getattr(self, attr) is not None}
 
 
 @dataclass(frozen=True)
@@ -73,8 +128,8 @@ class Metric:
         True when the metric compares the two models, so it has one value and no regression.
     bounds : tuple of float
         The range the metric can take, used to reject impossible thresholds.
-    params : mapping
-        Accepted parameters and their allowed values (``{"average": ("binary", ...)}``).
+    params : mapping of str to Param
+        The parameters a check of this metric may set (``{"average": Param("str", ...)}``).
     """
 
     name: str
@@ -88,7 +143,7 @@ class Metric:
     influence: InfluenceFn | None = None
     pair_influence: PairInfluenceFn | None = None
     custom: CustomFn | None = None
-    params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    params: Mapping[str, Param] = field(default_factory=dict)
     interval: str = ""  # how an influence metric's interval is computed, in words
     # the data tables (besides eval) a check of this metric reads, given its parameters, each
     # with the key that chose it: the parser refuses a suite that does not name them
@@ -107,6 +162,8 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
+# what fills the registry on first lookup (the catalogue adds itself when it is imported)
+_LOADERS: list[Callable[[], object]] = []
 
 
 def register(metric: Metric) -> Metric:
@@ -117,28 +174,28 @@ def register(metric: Metric) -> Metric:
     return metric
 
 
-def _load_families() -> None:
-    # Importing the family modules registers their metrics.
-    from audit.checks import (  # noqa: F401
-        calibration,
-        dataset,
-        efficiency,
-        fairness,
-        fidelity,
-        performance,
-        privacy,
-        robustness,
-        slices,
-    )
+def add_loader(loader: Callable[[], object]) -> None:
+    """Have :func:`get_metric` and :func:`metric_names` call ``loader`` before they look.
+
+    The registry names no family itself: a catalogue (:mod:`audit.checks.catalogue`) adds a
+    loader that imports the families it lists; a loader must be idempotent.
+    """
+    if loader not in _LOADERS:
+        _LOADERS.append(loader)
+
+
+def _load() -> None:
+    for loader in _LOADERS:
+        loader()
 
 
 def get_metric(name: str) -> Metric:
     """Return the registered metric called ``name`` (KeyError if unknown)."""
-    _load_families()
+    _load()
     return METRICS[name]
 
 
 def metric_names() -> list[str]:
     """All registered metric names, sorted."""
-    _load_families()
+    _load()
     return sorted(METRICS)

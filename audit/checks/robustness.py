@@ -76,7 +76,7 @@ from audit.checks.attacks import (
     choose_attack,
 )
 from audit.checks.perturbation import column_listing, norm_order
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
 from audit.stats import bootstrap_tables, percentile_interval
@@ -235,11 +235,25 @@ def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any]) -> dic
 
 
 ATTACKS = ("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise")
-_PARAMS: dict[str, tuple[Any, ...]] = {"attack": ATTACKS,
-                                       "eps": (), "norm": (), "samples": (), "max_seconds": ()}
+_PARAMS = {
+    "attack": Param("str", "auto (PGD when both models give gradients, else HopSkipJump, the same "
+                           "for both), strongest (each model's own strongest; no regression), "
+                           "fgsm, pgd, hopskipjump or noise.", default="auto", choices=ATTACKS),
+    "eps": Param("number_list", "Perturbation budgets (a robustness curve), in units of each "
+                                "numeric column's observed range.", default=DEFAULT_EPS,
+                 exclusive_minimum=0),
+    "norm": Param("str", "Norm of the perturbation.", default="inf", choices=("inf", "2")),
+    "samples": Param("int", "Eval rows attacked, drawn with the suite's seed.", default=DEFAULT_SAMPLES,
+                     minimum=10),
+    "max_seconds": Param("number", "A safety stop on the black-box attack (HopSkipJump).",
+                         default=DEFAULT_MAX_SECONDS, exclusive_minimum=0),
+}
 register(Metric("robust_accuracy", "higher", "robustness", False, (0.0, 1.0),
-                "Accuracy on adversarial versions of the same eval rows, per eps.",
+                "Accuracy of each model on adversarial versions of the same samples eval rows, "
+                "one measurement per eps; regression with a paired bootstrap over the attacked "
+                "rows.",
                 custom=_measure_robustness, params=_PARAMS))
 register(Metric("transfer_accuracy", "higher", "robustness", True, (0.0, 1.0),
-                "The student's accuracy on adversarial examples crafted on the teacher, per eps.",
+                "The student's accuracy on adversarial examples crafted on the teacher (an "
+                "attacker with the teacher needs no access to the student), per eps.",
                 custom=_measure_robustness, params=_PARAMS))

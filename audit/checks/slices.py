@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Metric, MetricInput, register
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
 from audit.results import Estimate, Measurement
 from audit.stats import percentile_interval
@@ -163,4 +163,13 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
 register(Metric("slice_regression", "lower", "slices", True, (-1.0, 1.0),
                 "Accuracy regression (teacher - student) of the worst significant discovered "
                 "slice; 0 when none is significant.", custom=_measure_slices,
-                params={"bins": (), "min_group_size": (), "max_conditions": (), "fdr": ()}))
+                params={"bins": Param("int", "Quantile bins of numeric columns.",
+                                      default=DEFAULT_SLICE_BINS, minimum=2, maximum=1000),
+                        "min_group_size": Param("int", "Discovered slices with fewer rows are "
+                                                       "not considered.",
+                                                default=DEFAULT_MIN_SLICE, minimum=1),
+                        "max_conditions": Param("int", "Conditions per discovered slice.",
+                                                default=2, choices=(1, 2)),
+                        "fdr": Param("number", "False-discovery rate across every slice tried "
+                                               "(Benjamini-Hochberg).", default=0.05,
+                                     exclusive_minimum=0, exclusive_maximum=1)}))
