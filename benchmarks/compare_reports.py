@@ -87,6 +87,13 @@ def _commit(checkout: Path) -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _uncommitted(checkout: Path) -> list[str]:
+    """The files under ``audit/`` that differ from the commit (the code that was run)."""
+    done = subprocess.run(["git", "status", "--porcelain", "--", "audit"], cwd=checkout,
+                          capture_output=True, text=True)
+    return done.stdout.splitlines()
+
+
 def run_checkout(checkout: Path, out: Path) -> int:
     """Write the JSON report of every ``suites/*.audit.yaml`` of ``checkout`` into ``out``.
 
@@ -114,7 +121,8 @@ def run_checkout(checkout: Path, out: Path) -> int:
         runs[stem] = done.returncode
         if not report.exists():
             print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
-    manifest = {"checkout": str(checkout), "commit": _commit(checkout), "audit": [str(p) for p in loaded],
+    manifest = {"checkout": str(checkout), "commit": _commit(checkout),
+                "uncommitted": _uncommitted(checkout), "audit": [str(p) for p in loaded],
                 "python": sys.executable, "exit_codes": runs}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     missing = [s for s in runs if not (out / f"{s}.json").exists()]
