@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.performance import CLT_INTERVAL, _log_loss, _mean_with_influence
-from audit.checks.registry import Metric, MetricInput, Param, register
-from audit.results import Measurement
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.results import Figure, Measurement, Table
 
 __all__ = ["bin_edges", "bin_index", "calibration_errors", "reliability", "BINNINGS"]
 
@@ -274,3 +274,54 @@ register(Metric("brier", "lower", "calibration", False, (0.0, 1.0),
 register(Metric("nll", "lower", "calibration", False, (0.0, float("inf")),
                 "Negative log-likelihood of the true label; the same number as log_loss.",
                 influence=_log_loss, interval=CLT_INTERVAL))
+
+
+# -- report section ----------------------------------------------------------------------
+def _reliability_figures(m: Measurement) -> tuple[Figure, ...]:
+    rows = tuple(r for r in m.breakdown if r.get("kind") == "reliability")
+    return (Figure("reliability", f"Reliability: {m.metric}", rows),) if rows else ()
+
+
+def _reliability_tables(m: Measurement) -> tuple[Table, ...]:
+    """Teacher and student bins side by side: range, count, confidence, accuracy (bins with
+    rows of either model)."""
+    by_bin: dict[int, dict[str, Any]] = {}
+    for r in m.breakdown:
+        if r.get("kind") != "reliability":
+            continue
+        row = by_bin.setdefault(r["bin"], {"range": f"[{r['lower']:.3f}, {r['upper']:.3f})"})
+        who = r["model"]
+        row[f"{who}_n"] = r["count"]
+        for key, name in (("conf", "confidence"), ("acc", "accuracy")):
+            row[f"{who}_{key}"] = None if r[name] is None else float(r[name])
+    keys = ("range", *(f"{w}_{k}" for w in ("teacher", "student") for k in ("n", "conf", "acc")))
+    rows = tuple(tuple(by_bin[b].get(k) for k in keys) for b in sorted(by_bin)
+                 if any(by_bin[b].get(f"{w}_n", -1) != 0 for w in ("teacher", "student")))
+    if not rows:
+        return ()
+    return (Table("Reliability table", ("Confidence bin", *("n", "confidence", "accuracy") * 2),
+                  rows, spans=(("", 1), ("Teacher", 3), ("Student", 3))),)
+
+
+def _advice_words(m: Measurement) -> tuple[str, ...]:
+    """The recalibration advice (temperature scaling), in words."""
+    from audit.results import format_value
+
+    advice = m.extra.get("advice")
+    if not advice:
+        return ()
+    if not advice.get("available"):
+        return (f"No recalibration advice: {advice.get('reason', '')}",)
+    before, after = advice["ece_before"], advice["ece_after"]
+    b, a = format_value(float(before)), format_value(float(after))
+    if after >= before:
+        return (f"No recalibration advised: temperature scaling (T = {advice['temperature']:.3f}) "
+                f"would not lower the student's ECE on held-out rows ({b} -> {a}; "
+                f"{advice['note']}).",)
+    return (f"Temperature scaling with T = {advice['temperature']:.3f} would take the student's "
+            f"ECE from {b} to {a} on held-out rows ({advice['note']}).",)
+
+
+FAMILY = register_family(Family("calibration", "Calibration", order=30,
+                                figures=_reliability_figures, tables=_reliability_tables,
+                                notes=_advice_words))

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.calibration import DEFAULT_BINS, _components, _value
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
-from audit.results import Measurement
+from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import percentile_interval
 
 __all__ = ["Slicing", "slicings", "group_rates", "GROUP_METRICS"]
@@ -260,3 +260,43 @@ for _name, _direction, _bounds, _doc in (
 ):
     register(Metric(_name, _direction, "fairness", False, _bounds, _doc, custom=_measure_slices,
                     params=_PARAMS))
+
+
+# -- report section ----------------------------------------------------------------------
+_GROUP_VALUES = (("accuracy", "Accuracy"), ("selection_rate", "Selection rate"), ("tpr", "TPR"),
+                 ("fpr", "FPR"), ("ece", "ECE"))
+
+
+def _group_figures(m: Measurement) -> tuple[Figure, ...]:
+    groups = tuple(r for r in m.breakdown if r.get("kind") == "group")
+    if not groups:
+        return ()
+    value = ("selection_rate" if m.metric.startswith("demographic_parity") else
+             "tpr" if m.metric.startswith("equalized_odds") else
+             m.params.get("group_metric") or "accuracy")
+    return (Figure("bars", f"{value} by group ({m.scope})", groups, value=value),)
+
+
+def _group_cell(values: dict[str, Any], name: str) -> Estimate | None:
+    v = values.get(name)
+    if v is None:
+        return None
+    ci = values.get(f"{name}_ci")
+    return Estimate(float(v), None if not ci else
+                    tuple(float("nan") if x is None else float(x) for x in ci))  # type: ignore[arg-type]
+
+
+def _group_tables(m: Measurement) -> tuple[Table, ...]:
+    rows = tuple((r["group"], r["n"], r["status"],
+                  *(_group_cell(r.get(who) or {}, name) for name, _ in _GROUP_VALUES
+                    for who in ("teacher", "student")))
+                 for r in m.breakdown if r.get("kind") == "group")
+    if not rows:
+        return ()
+    title = f"Groups: {m.metric}" + (f" ({m.scope})" if m.scope else "")
+    return (Table(title, ("Group", "n", "Status", *("teacher", "student") * 5),
+                  rows, spans=(("", 3), *((title, 2) for _, title in _GROUP_VALUES))),)
+
+
+FAMILY = register_family(Family("fairness", "Fairness across groups", order=40,
+                                figures=_group_figures, tables=_group_tables))

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from audit.checks.performance import CLT_INTERVAL, _mean_with_influence
-from audit.checks.registry import Metric, register
+from audit.checks.registry import Family, Metric, register, register_family
 
 __all__: list[str] = []
 
@@ -69,3 +69,6 @@ register(Metric("js_divergence", "lower", "fidelity", True, (0.0, float(np.log(2
                 "Mean Jensen-Shannon divergence of the class distributions, in nats (<= ln 2). "
                 "Interval: normal approximation of a mean.", pair_influence=_js,
                 interval=CLT_INTERVAL))
+
+
+FAMILY = register_family(Family("fidelity", "Fidelity to the teacher", order=20))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from audit.checks.registry import Metric, Param, register
+from audit.checks.registry import Family, Metric, Param, register, register_family
 
 __all__ = ["confusion", "AVERAGES", "CLT_INTERVAL"]
 
@@ -159,3 +159,6 @@ register(Metric("log_loss", "lower", "performance", False, (0.0, float("inf")),
                 "Mean negative log-likelihood of the true label (natural log), probabilities "
                 "clipped to [eps, 1-eps] as scikit-learn does. Interval: normal approximation of "
                 "a mean (paired).", influence=_log_loss, interval=CLT_INTERVAL))
+
+
+FAMILY = register_family(Family("performance", "Predictive performance", order=10))

@@ -50,7 +50,7 @@ from audit.checks.attacks import DEFAULT_MAX_SECONDS
 from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
 from audit.checks.boundary import boundary_distances
 from audit.checks.perturbation import column_listing
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.checks.roc import (
     FPR_LEVELS,
     resampled_roc_stats,
@@ -59,6 +59,7 @@ from audit.checks.roc import (
     stratified_counts,
 )
 from audit.errors import DataError, display_path
+from audit.results import Figure, Measurement, Table
 from audit.spec import TABLE_ROWS
 
 __all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
@@ -334,3 +335,26 @@ for _name, _doc in (
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
                     params=_PARAMS, tables=_tables_read))
+
+
+# -- report section ----------------------------------------------------------------------
+def _roc_figures(m: Measurement) -> tuple[Figure, ...]:
+    rows = tuple(r for r in m.breakdown if r.get("kind") == "roc")
+    return (Figure("roc", f"Membership ROC: {m.metric}", rows),) if rows else ()
+
+
+def _privacy_tables(m: Measurement) -> tuple[Table, ...]:
+    tables = (
+        Table.of_rows(m.breakdown, "attack", "Membership attack",
+                      ("attack", "how", "member_table", "members", "non_member_table",
+                       "non_members", "fpr_floor")),
+        Table.of_rows(m.breakdown, "tpr_at_fpr", "True-positive rate at low false-positive rates",
+                      ("model", "fpr", "tpr", "below_floor")),
+        Table.of_rows(m.breakdown, "generalisation", "Accuracy on members and non-members",
+                      ("model", "accuracy_members", "accuracy_non_members", "gap")))
+    return tuple(t for t in tables if t is not None)
+
+
+FAMILY = register_family(Family("privacy", "Membership inference", order=70,
+                                unit="rows (members and non-members)", figures=_roc_figures,
+                                tables=_privacy_tables))

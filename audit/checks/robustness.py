@@ -76,9 +76,9 @@ from audit.checks.attacks import (
     choose_attack,
 )
 from audit.checks.perturbation import column_listing, norm_order
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
-from audit.results import Estimate, Measurement
+from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import bootstrap_tables, percentile_interval
 
 __all__: list[str] = []  # the metrics register themselves; the machinery is audit.checks.attacks
@@ -257,3 +257,35 @@ register(Metric("transfer_accuracy", "higher", "robustness", True, (0.0, 1.0),
                 "The student's accuracy on adversarial examples crafted on the teacher (an "
                 "attacker with the teacher needs no access to the student), per eps.",
                 custom=_measure_robustness, params=_PARAMS))
+
+
+# -- report section ----------------------------------------------------------------------
+def _budget_curve(c: Any) -> tuple[Figure, ...]:
+    """A check measured at several budgets (robust accuracy per eps) as one curve."""
+    points = []
+    for m in c.measurements:
+        eps = m.params.get("eps")
+        if not isinstance(eps, (int, float)):
+            return ()
+
+        def triple(e: Estimate | None) -> tuple[float, float | None, float | None] | None:
+            if e is None:
+                return None
+            lo, hi = e.ci if e.ci is not None else (None, None)
+            return (e.value, lo, hi)
+
+        points.append({"x": float(eps), "teacher": triple(m.teacher), "student": triple(m.student)})
+    if len(points) < 2:
+        return ()
+    metric = c.measurements[0].metric
+    return (Figure("curve", f"{metric} by perturbation budget", tuple(points), x_label="epsilon",
+                   y_label=metric),)
+
+
+FAMILY = register_family(Family(
+    "robustness", "Adversarial robustness", order=60, check_figures=_budget_curve,
+    tables=lambda m: tuple(t for t in (Table.of_rows(
+        m.breakdown, "robustness", "Attacks", ("model", "crafted_on", "attack", "eps", "norm",
+                                               "rows", "clean_accuracy", "robust_accuracy",
+                                               "transfer_accuracy", "success_rate", "seconds")),)
+        if t is not None)))

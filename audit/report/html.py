@@ -9,59 +9,27 @@ environment's ``finalize``); the JSON keeps the exact values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from audit.report.plots import curve_svg, group_bars_svg, latency_svg, reliability_svg, roc_svg
+from audit.report.plots import figure_svg
 from audit.report.safe import template_value
 from audit.report.terminal import format_estimate, format_value
-from audit.results import AuditReport, CheckResult, GateResult, Measurement
+from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement, Status, Table
 from audit.spec import TABLES
 
-__all__ = ["render_html", "view", "FAMILIES"]
+if TYPE_CHECKING:
+    from audit.checks.registry import Family
+
+__all__ = ["render_html", "view", "declared_families"]
 
 _VERDICT_WORDS = {
-    "pass": "Every blocking gate passed.",
-    "warn": "No blocking gate failed; some warnings need a look.",
-    "inconclusive": "Some gates could not be decided with the data available; they block.",
-    "error": "Some checks could not run; the audit fails closed.",
-    "fail": "At least one blocking gate failed.",
-}
-# report sections, in order: (family, title)
-FAMILIES = (
-    ("performance", "Predictive performance"),
-    ("fidelity", "Fidelity to the teacher"),
-    ("calibration", "Calibration"),
-    ("fairness", "Fairness across groups"),
-    ("slices", "Slice discovery"),
-    ("robustness", "Adversarial robustness"),
-    ("privacy", "Membership inference"),
-    ("efficiency", "Efficiency"),
-    ("data", "Data"),
-)
-# breakdown rows shown as plain tables, by kind: (title, columns)
-_TABLES = {
-    "latency": ("Latency per call", ("model", "batch", "runs", "p50_ms", "p95_ms",
-                                     "throughput_rows_s")),
-    "size": ("Size", ("model", "bytes", "parameters", "peak_memory_bytes")),
-    "drift": ("Drift by column", ("column", "type", "psi", "test", "effect_name", "effect",
-                                  "p_value", "q_value", "drifted")),
-    "slice": ("Top slices", ("rank", "slice", "n", "teacher_accuracy", "student_accuracy",
-                             "regression", "regression_ci", "p_value", "q_value", "significant")),
-    "missing": ("Missing values", ("table", "column", "rate")),
-    "constant": ("Constant columns", ("table", "column")),
-    "duplicates": ("Duplicates", ("count",)),
-    "class_share": ("Label shares", ("label", "share")),
-    "leakage": ("Leaked rows", ("count", "first_rows")),
-    "robustness": ("Attacks", ("model", "crafted_on", "attack", "eps", "norm", "rows",
-                               "clean_accuracy", "robust_accuracy", "transfer_accuracy",
-                               "success_rate", "seconds")),
-    "attack": ("Membership attack", ("attack", "how", "member_table", "members",
-                                     "non_member_table", "non_members", "fpr_floor")),
-    "tpr_at_fpr": ("True-positive rate at low false-positive rates",
-                   ("model", "fpr", "tpr", "below_floor")),
-    "generalisation": ("Accuracy on members and non-members",
-                       ("model", "accuracy_members", "accuracy_non_members", "gap")),
+    Status.PASS: "Every blocking gate passed.",
+    Status.WARN: "No blocking gate failed; some warnings need a look.",
+    Status.INCONCLUSIVE: "Some gates could not be decided with the data available; they block.",
+    Status.ERROR: "Some checks could not run; the audit fails closed.",
+    Status.FAIL: "At least one blocking gate failed.",
 }
 _SIGNOFF_FIELDS = ("reviewer", "role", "date", "decision")
 
@@ -87,10 +55,10 @@ def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> di
         "regression": (_parts(m.relative_regression, signed=True) if g is not None
                        and g.kind == "max_relative_regression" else _parts(m.regression, signed=True))
         if m else ("", ""),
-        "gate": g.description if g else ("no gate (measured only)" if c.status != "error" else
+        "gate": g.description if g else ("no gate (measured only)" if c.status is not Status.ERROR else
                                          "could not run"),
         "status": g.status if g else c.status, "severity": g.severity if g else "",
-        "reason": (g.reason if g.status != "pass" else "") if g else (c.error or "").split("\n")[0],
+        "reason": (g.reason if g.status is not Status.PASS else "") if g else (c.error or "").split("\n")[0],
     }
 
 
@@ -111,7 +79,7 @@ def _summary(report: AuditReport) -> str:
              f"audited against its teacher ({teacher.get('kind', '?')} model "
              f"{_name(teacher.get('path'))})"
              + (f" on {rows:,} evaluation rows of {_name(data.get('path'))}." if rows else ".")]
-    by_status: dict[str, list[CheckResult]] = {}
+    by_status: dict[Status, list[CheckResult]] = {}
     for c in report.checks:
         by_status.setdefault(c.status, []).append(c)
     base = next((c.details["majority_class"] for c in report.checks
@@ -122,10 +90,10 @@ def _summary(report: AuditReport) -> str:
     if base:
         parts.append(f"For scale: {base}.")
     n = len(report.checks)
-    passed = len(by_status.get("pass", [])) + len(by_status.get("info", []))
+    passed = len(by_status.get(Status.PASS, [])) + len(by_status.get(Status.INFO, []))
     parts.append(f"{passed} of {n} checks passed or were measured without a gate.")
-    for status, word in (("fail", "failed"), ("inconclusive", "could not be decided"),
-                         ("error", "could not run"), ("warn", "raised a warning")):
+    for status, word in ((Status.FAIL, "failed"), (Status.INCONCLUSIVE, "could not be decided"),
+                         (Status.ERROR, "could not run"), (Status.WARN, "raised a warning")):
         checks = by_status.get(status, [])
         if checks:
             reasons = "; ".join(_why(c) for c in checks)
@@ -142,9 +110,9 @@ def _name(path: Any) -> str:
 
 
 def _why(c: CheckResult) -> str:
-    if c.status == "error":
+    if c.status is Status.ERROR:
         return f"{c.name} ({(c.error or '').splitlines()[0][:160]})"
-    bad = [g for g in c.gates if g.status != "pass"]
+    bad = [g for g in c.gates if g.status is not Status.PASS]
     if not bad:
         return c.name
     g = bad[0]
@@ -156,116 +124,28 @@ def _fmt(x: Any, signed: bool = False) -> str:
     return "" if x is None else format_value(float(x), signed)
 
 
-def _reliability_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, str]]:
-    """Teacher and student bins side by side: range, count, confidence, accuracy."""
-    by_bin: dict[int, dict[str, str]] = {}
-    for r in breakdown:
-        if r.get("kind") != "reliability":
-            continue
-        row = by_bin.setdefault(r["bin"], {"range": f"[{r['lower']:.3f}, {r['upper']:.3f})"})
-        who = r["model"]
-        row[f"{who}_n"] = str(r["count"])
-        row[f"{who}_conf"] = _fmt(r["confidence"])
-        row[f"{who}_acc"] = _fmt(r["accuracy"])
-    return [by_bin[b] for b in sorted(by_bin) if any(by_bin[b].get(f"{w}_n") != "0"
-                                                     for w in ("teacher", "student"))]
-
-
-def _group_rows(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, str]]:
-    rows = []
-    for r in breakdown:
-        if r.get("kind") != "group":
-            continue
-        row = {"group": r["group"], "n": str(r["n"]), "status": r["status"]}
-        for who in ("teacher", "student"):
-            v = r.get(who) or {}
-            for name in ("accuracy", "selection_rate", "tpr", "fpr", "ece"):
-                ci = v.get(f"{name}_ci")
-                text = _fmt(v.get(name))
-                if ci and text:
-                    text += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-                row[f"{who}_{name}"] = text
-        rows.append(row)
-    return rows
-
-
-def _advice(advice: dict[str, Any] | None) -> str:
-    if not advice:
-        return ""
-    if not advice.get("available"):
-        return f"No recalibration advice: {advice.get('reason', '')}"
-    before, after = advice["ece_before"], advice["ece_after"]
-    if after >= before:
-        return (f"No recalibration advised: temperature scaling (T = {advice['temperature']:.3f}) "
-                f"would not lower the student's ECE on held-out rows ({_fmt(before)} -> "
-                f"{_fmt(after)}; {advice['note']}).")
-    return (f"Temperature scaling with T = {advice['temperature']:.3f} would take the student's ECE "
-            f"from {_fmt(before)} to {_fmt(after)} on held-out rows ({advice['note']}).")
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return format_value(value)
+    if isinstance(value, Estimate):
+        return format_estimate(value)
     if isinstance(value, list):
         return "[" + ", ".join(_cell(v) for v in value) + "]"
     return "" if value is None else str(value)
 
 
-def _tables(breakdown: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-    """Plain tables of a measurement's breakdown rows (kinds without a special view)."""
-    out = []
-    for kind, (title, columns) in _TABLES.items():
-        rows = [r for r in breakdown if r.get("kind") == kind]
-        if rows:
-            out.append({"title": title, "columns": [c.replace("_", " ") for c in columns],
-                        "rows": [[_cell(r.get(c)) for c in columns] for r in rows]})
-    return out
+def _table_view(t: Table) -> dict[str, Any]:
+    return {"title": t.title, "columns": list(t.columns), "spans": list(t.spans), "open": t.open,
+            "rows": [[(_cell(v), _numeric(v)) for v in row] for row in t.rows]}
 
 
-def _plots(m: Measurement) -> list[Any]:
-    plots = []
-    reliability = [r for r in m.breakdown if r.get("kind") == "reliability"]
-    if reliability:
-        plots.append(reliability_svg(reliability, f"Reliability: {m.metric}"))
-    roc = [r for r in m.breakdown if r.get("kind") == "roc"]
-    if roc:
-        plots.append(roc_svg(roc, f"Membership ROC: {m.metric}"))
-    latency = [r for r in m.breakdown if r.get("kind") == "latency"]
-    if latency:
-        plots.append(latency_svg(latency, "Median latency per call (ms, log scale)"))
-    groups = [r for r in m.breakdown if r.get("kind") == "group"]
-    if groups:
-        metric = "selection_rate" if m.metric.startswith("demographic_parity") else (
-            "tpr" if m.metric.startswith("equalized_odds") else m.params.get("group_metric")
-            or "accuracy")
-        plots.append(group_bars_svg(groups, metric, f"{metric} by group ({m.scope})"))
-    return plots
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, Estimate)) and not isinstance(value, bool)
 
 
-def _budget_curve(c: CheckResult) -> Any:
-    """A check measured at several budgets (robust accuracy per eps) as one curve."""
-    points = []
-    for m in c.measurements:
-        eps = m.params.get("eps")
-        if not isinstance(eps, (int, float)):
-            return None
-
-        def triple(e: Any) -> Any:
-            if e is None:
-                return None
-            lo, hi = e.ci if e.ci is not None else (None, None)
-            return (e.value, lo, hi)
-
-        points.append({"x": float(eps), "teacher": triple(m.teacher), "student": triple(m.student)})
-    if len(points) < 2:
-        return None
-    return curve_svg(points, f"{c.measurements[0].metric} by perturbation budget", "epsilon",
-                     c.measurements[0].metric)
-
-
-def _measurement_view(x: Measurement) -> dict[str, Any]:
+def _measurement_view(x: Measurement, family: Family | None) -> dict[str, Any]:
     return {
         "metric": x.metric + (f" ({x.scope})" if x.scope else ""),
         "direction": f"{x.direction} is better",
@@ -274,44 +154,58 @@ def _measurement_view(x: Measurement) -> dict[str, Any]:
         "relative": _est(x.relative_regression, signed=True),
         "method": x.method, "n": x.n, "notes": list(x.notes),
         "params": ", ".join(f"{k}={v}" for k, v in x.params.items() if k != "by"),
-        "reliability": _reliability_rows(x.breakdown),
-        "groups": _group_rows(x.breakdown),
-        "advice": _advice(x.extra.get("advice")),
-        "plots": _plots(x),
-        "tables": _tables(x.breakdown),
+        "advice": [] if family is None else [a for a in family.notes(x) if a],
+        "plots": [] if family is None else [figure_svg(f) for f in family.figures(x)],
+        "tables": [] if family is None else [_table_view(t) for t in family.tables(x)],
     }
 
 
+def declared_families() -> list[Family]:
+    """Every check family's report section, from the families' own declarations
+    (:class:`audit.checks.registry.Family`), in report order."""
+    from audit.checks import catalogue
+    from audit.checks.registry import families
+
+    catalogue.load()
+    return families()
+
+
 def view(data: dict[str, Any], *, rendered_at: str | None = None,
-         signoff: dict[str, str] | None = None) -> dict[str, Any]:
+         signoff: dict[str, str] | None = None,
+         families: Iterable[Family] | None = None) -> dict[str, Any]:
     """Turn a report dict into ready-to-print strings and plots for the template.
 
     ``signoff`` overrides the report's sign-off fields (e.g. from CLI options);
-    ``rendered_at`` is the render time shown in the footer (now by default).
+    ``rendered_at`` is the render time shown in the footer (now by default). ``families``
+    declare the sections (title, order, tables and figures; :func:`declared_families` by
+    default): a measurement of a family not declared is shown without them, under "Other
+    checks".
     """
     report = AuditReport.from_dict(data)
+    declared = {f.name: f for f in (declared_families() if families is None else families)}
     gate_rows: list[dict[str, str]] = []
-    families: dict[str, list[dict[str, Any]]] = {}
+    by_family: dict[str, list[dict[str, Any]]] = {}
     for c in report.checks:
         if c.gates:
             gate_rows += [_gate_row(c, _measurement_for(c, g), g) for g in c.gates]
         else:
             for m in c.measurements or [None]:
                 gate_rows.append(_gate_row(c, m, None))
-        family = next((m.family for m in c.measurements if m.family), "") or "other"
-        families.setdefault(family, []).append({
-            "curve": _budget_curve(c),
+        name = next((m.family for m in c.measurements if m.family), "") or "other"
+        family = declared.get(name)
+        by_family.setdefault(name, []).append({
+            "curve": [] if family is None else [figure_svg(f) for f in family.check_figures(c)],
             "name": c.name, "status": c.status, "description": c.description,
             "location": c.location, "source": c.source, "error": c.error,
-            "measurements": [_measurement_view(x) for x in c.measurements],
+            "measurements": [_measurement_view(x, declared.get(x.family)) for x in c.measurements],
             "details": {k: v for k, v in c.details.items()
                         if k not in ("classes", "one_class", "one_class_models")},
             "one_class": str(c.details.get("one_class") or ""),
         })
-    titles = dict(FAMILIES)
-    order = [f for f, _ in FAMILIES if f in families] + sorted(set(families) - set(titles))
-    sections = [{"family": f, "title": titles.get(f, "Other checks"), "checks": families[f]}
-                for f in order]
+    ranked = sorted(declared.values(), key=lambda f: (f.order, f.name))
+    order = [f.name for f in ranked if f.name in by_family] + sorted(set(by_family) - set(declared))
+    sections = [{"family": f, "checks": by_family[f],
+                 "title": declared[f].title if f in declared else "Other checks"} for f in order]
     prov = report.provenance
     counts = data.get("counts") or {}
     sign = {k: str((data.get("signoff") or {}).get(k, "")) for k in _SIGNOFF_FIELDS}
@@ -361,8 +255,10 @@ def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
-                signoff: dict[str, str] | None = None) -> str:
-    """Render the report dict (the JSON report's content) as one self-contained HTML page."""
+                signoff: dict[str, str] | None = None,
+                families: Iterable[Family] | None = None) -> str:
+    """Render the report dict (the JSON report's content) as one self-contained HTML page;
+    each family's section is drawn from its declaration (see :func:`view`)."""
     import jinja2
 
     env = jinja2.Environment(
@@ -372,4 +268,4 @@ def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
     )
     env.filters["visible"] = template_value
     return env.get_template("report.html").render(**view(data, rendered_at=rendered_at,
-                                                         signoff=signoff))
+                                                         signoff=signoff, families=families))

@@ -14,8 +14,10 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from audit.report.safe import visible
+from audit.results import Figure
 
-__all__ = ["reliability_svg", "group_bars_svg", "latency_svg", "roc_svg", "curve_svg"]
+__all__ = ["figure_svg", "reliability_svg", "group_bars_svg", "latency_svg", "roc_svg",
+           "curve_svg"]
 
 TEACHER, STUDENT = "#4c6ef5", "#e8590c"  # blue and orange: distinguishable in colour-blind palettes
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
@@ -120,12 +122,13 @@ def group_bars_svg(groups: Sequence[dict[str, Any]], metric: str, title: str) ->
     return Markup("".join(parts))
 
 
-def latency_svg(rows: Sequence[dict[str, Any]], title: str) -> Markup:
-    """Median latency per batch size, teacher and student side by side, on a log scale."""
+def latency_svg(rows: Sequence[dict[str, Any]], title: str, value: str = "p50_ms") -> Markup:
+    """``value`` (median latency) per batch size, teacher and student side by side, on a log
+    scale."""
     import math
 
     batches = sorted({r["batch"] for r in rows})
-    values = {(r["model"], r["batch"]): r["p50_ms"] for r in rows}
+    values = {(r["model"], r["batch"]): r[value] for r in rows}
     positive = [v for v in values.values() if v and v > 0]
     if not positive:
         return Markup("")
@@ -251,3 +254,20 @@ def curve_svg(points: Sequence[dict[str, Any]], title: str, xlabel: str, ylabel:
     parts.append(_legend(left + 8, top + 16))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def figure_svg(fig: Figure) -> Markup:
+    """Draw any :class:`~audit.results.Figure` by its kind (see there for the data each kind
+    takes); an unknown kind draws nothing."""
+    rows = list(fig.data)
+    if fig.kind == "reliability":
+        return reliability_svg(rows, fig.title)
+    if fig.kind == "bars":
+        return group_bars_svg(rows, fig.value, fig.title)
+    if fig.kind == "log_bars":
+        return latency_svg(rows, fig.title, fig.value or "p50_ms")
+    if fig.kind == "roc":
+        return roc_svg(rows, fig.title)
+    if fig.kind == "curve":
+        return curve_svg(rows, fig.title, fig.x_label, fig.y_label)
+    return Markup("")

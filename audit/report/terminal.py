@@ -54,6 +54,15 @@ def _measurement_lines(m: Measurement) -> list[str]:
             f"teacher {format_estimate(m.teacher)}"]
 
 
+def _unit(family: str) -> str:
+    """What a measurement's ``n`` counts, as its family declares it (families register when
+    their checks run, so a check being printed has its family registered)."""
+    from audit.checks.registry import FAMILIES
+
+    declared = FAMILIES.get(family)
+    return declared.unit if declared is not None else "eval rows"
+
+
 def format_check(result: CheckResult) -> str:
     """The multi-line verdict of one check, e.g.::
 
@@ -67,8 +76,7 @@ def format_check(result: CheckResult) -> str:
         return visible(f"  ERROR: {result.error}", newlines=True)
     lines: list[str] = []
     d = result.details
-    methods = {(m.n, m.method, "rows (members and non-members)" if m.family == "privacy"
-                else "eval rows") for m in result.measurements}
+    methods = {(m.n, m.method, _unit(m.family)) for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
         lines += [gate_line(g) for g in result.gates if g.scope == m.scope]
