@@ -168,7 +168,7 @@ def _param_field(key: str, declared: list[tuple[Metric, Param]]) -> Field:
     for metric, p in declared:
         text = p.doc
         if default is None and p.default is not None:
-            text = f"{p.doc.rstrip('.')} (default {_shown(p.default)})."
+            text = f"{p.doc.rstrip('.')} (default {p.default_text})."
         families = docs.setdefault(text, [])
         if metric.family not in families:
             families.append(metric.family)
@@ -179,17 +179,6 @@ def _param_field(key: str, declared: list[tuple[Metric, Param]]) -> Field:
                        for d, families in docs.items())
     return Field(first.kind, doc, choices=tuple(choices),
                  default=list(default) if isinstance(default, tuple) else default, schema=schema)
-
-
-def _shown(value: Any) -> str:
-    """A default as a suite writes it: ``15``, ``[1, 32, 1024]``, ``true``, ``equal_width``."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def param_fields() -> dict[str, Field]:

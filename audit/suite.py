@@ -460,9 +460,9 @@ class _Parser:
         params: dict[str, Any] = {}
         for key, f in keys.items():
             if key in c and key not in metric.params:
-                takes = [n for n in names if key in get_metric(n).params]
+                users = [n for n in names if key in get_metric(n).params]
                 raise self.bad((*kp, key), c[key], f"{metric_name} takes no {key} (only "
-                                                   f"{', '.join(takes)} do); remove it")
+                                                   f"{', '.join(users)} do); remove it")
             if key in metric.params and key in c:  # metrics apply their own defaults
                 value = self.scalar((*kp, key), c[key], f)  # its kind, and every metric's choices
                 declared = metric.params[key]

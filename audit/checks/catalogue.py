@@ -25,9 +25,9 @@ from collections.abc import Mapping
 
 from audit.checks.registry import METRICS, Metric, add_loader, get_metric, metric_names
 
-__all__ = ["FAMILIES", "load", "metrics", "get_metric", "metric_names"]
+__all__ = ["MODULES", "load", "metrics", "get_metric", "metric_names"]
 
-FAMILIES: tuple[str, ...] = (
+MODULES: tuple[str, ...] = (
     "audit.checks.performance",
     "audit.checks.fidelity",
     "audit.checks.calibration",
@@ -43,11 +43,11 @@ _loaded = False
 
 
 def load() -> None:
-    """Import every family module of :data:`FAMILIES` (once), registering their metrics."""
+    """Import every family module of :data:`MODULES` (once), registering their metrics."""
     global _loaded
     if _loaded:
         return
-    for module in FAMILIES:
+    for module in MODULES:
         importlib.import_module(module)
     _loaded = True
 
@@ -55,7 +55,7 @@ def load() -> None:
 def metrics() -> Mapping[str, Metric]:
     """Every registered metric by name, families in catalogue order."""
     load()
-    order = {module.rsplit(".", 1)[1]: i for i, module in enumerate(FAMILIES)}
+    order = {module.rsplit(".", 1)[1]: i for i, module in enumerate(MODULES)}
     # a family's name is the one its metrics carry ("data" for the dataset module)
     rank = {m.family: order.get(_MODULE_OF.get(m.family, m.family), len(order))
             for m in METRICS.values()}

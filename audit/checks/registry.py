@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Metric", "MetricInput", "Param", "register", "add_loader", "get_metric", "metric_names",
-           "METRICS", "Family", "register_family", "families", "FAMILIES"]
+__all__ = ["Metric", "MetricInput", "Param", "yaml_text", "register", "add_loader", "get_metric",
+           "metric_names", "METRICS", "Family", "register_family", "families", "FAMILIES"]
 
 Direction = Literal["higher", "lower"]
 # the suite field kinds a parameter may have (see audit.fields.Field)
@@ -71,6 +71,27 @@ class Param:
         the schema."""
         return {key: getattr(self, attr) for attr, key in _RANGE_KEYS
                 if getattr(self, attr) is not None}
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as a suite would write it (``15``, ``[1, 32, 1024]``, ``true``), or
+        ``None`` when there is no fixed default."""
+        return None if self.default is None else yaml_text(self.default)
+
+
+def yaml_text(value: Any) -> str:
+    """A parameter value as a suite writes it: ``15``, ``[0.05, 0.1]``, ``true``, ``inf``.
+
+    >>> yaml_text((1, 32, 1024)), yaml_text(True), yaml_text(30.0)
+    ('[1, 32, 1024]', 'true', '30')
+    """
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""The metric registry is a leaf, the catalogue loads the families, and each metric's
+parameters are declared once, next to it: the parser, the JSON Schema and the README tables
+are generated from those declarations."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audit import docs
+from audit.checks import catalogue
+from audit.checks.registry import METRICS, Param, get_metric, metric_names
+from audit.fields import SECTIONS, check_fields, param_fields
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIT = ROOT / "audit"
+KINDS = ("str", "int", "number", "bool", "str_list", "int_list", "number_list")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at module level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def test_registry_imports_no_family_and_names_none() -> None:
+    path = AUDIT / "checks" / "registry.py"
+    assert not [m for m in _imports(path) if m.startswith("audit")]
+    text = path.read_text(encoding="utf-8")
+    assert "import_module" not in text and "__import__" not in text
+    for module in catalogue.MODULES:
+        assert f'"{module}"' not in text and f"'{module}'" not in text
+
+
+def test_families_import_the_registry_never_the_catalogue() -> None:
+    below = [p for folder in ("checks", "probes", "models", "metrics") if (AUDIT / folder).is_dir()
+             for p in sorted((AUDIT / folder).rglob("*.py"))]
+    below += [p for p in (AUDIT / "data.py", AUDIT / "spec.py", AUDIT / "results.py") if p.exists()]
+    importers = [_module(p) for p in below if "audit.checks.catalogue" in _imports(p)
+                 and p.name != "catalogue.py"]
+    assert importers == [], "only the code that needs every metric may import the catalogue"
+    for module in catalogue.MODULES:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        assert "audit.checks.registry" in _imports(path), module
+
+
+def test_the_registry_alone_loads_nothing_and_the_catalogue_loads_every_family() -> None:
+    code = (
+        "import sys\n"
+        "from audit.checks import registry\n"
+        "assert registry.metric_names() == [], registry.metric_names()\n"
+        "assert not [m for m in sys.modules if m.startswith('audit.checks.') and m != "
+        "'audit.checks.registry'], sorted(sys.modules)\n"
+        "from audit.checks import catalogue\n"
+        "names = registry.metric_names()\n"
+        "assert set(catalogue.MODULES) <= set(sys.modules)\n"
+        "print(len(names))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(metric_names()) == len(METRICS)
+
+
+def test_every_catalogue_module_registers_a_metric() -> None:
+    before = {m.family for m in catalogue.metrics().values()}
+    assert before == {"performance", "fidelity", "calibration", "fairness", "efficiency", "data",
+                      "slices", "robustness", "privacy"}
+    assert list(catalogue.metrics()) == sorted(catalogue.metrics(), key=lambda n: [
+        m.family for m in catalogue.metrics().values()].index(get_metric(n).family))
+    assert catalogue.get_metric("accuracy") is get_metric("accuracy")
+
+
+@pytest.mark.parametrize("name", metric_names())
+def test_every_parameter_declaration_is_well_formed(name: str) -> None:
+    metric = get_metric(name)
+    for key, p in metric.params.items():
+        assert isinstance(p, Param), (name, key)
+        assert p.kind in KINDS, (name, key, p.kind)
+        assert p.doc and p.doc[-1] in ".)?", (name, key, p.doc)
+        if p.range:
+            assert p.kind in ("int", "number", "int_list", "number_list"), (name, key)
+        if p.default is not None and p.choices:
+            assert p.default in p.choices, (name, key)
+        assert key not in SECTIONS["check"], f"{name}.{key} shadows a check key"
+
+
+def test_one_key_has_one_kind_and_the_check_section_is_generated() -> None:
+    fields = param_fields()
+    declared = {k: {p.kind for m in METRICS.values() for kk, p in m.params.items() if kk == k}
+                for k in fields}
+    assert all(len(kinds) == 1 for kinds in declared.values()), declared
+    assert list(check_fields()) == ["metric", *fields, "description", "gate"]
+    # the order the suite's messages list them in: each key with the first family declaring it
+    assert list(fields) == ["average", "bins", "binning", "by", "intersections", "min_group_size",
+                            "group_metric", "batch_sizes", "repeats", "max_seconds", "columns",
+                            "fdr", "max_conditions", "attack", "eps", "norm", "samples",
+                            "members", "non_members"]
+
+
+def test_a_metric_that_declares_no_parameter_takes_none() -> None:
+    from audit.errors import SuiteError
+    from audit.suite import parse_check
+
+    with pytest.raises(SuiteError, match="accuracy takes no bins"):
+        parse_check("acc", {"metric": "accuracy", "bins": 10})
+    spec = parse_check("cal", {"metric": "ece", "bins": 10})
+    assert spec.params == {"bins": 10}  # declared defaults are not filled in: the metric applies them
+
+
+def test_readme_metric_tables_are_the_generated_ones() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = docs.BLOCK.findall(text)
+    shown = [f for _, families, _, _ in blocks for f in families.split()]
+    assert sorted(shown) == sorted({m.family for m in METRICS.values()}), "one table per family"
+    assert docs.render_readme(text) == text, "run: python -m audit.docs"
+    for name in metric_names():
+        assert f"| `{name}` |" in text
+
+
+def test_docs_check_mode(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- metrics: calibration -->\nstale\n<!-- /metrics -->\n",
+                      encoding="utf-8")
+    assert docs.main([str(readme), "--check"]) == 1
+    assert docs.main([str(readme)]) == 0
+    assert docs.main([str(readme), "--check"]) == 0
+    assert "| `ece` | lower |" in readme.read_text(encoding="utf-8")
