@@ -28,6 +28,7 @@ from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
+from audit.probes.probe import Probes
 from audit.results import AuditReport, CheckResult
 from audit.spec import TABLES
 from audit.suite import CheckSpec, Suite, parse_check
@@ -67,6 +68,7 @@ class SuiteRun:
         self._models: dict[str, LoadedModel] = {}
         self._hashes: dict[str, str] = {}
         self._classes: dict[str, tuple[Any, ...]] = {}
+        self.probes = Probes(self)  # what metrics need beyond the eval predictions
 
     # -- lazily loaded artifacts -----------------------------------------------------
     def _guard(self, build: Any) -> Any:
@@ -237,6 +239,9 @@ class SuiteRun:
                 raise SuiteError(f"='binary': the models have {inputs.k} classes; use macro, micro or "
                                  "weighted", file=spec.file, line=spec.line,
                                  key=f"checks.{spec.name}.average")
+            if metric.needs is not None:  # the artifacts it declares, built by the probes
+                inputs = replace(inputs, artifacts={
+                    r.kind: self.probes.build(r) for r in metric.needs(spec.params)})
             ms = measure_all(metric, spec.params, inputs, self.resampler,
                              self.suite.settings.confidence)
             gates = tuple(g for m in ms for g in evaluate_gate(spec.gate, m)) if spec.gate else ()

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from audit import SuiteRun, load_suite
-from audit.checks.efficiency import parameter_count
 from audit.models import load_model
+from audit.probes.timings import parameter_count
 from audit.spec import ModelSpec
 from fixtures.synthetic import write_pair
 

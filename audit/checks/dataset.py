@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
-from audit.results import Estimate, Measurement, Table
+from audit.probes.artifacts import ArtifactRequest, DataTables
+from audit.results import Estimate, Measurement
 
 __all__ = ["psi", "drift_table", "PSI_DRIFT"]
 
@@ -88,18 +89,18 @@ def drift_table(train: pd.DataFrame, evals: pd.DataFrame, columns: list[str], bi
     return rows
 
 
-def _frame(table: Any, target: str) -> pd.DataFrame:
-    frame = table.features.reset_index(drop=True).copy()
-    frame[target] = table.labels.to_numpy()
+def _frame(features: pd.DataFrame, labels: pd.Series, target: str) -> pd.DataFrame:
+    frame = features.reset_index(drop=True).copy()
+    frame[target] = labels.to_numpy()
     return frame
 
 
-def _columns(params: Mapping[str, Any], table: Any) -> list[str]:
-    columns = list(params.get("columns") or table.features.columns)
-    missing = [c for c in columns if c not in table.features.columns]
+def _columns(params: Mapping[str, Any], features: pd.DataFrame) -> list[str]:
+    columns = list(params.get("columns") or features.columns)
+    missing = [c for c in columns if c not in features.columns]
     if missing:
         raise DataError(f"columns {missing} are not feature columns of the data "
-                        f"({', '.join(map(str, table.features.columns))})")
+                        f"({', '.join(map(str, features.columns))})")
     return columns
 
 
@@ -110,28 +111,39 @@ def _single(metric: Metric, value: float, *, method: str, n: int, rows: list[dic
                        family=metric.family)
 
 
-def _train(ctx: Any, name: str) -> Any:
-    if ctx.suite.data.train is None:
+def _train(data: DataTables, name: str) -> pd.DataFrame:
+    """The training table's features, with its label column (``target``)."""
+    if not data.train_named or data.train_features is None or data.train_labels is None:
         raise DataError(f"{name} compares the training table with the evaluation table; name it "
                         "in data.train")
-    return ctx.train_table()
+    return _frame(data.train_features, data.train_labels, data.target)
+
+
+def _needs_eval(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    return (ArtifactRequest.of("tables", train=False),)
+
+
+def _needs_train(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    """The eval table and the training table (read only when the suite names it)."""
+    return (ArtifactRequest.of("tables", train=True),)
 
 
 def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
                   resampler: Any, confidence: float) -> tuple[Measurement, ...]:
-    ctx = inputs.context
-    if ctx is None:
+    data: DataTables | None = inputs.artifacts.get("tables")
+    if data is None:
         raise DataError(f"{metric.name} reads the data tables; run it through a suite")
-    ev = ctx.eval_table
-    target = ctx.suite.data.target
+    ev = data.eval_features
+    target = data.target
     name = metric.name
     if name in ("max_psi", "drifted_columns"):
-        tr = _train(ctx, name)
+        _train(data, name)  # named, or an error
+        tr = data.train_features
         columns = _columns(params, ev)
         bins = int(params.get("bins", DEFAULT_DRIFT_BINS))
         fdr = float(params.get("fdr", 0.05))
         rows = resampler.memo(("drift", tuple(columns), bins, fdr),
-                              lambda: drift_table(tr.features, ev.features, columns, bins, fdr))
+                              lambda: drift_table(tr, ev, columns, bins, fdr))
         drifted = [r["column"] for r in rows if r["drifted"]]
         notes = ()
         if drifted:
@@ -143,12 +155,12 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
         method = (f"PSI over {bins} training-quantile bins or categories; KS / chi-squared tests, "
                   f"Benjamini-Hochberg across {len(rows)} columns; drifted = q < {fdr:g} and "
                   f"PSI >= {PSI_DRIFT:g}")
-        return (_single(metric, value, method=method, n=ev.n_rows, rows=rows, notes=notes),)
-    frame = _frame(ev, target)
+        return (_single(metric, value, method=method, n=data.n_eval, rows=rows, notes=notes),)
+    frame = _frame(ev, data.eval_labels, target)
     if name == "missing_rate":
         tables = [("eval", frame)]
-        if ctx.suite.data.train is not None:
-            tables.append(("train", _frame(ctx.train_table(), target)))
+        if data.train_named:
+            tables.append(("train", _train(data, name)))
         rows = [{"kind": "missing", "table": t, "column": str(c), "rate": float(f[c].isna().mean())}
                 for t, f in tables for c in f.columns]
         worst = max(rows, key=lambda r: r["rate"])
@@ -157,8 +169,8 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
                         rows=[r for r in rows if r["rate"] > 0]),)
     if name == "constant_columns":
         tables = [("eval", frame)]
-        if ctx.suite.data.train is not None:
-            tables.append(("train", _frame(ctx.train_table(), target)))
+        if data.train_named:
+            tables.append(("train", _train(data, name)))
         rows = [{"kind": "constant", "table": t, "column": str(c)}
                 for t, f in tables for c in f.columns if f[c].nunique(dropna=False) <= 1]
         return (_single(metric, len(rows), method="columns with a single distinct value",
@@ -174,7 +186,7 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
         return (_single(metric, float(shares.min()), method="the rarest label's share of the "
                         "eval rows", n=len(frame), rows=rows),)
     # leakage
-    train = _frame(_train(ctx, name), target)
+    train = _train(data, name)
     shared = [c for c in frame.columns if c in train.columns]
     key_eval = pd.util.hash_pandas_object(frame[shared].astype(str), index=False)
     key_train = pd.util.hash_pandas_object(train[shared].astype(str), index=False)
@@ -193,6 +205,7 @@ _DRIFT = {
                  default=0.05, exclusive_minimum=0, exclusive_maximum=1),
 }
 _READS_TRAIN = ("max_psi", "drifted_columns", "leakage")
+_EVAL_ONLY = ("duplicate_rows", "min_class_share")  # the others read data.train when named
 
 
 def _TRAIN(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -214,25 +227,5 @@ for _name, _direction, _bounds, _doc, _params in (
      "Share of eval rows (features and label) that also occur in the training table.", {}),
 ):
     register(Metric(_name, _direction, "data", True, _bounds, _doc, custom=_measure_data,
-                    params=_params, tables=_TRAIN if _name in _READS_TRAIN else None))
-
-
-# -- report section ----------------------------------------------------------------------
-_DATA_TABLES = (
-    ("drift", "Drift by column", ("column", "type", "psi", "test", "effect_name", "effect",
-                                  "p_value", "q_value", "drifted")),
-    ("missing", "Missing values", ("table", "column", "rate")),
-    ("constant", "Constant columns", ("table", "column")),
-    ("duplicates", "Duplicates", ("count",)),
-    ("class_share", "Label shares", ("label", "share")),
-    ("leakage", "Leaked rows", ("count", "first_rows")),
-)
-
-
-def _data_tables(m: Measurement) -> tuple[Table, ...]:
-    tables = (Table.of_rows(m.breakdown, kind, title, columns)
-              for kind, title, columns in _DATA_TABLES)
-    return tuple(t for t in tables if t is not None)
-
-
-FAMILY = register_family(Family("data", "Data", order=90, tables=_data_tables))
+                    params=_params, tables=_TRAIN if _name in _READS_TRAIN else None,
+                    needs=_needs_eval if _name in _EVAL_ONLY else _needs_train))

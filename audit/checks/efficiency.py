@@ -13,6 +13,9 @@ then uses the runs it has (at least 5 per model and batch size). The timed call 
 own prediction on a batch of eval rows (inputs prepared as for the audit), without our output
 validation. All efficiency checks of a run share one set of timings.
 
+The timings and sizes are artifacts (:mod:`audit.probes.timings` builds them); the metrics
+here are pure functions of them, with paired bootstrap intervals over the timed runs.
+
 The report also lists, per model: parameter count (scikit-learn: the learned arrays; ONNX: the
 initializers; torch: ``numel`` of the parameters), peak Python-heap memory during one call on the
 largest batch (``tracemalloc``: numpy and Python objects; a native runtime's own arenas are not
@@ -21,124 +24,22 @@ seen), and throughput in rows per second.
 
 from __future__ import annotations
 
-import dataclasses
-import time
-import tracemalloc
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
-from audit.results import Estimate, Figure, Measurement, Table
+from audit.probes.artifacts import ArtifactRequest, ModelSizes, Timings
+from audit.results import Estimate, Measurement
 from audit.stats import percentile_interval
 
-__all__ = ["parameter_count", "DEFAULT_BATCH_SIZES"]
+__all__ = ["DEFAULT_BATCH_SIZES"]
 
 DEFAULT_BATCH_SIZES = (1, 32, 1024)
 DEFAULT_REPEATS = 30
 DEFAULT_MAX_SECONDS = 30.0
-MIN_RUNS = 5
-WARMUP = 3
-
-
-def parameter_count(model: Any) -> int | None:
-    """The number of learned numbers in a loaded model, or ``None`` when it cannot be told."""
-    native = getattr(model, "native", None)
-    module = getattr(model, "module", None)
-    if module is not None:
-        return int(sum(p.numel() for p in module.parameters()))
-    if model.spec.kind == "onnx" and model.spec.path is not None:
-        try:
-            import onnx
-            from onnx import numpy_helper
-        except ImportError:
-            return None
-        graph = onnx.load(str(model.spec.path)).graph
-        return int(sum(numpy_helper.to_array(t).size for t in graph.initializer))
-    if native is not None:
-        return _sklearn_count(native, set())
-    return None
-
-
-_NOT_PARAMETERS = {"classes_", "feature_names_in_"}
-
-
-def _sklearn_count(obj: Any, seen: set[int]) -> int:
-    """Numeric arrays in fitted attributes (names ending in '_'), recursively; trees count
-    their thresholds and leaf values."""
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    total = 0
-    if hasattr(obj, "threshold") and hasattr(obj, "value") and hasattr(obj, "node_count"):
-        return int(obj.threshold.size + obj.value.size)  # a fitted sklearn Tree
-    attrs = getattr(obj, "__dict__", {})
-    for name, value in attrs.items():
-        if name in _NOT_PARAMETERS or ((not name.endswith("_") or name.startswith("n_"))
-                                        and name not in ("steps", "transformers", "estimators")):
-            continue  # fitted attributes end in '_'; labels and counts are not parameters
-        total += _count_value(value, seen)
-    return total
-
-
-def _count_value(value: Any, seen: set[int]) -> int:
-    if isinstance(value, np.ndarray):
-        return int(value.size) if value.dtype.kind in "fiub" else sum(
-            _count_value(v, seen) for v in value.ravel()) if value.dtype == object else 0
-    if isinstance(value, (list, tuple)):
-        return sum(_count_value(v, seen) for v in value)
-    if isinstance(value, dict):
-        return sum(_count_value(v, seen) for v in value.values())
-    if hasattr(value, "__dict__") or hasattr(value, "node_count"):
-        return _sklearn_count(value, seen)
-    return 0
-
-
-def _batch(table: Any, size: int) -> Any:
-    rows = np.arange(size) % table.n_rows
-    return dataclasses.replace(table, features=table.features.iloc[rows].reset_index(drop=True),
-                               labels=table.labels.iloc[rows].reset_index(drop=True),
-                               sensitive=table.sensitive.iloc[rows].reset_index(drop=True))
-
-
-def _timings(ctx: Any, batch_sizes: tuple[int, ...], repeats: int, max_seconds: float) -> dict[str, Any]:
-    models = ctx.runnable_models("efficiency checks time")
-    table = ctx.eval_table
-    out: dict[str, Any] = {"runs": {}, "memory": {}}
-    deadline = time.perf_counter() + max_seconds
-    per_batch = max_seconds / len(batch_sizes)
-    for size in batch_sizes:
-        batch = _batch(table, size)
-        for m in models.values():
-            for _ in range(WARMUP):
-                m.predict(batch)
-        runs: dict[str, list[float]] = {"teacher": [], "student": []}
-        stop = min(deadline, time.perf_counter() + per_batch)
-        for r in range(repeats):
-            order = ("teacher", "student") if r % 2 == 0 else ("student", "teacher")
-            for who in order:
-                t0 = time.perf_counter_ns()
-                models[who].predict(batch)
-                runs[who].append((time.perf_counter_ns() - t0) / 1e6)
-            if r + 1 >= MIN_RUNS and time.perf_counter() > stop:
-                break
-        out["runs"][size] = {who: np.array(v) for who, v in runs.items()}
-    largest = _batch(table, max(batch_sizes))
-    for who, m in models.items():
-        tracemalloc.start()
-        try:
-            m.predict(largest)
-            out["memory"][who] = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    out["models"] = {who: _size(m) for who, m in models.items()}
-    return out
-
-
-def _size(model: Any) -> dict[str, Any]:
-    return {"kind": model.spec.kind, "bytes": model.size_bytes, "parameters": parameter_count(model)}
 
 
 def _bootstrap(runs_t: np.ndarray, runs_s: np.ndarray, stat: Any, n_boot: int,
@@ -153,35 +54,50 @@ def _p95(a: np.ndarray, axis: int | None = None) -> Any:
     return np.percentile(a, 95, axis=axis)
 
 
+def _settings(params: Mapping[str, Any]) -> tuple[tuple[int, ...], int, float]:
+    """``batch_sizes`` (sorted, distinct), ``repeats`` and ``max_seconds``, defaults applied."""
+    return (tuple(sorted(set(params.get("batch_sizes") or DEFAULT_BATCH_SIZES))),
+            int(params.get("repeats", DEFAULT_REPEATS)),
+            float(params.get("max_seconds", DEFAULT_MAX_SECONDS)))
+
+
+def _needs(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    """Timings shaped by the batch sizes, repeats and cap (one set for every efficiency check
+    of a run with those settings)."""
+    batch_sizes, repeats, max_seconds = _settings(params)
+    return (ArtifactRequest.of("timings", batch_sizes=batch_sizes, repeats=repeats,
+                               max_seconds=max_seconds),)
+
+
+def _size_needs(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    return (ArtifactRequest.of("model_sizes"),)  # sizes need no timing
+
+
 def _measure_efficiency(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
                         resampler: Any, confidence: float) -> tuple[Measurement, ...]:
     from audit.checks.measure import paired_measurement
 
-    ctx = inputs.context
-    if ctx is None:
+    if not inputs.artifacts:
         raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
-    batch_sizes = tuple(sorted(set(params.get("batch_sizes") or DEFAULT_BATCH_SIZES)))
-    repeats = int(params.get("repeats", DEFAULT_REPEATS))
-    max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
-    if metric.name == "size_ratio":  # sizes need no timing
-        sizes = {who: _size(ctx.model(who)) for who in ("teacher", "student")}
-        t, s = sizes["teacher"]["bytes"], sizes["student"]["bytes"]
+    batch_sizes, repeats, max_seconds = _settings(params)
+    if metric.name == "size_ratio":
+        sizes: ModelSizes = inputs.artifacts["model_sizes"]
+        t, s = sizes.sizes["teacher"]["bytes"], sizes.sizes["student"]["bytes"]
         if not t or s is None:
             raise DataError("size_ratio needs both models as files (a callable has no size on "
                             "disk)")
         ratio = s / t
-        rows = [{"kind": "size", "model": who, **info} for who, info in sizes.items()]
+        rows = [{"kind": "size", "model": who, **info} for who, info in sizes.sizes.items()]
         return (Measurement(metric.name, metric.direction, Estimate(ratio, (ratio, ratio)),
                             method="exact: student bytes / teacher bytes on disk", n=0,
                             params={}, breakdown=tuple(rows), family=metric.family),)
-    timing = resampler.memo(("timing", batch_sizes, repeats, max_seconds),
-                            lambda: _timings(ctx, batch_sizes, repeats, max_seconds))
+    timing: Timings = inputs.artifacts["timings"]
     breakdown = _rows(timing)
     out = []
     for size in batch_sizes:
-        runs = timing["runs"][size]
+        runs = timing.runs[size]
         n_runs = min(len(runs["teacher"]), len(runs["student"]))
-        method = (f"{n_runs} interleaved timed calls per model after {WARMUP} warm-up calls; "
+        method = (f"{n_runs} interleaved timed calls per model after {timing.warmup} warm-up calls; "
                   f"paired bootstrap over runs, {resampler.n_boot} replicates")
         scope = {"batch": size}
         if metric.name == "speedup":
@@ -204,12 +120,12 @@ def _measure_efficiency(metric: Metric, params: Mapping[str, Any], inputs: Metri
     return tuple(out)
 
 
-def _rows(timing: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(timing: Timings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for who, info in timing["models"].items():
+    for who, info in timing.models.items():
         rows.append({"kind": "size", "model": who, **info,
-                     "peak_memory_bytes": int(timing["memory"][who])})
-    for size, runs in timing["runs"].items():
+                     "peak_memory_bytes": int(timing.memory[who])})
+    for size, runs in timing.runs.items():
         for who, r in runs.items():
             med = float(np.median(r))
             rows.append({"kind": "latency", "model": who, "batch": int(size), "runs": int(r.size),
@@ -230,31 +146,11 @@ _PARAMS = {
 register(Metric("speedup", "higher", "efficiency", True, (0.0, float("inf")),
                 "Teacher latency / student latency (medians), one measurement per batch size, "
                 "with a paired bootstrap interval over the timed runs.",
-                custom=_measure_efficiency, params=_PARAMS))
+                custom=_measure_efficiency, params=_PARAMS, needs=_needs))
 register(Metric("latency_ms", "lower", "efficiency", False, (0.0, float("inf")),
                 "95th-percentile latency of one call, in milliseconds, per batch size, for both "
                 "models (regression: student − teacher).",
-                custom=_measure_efficiency, params=_PARAMS))
+                custom=_measure_efficiency, params=_PARAMS, needs=_needs))
 register(Metric("size_ratio", "lower", "efficiency", True, (0.0, float("inf")),
                 "Student size on disk / teacher size on disk (exact).",
-                custom=_measure_efficiency, params=_PARAMS))
-
-
-# -- report section ----------------------------------------------------------------------
-def _latency_figures(m: Measurement) -> tuple[Figure, ...]:
-    rows = tuple(r for r in m.breakdown if r.get("kind") == "latency")
-    return (Figure("log_bars", "Median latency per call (ms, log scale)", rows,
-                   value="p50_ms"),) if rows else ()
-
-
-def _efficiency_tables(m: Measurement) -> tuple[Table, ...]:
-    tables = (
-        Table.of_rows(m.breakdown, "latency", "Latency per call",
-                      ("model", "batch", "runs", "p50_ms", "p95_ms", "throughput_rows_s")),
-        Table.of_rows(m.breakdown, "size", "Size",
-                      ("model", "bytes", "parameters", "peak_memory_bytes")))
-    return tuple(t for t in tables if t is not None)
-
-
-FAMILY = register_family(Family("efficiency", "Efficiency", order=80, figures=_latency_figures,
-                                tables=_efficiency_tables))
+                custom=_measure_efficiency, params=_PARAMS, needs=_size_needs))

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.checks.registry import Metric, MetricInput, Param, register
 from audit.errors import DataError
-from audit.results import Estimate, Measurement, Table
+from audit.probes.artifacts import ArtifactRequest
+from audit.results import Estimate, Measurement
 from audit.stats import percentile_interval
 
 __all__ = ["conditions", "discover"]
@@ -120,12 +121,16 @@ def _intervals(s: dict[str, Any], t_right: np.ndarray, s_right: np.ndarray, n_bo
             "regression_ci": ci(t_acc - s_acc), "negative_flip_rate": s["b"] / n}
 
 
+def _needs(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    return (ArtifactRequest.of("tables", train=False),)  # the eval features
+
+
 def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
                     resampler: Any, confidence: float) -> tuple[Measurement, ...]:
-    ctx = inputs.context
-    if ctx is None:
+    data = inputs.artifacts.get("tables")
+    if data is None:
         raise DataError(f"{metric.name} reads the feature table; run it through a suite")
-    features = ctx.eval_table.features
+    features = data.eval_features
     bins = int(params.get("bins", DEFAULT_SLICE_BINS))
     min_size = int(params.get("min_group_size", DEFAULT_MIN_SLICE))
     max_conditions = int(params.get("max_conditions", 2))
@@ -162,7 +167,7 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
 
 register(Metric("slice_regression", "lower", "slices", True, (-1.0, 1.0),
                 "Accuracy regression (teacher - student) of the worst significant discovered "
-                "slice; 0 when none is significant.", custom=_measure_slices,
+                "slice; 0 when none is significant.", custom=_measure_slices, needs=_needs,
                 params={"bins": Param("int", "Quantile bins of numeric columns.",
                                       default=DEFAULT_SLICE_BINS, minimum=2, maximum=1000),
                         "min_group_size": Param("int", "Discovered slices with fewer rows are "
@@ -173,12 +178,3 @@ register(Metric("slice_regression", "lower", "slices", True, (-1.0, 1.0),
                         "fdr": Param("number", "False-discovery rate across every slice tried "
                                                "(Benjamini-Hochberg).", default=0.05,
                                      exclusive_minimum=0, exclusive_maximum=1)}))
-
-
-FAMILY = register_family(Family(
-    "slices", "Slice discovery", order=50,
-    tables=lambda m: tuple(t for t in (Table.of_rows(
-        m.breakdown, "slice", "Top slices", ("rank", "slice", "n", "teacher_accuracy",
-                                             "student_accuracy", "regression", "regression_ci",
-                                             "p_value", "q_value", "significant"),
-        open=True),) if t is not None)))

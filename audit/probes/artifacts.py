@@ -1,0 +1,152 @@
+"""What a metric may ask for, and the typed, frozen artifacts the probes build.
+
+A leaf module (numpy and pandas only): metrics import it, and nothing else from
+:mod:`audit.probes`. A metric declares its needs as :class:`ArtifactRequest` values
+(``Metric.needs(params)``); the runner has :class:`~audit.probes.probe.Probes` build each one
+once per run and hands them to the metric in ``MetricInput.artifacts``, keyed by kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
+           "Adversarial", "BoundaryDistances", "MembershipSample"]
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class ArtifactRequest:
+    """One artifact a metric needs: its ``kind`` and the (resolved) parameters that shape it.
+
+    Hashable: equal requests are one artifact, built once per run.
+
+    >>> ArtifactRequest.of("timings", repeats=30).get("repeats")
+    30
+    """
+
+    kind: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, kind: str, **params: Any) -> ArtifactRequest:
+        return cls(kind, tuple(sorted((k, _frozen(v)) for k, v in params.items())))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Per model (``teacher``, ``student``): ``kind``, ``bytes`` on disk (``None`` without a
+    file) and ``parameters`` (``None`` when it cannot be told)."""
+
+    sizes: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Interleaved timed calls: ``runs[batch][who]`` in milliseconds, ``memory[who]`` the peak
+    Python-heap bytes of one call on the largest batch, ``models[who]`` as in
+    :class:`ModelSizes`."""
+
+
+    runs: Mapping[int, Mapping[str, np.ndarray]]
+    memory: Mapping[str, int]
+    models: Mapping[str, Mapping[str, Any]]
+    warmup: int  # untimed calls per model and batch size before the timed ones
+
+
+@dataclass(frozen=True)
+class DataTables:
+    """The eval table (and the training table, when asked for and named) as plain frames.
+
+    ``train_named`` says whether the suite names ``data.train``; ``train_features`` and
+    ``train_labels`` are ``None`` unless it does and the request asked for it."""
+
+    target: str
+    eval_features: pd.DataFrame
+    eval_labels: pd.Series
+    train_named: bool
+    train_features: pd.DataFrame | None = None
+    train_labels: pd.Series | None = None
+
+    @property
+    def n_eval(self) -> int:
+        return int(len(self.eval_features))
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    """One model attacked at one eps: ``x`` the attacked rows (scaled; rows not attacked
+    unchanged), ``clean`` and ``adv`` correctness per row, ``seconds`` the attack took and, for
+    HopSkipJump, ``no_start`` (a row mask of the rows it found no start for)."""
+
+    x: np.ndarray
+    clean: np.ndarray
+    adv: np.ndarray
+    seconds: float
+    no_start: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Adversarial:
+    """Adversarial examples for the robustness metrics, per eps and model.
+
+    ``attacks[who]`` is the attack each model faced; ``columns`` the perturbed columns,
+    ``categorical`` and ``fixed`` the ones kept fixed; ``rows`` the number of attacked rows;
+    ``outcomes[eps][who]`` an :class:`AttackOutcome`; ``transfer[eps]`` (when asked for) the
+    student's correctness on the teacher's adversarial examples (``adv``) and on the clean
+    rows (``clean``)."""
+
+    attacks: Mapping[str, str]
+    columns: tuple[str, ...]
+    categorical: tuple[str, ...]
+    fixed: tuple[str, ...]
+    rows: int
+    outcomes: Mapping[float, Mapping[str, AttackOutcome]]
+    transfer: Mapping[float, Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class BoundaryDistances:
+    """Per model, the decision-boundary distance of each sampled row (members first):
+    ``found[who]`` holds ``distance``, ``no_start`` (row mask), ``seconds`` and ``attacked``;
+    ``columns`` / ``fixed`` what was perturbed and ``hsj`` HopSkipJump's budget."""
+
+    found: Mapping[str, Mapping[str, Any]]
+    columns: tuple[str, ...]
+    fixed: tuple[str, ...]
+    hsj: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class MembershipSample:
+    """``m`` sampled members (rows of ``data.<members>``) and ``m`` non-members, their encoded
+    labels and both models' probabilities on them (``probs[who] = (P_members, P_non)``).
+
+    ``overlap`` counts sampled non-members identical (features and label) to a member row;
+    ``notes`` say what the sampling changed; ``rng_state`` is the state of the seeded
+    generator after sampling (the black-box attack splits the rows with it); ``boundary`` the
+    distances when the request asked for the decision-boundary attack."""
+
+    members: str
+    non_members: str
+    m: int
+    notes: tuple[str, ...]
+    y_in: np.ndarray
+    y_out: np.ndarray
+    probs: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    overlap: int
+    rng_state: Mapping[str, Any]
+    boundary: BoundaryDistances | None = None
