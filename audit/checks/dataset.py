@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
 from audit.probes.artifacts import ArtifactRequest, DataTables
-from audit.results import Estimate, Measurement
+from audit.results import Estimate, Measurement, Table
 
 __all__ = ["psi", "drift_table", "PSI_DRIFT"]
 
@@ -229,3 +229,24 @@ for _name, _direction, _bounds, _doc, _params in (
     register(Metric(_name, _direction, "data", True, _bounds, _doc, custom=_measure_data,
                     params=_params, tables=_TRAIN if _name in _READS_TRAIN else None,
                     needs=_needs_eval if _name in _EVAL_ONLY else _needs_train))
+
+
+# -- report section ----------------------------------------------------------------------
+_DATA_TABLES = (
+    ("drift", "Drift by column", ("column", "type", "psi", "test", "effect_name", "effect",
+                                  "p_value", "q_value", "drifted")),
+    ("missing", "Missing values", ("table", "column", "rate")),
+    ("constant", "Constant columns", ("table", "column")),
+    ("duplicates", "Duplicates", ("count",)),
+    ("class_share", "Label shares", ("label", "share")),
+    ("leakage", "Leaked rows", ("count", "first_rows")),
+)
+
+
+def _data_tables(m: Measurement) -> tuple[Table, ...]:
+    tables = (Table.of_rows(m.breakdown, kind, title, columns)
+              for kind, title, columns in _DATA_TABLES)
+    return tuple(t for t in tables if t is not None)
+
+
+FAMILY = register_family(Family("data", "Data", order=90, tables=_data_tables))

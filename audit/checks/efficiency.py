@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
 from audit.probes.artifacts import ArtifactRequest, ModelSizes, Timings
-from audit.results import Estimate, Measurement
+from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import percentile_interval
 
 __all__ = ["DEFAULT_BATCH_SIZES"]
@@ -154,3 +154,23 @@ register(Metric("latency_ms", "lower", "efficiency", False, (0.0, float("inf")),
 register(Metric("size_ratio", "lower", "efficiency", True, (0.0, float("inf")),
                 "Student size on disk / teacher size on disk (exact).",
                 custom=_measure_efficiency, params=_PARAMS, needs=_size_needs))
+
+
+# -- report section ----------------------------------------------------------------------
+def _latency_figures(m: Measurement) -> tuple[Figure, ...]:
+    rows = tuple(r for r in m.breakdown if r.get("kind") == "latency")
+    return (Figure("log_bars", "Median latency per call (ms, log scale)", rows,
+                   value="p50_ms"),) if rows else ()
+
+
+def _efficiency_tables(m: Measurement) -> tuple[Table, ...]:
+    tables = (
+        Table.of_rows(m.breakdown, "latency", "Latency per call",
+                      ("model", "batch", "runs", "p50_ms", "p95_ms", "throughput_rows_s")),
+        Table.of_rows(m.breakdown, "size", "Size",
+                      ("model", "bytes", "parameters", "peak_memory_bytes")))
+    return tuple(t for t in tables if t is not None)
+
+
+FAMILY = register_family(Family("efficiency", "Efficiency", order=80, figures=_latency_figures,
+                                tables=_efficiency_tables))

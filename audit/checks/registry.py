@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Metric", "MetricInput", "Param", "register", "add_loader", "get_metric", "metric_names",
-           "METRICS"]
+__all__ = ["Metric", "MetricInput", "Param", "yaml_text", "register", "add_loader", "get_metric",
+           "metric_names", "METRICS", "Family", "register_family", "families", "FAMILIES"]
 
 Direction = Literal["higher", "lower"]
 # the suite field kinds a parameter may have (see audit.fields.Field)
@@ -71,6 +71,27 @@ class Param:
         the schema."""
         return {key: getattr(self, attr) for attr, key in _RANGE_KEYS
                 if getattr(self, attr) is not None}
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as a suite would write it (``15``, ``[1, 32, 1024]``, ``true``), or
+        ``None`` when there is no fixed default."""
+        return None if self.default is None else yaml_text(self.default)
+
+
+def yaml_text(value: Any) -> str:
+    """A parameter value as a suite writes it: ``15``, ``[0.05, 0.1]``, ``true``, ``inf``.
+
+    >>> yaml_text((1, 32, 1024)), yaml_text(True), yaml_text(30.0)
+    ('[1, 32, 1024]', 'true', '30')
+    """
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -206,3 +227,60 @@ def metric_names() -> list[str]:
     """All registered metric names, sorted."""
     _load()
     return sorted(METRICS)
+
+
+def _nothing(_: Any) -> tuple[Any, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Family:
+    """A check family's report section, declared next to its metrics.
+
+    The renderers (:mod:`audit.report`) know no family by name: they draw each section from
+    this declaration, so a new family renders without touching them. The builders read a
+    measurement as the JSON report holds it (its ``breakdown`` rows, ``params``, ``extra``),
+    so the HTML can always be re-rendered from the JSON alone.
+
+    Attributes
+    ----------
+    name : str
+        The name the family's measurements carry (``Measurement.family``).
+    title : str
+        The section's heading in the HTML report.
+    order : int
+        Where the section goes (lower first).
+    unit : str
+        What a measurement's ``n`` counts, in the terminal's ``n=...`` line.
+    figures, tables, notes : callable
+        ``Measurement -> tuple`` of :class:`audit.results.Figure`, :class:`audit.results.Table`
+        and sentences (advice) shown with that measurement.
+    check_figures : callable
+        ``CheckResult -> tuple`` of figures across a check's measurements (a curve per budget).
+    """
+
+    name: str
+    title: str
+    order: int
+    unit: str = "eval rows"
+    figures: Callable[[Any], tuple[Any, ...]] = _nothing
+    tables: Callable[[Any], tuple[Any, ...]] = _nothing
+    notes: Callable[[Any], tuple[str, ...]] = _nothing
+    check_figures: Callable[[Any], tuple[Any, ...]] = _nothing
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Add ``family``'s report section (names are unique)."""
+    if family.name in FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
+def families() -> list[Family]:
+    """Every registered family, in report order."""
+    _load()
+    return sorted(FAMILIES.values(), key=lambda f: (f.order, f.name))

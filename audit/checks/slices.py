@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Metric, MetricInput, Param, register
+from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
 from audit.probes.artifacts import ArtifactRequest
-from audit.results import Estimate, Measurement
+from audit.results import Estimate, Measurement, Table
 from audit.stats import percentile_interval
 
 __all__ = ["conditions", "discover"]
@@ -178,3 +178,12 @@ register(Metric("slice_regression", "lower", "slices", True, (-1.0, 1.0),
                         "fdr": Param("number", "False-discovery rate across every slice tried "
                                                "(Benjamini-Hochberg).", default=0.05,
                                      exclusive_minimum=0, exclusive_maximum=1)}))
+
+
+FAMILY = register_family(Family(
+    "slices", "Slice discovery", order=50,
+    tables=lambda m: tuple(t for t in (Table.of_rows(
+        m.breakdown, "slice", "Top slices", ("rank", "slice", "n", "teacher_accuracy",
+                                             "student_accuracy", "regression", "regression_ci",
+                                             "p_value", "q_value", "significant"),
+        open=True),) if t is not None)))
