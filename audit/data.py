@@ -25,7 +25,7 @@ import pandas as pd
 
 from audit.coltypes import convert, from_text
 from audit.errors import DataError, display_path
-from audit.suite import DataSpec
+from audit.spec import DataSpec
 
 __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
 

@@ -1,18 +1,18 @@
 #!/usr/bin/env python
-"""What running a model in its worker process costs (see :mod:`audit.isolation`).
+"""What running a model in its worker process costs (see :mod:`audit.models.isolation`).
 
 Times, in one fresh process:
 
 * **worker start** -- the first ``callable:`` load (it also starts the fork server, which
-  imports ``audit.isolation.PRELOAD``), then later loads (fork, import the module, answer);
+  imports ``audit.models.isolation.PRELOAD``), then later loads (fork, import the module, answer);
 * **pickle load** -- a plain scikit-learn pickle: unpickled in a worker, pickled again there and
-  handed back through the restricted unpickler (``audit.isolation.load_plain``), against
+  handed back through the restricted unpickler (``audit.models.isolation.load_plain``), against
   ``pickle.load`` here;
 * **per predict call** -- ``LoadedModel.predict`` of a callable (worker: the frame pickled over
   a pipe, the answer as raw float64 bytes) against calling the same function here, for batches
   of 1 to 10,000 rows of a 30-column frame (28 numbers, 2 text columns);
 * **black-box attack pattern** -- 2,000 calls of 10 rows, as HopSkipJump makes them;
-* **in-process guard** -- what :func:`audit.isolation.call_guarded` adds to each predict call
+* **in-process guard** -- what :func:`audit.models.isolation.call_guarded` adds to each predict call
   of the one model run here (a torch module a callable names): a thread and a timed join.
 
 Usage (from the repository root)::
@@ -133,7 +133,7 @@ def main() -> None:
     here = time.perf_counter() - t0
     print(f"| 2,000 calls of 10 rows (HopSkipJump's pattern) | {worker:.2f} s | {here:.2f} s | "
           f"{(worker - here) / 2000 * 1000:+.3f} ms |")
-    from audit.isolation import call_guarded
+    from audit.models.isolation import call_guarded
 
     guarded = _median_ms(lambda: call_guarded(lambda: None, "m", 60.0, "predicting"), args.repeat)
     bare = _median_ms(lambda: None, args.repeat)

@@ -326,7 +326,7 @@ def test_a_declared_type_is_part_of_the_prediction_cache_key(tmp_path: Path,
 
 def test_an_onnx_string_input_gets_numbers_as_written() -> None:
     from audit.errors import ModelError
-    from audit.onnx_models import _column_as
+    from audit.models.onnx import _column_as
 
     for column in (pd.Series([0, 1, 2], name="grade"), pd.Series([0.0, 1.0, 2.0], name="grade"),
                    pd.Series(["0", "1", "2"], name="grade")):

@@ -1,7 +1,7 @@
 """Models that misbehave: they exit, are killed, hang, fail at import, or return garbage.
 
 A ``callable:`` or trusted ``pickle:`` model runs in its own worker process
-(:mod:`audit.isolation`), so none of this can end the audit, hang it or fake its exit code: the
+(:mod:`audit.models.isolation`), so none of this can end the audit, hang it or fake its exit code: the
 checks that need the model are ERROR with a one-line message (which model, what happened, the
 fix) and the report is still written. Also here: each model gets its own copy of the features
 (a teacher that edits its input must not change what the student sees).
@@ -251,7 +251,7 @@ def test_the_worker_of_a_dropped_model_stops(tmp_path: Path) -> None:
 
     run = SuiteRun(load_suite(_suite(tmp_path, _callable(tmp_path, GOOD))))
     model = run.model("student")
-    from audit.isolation import ModelWorker
+    from audit.models.isolation import ModelWorker
 
     cells = [c.cell_contents for c in model.predict.__closure__]  # type: ignore[union-attr]
     worker = next(c for c in cells if isinstance(c, ModelWorker))
@@ -389,12 +389,12 @@ def test_an_in_process_call_that_hangs_is_abandoned_after_the_timeout(
     import time
 
     from audit.data import Table
-    from audit.models import _guarded_predict
+    from audit.models.callable import guarded_predict
 
     monkeypatch.chdir(tmp_path)
     table = Table("eval", tmp_path / "eval.csv", "", pd.DataFrame({"x": [1.0]}),
                   pd.Series(["No"]), pd.DataFrame(index=[0]))
-    predict = _guarded_predict(lambda t: time.sleep(3), "student (callable bad:Net)", 0.2)
+    predict = guarded_predict(lambda t: time.sleep(3), "student (callable bad:Net)", 0.2)
     start = time.perf_counter()
     with pytest.raises(ModelError) as info:
         predict(table)
@@ -459,7 +459,7 @@ class _Editing:
 
 @pytest.mark.parametrize("how", ["assign", "delete", "iloc", "values"])
 def test_an_in_process_estimator_gets_its_own_frame(tmp_path: Path, how: str) -> None:
-    from audit.models import _estimator_predict
+    from audit.models.estimator import estimator_predict
 
     write_pair(tmp_path, n=50)
     from audit.data import load_table
@@ -467,7 +467,7 @@ def test_an_in_process_estimator_gets_its_own_frame(tmp_path: Path, how: str) ->
 
     table = load_table(DataSpec(eval=tmp_path / "eval.csv", target="label", features=("x",)))
     before = table.features.copy()
-    predict = _estimator_predict(_Editing(how), "teacher (m.skops)")
+    predict = estimator_predict(_Editing(how), "teacher (m.skops)")
     try:
         predict(table)
     except (ValueError, ModelError) as exc:  # .values writes are refused, not silent
@@ -532,14 +532,14 @@ def test_an_in_process_estimator_that_calls_sys_exit_is_an_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A skops model whose suite trusts a class of its own runs that class here."""
     from audit.data import load_table
-    from audit.models import _estimator_predict
+    from audit.models.estimator import estimator_predict
     from audit.spec import DataSpec
 
     monkeypatch.chdir(tmp_path)
     write_pair(tmp_path, n=50)
     table = load_table(DataSpec(eval=tmp_path / "eval.csv", target="label", features=("x",)))
     with pytest.raises(ModelError) as info:
-        _estimator_predict(_Editing("exit"), "teacher (m.skops)")(table)
+        estimator_predict(_Editing("exit"), "teacher (m.skops)")(table)
     assert str(info.value) == ("teacher (m.skops) tried to end the process (sys.exit(3)) while "
                                "predicting on eval.csv; a model must return its predictions, not "
                                "exit (remove the call)")

@@ -200,7 +200,7 @@ def test_onnx_external_data_is_refused_before_anything_reads_it(
 
 
 def _tensors(model: Any) -> list[Any]:
-    from audit.onnx_models import _all_tensors
+    from audit.models.onnx import _all_tensors
 
     return list(_all_tensors(model))
 
@@ -473,7 +473,7 @@ def test_onnxruntime_writes_no_coloured_log_line_to_stderr(
     """onnxruntime logs its load errors to stderr with ANSI colours, besides raising them;
     the loader silences the log (the exception carries the message). The external-data check
     is switched off here so that onnxruntime itself meets the folder."""
-    monkeypatch.setattr("audit.onnx_models.onnx_external_files", lambda path: [])
+    monkeypatch.setattr("audit.models.onnx.onnx_external_files", lambda path: [])
     path = _save(_in_initializer("sub"), onnx_here / "models")
     with pytest.raises(ModelError, match=r"^student \(models/m.onnx\): onnxruntime cannot open"):
         load_model(ModelSpec(kind="onnx", path=path), "student")

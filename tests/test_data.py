@@ -350,7 +350,7 @@ def test_a_model_declares_its_text_columns() -> None:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    from audit.coltypes import conform, model_column_types
+    from audit.models.estimator import conform, model_column_types
 
     frame = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["0", "1", "1", "0"], "c": [0, 1, 2, 3],
                           "d": [0.5, 1.5, 2.5, 3.5]})

@@ -530,9 +530,9 @@ def test_the_forward_pass_runs_in_batches(nets: Path, abc_table: Table,
     whole = model.predict_proba(abc_table)
     sizes: list[int] = []
     model.module.register_forward_hook(lambda mod, args, out: sizes.append(len(args[0])))
-    import audit.torch_models
+    import audit.models.torch
 
-    monkeypatch.setattr(audit.torch_models, "_TORCH_BATCH", 3)
+    monkeypatch.setattr(audit.models.torch, "_TORCH_BATCH", 3)
     np.testing.assert_allclose(model.predict_proba(abc_table), whole, rtol=0, atol=1e-7)
     assert sizes == [3, 3, 1]
 

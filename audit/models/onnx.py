@@ -7,6 +7,7 @@ labels come from the suite's ``classes`` or the model's ``classes`` metadata (a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from collections.abc import Iterator
@@ -16,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.data import Table
+from audit.coltypes import text_of
+from audit.data import Table, file_sha256
 from audit.errors import ModelError, display_path
-from audit.models import LoadedModel, _label, content_sha256, first_bad, numeric_matrix
+from audit.models.base import LoadedModel, first_bad, model_label, numeric_matrix
 from audit.spec import ModelSpec
 
-__all__ = ["load_onnx", "onnx_external_files"]
+__all__ = ["load_onnx", "onnx_external_files", "onnx_sha256"]
 
 
 def onnx_external_files(path: Path) -> list[Path]:
@@ -32,7 +34,7 @@ def onnx_external_files(path: Path) -> list[Path]:
     functions and training graphs. Each ``location`` must be a relative path that stays in the
     model's folder once symlinks are resolved and names a regular file (not a device, a fifo or
     a folder) holding the ``offset``/``length`` bytes the tensor declares. Both the hashing
-    (:func:`audit.models.content_sha256`) and the loader call this, so neither the hash nor
+    (:func:`onnx_sha256`) and the loader call this, so neither the hash nor
     onnxruntime ever opens a file the check refused.
 
     Returns the resolved files, sorted, each once; ``[]`` for a file onnx cannot parse (the
@@ -60,6 +62,22 @@ def onnx_external_files(path: Path) -> list[Path]:
             files[target] = target.stat().st_size
         _check_extent(path, tensor, entries, files[target])
     return sorted(files)
+
+
+def onnx_sha256(path: Path) -> str:
+    """SHA-256 of an ONNX model and of the external-data files it names (its weights may live
+    beside it), each checked first by :func:`onnx_external_files`; the file's own SHA-256 when
+    it names none."""
+    digest = file_sha256(path)
+    external = onnx_external_files(path)
+    if not external:
+        return digest
+    h = hashlib.sha256(digest.encode())
+    folder = path.parent.resolve()
+    for file in external:
+        h.update(b"\0" + file.relative_to(folder).as_posix().encode() + b"\0"
+                 + file_sha256(file).encode())
+    return h.hexdigest()
 
 
 _EXTERNAL_FIX = ("keep external data in files inside the model's folder: re-save the model with "
@@ -183,7 +201,7 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
     import onnxruntime as ort
 
     assert spec.path is not None
-    label = _label(role, spec)
+    label = model_label(role, spec)
     onnx_external_files(spec.path)  # before onnxruntime opens any external file
     options = ort.SessionOptions()
     options.log_severity_level = 4  # no coloured log lines on stderr: errors come as exceptions
@@ -254,7 +272,7 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
             out = np.array([[row[c] for c in classes] for row in out])
         return out
 
-    return LoadedModel(role, spec, classes, content_sha256(spec), spec.path.stat().st_size, predict,
+    return LoadedModel(role, spec, classes, onnx_sha256(spec.path), spec.path.stat().st_size, predict,
                        warnings)
 
 
@@ -295,8 +313,6 @@ def _column_as(column: pd.Series, onnx_type: str, label: str, where: str) -> np.
         raise ModelError(f"{label}: unsupported ONNX input type {onnx_type} for column {name!r}; "
                          f"supported: {', '.join(_ONNX_DTYPES)}")
     if dtype is object:  # numbers as the text they were written as: 1, not 1.0
-        from audit.coltypes import text_of
-
         text = text_of(column)
         if text.isna().any():
             i, _ = first_bad(text, text.notna())

@@ -54,7 +54,8 @@ from audit.errors import ModelError
 
 __all__ = ["ModelWorker", "call_guarded", "guarded_error", "describe_exit", "load_plain", "PRELOAD"]
 
-PRELOAD = ("audit.models", "sklearn.base", "joblib")  # imported once by the fork server
+# imported once by the fork server: the adapters whose serve_* functions run in workers
+PRELOAD = ("audit.models.callable", "audit.models.pickle", "sklearn.base", "joblib")
 _MAX_ANSWER = 1 << 34  # bytes of one answer (a prediction array, a model pickled again)
 _STOP_WAIT = 2.0  # seconds a worker asked to stop may take before it is killed
 _STARTUP = 60.0  # seconds a worker may take to start, before any model code runs
@@ -96,6 +97,7 @@ def _mp_context() -> Any:
     global _context
     with _context_lock:
         if _context is None:
+            context: Any
             if "forkserver" in multiprocessing.get_all_start_methods():
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(list(PRELOAD))

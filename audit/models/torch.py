@@ -8,12 +8,15 @@ runs in eval mode (an exported program as it was exported) under ``no_grad``, in
 the feature columns as one matrix cast to the parameters' dtype (so float64 data never crashes
 a float32 model); ``output: logits`` (the default) applies a softmax. torch is imported only
 when a torch model is loaded.
+
+A ``callable:`` naming a torch module is detected in its worker process
+(:func:`audit.models.imports.torch_module_of`), then loaded here by
+:func:`load_torch_callable`, in the guarded thread :mod:`audit.models.callable` runs it in.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import sys
 import warnings
@@ -26,10 +29,11 @@ import pandas as pd
 
 from audit.data import Table, file_sha256
 from audit.errors import ModelError, display_path
-from audit.models import LoadedModel, _label, numeric_matrix
+from audit.models.base import LoadedModel, model_label, numeric_matrix
+from audit.models.imports import resolve_callable, torch_module_of
 from audit.spec import ModelSpec
 
-__all__ = ["load_torch", "torch_model", "torch_module_of", "torch_weights_digest"]
+__all__ = ["load_torch", "load_torch_callable", "torch_model", "torch_weights_digest"]
 
 
 _TORCH_BATCH = 4096  # rows per forward pass: bounds the memory of activations
@@ -77,7 +81,7 @@ def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
     ``torch.export.save(program, path, extra_files={"classes": json.dumps([...])})``.
     """
     assert spec.path is not None
-    label = _label(role, spec)
+    label = model_label(role, spec)
     fix = ("save the model with torch.export.save(torch.export.export(model, (example,), "
            "dynamic_shapes=...), path) or torch.jit.script(model).save(path), or build it in "
            "code and name it with {callable: 'module:function'}")
@@ -175,7 +179,7 @@ def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str
     default) applies softmax (a sigmoid to a single logit column of a binary model);
     ``output: probabilities`` passes the output through.
     """
-    label = _label(role, spec)
+    label = model_label(role, spec)
     classes = _torch_classes(module, spec, label)
     try:
         module.eval()
@@ -260,39 +264,6 @@ def _torch_matrix(frame: pd.DataFrame, dtype: np.dtype, label: str, where: str) 
                           "leave it out with data.features or encode it as numbers")
 
 
-def torch_module_of(obj: Any, label: str, attr_path: str) -> Any:
-    """The ``nn.Module`` a callable model names: the object itself, or what calling it with no
-    arguments returns (an ``nn.Module`` subclass, or a function without parameters). ``None``
-    for anything else, which keeps the other callable forms (a function of the feature table,
-    an object with predict_proba) as they were; torch is never imported here."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(obj, torch.nn.Module):
-        return obj
-    if isinstance(obj, type):
-        factory = torch is not None and issubclass(obj, torch.nn.Module)
-    elif callable(obj) and not hasattr(obj, "predict_proba"):
-        try:
-            factory = not inspect.signature(obj).parameters  # a model function takes the table
-        except (TypeError, ValueError):
-            factory = False
-    else:
-        factory = False
-    if not factory:
-        return None
-    try:
-        made = obj()
-    except Exception as exc:
-        raise ModelError(f"{label}: calling {attr_path}() to build the torch module failed: "
-                         f"{type(exc).__name__}: {exc}") from None
-    torch = sys.modules.get("torch")
-    if torch is None or not isinstance(made, torch.nn.Module):
-        raise ModelError(f"{label}: {attr_path}() returned a {type(made).__name__}, not a "
-                         "torch.nn.Module; a callable model is a function of the feature table, "
-                         "an object with predict_proba, or a torch.nn.Module (or a function of no "
-                         "arguments that returns one)")
-    return made
-
-
 def torch_weights_digest(module: Any) -> bytes:
     """SHA-256 of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
     torch = sys.modules["torch"]
@@ -302,3 +273,18 @@ def torch_weights_digest(module: Any) -> bytes:
         digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.digest()
+
+
+def load_torch_callable(spec: ModelSpec, role: str) -> LoadedModel:
+    """In this process (in a guarded thread): the torch module a callable names, wrapped by
+    :func:`torch_model`; its fingerprint covers the code and the module's weights."""
+    label = model_label(role, spec)
+    obj, attr_path, digest, warnings = resolve_callable(spec, role)
+    torch_module = torch_module_of(obj, label, attr_path)
+    if torch_module is None:  # pragma: no cover - the worker found one from the same code
+        raise ModelError(f"{label}: {attr_path} built a torch module in its worker process but "
+                         "not here; make building it deterministic")
+    # its weights may come from files the code hash cannot see
+    digest.update(torch_weights_digest(torch_module))
+    return torch_model(sys.modules["torch"], torch_module, spec, role, digest.hexdigest(), None,
+                       warnings)

@@ -1,4 +1,5 @@
-"""Importing the module a ``callable:`` model names, isolated per suite folder.
+"""Importing what a ``callable:`` model names: the module, isolated per suite folder, then the
+object its attribute path names (and whether that is, or builds, a ``torch.nn.Module``).
 
 A module found next to the suite is executed afresh, under a private name, from exactly the
 bytes that are hashed: two suites that each have a ``model.py`` never share a module, and an
@@ -7,17 +8,22 @@ edited file is never fingerprinted while stale code runs.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from audit.errors import ModelError, display_path
+from audit.models.base import model_label
+from audit.spec import ModelSpec
 
-__all__ = ["import_module_isolated"]
+__all__ = ["import_module_isolated", "resolve_callable", "torch_module_of"]
 
 
 def import_module_isolated(module_name: str, base_dir: Path | None,
@@ -112,3 +118,64 @@ def _fresh_import(module_name: str, origin: Path | None, search: list[str] | Non
     return module, source
 
 
+def resolve_callable(spec: ModelSpec, role: str) -> tuple[Any, str, Any, tuple[str, ...]]:
+    """Import the module a callable names and walk to its object: ``(object, attribute path,
+    sha256 of the name and source, warnings)``."""
+    assert spec.target is not None
+    label = model_label(role, spec)
+    module_name, _, attr_path = spec.target.partition(":")
+    module, source = import_module_isolated(module_name, spec.base_dir, label)
+    obj: Any = module
+    parts = attr_path.split(".")
+    for depth, part in enumerate(parts):
+        if not hasattr(obj, part):
+            owner = f"module {module_name!r}" if depth == 0 else repr(".".join(parts[:depth]))
+            file = getattr(module, "__file__", None)
+            at = f" ({display_path(file)})" if file else ""
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ModelError(f"{label}: {owner}{at} has no attribute {part!r}{hint}; define it or "
+                             "fix the name after ':'")
+        obj = getattr(obj, part)
+    digest = hashlib.sha256(spec.target.encode())
+    warnings: tuple[str, ...] = ()
+    if source is not None:
+        digest.update(source)
+    else:
+        warnings = (f"{role} callable {spec.target} has no source file; its fingerprint covers "
+                    "only its name, so cached predictions are keyed by name",)
+    return obj, attr_path, digest, warnings
+
+
+def torch_module_of(obj: Any, label: str, attr_path: str) -> Any:
+    """The ``nn.Module`` a callable model names: the object itself, or what calling it with no
+    arguments returns (an ``nn.Module`` subclass, or a function without parameters). ``None``
+    for anything else, which keeps the other callable forms (a function of the feature table,
+    an object with predict_proba) as they were; torch is never imported here."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, type):
+        factory = torch is not None and issubclass(obj, torch.nn.Module)
+    elif callable(obj) and not hasattr(obj, "predict_proba"):
+        try:
+            factory = not inspect.signature(obj).parameters  # a model function takes the table
+        except (TypeError, ValueError):
+            factory = False
+    else:
+        factory = False
+    if not factory:
+        return None
+    try:
+        made = obj()
+    except Exception as exc:
+        raise ModelError(f"{label}: calling {attr_path}() to build the torch module failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(made, torch.nn.Module):
+        raise ModelError(f"{label}: {attr_path}() returned a {type(made).__name__}, not a "
+                         "torch.nn.Module; a callable model is a function of the feature table, "
+                         "an object with predict_proba, or a torch.nn.Module (or a function of no "
+                         "arguments that returns one)")
+    return made

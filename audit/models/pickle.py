@@ -1,0 +1,77 @@
+"""The pickle adapter: pickle/joblib files, only with ``trust: true`` (the report warns).
+
+Unpickling runs code the audit did not write, so the file loads and predicts in a worker
+process (:mod:`audit.models.isolation`): a model that exits, is killed or hangs makes its
+checks ERROR, never ends the run. A plain scikit-learn estimator is pickled again there and
+handed back through a restricted unpickler (:func:`audit.models.isolation.load_plain`); it
+then runs in this process, like a skops model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from audit.data import file_sha256
+from audit.errors import ModelError, display_path
+from audit.models.base import LoadedModel, model_label
+from audit.models.estimator import classes_of, estimator_predict
+from audit.models.isolation import ModelWorker, load_plain
+from audit.models.worker import plain_classes, worker_predict, worker_table
+from audit.spec import ModelSpec
+
+__all__ = ["load_pickle", "serve_pickle"]
+
+
+def load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
+    """Unpickle in a worker; run a plain scikit-learn estimator here, anything else there."""
+    assert spec.path is not None
+    label = model_label(role, spec)
+    if spec.trust is not True:  # not an assert: python -O must not load untrusted pickles
+        raise ModelError(f"{label}: loading a pickle runs code; set trust: true only if you trust "
+                         "whoever wrote this file (prefer skops or onnx)")
+    worker = ModelWorker(label, spec.timeout)
+    info, blob = worker.load("audit.models.pickle", "serve_pickle", (spec, role), "unpickling it")
+    classes = tuple(info["classes"])
+    native = load_plain(blob) if blob is not None else None
+    if native is not None:  # plain scikit-learn: it runs here (gradients, sizes), like skops
+        worker.close()
+        predict = estimator_predict(native, label)
+    else:
+        predict = worker_predict(worker, len(classes))
+    warning = (f"{role} was loaded from a pickle ({display_path(spec.path)}) because the suite set "
+               "trust: true; unpickling can run arbitrary code")
+    return LoadedModel(role, spec, classes, file_sha256(spec.path), spec.path.stat().st_size,
+                       predict, (warning,), native=native)
+
+
+def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[Any], Any],
+                                                     bytes | None]:
+    """In the worker: unpickle the file. The blob is the model pickled again, when it is a
+    scikit-learn estimator: the parent runs it itself if it is made of plain data and
+    scikit-learn's own classes only (see :func:`audit.models.isolation.load_plain`)."""
+    assert spec.path is not None
+    label = model_label(role, spec)
+    try:
+        if spec.path.suffix.lower() == ".joblib":
+            import joblib
+
+            model = joblib.load(spec.path)  # trusted: the suite set trust: true
+        else:
+            import pickle
+
+            with spec.path.open("rb") as fh:
+                model = pickle.load(fh)  # trusted: the suite set trust: true
+    except Exception as exc:
+        raise ModelError(f"{label}: could not unpickle ({type(exc).__name__}: {exc})") from None
+    predict = estimator_predict(model, label)
+    classes = plain_classes(classes_of(model, spec, label), label)
+    blob = None
+    if type(model).__module__.startswith("sklearn."):  # the parent may run it (load_plain)
+        import pickle
+
+        try:
+            blob = pickle.dumps(model, protocol=4)
+        except Exception:  # it stays in the worker
+            blob = None
+    return {"classes": classes}, worker_table(predict), blob
