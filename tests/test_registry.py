@@ -78,7 +78,7 @@ def test_the_registry_alone_loads_nothing_and_the_catalogue_loads_every_family()
 def test_every_catalogue_module_registers_a_metric() -> None:
     before = {m.family for m in catalogue.metrics().values()}
     assert before == {"performance", "fidelity", "calibration", "fairness", "efficiency", "data",
-                      "slices", "robustness", "privacy"}
+                      "slices", "robustness", "privacy", "confidence"}
     assert list(catalogue.metrics()) == sorted(catalogue.metrics(), key=lambda n: [
         m.family for m in catalogue.metrics().values()].index(get_metric(n).family))
     assert catalogue.get_metric("accuracy") is get_metric("accuracy")

@@ -37,6 +37,7 @@ MODULES: tuple[str, ...] = (
     "audit.checks.slices",
     "audit.checks.robustness",
     "audit.checks.privacy",
+    "audit.checks.confidence",
 )
 
 _loaded = False
