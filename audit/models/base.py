@@ -76,6 +76,7 @@ class LoadedModel:
                     "output: logits (the default), which applies softmax")
         return None
 
+
 def model_label(role: str, spec: ModelSpec) -> str:
     """``role (where)``: the model as messages name it, e.g. ``student (models/s.onnx)``."""
     where = display_path(spec.path) if spec.path is not None else f"{spec.kind} {spec.target}"
