@@ -123,6 +123,7 @@ def run_checkout(checkout: Path, out: Path) -> int:
             print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
     manifest = {"checkout": str(checkout), "commit": _commit(checkout),
                 "uncommitted": _uncommitted(checkout), "audit": [str(p) for p in loaded],
+                "out": str(out),
                 "python": sys.executable, "exit_codes": runs}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     missing = [s for s in runs if not (out / f"{s}.json").exists()]
@@ -203,7 +204,10 @@ def _roots(folder: Path) -> dict[str, str]:
     roots = {str(folder.resolve()): "<out>"}
     manifest = folder / MANIFEST
     if manifest.exists():
-        checkout = Path(json.loads(manifest.read_text())["checkout"])
+        written = json.loads(manifest.read_text())
+        if "out" in written:  # the folder the reports were written to (it may have moved since)
+            roots[written["out"]] = "<out>"
+        checkout = Path(written["checkout"])
         roots[str(checkout)] = "<checkout>"
         # a checkout's fixtures may be a link into another checkout (the builder is the same)
         build = checkout / "fixtures" / "build"
