@@ -126,6 +126,7 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
     """Judge every bound ``gate`` sets against ``m``."""
     out = []
     for kind, threshold in gate.bounds():
+        observed: Estimate | None
         if kind in ("min", "max"):
             observed = m.student
         elif kind == "max_regression":

@@ -236,3 +236,46 @@ def test_the_terminal_summary_lists_every_gate_that_did_not_pass() -> None:
         "  ERROR        broken: ERROR: it broke",
         "  report: r.html",
     ]
+
+
+def test_a_family_renders_from_its_declaration_alone() -> None:
+    """A family the renderers have never heard of: its title, place, figures and tables come
+    from its Family declaration (nothing in html.py, terminal.py or plots.py names it)."""
+    from audit.checks.registry import Family
+    from audit.report.html import declared_families
+    from audit.results import Figure, Table
+
+    def figures(m: Measurement) -> tuple[Figure, ...]:
+        points = tuple({"x": r["x"], "teacher": None, "student": (r["y"], None, None)}
+                       for r in m.breakdown)
+        return (Figure("curve", f"{m.metric} by depth", points, x_label="depth", y_label="y"),
+                Figure("no such kind", "ignored"))
+
+    def tables(m: Measurement) -> tuple[Table, ...]:
+        return (Table("Per depth", ("depth", "y", "ok"),
+                      tuple((r["x"], r["y"], r["y"] > 0.5) for r in m.breakdown)),)
+
+    attr = Family("attribute_inference", "Attribute inference", order=15, figures=figures,
+                  tables=tables)
+    m = Measurement("attr_auc", "lower", Estimate(0.6), family="attribute_inference",
+                    breakdown=({"kind": "depth", "x": 1, "y": 0.4}, {"kind": "depth", "x": 2,
+                                                                     "y": 0.75}))
+    other = Measurement("mystery", "lower", Estimate(0.1), family="unheard_of")
+    acc = Measurement("accuracy", "higher", Estimate(0.8), teacher=Estimate(0.8),
+                      family="performance")
+    checks = (CheckResult("attr", "info", (m,)), CheckResult("acc", "info", (acc,)),
+              CheckResult("odd", "info", (other,)))
+    html = render_html(_report(checks).to_dict(), families=[*declared_families(), attr])
+    titles = re.findall(r'<h2 id="family-([a-z_]+)">([^<]*)</h2>', html)
+    assert titles == [("performance", "Predictive performance"),
+                      ("attribute_inference", "Attribute inference"), ("unheard_of", "Other checks")]
+    assert 'aria-label="attr_auc by depth"' in html and "<summary>Per depth</summary>" in html
+    assert '<td class="num">0.750</td><td>yes</td>' in html
+
+
+def test_a_check_measured_at_several_budgets_is_drawn_as_one_curve() -> None:
+    ms = tuple(Measurement("robust_accuracy", "higher", Estimate(0.9 - eps, (0.8 - eps, 1 - eps)),
+                           teacher=Estimate(0.95 - eps), family="robustness", params={"eps": eps})
+               for eps in (0.05, 0.1, 0.2))
+    html = render_html(_report((CheckResult("robust", "info", ms),)).to_dict())
+    assert html.count('aria-label="robust_accuracy by perturbation budget"') == 1

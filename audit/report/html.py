@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 from audit.report.plots import figure_svg
 from audit.report.safe import template_value
 from audit.report.terminal import format_estimate, format_value
-from audit.results import AuditReport, CheckResult, Estimate, GateResult, Measurement, Status, Table
+from audit.results import (
+    AuditReport,
+    CheckResult,
+    Estimate,
+    GateResult,
+    Measurement,
+    Provenance,
+    Status,
+    Table,
+)
 from audit.spec import TABLES
 
 if TYPE_CHECKING:
@@ -72,9 +81,9 @@ def _measurement_for(c: CheckResult, g: GateResult) -> Measurement | None:
 def _summary(report: AuditReport) -> str:
     """One paragraph, in words, generated from the results."""
     prov, suite = report.provenance, report.suite
-    data = (prov.get("data") or {}).get("eval") or {}
+    data = (prov.data or {}).get("eval") or {}
     rows = data.get("rows")
-    teacher, student = prov.get("teacher") or {}, prov.get("student") or {}
+    teacher, student = prov.teacher or {}, prov.student or {}
     parts = [f"The student ({student.get('kind', '?')} model {_name(student.get('path'))}) was "
              f"audited against its teacher ({teacher.get('kind', '?')} model "
              f"{_name(teacher.get('path'))})"
@@ -218,19 +227,19 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
         "gate_rows": gate_rows, "sections": sections,
         "artifacts": _artifact_rows(prov),
         "cache": _cache_view(prov),
-        "versions": sorted((prov.get("versions") or {}).items()),
-        "environment": sorted((prov.get("environment") or {}).items()),
-        "git": prov.get("git"), "created": prov.get("created", ""), "finished": prov.get("finished", ""),
-        "warnings": list(prov.get("warnings") or []),
+        "versions": sorted((prov.versions or {}).items()),
+        "environment": sorted((prov.environment or {}).items()),
+        "git": prov.git, "created": prov.created, "finished": prov.finished,
+        "warnings": list(prov.warnings or ()),
         "schema_version": report.schema_version,
         "signoff": sign,
         "rendered_at": rendered_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
 
 
-def _cache_view(prov: dict[str, Any]) -> dict[str, Any] | None:
+def _cache_view(prov: Provenance) -> dict[str, Any] | None:
     """How cached artifacts were checked: the summary and, per prediction set, how."""
-    cache = prov.get("cache")
+    cache = prov.cache
     if not cache:
         return None
     return {"summary": cache.get("summary", ""),
@@ -238,13 +247,13 @@ def _cache_view(prov: dict[str, Any]) -> dict[str, Any] | None:
             "refused": list(cache.get("refused") or [])}
 
 
-def _artifact_rows(prov: dict[str, Any]) -> list[dict[str, str]]:
+def _artifact_rows(prov: Provenance) -> list[dict[str, str]]:
     rows = []
     for role in ("teacher", "student"):
-        a = prov.get(role) or {}
+        a = getattr(prov, role) or {}
         rows.append({"what": role, "kind": a.get("kind", ""), "path": str(a.get("path", "")),
                      "sha256": a.get("sha256", "not loaded")})
-    data = prov.get("data") or {}
+    data = prov.data or {}
     for role in TABLES:
         d = data.get(role)
         if d:
