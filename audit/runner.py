@@ -3,7 +3,10 @@
 :class:`AuditSession` owns the prediction cache and one :class:`SuiteRun` per suite. A
 :class:`SuiteRun` loads the eval table and both models lazily, gets each model's predictions
 from the cache (so each model predicts once per dataset), draws the shared bootstrap replicates
-once, and turns each :class:`~audit.suite.CheckSpec` into a :class:`~audit.results.CheckResult`.
+once, and turns each :class:`~audit.suite.CheckSpec` into a :class:`~audit.results.CheckResult`:
+it asks the check's metric what it needs beyond the eval predictions (``Metric.needs``), has
+its :class:`~audit.probes.probe.Probes` build those artifacts (once per run), calls the metric
+(a pure function of them) and judges the measurements with the gates.
 
 A problem loading the data or the models is remembered and reported by every check of the suite
 as an error (it fails closed); it is not retried for each check.
@@ -188,7 +191,7 @@ class SuiteRun:
             inputs = MetricInput(y=y, p_teacher=p_teacher[:, self.encoding.reorder(teacher_classes)],
                                  p_student=p_student[:, self.encoding.reorder(student_classes)],
                                  classes=self.encoding.classes, pos=self.encoding.pos,
-                                 sensitive=table.sensitive, context=self)
+                                 sensitive=table.sensitive)
             self.load_seconds = time.perf_counter() - start
             return inputs
 

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_robustness import _models, _table  # noqa: E402
 
 from audit import SuiteRun  # noqa: E402
-from audit.checks import attacks as rb  # noqa: E402
 from audit.checks.privacy import _side  # noqa: E402
+from audit.probes import attacks as rb  # noqa: E402
 from audit.suite import suite_from_dict  # noqa: E402
 from fixtures.build import build_all  # noqa: E402
 

@@ -40,7 +40,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import SuiteRun  # noqa: E402
-from audit.checks import attacks as rb  # noqa: E402
+from audit.probes import attacks as rb  # noqa: E402
 from audit.suite import suite_from_dict  # noqa: E402
 from fixtures.build import build_all  # noqa: E402
 

@@ -16,8 +16,8 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from audit import SuiteRun, load_suite
-from audit.checks.boundary import boundary_distances
-from audit.checks.privacy import _side
+from audit.probes.boundary import boundary_distances
+from audit.probes.membership import sample_side
 from tests.test_privacy import _by_name, _synthetic
 
 CHECK = {"metric": "mia_auc", "attack": "decision_boundary"}
@@ -53,11 +53,12 @@ def test_distances_equal_art_called_directly(tmp_path: Path) -> None:
     run = SuiteRun(load_suite(path))
     assert run.inputs.n == 300  # reads the eval table, loads the models, encodes the labels
     rng = np.random.default_rng(0)
-    rows_in, y_in, _ = _side(run, "train", 30, rng)
-    rows_out, y_out, _ = _side(run, "eval", 30, rng)
-    found, space = boundary_distances(run, run.resampler, "train", rows_in, y_in, "eval",
-                                      rows_out, y_out, max_seconds=600)
-    assert space["columns"] == ("x1", "x2")
+    rows_in, y_in, _ = sample_side(run, "train", 30, rng)
+    rows_out, y_out, _ = sample_side(run, "eval", 30, rng)
+    distances = boundary_distances(run.probes, "train", rows_in, y_in, "eval", rows_out, y_out,
+                                   max_seconds=600)
+    assert distances.columns == ("x1", "x2")
+    found = distances.found
     ours = found["teacher"]["distance"]
     assert not found["teacher"]["no_start"].any()
 
@@ -99,7 +100,7 @@ def _slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clock that moves one second per reading makes the cap deterministic."""
     import types
 
-    import audit.checks.attacks as attacks
+    import audit.probes.attacks as attacks
 
     ticks = iter(range(10**9))
     monkeypatch.setattr(attacks, "time",

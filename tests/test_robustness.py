@@ -95,7 +95,7 @@ def test_transfer_reuses_the_teachers_adversarial_examples(paths: dict[str, Path
     run = _digits(paths, _torch(paths, "teacher"), _torch(paths, "student"), checks)
     robust, transfer = run.run_check("robust"), run.run_check("transfer")
     assert [m.scope for m in transfer.measurements] == ["eps 0.05", "eps 0.1"]
-    built = [k for k in run.resampler._memo if k[0] == "robustness"]
+    built = [k for k in run.probes._memo if k[0] == "robustness"]
     assert sorted(built) == sorted((("robustness", who, "pgd", e, "inf", 60))
                                    for who in ("teacher", "student") for e in (0.05, 0.1))
     for r, t in zip(robust.measurements, transfer.measurements, strict=True):
@@ -232,7 +232,7 @@ def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
         paths: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Like predictions, an unchanged model is not attacked again on the next run; a long
     attack reports progress through the session."""
-    import audit.checks.attacks as robustness
+    import audit.probes.attacks as robustness
     from audit.runner import AuditSession
 
     raw = {"version": 1, "name": "arrests-robust",
@@ -280,7 +280,7 @@ def test_hopskipjump_starts_from_the_nearest_data_row_of_another_class(
     """A model that gives the other class on a tiny region: random points of the box and its
     corners never hit it (the old start search gave up and counted the row robust), the data
     row inside it does, and the nearest such row is taken."""
-    from audit.checks.attacks import _init_points, attack_space
+    from audit.probes.attacks import _init_points, attack_space
 
     run = _digits(paths, _torch(paths, "teacher"), _torch(paths, "student"),
                   {"acc": {"metric": "accuracy"}})
@@ -357,13 +357,13 @@ def test_hopskipjump_equals_art_called_directly_from_the_same_start(
     from art.attacks.evasion import HopSkipJump
     from art.estimators.classification import BlackBoxClassifier
 
-    from audit.checks import attacks
+    from audit.probes import attacks
 
     run = _digits(paths, str(paths["digits/student.onnx"]), str(paths["digits/student.onnx"]),
                   {"r": {"metric": "robust_accuracy", "attack": "hopskipjump", "samples": 10}})
     run.inputs
     space = attacks.attack_space(run.eval_table, 10, 0)
-    runner = attacks._Runner(run, "student", space, 0)
+    runner = attacks._Runner(run.probes, "student", space)
     x0 = space.scaled()
     todo = np.flatnonzero(runner.clean() == runner.y)[:2]
     ours, done, no_start = attacks._hopskipjump(runner, "2", todo, x0)
@@ -428,7 +428,7 @@ def _slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     machine as slow as that must still give the same numbers when the cap is not reached."""
     import types
 
-    import audit.checks.attacks as attacks
+    import audit.probes.attacks as attacks
 
     ticks = iter(range(10**9))
     monkeypatch.setattr(attacks, "time",
@@ -457,7 +457,7 @@ def test_the_cap_is_an_error_never_a_smaller_sample_and_is_not_kept_on_disk(
     """Which rows are measured must not depend on the machine's speed: the cap stops the check
     with the rows done and asked, and a later run attacks again (the partial attack was not
     kept); a finished attack is reused."""
-    import audit.checks.attacks as attacks
+    import audit.probes.attacks as attacks
     from audit.runner import AuditSession
 
     calls: list[str] = []
@@ -514,12 +514,12 @@ def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path])
     """HopSkipJump's queries that round to the same integer row are answered once, with the
     model's own answer; a small integer grid is asked whole, once per set of unperturbed
     values (rows with the same categorical values share it)."""
-    from audit.checks import attacks
+    from audit.probes import attacks
 
     run = SuiteRun(_black_box_suite(paths, 30))
     run.inputs
     space = attacks.attack_space(run.eval_table, 40, 0)
-    runner = attacks._Runner(run, "teacher", space, 0)
+    runner = attacks._Runner(run.probes, "teacher", space)
     asked: list[int] = []
     real = runner.proba
 
@@ -561,7 +561,7 @@ def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path])
 def test_torch_runs_on_one_thread_during_a_black_box_attack_and_is_restored() -> None:
     import torch
 
-    from audit.checks.attacks import _one_torch_thread
+    from audit.probes.attacks import _one_torch_thread
 
     before = torch.get_num_threads()
     with _one_torch_thread():

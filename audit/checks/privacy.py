@@ -18,7 +18,7 @@ audit runs the same attack on both models, on the same rows:
   member when the model classifies it correctly. It needs only labels; its ROC has one point.
 * ``attack: decision_boundary``: label-only too, but graded: the score is the row's distance to
   the model's decision boundary, measured with HopSkipJump as ART's
-  ``LabelOnlyDecisionBoundary`` does (:mod:`audit.checks.boundary`). It queries the live model
+  ``LabelOnlyDecisionBoundary`` does (:mod:`audit.probes.boundary`). It queries the live model
   hundreds of times per row, so it runs on fewer rows (``samples`` default 50 of each), all of
   them scored; a wall-clock cap (``max_seconds``, default 30) is a safety stop that makes the
   check an error, never a smaller sample.
@@ -41,14 +41,11 @@ which rows were scored, not the randomness of fitting the attack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from audit.checks.attacks import DEFAULT_MAX_SECONDS
-from audit.checks.boundary import DEFAULT_SAMPLES as BOUNDARY_SAMPLES
-from audit.checks.boundary import boundary_distances
 from audit.checks.perturbation import column_listing
 from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.checks.roc import (
@@ -58,15 +55,17 @@ from audit.checks.roc import (
     roc_stats,
     stratified_counts,
 )
-from audit.errors import DataError, display_path
+from audit.errors import DataError
+from audit.probes.artifacts import ArtifactRequest, MembershipSample
 from audit.results import Figure, Measurement, Table
-from audit.spec import TABLE_ROWS
 
 __all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
 
 ATTACKS = ("loss_threshold", "blackbox", "label_only", "decision_boundary")
 DEFAULT_ATTACK = "loss_threshold"
 DEFAULT_SAMPLES = 500
+BOUNDARY_SAMPLES = 50  # members and non-members each: HopSkipJump costs a query budget per row
+DEFAULT_MAX_SECONDS = 30.0  # the decision-boundary attack's safety stop
 
 
 # -- the attack --------------------------------------------------------------------------
@@ -99,84 +98,13 @@ def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
-def tables(ctx: Any, members: str | None, non_members: str | None) -> tuple[str, str]:
-    """The data tables of members and non-members (defaults: ``train``; ``holdout`` when the
-    suite names one, else ``eval``), each checked to be named by the suite."""
-    data = ctx.suite.data
-    members = members or "train"
-    non_members = non_members or ("holdout" if data.holdout is not None else "eval")
-    for role, side in ((members, "members"), (non_members, "non-members")):
-        if getattr(data, role) is None:
-            raise DataError(f"membership inference with {side}: {role} needs data.{role} ("
-                            f"{TABLE_ROWS[role]}); name it in the suite's data section")
-    a, b = ctx.table(members), ctx.table(non_members)
-    if a.sha256 == b.sha256:
-        raise DataError(f"membership inference: data.{members} and data.{non_members} are the "
-                        f"same file ({display_path(a.path)}, {display_path(b.path)}; sha256 "
-                        f"{a.sha256[:12]}...); the non-members must be rows the models were not "
-                        "trained on: name them in data.holdout")
-    return members, non_members
-
-
-def _row_hashes(table: Any) -> np.ndarray:
-    """One hash per row of the feature columns and the label (identical rows, same hash)."""
-    import pandas as pd
-
-    frame = table.features.assign(**{"\0label": table.labels.to_numpy()})
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-
-
-def _overlap(ctx: Any, members: str, non_members: str, rows_out: np.ndarray) -> int:
-    """How many sampled non-members are identical (features and label) to a member row."""
-    inside = np.isin(_row_hashes(ctx.table(non_members))[rows_out],
-                     _row_hashes(ctx.table(members)))
-    return int(inside.sum())
-
-
-def _side(ctx: Any, role: str, m: int, rng: np.random.Generator
-          ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``m`` rows of table ``role`` (sorted positions), their encoded labels and both models'
-    probabilities on them (encoded class order; cached: one prediction per dataset)."""
-    table = ctx.table(role)
-    rows = np.sort(rng.choice(table.n_rows, m, replace=False))
-    y = ctx.encoding.encode(table.labels, f"{display_path(table.path)} column "
-                                          f"{ctx.suite.data.target!r}")[rows]
-    probs = {}
-    for who in ("teacher", "student"):
-        P, classes = ctx.predictions(who, table)
-        probs[who] = P[:, ctx.encoding.reorder(classes)][rows]
-    return rows, y, probs
-
-
-def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
-            members: str, non_members: str, max_seconds: float) -> dict[str, Any]:
-    """Sample members and non-members (tables checked by :func:`tables`), score them for both
-    models with ``attack``."""
-    n_in, n_out = ctx.table(members).n_rows, ctx.table(non_members).n_rows
-    available = min(n_in, n_out)
-    notes: list[str] = []
-    default = BOUNDARY_SAMPLES if attack == "decision_boundary" else DEFAULT_SAMPLES
-    m = min(available, default) if samples is None else int(samples)
-    if m > available:
-        notes.append(f"samples={m} asked for, but only {available} rows are available on the "
-                     f"smaller side ({members} {n_in}, {non_members} {n_out}); used "
-                     f"{available} of each")
-        m = available
-    if m < 10:
-        raise DataError(f"membership inference needs at least 10 members and 10 non-members; "
-                        f"the data has {members} {n_in} and {non_members} {n_out} rows")
-    seed = resampler.seed
-    rng = np.random.default_rng(seed)
-    rows_in, y_in, P_in = _side(ctx, members, m, rng)
-    rows_out, y_out, P_out = _side(ctx, non_members, m, rng)
-    shared = _overlap(ctx, members, non_members, rows_out)
-    if shared:  # duplicates are common in tables of few, coarse columns: say so, do not judge
-        notes.append(f"{shared} of the {m} sampled non-members (data.{non_members}) are "
-                     f"identical, features and label, to rows of data.{members}; no attack can "
-                     "tell those apart from members, which pulls every membership measure "
-                     "towards chance (see the leakage check)")
-    k = inputs.k
-    probs = {who: (P_in[who], P_out[who]) for who in ("teacher", "student")}
+def _scores(sample: MembershipSample, attack: str, k: int, seed: int) -> dict[str, Any]:
+    """Score the sampled members and non-members for both models with ``attack``."""
+    m, members, non_members = sample.m, sample.members, sample.non_members
+    y_in, y_out, probs = sample.y_in, sample.y_out, sample.probs
+    notes = list(sample.notes)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = dict(sample.rng_state)  # where the sampling left the seeded draws
     if attack == "blackbox":
         fit_in, score_in = _halves(m, rng)
         fit_out, score_out = _halves(m, rng)
@@ -188,12 +116,12 @@ def _attack(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, res
                f"fitted on {len(fit_in)} members and {len(fit_out)} non-members, scored on the "
                f"other {len(score_in)} and {len(score_out)}")
     elif attack == "decision_boundary":
-        found, space = boundary_distances(ctx, resampler, members, rows_in, y_in, non_members,
-                                          rows_out, y_out, max_seconds)
+        assert sample.boundary is not None
+        found = sample.boundary.found
         labels = np.r_[np.ones(m), np.zeros(m)]
         scores = {who: found[who]["distance"] for who in ("teacher", "student")}
-        hsj = ", ".join(f"{k} {v}" for k, v in space["hsj"].items())
-        moved = column_listing(space["columns"], most=6)
+        hsj = ", ".join(f"{key} {v}" for key, v in sample.boundary.hsj.items())
+        moved = column_listing(sample.boundary.columns, most=6)
         how = (f"label-only decision boundary (as ART's LabelOnlyDecisionBoundary): score = L2 "
                f"distance from the row to HopSkipJump's adversarial example (norm 2, {hsj}) in "
                f"the scaled numeric columns ({moved}), 0 when the model "
@@ -233,9 +161,8 @@ def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dic
             for who, s in result["scores"].items()}
 
 
-def _run(ctx: Any, inputs: MetricInput, attack: str, samples: int | None, resampler: Any,
-         members: str, non_members: str, max_seconds: float) -> dict[str, Any]:
-    result = _attack(ctx, inputs, attack, samples, resampler, members, non_members, max_seconds)
+def _run(sample: MembershipSample, attack: str, k: int, resampler: Any) -> dict[str, Any]:
+    result = _scores(sample, attack, k, resampler.seed)
     labels = result["labels"]
     result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}
     result["replicates"] = _replicates(result, resampler.n_boot, resampler.seed)
@@ -247,20 +174,16 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                      resampler: Any, confidence: float) -> tuple[Any, ...]:
     from audit.checks.measure import paired_measurement
 
-    ctx = inputs.context
-    if ctx is None:
+    sample: MembershipSample | None = inputs.artifacts.get("membership")
+    if sample is None:
         raise DataError(f"{metric.name} reads the training table and the models; run it through "
                         "a suite")
-    attack = str(params.get("attack", DEFAULT_ATTACK))
-    if attack not in ATTACKS:
-        raise DataError(f"{metric.name} runs a membership-inference attack; attack={attack!r} is "
-                        f"a robustness attack (use one of {', '.join(ATTACKS)})")
-    samples = params.get("samples")
-    members, non_members = tables(ctx, params.get("members"), params.get("non_members"))
-    max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
+    request = _request(metric.name, params)
+    attack, samples = request.get("attack"), request.get("samples")
+    members, non_members = sample.members, sample.non_members
+    max_seconds = request.get("max_seconds")
     result = resampler.memo(("privacy", attack, samples, members, non_members, max_seconds),
-                            lambda: _run(ctx, inputs, attack, samples, resampler, members,
-                                         non_members, max_seconds))
+                            lambda: _run(sample, attack, inputs.k, resampler))
     key = {"mia_auc": "auc", "mia_advantage": "advantage",
            "mia_tpr_at_fpr": f"tpr@{FPR_LEVELS[0]:g}"}[metric.name]
     labels = result["labels"]
@@ -305,6 +228,27 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                                breakdown=breakdown, notes=tuple(notes)),)
 
 
+def _needs_for(name: str) -> Callable[[Mapping[str, Any]], tuple[ArtifactRequest, ...]]:
+    def needs(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+        return (_request(name, params),)
+
+    return needs
+
+
+def _request(name: str, params: Mapping[str, Any]) -> ArtifactRequest:
+    """The sampled members and non-members (with their boundary distances for
+    ``decision_boundary``), shaped by the attack, samples, tables and cap."""
+    attack = str(params.get("attack", DEFAULT_ATTACK))
+    if attack not in ATTACKS:
+        raise DataError(f"{name} runs a membership-inference attack; attack={attack!r} is "
+                        f"a robustness attack (use one of {', '.join(ATTACKS)})")
+    return ArtifactRequest.of(
+        "membership", attack=attack, samples=params.get("samples"),
+        default_samples=BOUNDARY_SAMPLES if attack == "decision_boundary" else DEFAULT_SAMPLES,
+        members=params.get("members"), non_members=params.get("non_members"),
+        max_seconds=float(params.get("max_seconds", DEFAULT_MAX_SECONDS)))
+
+
 def _tables_read(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The members' table (and the non-members' when named; eval is always there)."""
     members = (str(params.get("members", "train")), "members" if "members" in params else "metric")
@@ -334,7 +278,7 @@ for _name, _doc in (
     ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR (0.1% is in the report)."),
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
-                    params=_PARAMS, tables=_tables_read))
+                    params=_PARAMS, tables=_tables_read, needs=_needs_for(_name)))
 
 
 # -- report section ----------------------------------------------------------------------

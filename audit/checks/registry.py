@@ -111,9 +111,6 @@ class MetricInput:
     # the artifacts the metric declared in Metric.needs, keyed by kind, built by the probes
     # (audit.probes): timings, data tables, adversarial examples, membership samples
     artifacts: Mapping[str, Any] = field(default_factory=dict)
-    # transitional: the suite run, for the families not yet moved to probes (robustness,
-    # privacy); removed when they are
-    context: Any = None
 
     @property
     def k(self) -> int:

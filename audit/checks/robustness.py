@@ -58,30 +58,24 @@ each model's clean predictions on the attacked rows are computed once per run.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from audit.checks.attacks import (
-    DEFAULT_EPS,
-    DEFAULT_MAX_SECONDS,
-    DEFAULT_SAMPLES,
-    MAX_CORNER_DIMS,
-    Cap,
-    _Runner,
-    _space,
-    adversarial,
-    choose_attack,
-)
-from audit.checks.perturbation import column_listing, norm_order
+from audit.checks.perturbation import column_listing
 from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
+from audit.probes.artifacts import Adversarial, ArtifactRequest, AttackOutcome
 from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import bootstrap_tables, percentile_interval
 
-__all__: list[str] = []  # the metrics register themselves; the machinery is audit.checks.attacks
+__all__ = ["DEFAULT_EPS", "DEFAULT_SAMPLES", "DEFAULT_MAX_SECONDS"]  # the attacks: audit.probes
+
+DEFAULT_EPS = (0.05, 0.1)
+DEFAULT_SAMPLES = 200
+DEFAULT_MAX_SECONDS = 30.0
+
 
 def _boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """Paired bootstrap of the means of 0/1 rows: the same resampled rows for every array.
@@ -104,31 +98,18 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                         resampler: Any, confidence: float) -> tuple[Measurement, ...]:
     from audit.checks.measure import paired_measurement
 
-    ctx = inputs.context
-    if ctx is None:
+    found: Adversarial | None = inputs.artifacts.get("adversarial")
+    if found is None:
         raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
-    models = ctx.runnable_models(f"{metric.name} attacks")
-    requested = str(params.get("attack", "auto"))
-    if requested not in ATTACKS:
-        raise DataError(f"{metric.name}: attack {requested!r} is not a robustness attack; use "
-                        f"{', '.join(ATTACKS[:-1])} or {ATTACKS[-1]}")
-    attacks = choose_attack(requested, models)
+    request = _request(metric.name, params)
+    requested = request.get("attack")
+    attacks = found.attacks
     same = len(set(attacks.values())) == 1
     attack = attacks["teacher"] if same else "strongest"
-    eps_list = [float(e) for e in (params.get("eps") or DEFAULT_EPS)]
-    norm = str(params.get("norm", "inf"))
-    samples = int(params.get("samples", DEFAULT_SAMPLES))
-    max_seconds = float(params.get("max_seconds", DEFAULT_MAX_SECONDS))
-    space = _space(ctx, resampler, samples)
-    for eps in eps_list:
-        _check_eps(metric.name, eps, norm, len(space.columns))
-    cap = Cap.starting_now(max_seconds)  # a safety stop for every attack of the check
-    results: dict[float, dict[str, dict[str, Any]]] = {}
-    roles = ("teacher",) if metric.name == "transfer_accuracy" else ("teacher", "student")
-    for eps in eps_list:  # HSJ runs once per model; its result is projected onto each eps ball
-        results[eps] = {who: adversarial(ctx, resampler, who, attacks[who], eps, norm, samples,
-                                         cap)
-                        for who in roles}
+    eps_list, norm = request.get("eps"), request.get("norm")
+    samples, max_seconds = request.get("samples"), request.get("max_seconds")
+    space = found  # the perturbed, categorical and fixed columns
+    results = found.outcomes
     out = []
     perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
                  f"[min, max] range: {column_listing(space.columns)}")
@@ -139,7 +120,7 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     for eps in eps_list:
         scope = {"eps": eps, "attack": attack, "norm": norm}
         arts = results[eps]
-        m = len(space.rows)
+        m = space.rows
         faced = (f"attack {attack} (requested {requested}) on both models" if same else
                  "each model's strongest attack (requested strongest): "
                  + ", ".join(f"{attacks[who]} on the {who}" for who in arts))
@@ -153,14 +134,13 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                          "row was attacked")
         rows = [_row(who, attacks[who], eps, norm, a) for who, a in arts.items()]
         for who, a in arts.items():
-            unstarted = int(a["no_start"].sum()) if "no_start" in a else 0
+            unstarted = int(a.no_start.sum()) if a.no_start is not None else 0
             if attacks[who] == "hopskipjump" and unstarted:
                 notes.append(f"hopskipjump found no starting point of another class for "
                              f"{unstarted} of the {who}'s {m} measured row(s), searching the "
                              "nearest data rows the model puts in another class (with the row's categorical "
                              "values) and random points of the whole [min, max] box"
-                             + (" and its corners" if len(space.columns) <= MAX_CORNER_DIMS
-                                else "")
+                             + (" and its corners" if found.corners else "")
                              + "; they count as robust: the model kept its prediction wherever "
                              "the search looked, far beyond eps")
         how = (f"{attack} attack" if same else
@@ -168,7 +148,7 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         method = (f"{how}, eps {eps:g} ({norm}-norm); paired bootstrap over the "
                   f"{m} attacked rows, {resampler.n_boot} replicates")
         if metric.name == "robust_accuracy":
-            t, s = arts["teacher"]["adv"], arts["student"]["adv"]
+            t, s = arts["teacher"].adv, arts["student"].adv
             reps = _boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
             measured = paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
                                           reps["s"], confidence, method=method, n=m,
@@ -185,11 +165,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                     notes=(*measured.notes, why), extra={**measured.extra, "no_regression": short})
             out.append(measured)
         else:
-            teacher_art = arts["teacher"]
-            student = _Runner(ctx, "student", space, resampler.seed, resampler.memo)
-            s = student.predict(space.frame_with(teacher_art["x"])) == student.y
-            clean_s = student.clean() == student.y
-            moved = teacher_art["clean"]  # rows the teacher's attack perturbed
+            s, clean_s = found.transfer[eps]["adv"], found.transfer[eps]["clean"]
+            moved = arts["teacher"].clean  # rows the teacher's attack perturbed
             reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
             ci = percentile_interval(reps, confidence)
             rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
@@ -214,24 +191,35 @@ def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:
     return None if n == 0 else float((originally & ~still).sum() / n)
 
 
-def _check_eps(name: str, eps: float, norm: str, d: int) -> None:
-    """An eps beyond the whole box allows every point of it: a budget in the columns' own
-    units (10 years) mistaken for a fraction of their range."""
-    widest = 1.0 if norm_order(norm) == np.inf else math.sqrt(d)
-    if eps > widest:
-        box = ("1, a whole column range" if widest == 1 else
-               f"sqrt({d}) = {widest:.3g}, the diagonal of the {d} scaled columns")
-        raise DataError(f"{name}: eps {eps:g} ({norm}-norm) is larger than {box}, so it allows "
-                        "every point of the box; eps is a fraction of each numeric column's "
-                        "[min, max] range: write 0.1 for a tenth of the range")
+def _request(name: str, params: Mapping[str, Any]) -> ArtifactRequest:
+    """The adversarial examples a check asks for, its parameters resolved (defaults applied)."""
+    requested = str(params.get("attack", "auto"))
+    if requested not in ATTACKS:
+        raise DataError(f"{name}: attack {requested!r} is not a robustness attack; use "
+                        f"{', '.join(ATTACKS[:-1])} or {ATTACKS[-1]}")
+    transfer = name == "transfer_accuracy"
+    return ArtifactRequest.of(
+        "adversarial", metric=name, attack=requested,
+        eps=tuple(float(e) for e in (params.get("eps") or DEFAULT_EPS)),
+        norm=str(params.get("norm", "inf")), samples=int(params.get("samples", DEFAULT_SAMPLES)),
+        max_seconds=float(params.get("max_seconds", DEFAULT_MAX_SECONDS)),
+        roles=("teacher",) if transfer else ("teacher", "student"), transfer=transfer)
 
 
-def _row(who: str, attack: str, eps: float, norm: str, a: dict[str, Any]) -> dict[str, Any]:
-    clean, adv = a["clean"], a["adv"]
+def _needs_robust(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    return (_request("robust_accuracy", params),)
+
+
+def _needs_transfer(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    return (_request("transfer_accuracy", params),)
+
+
+def _row(who: str, attack: str, eps: float, norm: str, a: AttackOutcome) -> dict[str, Any]:
+    clean, adv = a.clean, a.adv
     return {"kind": "robustness", "model": who, "attack": attack, "eps": eps, "norm": norm,
             "rows": len(clean), "clean_accuracy": float(clean.mean()),
             "robust_accuracy": float(adv.mean()), "success_rate": _rate(clean, adv),
-            "seconds": round(float(a["seconds"]), 3)}
+            "seconds": round(float(a.seconds), 3)}
 
 
 ATTACKS = ("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise")
@@ -252,11 +240,11 @@ register(Metric("robust_accuracy", "higher", "robustness", False, (0.0, 1.0),
                 "Accuracy of each model on adversarial versions of the same samples eval rows, "
                 "one measurement per eps; regression with a paired bootstrap over the attacked "
                 "rows.",
-                custom=_measure_robustness, params=_PARAMS))
+                custom=_measure_robustness, params=_PARAMS, needs=_needs_robust))
 register(Metric("transfer_accuracy", "higher", "robustness", True, (0.0, 1.0),
                 "The student's accuracy on adversarial examples crafted on the teacher (an "
                 "attacker with the teacher needs no access to the student), per eps.",
-                custom=_measure_robustness, params=_PARAMS))
+                custom=_measure_robustness, params=_PARAMS, needs=_needs_transfer))
 
 
 # -- report section ----------------------------------------------------------------------

@@ -107,7 +107,8 @@ class Adversarial:
     ``categorical`` and ``fixed`` the ones kept fixed; ``rows`` the number of attacked rows;
     ``outcomes[eps][who]`` an :class:`AttackOutcome`; ``transfer[eps]`` (when asked for) the
     student's correctness on the teacher's adversarial examples (``adv``) and on the clean
-    rows (``clean``)."""
+    rows (``clean``); ``corners`` whether HopSkipJump's start search tried the box's corners
+    (up to ``MAX_CORNER_DIMS`` perturbed columns)."""
 
     attacks: Mapping[str, str]
     columns: tuple[str, ...]
@@ -116,6 +117,7 @@ class Adversarial:
     rows: int
     outcomes: Mapping[float, Mapping[str, AttackOutcome]]
     transfer: Mapping[float, Mapping[str, np.ndarray]]
+    corners: bool = False  # HopSkipJump's start search also tried the box's corners
 
 
 @dataclass(frozen=True)

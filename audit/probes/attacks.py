@@ -1,9 +1,11 @@
-"""The attack machinery behind the robustness checks: the attacks (ART's FGSM/PGD through a
-differentiable copy of the model, HopSkipJump through a black box, uniform noise), in the
-perturbation space of :mod:`audit.checks.perturbation`, and the adversarial examples they
-produce, cached like predictions.
+"""The attack machinery behind the robustness and decision-boundary artifacts: the attacks
+(ART's FGSM/PGD through a differentiable copy of the model, HopSkipJump through a black box,
+uniform noise), in the perturbation space of :mod:`audit.checks.perturbation`.
 
-See :mod:`audit.checks.robustness` for what is measured and how eps is defined.
+Every model call goes through :class:`_Runner`, which asks the loaded model's own
+``predict_proba`` (the same call the prediction probe makes) and keeps a per-attack memo of
+the answers (:class:`_Answers`). :mod:`audit.probes.adversarial` turns these into artifacts;
+see :mod:`audit.checks.robustness` for what is measured and how eps is defined.
 """
 
 from __future__ import annotations
@@ -25,16 +27,12 @@ from audit.checks.differentiable import (
     gradient_module,
     has_gradients,
 )
-from audit.checks.perturbation import AttackSpace, attack_space, noise, norm_order, project
+from audit.checks.perturbation import AttackSpace, attack_space, norm_order, project
 from audit.errors import DataError, ModelError, display_path
-from audit.models import check_probabilities
 
-__all__ = ["AttackSpace", "Cap", "DEFAULT_EPS", "attack_space", "gradient_module",
-           "choose_attack", "adversarial", "project"]
+__all__ = ["AttackSpace", "Cap", "attack_space", "gradient_module", "choose_attack", "project",
+           "GRADIENT_ATTACKS", "HSJ", "MAX_CORNER_DIMS"]
 
-DEFAULT_EPS = (0.05, 0.1)
-DEFAULT_SAMPLES = 200
-DEFAULT_MAX_SECONDS = 30.0
 PROGRESS_EVERY = 5.0  # seconds between progress lines of a long black-box attack
 PGD_ITER = 20
 PGD_STEP = 1 / 8  # of eps
@@ -108,45 +106,40 @@ def choose_attack(requested: str, models: Mapping[str, Any]) -> dict[str, str]:
 class _Runner:
     """Attacks one model on the attack space, within a deadline."""
 
-    def __init__(self, ctx: Any, role: str, space: AttackSpace, seed: int,
-                 memo: Any = None, table: Any = None, y: np.ndarray | None = None,
-                 tag: str = "eval") -> None:
-        """``table`` (default: the eval table) holds the rows of ``space``, ``y`` their encoded
-        labels (default: the eval labels); ``tag`` names the table in memo keys."""
-        self.ctx, self.role, self.space, self.seed, self.tag = ctx, role, space, seed, tag
-        self.memo = memo if memo is not None else (lambda key, build: build())
-        self.model = ctx.model(role)
-        table = ctx.eval_table if table is None else table
+    def __init__(self, probes: Any, role: str, space: AttackSpace, table: Any = None,
+                 y: np.ndarray | None = None, tag: str = "eval") -> None:
+        """``probes`` (a :class:`~audit.probes.probe.Probes`) gives the loaded models, tables
+        and the run's memo; ``table`` (default: the eval table) holds the rows of ``space``,
+        ``y`` their encoded labels (default: the eval labels); ``tag`` names the table in memo
+        keys."""
+        run = probes.run
+        self.probes, self.role, self.space, self.seed, self.tag = (probes, role, space,
+                                                                   probes.seed, tag)
+        self.memo = probes.memo
+        self.model = run.model(role)
+        table = run.eval_table if table is None else table
         self.table = table
         self.where, self.label = display_path(table.path), self.model.label
         self._empty: dict[int, tuple[pd.Series, pd.DataFrame]] = {}
-        self.order = ctx.encoding.reorder(self.model.classes)  # encoded j -> model column
-        self.y = np.asarray(ctx.inputs.y)[space.rows] if y is None else np.asarray(y)
+        self.order = run.encoding.reorder(self.model.classes)  # encoded j -> model column
+        self.y = np.asarray(run.inputs.y)[space.rows] if y is None else np.asarray(y)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Encoded class predictions on feature rows ``frame``."""
         return self.proba(frame).argmax(axis=1)
 
     def proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """``LoadedModel.predict_proba`` on ``frame``, without its per-call overheads: the empty
-        label/sensitive columns are built once per row count and the data path is shown once
-        (a black-box attack predicts thousands of small batches)."""
+        """Encoded class probabilities on feature rows ``frame``: ``LoadedModel.predict_proba``,
+        the one model call path (validated output, errors worded as for predictions), on a
+        table whose empty label/sensitive columns are built once per row count (a black-box
+        attack predicts thousands of small batches)."""
         n = len(frame)
         empty = self._empty.get(n)
         if empty is None:
             empty = self._empty[n] = (self.table.labels.iloc[:0].reindex(range(n)),
                                       self.table.sensitive.iloc[:0].reindex(range(n)))
         sub = dataclasses.replace(self.table, features=frame, labels=empty[0], sensitive=empty[1])
-        try:
-            raw = self.model.predict(sub)
-        except ModelError:
-            raise
-        except Exception as exc:  # as LoadedModel.predict_proba words it
-            raise ModelError(f"{self.label} failed to predict on {self.where}: "
-                             f"{type(exc).__name__}: {exc}") from exc
-        P = check_probabilities(raw, n, len(self.model.classes), self.label, where=self.where,
-                                fix=self.model.output_fix)
-        return P[:, self.order]
+        return self.model.predict_proba(sub)[:, self.order]
 
     def clean(self) -> np.ndarray:
         """Encoded predictions on the attacked rows as they are (once per model and run)."""
@@ -206,19 +199,19 @@ def start_pool(runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
     """Candidate HSJ starts: every eval row (and train row, when the suite names them) in the
     scaled space, with the model's class for each, from the cached predictions (no new model
     call). Rows outside the eval range are clipped into it."""
-    ctx, space = runner.ctx, runner.space
+    run, space = runner.probes.run, runner.space
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        tables = [ctx.eval_table]
-        if getattr(ctx.suite.data, "train", None) is not None:
-            tables.append(ctx.train_table())
+        tables = [run.eval_table]
+        if getattr(run.suite.data, "train", None) is not None:
+            tables.append(run.train_table())
         xs, preds = [], []
         for table in tables:
-            P, classes = ctx.predictions(runner.role, table)
+            P, classes = run.predictions(runner.role, table)
             raw = table.features[list(space.columns)].to_numpy(dtype=np.float64)
             ok = ~np.isnan(raw).any(axis=1)
             xs.append(np.clip((raw[ok] - space.low) / space.span, 0.0, 1.0))
-            preds.append(P[:, ctx.encoding.reorder(classes)].argmax(axis=1)[ok])
+            preds.append(P[:, run.encoding.reorder(classes)].argmax(axis=1)[ok])
         return np.vstack(xs), np.concatenate(preds)
 
     # keyed by the scaling too: the robustness space (eval ranges) and the decision-boundary
@@ -357,7 +350,7 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
     clean_pred = runner.clean()
     pool, pool_pred = start_pool(runner)
     answers = _Answers(runner)
-    progress = getattr(getattr(runner.ctx, "session", None), "progress", None)
+    progress = runner.probes.progress
     began = last = time.perf_counter()
     # HSJ draws from numpy's global generator: seeded here, restored after
     with _numpy_seeded(runner.seed), _one_torch_thread():
@@ -393,84 +386,3 @@ def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
                 break
             done.append(int(i))
     return out, np.array(done, dtype=int), np.array(no_start, dtype=int)
-
-
-def _cached(ctx: Any, role: str, what: tuple[Any, ...], todo: np.ndarray,
-            run: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Black-box adversarial examples are artifacts like predictions: kept in the prediction
-    cache, keyed by the model's content, the eval and train data, the feature columns and the
-    attack's settings, so an unchanged model is not attacked again on the next run. Only an
-    attack that finished every row of ``todo`` is kept on disk: one the wall-clock cap cut
-    short (its check errors) is never stored, so a later run attacks again. Models whose
-    content cannot be hashed (callables, pickles) are attacked every run."""
-    from audit.models import model_fingerprint
-
-    session = getattr(ctx, "session", None)
-    known = model_fingerprint(getattr(ctx.suite, role), role)
-    if session is None or known is None or session.cache.directory is None:
-        return run()
-    # the starts come from the eval and train rows: both tables are part of the key
-    train = ctx.train_table().sha256 if ctx.suite.data.train is not None else None
-    columns = (ctx.suite.data.target, tuple(map(str, ctx.eval_table.features.columns)))
-    key = session.cache.key("adversarial", known[1], ctx.eval_table.sha256,
-                            repr((what, train, columns, HSJ, HSJ_INIT_SIZE, START_VERSION)))
-
-    def compute() -> tuple[np.ndarray, dict[str, Any]]:
-        x, done, no_start = run()
-        return x, {"done": [int(i) for i in done], "no_start": [int(i) for i in no_start],
-                   "complete": len(done) >= len(todo)}
-
-    x, info, _ = session.cache.get_with_info(key, compute,
-                                             persist_if=lambda info: info["complete"])
-    return (np.array(x), np.array(info["done"], dtype=int),
-            np.array(info["no_start"], dtype=int))
-
-
-def adversarial(ctx: Any, resampler: Any, role: str, attack: str, eps: float, norm: str,
-                samples: int, cap: Cap) -> dict[str, Any]:
-    """Adversarial versions of the attacked rows for ``role`` (memoised per run).
-
-    Returns ``x`` (scaled, all sampled rows; rows not attacked are unchanged), ``clean`` and
-    ``adv`` correctness. Every correctly classified row of the sample is attacked: an attack
-    ``cap`` stops first raises its :meth:`Cap.error` (and is kept neither here nor on disk).
-    """
-    def build() -> dict[str, Any]:
-        space = _space(ctx, resampler, samples)
-        runner = _Runner(ctx, role, space, resampler.seed, resampler.memo)
-        x0 = space.scaled()
-        clean = runner.clean() == runner.y
-        todo = np.flatnonzero(clean)
-        start = time.perf_counter()
-        info: dict[str, Any] = {}
-        if attack == "hopskipjump":
-            def attacked() -> tuple[np.ndarray, np.ndarray]:
-                x, done, no_start = _cached(
-                    ctx, role, ("hopskipjump", norm, samples, resampler.seed), todo,
-                    lambda: _hopskipjump(runner, norm, todo, x0, cap))
-                if len(done) < len(todo):
-                    raise cap.error(f"hopskipjump on the {runner.label}", len(done), len(todo),
-                                    f"the {len(x0)} sampled eval rows, samples: {samples}")
-                return x, no_start
-
-            x, no_start = resampler.memo(("robustness-hsj", role, norm, samples), attacked)
-            x = np.where(clean[:, None], project(x0, x, eps, norm), x0)
-            info["no_start"] = np.isin(np.arange(len(x0)), no_start)  # a row mask
-        else:
-            x = x0.copy()
-            if attack == "noise":
-                rng = np.random.default_rng(resampler.seed)  # the same draws for both models
-                moves = noise(rng, x0.shape, eps, norm)
-                x[todo] = np.clip(x0[todo] + moves[todo], 0.0, 1.0)
-            elif len(todo):
-                x[todo] = runner.gradient(attack, eps, norm, todo, x0)
-        adv = runner.predict(space.frame_with(x)) == runner.y
-        return {"x": x, "clean": clean, "adv": adv & clean,
-                "seconds": time.perf_counter() - start, **info}
-
-    return resampler.memo(("robustness", role, attack, float(eps), norm, samples), build)
-
-
-def _space(ctx: Any, resampler: Any, samples: int) -> AttackSpace:
-    return resampler.memo(("robustness-space", samples),
-                          lambda: attack_space(ctx.eval_table, samples, resampler.seed))
-

@@ -13,7 +13,7 @@ Differences from ART's class, all deliberate:
 * the rows are attacked in the audit's perturbation space (numeric columns scaled to [0, 1] by
   the [min, max] of the scored rows, categorical columns fixed; see
   :mod:`audit.checks.robustness`), one row at a time, through the same machinery as the
-  robustness checks (:mod:`audit.checks.attacks`), with a seeded start;
+  robustness checks (:mod:`audit.probes.attacks`), with a seeded start;
 * the start is the nearest data row the model puts in another class (ART draws random points
   and, when none is of another class, returns the row unchanged: distance 0, "non-member", for
   exactly the rows furthest from any boundary). A row for which no start is found anywhere
@@ -23,6 +23,9 @@ Differences from ART's class, all deliberate:
 * a wall-clock cap (``max_seconds``) as a safety stop only: every sampled row is scored for both
   models, and an attack the cap stops makes the check an error naming the rows done and asked
   (which rows a machine finishes in time must never decide the numbers).
+
+The distances are an artifact (:class:`~audit.probes.artifacts.BoundaryDistances`) of the
+membership probe (:mod:`audit.probes.membership`); :mod:`audit.checks.privacy` scores them.
 """
 
 from __future__ import annotations
@@ -35,18 +38,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.checks.attacks import HSJ, Cap, _cached, _hopskipjump, _Runner, attack_space
 from audit.errors import display_path
+from audit.probes import attacks
+from audit.probes.adversarial import cached_attack
+from audit.probes.artifacts import BoundaryDistances
+from audit.probes.attacks import HSJ, Cap, _Runner, attack_space
 
-__all__ = ["DEFAULT_SAMPLES", "boundary_distances"]
-
-DEFAULT_SAMPLES = 50  # members and non-members each: HopSkipJump costs a query budget per row
+__all__ = ["boundary_distances"]
 
 
-def _combined(ctx: Any, members: str, rows_in: np.ndarray, non_members: str,
+def _combined(run: Any, members: str, rows_in: np.ndarray, non_members: str,
               rows_out: np.ndarray) -> Any:
     """One table of the sampled members followed by the sampled non-members."""
-    t_in, t_out = ctx.table(members), ctx.table(non_members)
+    t_in, t_out = run.table(members), run.table(non_members)
     both = Path(f"{display_path(t_in.path)} + {display_path(t_out.path)}")  # for messages
     return dataclasses.replace(
         t_in, role="membership", path=both,
@@ -58,34 +62,34 @@ def _combined(ctx: Any, members: str, rows_in: np.ndarray, non_members: str,
                             ignore_index=True))
 
 
-def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarray,
-                       y_in: np.ndarray, non_members: str, rows_out: np.ndarray,
-                       y_out: np.ndarray, max_seconds: float
-                       ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def boundary_distances(probes: Any, members: str, rows_in: np.ndarray, y_in: np.ndarray,
+                       non_members: str, rows_out: np.ndarray, y_out: np.ndarray,
+                       max_seconds: float) -> BoundaryDistances:
     """Per model, the boundary distance of each sampled row (members first) and which rows had
     no start; and what was perturbed. Every row is attacked; an attack the cap (``max_seconds``
     for both models together) stops raises :meth:`Cap.error`."""
+    run, seed = probes.run, probes.seed
     m = len(rows_in)
-    table = _combined(ctx, members, rows_in, non_members, rows_out)
+    table = _combined(run, members, rows_in, non_members, rows_out)
     y = np.r_[y_in, y_out]
-    space = attack_space(table, len(y), resampler.seed,  # every row, in order
+    space = attack_space(table, len(y), seed,  # every row, in order
                          who="decision-boundary membership attacks",
                          rows_of=f"the sampled rows of data.{members} and data.{non_members}")
     x0 = space.scaled()
     interleaved = np.ravel(np.column_stack([np.arange(m), m + np.arange(m)]))
     tag = f"membership:{members}:{non_members}:{m}"
-    what = ("decision_boundary", ctx.table(members).sha256, rows_in.tobytes().hex(),
-            ctx.table(non_members).sha256, rows_out.tobytes().hex(), resampler.seed)
+    what = ("decision_boundary", run.table(members).sha256, rows_in.tobytes().hex(),
+            run.table(non_members).sha256, rows_out.tobytes().hex(), seed)
     out: dict[str, dict[str, Any]] = {}
     cap = Cap.starting_now(max_seconds)
     for who in ("teacher", "student"):
-        runner = _Runner(ctx, who, space, resampler.seed, resampler.memo, table=table, y=y,
-                         tag=tag)
+        runner = _Runner(probes, who, space, table=table, y=y, tag=tag)
         correct = runner.clean() == y
         todo = interleaved[correct[interleaved]]
         began = time.perf_counter()
-        x, done, no_start = _cached(ctx, who, what, todo,
-                                    lambda r=runner, t=todo: _hopskipjump(r, "2", t, x0, cap))
+        x, done, no_start = cached_attack(
+            probes, who, what, todo,
+            lambda r=runner, t=todo: attacks._hopskipjump(r, "2", t, x0, cap))
         if len(done) < len(todo):
             raise cap.error(f"the decision-boundary attack on the {runner.label}", len(done),
                             len(todo), f"the {m} sampled members and {m} non-members, "
@@ -95,5 +99,5 @@ def boundary_distances(ctx: Any, resampler: Any, members: str, rows_in: np.ndarr
         distance[~correct] = 0.0
         out[who] = {"distance": distance, "no_start": np.isin(np.arange(len(y)), no_start),
                     "seconds": time.perf_counter() - began, "attacked": int(correct.sum())}
-    return out, {"columns": space.columns, "fixed": (*space.categorical, *space.fixed),
-                 "hsj": dict(HSJ)}
+    return BoundaryDistances(found=out, columns=tuple(space.columns),
+                             fixed=(*space.categorical, *space.fixed), hsj=dict(HSJ))
