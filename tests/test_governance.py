@@ -4,6 +4,7 @@ sign-off, size, and `distill-audit diff`."""
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def test_plots_are_inline_svg(reports: dict) -> None:
     assert "Reliability: ece" in labels
     assert any(label and label.startswith("selection_rate by group") for label in labels)
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_family_tables_show_teacher_and_student_side_by_side(reports: dict) -> None:
+    """The calibration and fairness families' tables (declared with the families, drawn by
+    the generic table of the report): a header row of spans above the columns."""
+    html = render_html(reports["pass"].to_dict())
+    assert "<summary>Reliability table</summary>" in html
+    assert '<th colspan="3">Teacher</th><th colspan="3">Student</th>' in html
+    assert "<summary>Groups: demographic_parity_difference (by group)</summary>" in html
+    assert '<th colspan="2">Selection rate</th>' in html
+    bins = re.findall(r"<td>(\[[0-9.]+, [0-9.]+\))</td>", html)
+    assert bins and bins == sorted(bins)  # confidence bins in order
 
 
 def test_failing_summary_says_what_failed_and_why(reports: dict) -> None:
