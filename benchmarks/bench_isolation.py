@@ -6,7 +6,7 @@ Times, in one fresh process:
 * **worker start** -- the first ``callable:`` load (it also starts the fork server, which
   imports ``audit.models.isolation.PRELOAD``), then later loads (fork, import the module, answer);
 * **pickle load** -- a plain scikit-learn pickle: unpickled in a worker, pickled again there and
-  handed back through the restricted unpickler (``audit.models.isolation.load_plain``), against
+  handed back through the restricted unpickler (``audit.models.pickle.load_plain``), against
   ``pickle.load`` here;
 * **per predict call** -- ``LoadedModel.predict`` of a callable (worker: the frame pickled over
   a pipe, the answer as raw float64 bytes) against calling the same function here, for batches

@@ -18,10 +18,10 @@ it), so a script using the Python API needs no ``if __name__ == "__main__"`` gua
 Answers from a worker are a JSON header and, for predictions, the raw bytes of a float64
 array: nothing in them is unpickled, so code in the worker cannot run code in the parent
 through its answers. The one exception is a pickle that turns out to be a plain scikit-learn
-estimator: the worker pickles it again and the parent reads it with :func:`load_plain`,
-which accepts data, numpy arrays and scikit-learn's own classes only, and then runs it
-itself (gradient attacks and parameter counts need it). Requests (the parent's own data
-frames) are pickled.
+estimator: the worker pickles it again and the parent reads it with
+:func:`audit.models.pickle.load_plain`, which accepts data, numpy arrays and scikit-learn's
+own classes only, and then runs it itself (gradient attacks and parameter counts need it).
+Requests (the parent's own data frames) are pickled.
 
 The one model that runs its code in this process is a ``callable:`` naming a
 ``torch.nn.Module``: white-box attacks need its gradients here. It is first loaded in a
@@ -40,7 +40,6 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver  # noqa: F401 - loaded once, outside pytester's module resets
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -52,7 +51,7 @@ from typing import Any, NoReturn
 
 from audit.errors import ModelError
 
-__all__ = ["ModelWorker", "call_guarded", "guarded_error", "describe_exit", "load_plain", "PRELOAD"]
+__all__ = ["ModelWorker", "call_guarded", "guarded_error", "describe_exit", "PRELOAD"]
 
 # imported once by the fork server: the adapters whose serve_* functions run in workers
 PRELOAD = ("audit.models.callable", "audit.models.pickle", "sklearn.base", "joblib")
@@ -309,51 +308,6 @@ def guarded_error(exc: BaseException, label: str, doing: str) -> BaseException:
                           f"{doing}; a model must return its predictions, not exit (remove the "
                           "call)")
     return ModelError(f"{label} raised {type(exc).__name__} while {doing}: {exc}")
-
-
-# --------------------------------------------------------------------------- handed back
-_PLAIN_GLOBALS = {
-    ("copyreg", "_reconstructor"), ("builtins", "object"), ("builtins", "set"),
-    ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
-    ("builtins", "bytearray"), ("collections", "OrderedDict"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
-    ("numpy.random._pickle", "__randomstate_ctor"),
-    ("numpy.random._pickle", "__bit_generator_ctor"),
-    ("numpy.random._pickle", "__generator_ctor"),
-    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-}
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Unpickles data, numpy arrays and scikit-learn's own classes, nothing else."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _PLAIN_GLOBALS:
-            return super().find_class(module, name)
-        if module.partition(".")[0] in ("sklearn", "numpy") and "." not in name:
-            found = getattr(import_module(module), name, None)
-            import numpy as np
-
-            numpy_data = (np.generic, np.dtype, np.random.BitGenerator, np.random.RandomState,
-                          np.random.Generator, np.random.SeedSequence)  # scalars, random states
-            if isinstance(found, type) and (module.startswith("sklearn")
-                                            or issubclass(found, numpy_data)):
-                return found  # a class (constructing it runs scikit-learn's code, not theirs)
-        raise pickle.UnpicklingError(f"{module}.{name} is not plain scikit-learn")
-
-
-def load_plain(blob: bytes) -> Any:
-    """A scikit-learn estimator a worker pickled again after loading the user's pickle, when it
-    is made of plain data, numpy arrays and scikit-learn's own classes only; else ``None`` (it
-    stays in the worker). Whatever code the user's pickle ran, ran there; this runs none of it."""
-    import io
-
-    try:
-        return _PlainUnpickler(io.BytesIO(blob)).load()
-    except Exception:
-        return None
 
 
 # --------------------------------------------------------------------------- the worker side

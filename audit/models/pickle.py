@@ -3,24 +3,26 @@
 Unpickling runs code the audit did not write, so the file loads and predicts in a worker
 process (:mod:`audit.models.isolation`): a model that exits, is killed or hangs makes its
 checks ERROR, never ends the run. A plain scikit-learn estimator is pickled again there and
-handed back through a restricted unpickler (:func:`audit.models.isolation.load_plain`); it
-then runs in this process, like a skops model.
+handed back through a restricted unpickler (:func:`load_plain`); it then runs in this
+process, like a skops model.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 from audit.data import file_sha256
 from audit.errors import ModelError, display_path
 from audit.models.base import LoadedModel, model_label
 from audit.models.estimator import classes_of, estimator_predict
-from audit.models.isolation import ModelWorker, load_plain
+from audit.models.isolation import ModelWorker
 from audit.models.worker import plain_classes, worker_predict, worker_table
 from audit.spec import ModelSpec
 
-__all__ = ["load_pickle", "serve_pickle"]
+__all__ = ["load_pickle", "serve_pickle", "load_plain"]
 
 
 def load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
@@ -49,7 +51,7 @@ def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[
                                                      bytes | None]:
     """In the worker: unpickle the file. The blob is the model pickled again, when it is a
     scikit-learn estimator: the parent runs it itself if it is made of plain data and
-    scikit-learn's own classes only (see :func:`audit.models.isolation.load_plain`)."""
+    scikit-learn's own classes only (see :func:`load_plain`)."""
     assert spec.path is not None
     label = model_label(role, spec)
     try:
@@ -58,8 +60,6 @@ def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[
 
             model = joblib.load(spec.path)  # trusted: the suite set trust: true
         else:
-            import pickle
-
             with spec.path.open("rb") as fh:
                 model = pickle.load(fh)  # trusted: the suite set trust: true
     except Exception as exc:
@@ -68,10 +68,52 @@ def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[
     classes = plain_classes(classes_of(model, spec, label), label)
     blob = None
     if type(model).__module__.startswith("sklearn."):  # the parent may run it (load_plain)
-        import pickle
-
         try:
             blob = pickle.dumps(model, protocol=4)
         except Exception:  # it stays in the worker
             blob = None
     return {"classes": classes}, worker_table(predict), blob
+
+
+_PLAIN_GLOBALS = {
+    ("copyreg", "_reconstructor"), ("builtins", "object"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
+    ("builtins", "bytearray"), ("collections", "OrderedDict"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.random._pickle", "__randomstate_ctor"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles data, numpy arrays and scikit-learn's own classes, nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PLAIN_GLOBALS:
+            return super().find_class(module, name)
+        if module.partition(".")[0] in ("sklearn", "numpy") and "." not in name:
+            found = getattr(import_module(module), name, None)
+            import numpy as np
+
+            numpy_data = (np.generic, np.dtype, np.random.BitGenerator, np.random.RandomState,
+                          np.random.Generator, np.random.SeedSequence)  # scalars, random states
+            if isinstance(found, type) and (module.startswith("sklearn")
+                                            or issubclass(found, numpy_data)):
+                return found  # a class (constructing it runs scikit-learn's code, not theirs)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain scikit-learn")
+
+
+def load_plain(blob: bytes) -> Any:
+    """A scikit-learn estimator a worker pickled again after loading the user's pickle, when it
+    is made of plain data, numpy arrays and scikit-learn's own classes only; else ``None`` (it
+    stays in the worker). Whatever code the user's pickle ran, ran there; this runs none of it."""
+    import io
+
+    try:
+        return _PlainUnpickler(io.BytesIO(blob)).load()
+    except Exception:
+        return None
