@@ -31,8 +31,10 @@ from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
+from audit.probes.predictions import plain as _plain
+from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
-from audit.results import AuditReport, CheckResult
+from audit.results import AuditReport, CheckResult, Status
 from audit.spec import TABLES
 from audit.suite import CheckSpec, Suite, parse_check
 
@@ -256,7 +258,7 @@ class SuiteRun:
         except Exception as exc:
             message = str(exc) if isinstance(exc, AuditError) else (
                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
-            result = CheckResult(name=spec.name, status="error", error=message, source=source,
+            result = CheckResult(name=spec.name, status=Status.ERROR, error=message, source=source,
                                  location=where, description=spec.description,
                                  details={"seconds": round(time.perf_counter() - start, 4)})
             return result, exc
@@ -296,6 +298,7 @@ class SuiteRun:
 
     def _details(self, start: float) -> dict[str, Any]:
         s = self.suite.settings
+        assert self.encoding is not None  # set when the inputs were built
         d: dict[str, Any] = {
             "n_eval": self.inputs.n, "classes": [_plain(c) for c in self.encoding.classes],
             "seed": s.seed, "confidence": s.confidence, "bootstrap": s.bootstrap,
@@ -357,60 +360,6 @@ class SuiteRun:
                 "the student is the teacher: both files have the same SHA-256, so every "
                 "teacher-vs-student comparison is trivially equal")
         return out
-
-
-VERIFY_ROWS = 256  # rows re-predicted to verify an unauthenticated cached prediction entry
-VERIFY_ATOL = 1e-5  # batch size may move float32 outputs by ~1e-7; a forgery moves them more
-
-
-def verify_predictions(model: LoadedModel, table: Table, cached: np.ndarray,
-                       info: Mapping[str, Any]) -> str:
-    """Check a cached prediction entry against the real model, or raise ``CacheRejected``.
-
-    The model re-predicts ``VERIFY_ROWS`` rows drawn afresh (from the operating system's
-    randomness, never stored), so whoever wrote the entry cannot know which rows will be
-    checked; every other field of the entry (classes, a skops file's type list) must equal
-    what the loaded model says. A forgery of a share f of the rows escapes one run with
-    probability (1 - f) ** 256: 7.6% for f = 1%, 0.6% for f = 2%. Tables of up to 256 rows are
-    checked whole.
-    """
-    from audit.cache import CacheRejected
-
-    classes = [_plain(c) for c in model.classes]
-    if list(info.get("classes", ())) != classes:
-        raise CacheRejected(f"it records classes {info.get('classes')!r}, the model has {classes!r}")
-    if model.spec.kind == "skops" and list(info.get("untrusted_types", ())) != list(
-            model.untrusted_types):
-        raise CacheRejected("its record of the file's skops types differs from the file's")
-    n = table.n_rows
-    if cached.shape != (n, len(classes)):
-        raise CacheRejected(f"shape {cached.shape}, expected ({n}, {len(classes)})")
-    if model.spec.kind == "predictions" or n <= VERIFY_ROWS:
-        rows = np.arange(n)
-        fresh = model.predict_proba(table)
-    else:
-        import secrets
-
-        rng = np.random.default_rng(secrets.randbits(128))
-        rows = np.sort(rng.choice(n, size=VERIFY_ROWS, replace=False))
-        sub = replace(table, features=table.features.iloc[rows],
-                      labels=table.labels.iloc[rows].reset_index(drop=True),
-                      sensitive=table.sensitive.iloc[rows].reset_index(drop=True))
-        fresh = model.predict_proba(sub)
-    diff = np.abs(fresh - cached[rows])
-    bad = diff.max(axis=1) > VERIFY_ATOL
-    if bad.any():
-        first = int(rows[np.flatnonzero(bad)[0]])
-        raise CacheRejected(f"{int(bad.sum())} of {len(rows)} re-predicted rows differ from it, "
-                            f"first at data row {first + 1} (largest difference "
-                            f"{float(diff.max()):.3g})")
-    return (f"all {n} rows re-predicted by the model and matched" if len(rows) == n else
-            f"{len(rows)} of {n} rows, drawn at random this run, re-predicted by the model and "
-            "matched")
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def _one_class(p_teacher: np.ndarray, p_student: np.ndarray,

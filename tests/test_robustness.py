@@ -243,13 +243,13 @@ def test_black_box_adversarial_examples_are_cached_and_progress_is_reported(
                                  "max_seconds": 20}}}
     suite = suite_from_dict(raw, base_dir=paths["arrests/eval.csv"].parent)
     calls = []
-    real = robustness._hopskipjump
+    real = robustness.hopskipjump
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0].role)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(robustness, "_hopskipjump", counting)
+    monkeypatch.setattr(robustness, "hopskipjump", counting)
     monkeypatch.setattr(robustness, "PROGRESS_EVERY", 0.0)
     messages: list[str] = []
     first_session = AuditSession(tmp_path / "cache")
@@ -363,10 +363,10 @@ def test_hopskipjump_equals_art_called_directly_from_the_same_start(
                   {"r": {"metric": "robust_accuracy", "attack": "hopskipjump", "samples": 10}})
     run.inputs
     space = attacks.attack_space(run.eval_table, 10, 0)
-    runner = attacks._Runner(run.probes, "student", space)
+    runner = attacks.AttackRunner(run.probes, "student", space)
     x0 = space.scaled()
     todo = np.flatnonzero(runner.clean() == runner.y)[:2]
-    ours, done, no_start = attacks._hopskipjump(runner, "2", todo, x0)
+    ours, done, no_start = attacks.hopskipjump(runner, "2", todo, x0)
     assert list(done) == list(todo) and len(no_start) == 0
 
     loaded = run.model("student")
@@ -461,13 +461,13 @@ def test_the_cap_is_an_error_never_a_smaller_sample_and_is_not_kept_on_disk(
     from audit.runner import AuditSession
 
     calls: list[str] = []
-    real = attacks._hopskipjump
+    real = attacks.hopskipjump
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0].role)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(attacks, "_hopskipjump", counting)
+    monkeypatch.setattr(attacks, "hopskipjump", counting)
     _slow_clock(monkeypatch)
     cache = tmp_path / "cache"
     short = SuiteRun(_black_box_suite(paths, 40), AuditSession(cache)).run_check("robust")
@@ -519,7 +519,7 @@ def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path])
     run = SuiteRun(_black_box_suite(paths, 30))
     run.inputs
     space = attacks.attack_space(run.eval_table, 40, 0)
-    runner = attacks._Runner(run.probes, "teacher", space)
+    runner = attacks.AttackRunner(run.probes, "teacher", space)
     asked: list[int] = []
     real = runner.proba
 

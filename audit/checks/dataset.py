@@ -145,7 +145,7 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
         rows = resampler.memo(("drift", tuple(columns), bins, fdr),
                               lambda: drift_table(tr, ev, columns, bins, fdr))
         drifted = [r["column"] for r in rows if r["drifted"]]
-        notes = ()
+        notes: tuple[str, ...] = ()
         if drifted:
             notes = (f"{len(drifted)} column(s) drifted between the training and the evaluation "
                      f"data ({', '.join(drifted)}): the evaluation data does not look like the "

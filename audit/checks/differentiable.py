@@ -211,6 +211,7 @@ def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
             # not registered as a submodule: eval()/train() must not reach it (an exported
             # program refuses them; the model was put in eval mode when it was loaded)
             object.__setattr__(self, "inner", inner)
+            self.inner: Any
 
         def forward(self, x: Any) -> Any:
             full = base.expand(x.shape[0], -1).clone()

@@ -167,8 +167,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         else:
             s, clean_s = found.transfer[eps]["adv"], found.transfer[eps]["clean"]
             moved = arts["teacher"].clean  # rows the teacher's attack perturbed
-            reps = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
-            ci = percentile_interval(reps, confidence)
+            reps_s = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
+            ci = percentile_interval(reps_s, confidence)
             rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
                          "attack": attacks["teacher"], "eps": eps, "norm": norm, "rows": m,
                          "clean_accuracy": float(clean_s.mean()),

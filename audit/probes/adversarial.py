@@ -27,8 +27,8 @@ from audit.probes.attacks import (
     HSJ_INIT_SIZE,
     MAX_CORNER_DIMS,
     START_VERSION,
+    AttackRunner,
     Cap,
-    _Runner,
     choose_attack,
 )
 
@@ -83,7 +83,7 @@ def adversarial(probes: Any, role: str, attack: str, eps: float, norm: str, samp
     """
     def build() -> AttackOutcome:
         space = robustness_space(probes, samples)
-        runner = _Runner(probes, role, space)
+        runner = AttackRunner(probes, role, space)
         x0 = space.scaled()
         clean = runner.clean() == runner.y
         todo = np.flatnonzero(clean)
@@ -93,7 +93,7 @@ def adversarial(probes: Any, role: str, attack: str, eps: float, norm: str, samp
             def attacked() -> tuple[np.ndarray, np.ndarray]:
                 x, done, no_start = cached_attack(
                     probes, role, ("hopskipjump", norm, samples, probes.seed), todo,
-                    lambda: attacks._hopskipjump(runner, norm, todo, x0, cap))
+                    lambda: attacks.hopskipjump(runner, norm, todo, x0, cap))
                 if len(done) < len(todo):
                     raise cap.error(f"hopskipjump on the {runner.label}", len(done), len(todo),
                                     f"the {len(x0)} sampled eval rows, samples: {samples}")
@@ -147,7 +147,7 @@ def adversarial_examples(probes: Any, request: ArtifactRequest) -> Adversarial:
                          for who in roles}
     transfer = {}
     if request.get("transfer"):
-        student = _Runner(probes, "student", space)
+        student = AttackRunner(probes, "student", space)
         for eps in eps_list:
             transfer[eps] = {
                 "adv": student.predict(space.frame_with(outcomes[eps]["teacher"].x)) == student.y,

@@ -2,7 +2,7 @@
 (ART's FGSM/PGD through a differentiable copy of the model, HopSkipJump through a black box,
 uniform noise), in the perturbation space of :mod:`audit.checks.perturbation`.
 
-Every model call goes through :class:`_Runner`, which asks the loaded model's own
+Every model call goes through :class:`AttackRunner`, which asks the loaded model's own
 ``predict_proba`` (the same call the prediction probe makes) and keeps a per-attack memo of
 the answers (:class:`_Answers`). :mod:`audit.probes.adversarial` turns these into artifacts;
 see :mod:`audit.checks.robustness` for what is measured and how eps is defined.
@@ -30,8 +30,9 @@ from audit.checks.differentiable import (
 from audit.checks.perturbation import AttackSpace, attack_space, norm_order, project
 from audit.errors import DataError, ModelError, display_path
 
-__all__ = ["AttackSpace", "Cap", "attack_space", "gradient_module", "choose_attack", "project",
-           "GRADIENT_ATTACKS", "HSJ", "MAX_CORNER_DIMS"]
+__all__ = ["AttackSpace", "AttackRunner", "Cap", "attack_space", "gradient_module",
+           "choose_attack", "hopskipjump", "start_pool", "project", "GRADIENT_ATTACKS", "HSJ",
+           "MAX_CORNER_DIMS"]
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines of a long black-box attack
 PGD_ITER = 20
@@ -103,7 +104,7 @@ def choose_attack(requested: str, models: Mapping[str, Any]) -> dict[str, str]:
     return dict.fromkeys(models, requested)
 
 
-class _Runner:
+class AttackRunner:
     """Attacks one model on the attack space, within a deadline."""
 
     def __init__(self, probes: Any, role: str, space: AttackSpace, table: Any = None,
@@ -195,7 +196,7 @@ MAX_CORNER_DIMS = 10  # up to 1024 corners
 START_CANDIDATES = 20  # nearest other-class rows tried as HSJ starts, per attacked row
 
 
-def start_pool(runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
+def start_pool(runner: AttackRunner) -> tuple[np.ndarray, np.ndarray]:
     """Candidate HSJ starts: every eval row (and train row, when the suite names them) in the
     scaled space, with the model's class for each, from the cached predictions (no new model
     call). Rows outside the eval range are clipped into it."""
@@ -220,7 +221,7 @@ def start_pool(runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
                         space.low.tobytes(), space.span.tobytes()), build)
 
 
-def _init_points(runner: _Runner, i: int, x: np.ndarray, label: int, rng: np.random.Generator,
+def _init_points(runner: AttackRunner, i: int, x: np.ndarray, label: int, rng: np.random.Generator,
                  pool: np.ndarray, pool_pred: np.ndarray,
                  answers: _Answers | None = None) -> np.ndarray | None:
     """A starting point for HSJ that the model classifies differently from ``label``: the
@@ -263,7 +264,7 @@ class _Answers:
     a row with those unperturbed values is attacked (on the example data: 2,310 points in one
     0.15 s call, where HopSkipJump makes about 75 calls of 35 ms each per row on the forest)."""
 
-    def __init__(self, runner: _Runner) -> None:
+    def __init__(self, runner: AttackRunner) -> None:
         self.runner, space = runner, runner.space
         self.space = space
         moved = set(space.columns)
@@ -333,7 +334,7 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _hopskipjump(runner: _Runner, norm: str, todo: np.ndarray, x0: np.ndarray,
+def hopskipjump(runner: AttackRunner, norm: str, todo: np.ndarray, x0: np.ndarray,
                  cap: Cap | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-row HSJ on the rows ``todo``, in that order; returns the adversarials (rows not
     attacked unchanged), the rows done and the rows of those with no start (left unchanged).

@@ -42,7 +42,7 @@ from audit.errors import display_path
 from audit.probes import attacks
 from audit.probes.adversarial import cached_attack
 from audit.probes.artifacts import BoundaryDistances
-from audit.probes.attacks import HSJ, Cap, _Runner, attack_space
+from audit.probes.attacks import HSJ, AttackRunner, Cap, attack_space
 
 __all__ = ["boundary_distances"]
 
@@ -83,13 +83,13 @@ def boundary_distances(probes: Any, members: str, rows_in: np.ndarray, y_in: np.
     out: dict[str, dict[str, Any]] = {}
     cap = Cap.starting_now(max_seconds)
     for who in ("teacher", "student"):
-        runner = _Runner(probes, who, space, table=table, y=y, tag=tag)
+        runner = AttackRunner(probes, who, space, table=table, y=y, tag=tag)
         correct = runner.clean() == y
         todo = interleaved[correct[interleaved]]
         began = time.perf_counter()
         x, done, no_start = cached_attack(
             probes, who, what, todo,
-            lambda r=runner, t=todo: attacks._hopskipjump(r, "2", t, x0, cap))
+            lambda r=runner, t=todo: attacks.hopskipjump(r, "2", t, x0, cap))
         if len(done) < len(todo):
             raise cap.error(f"the decision-boundary attack on the {runner.label}", len(done),
                             len(todo), f"the {m} sampled members and {m} non-members, "
