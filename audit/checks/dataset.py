@@ -54,7 +54,7 @@ def _is_numeric(col: pd.Series) -> bool:
 def drift_table(train: pd.DataFrame, evals: pd.DataFrame, columns: list[str], bins: int,
                 fdr: float) -> list[dict[str, Any]]:
     """One row per column: PSI, test statistic, p-value, BH-adjusted q-value, drifted."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for col in columns:
         t, e = train[col].dropna(), evals[col].dropna()
         if _is_numeric(train[col]) and _is_numeric(evals[col]):
