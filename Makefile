@@ -22,6 +22,7 @@ demo: fixtures
 	$(BIN)/distill-audit run suites/arrests.audit.yaml
 
 test: $(STAMP)
+	$(BIN)/python -m mypy audit
 	$(BIN)/python -m pytest -n 2
 
 bench: fixtures

@@ -22,13 +22,21 @@ and ``leakage`` (share of eval rows that also occur, identically, in the trainin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.checks.registry import (
+    Direction,
+    Family,
+    Metric,
+    MetricInput,
+    Param,
+    register,
+    register_family,
+)
 from audit.errors import DataError
 from audit.probes.artifacts import ArtifactRequest, DataTables
 from audit.results import Estimate, Measurement, Table
@@ -226,7 +234,8 @@ for _name, _direction, _bounds, _doc, _params in (
     ("leakage", "lower", (0.0, 1.0),
      "Share of eval rows (features and label) that also occur in the training table.", {}),
 ):
-    register(Metric(_name, _direction, "data", True, _bounds, _doc, custom=_measure_data,
+    register(Metric(_name, cast(Direction, _direction), "data", True, _bounds, _doc,
+                    custom=_measure_data,
                     params=_params, tables=_TRAIN if _name in _READS_TRAIN else None,
                     needs=_needs_eval if _name in _EVAL_ONLY else _needs_train))
 

@@ -27,13 +27,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from audit.checks.calibration import DEFAULT_BINS, _components, _value
-from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
+from audit.checks.registry import (
+    Direction,
+    Family,
+    Metric,
+    MetricInput,
+    Param,
+    register,
+    register_family,
+)
 from audit.errors import DataError
 from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import percentile_interval
@@ -103,7 +111,7 @@ class _quiet_nan:
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)
 
 
@@ -258,7 +266,8 @@ for _name, _direction, _bounds, _doc in (
     ("max_gap_to_overall", "lower", (0.0, 1.0),
      "Largest |group value - overall value| of group_metric (default accuracy)."),
 ):
-    register(Metric(_name, _direction, "fairness", False, _bounds, _doc, custom=_measure_slices,
+    register(Metric(_name, cast(Direction, _direction), "fairness", False, _bounds, _doc,
+                    custom=_measure_slices,
                     params=_PARAMS))
 
 
