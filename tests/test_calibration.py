@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss, log_loss
 
 from audit import SuiteRun, load_suite
-from audit.checks.calibration import _components, _value, bin_edges, bin_index, reliability
+from audit.checks.calibration import (
+    bin_edges,
+    bin_index,
+    calibration_components,
+    calibration_value,
+    reliability,
+)
 from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import MetricInput, get_metric
 
@@ -55,7 +61,7 @@ def problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ours(name: str, y: np.ndarray, P: np.ndarray, bins: int, binning: str = "equal_width") -> float:
-    return _value(_components(y, P, name, bins, binning), name)
+    return calibration_value(calibration_components(y, P, name, bins, binning), name)
 
 
 @given(problems(), st.sampled_from([5, 10, 15]))

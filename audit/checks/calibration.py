@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.checks.performance import CLT_INTERVAL, _log_loss, _mean_with_influence
+from audit.checks.performance import CLT_INTERVAL, log_loss_influence, mean_with_influence
 from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.results import Figure, Measurement, Table
 
@@ -95,7 +95,8 @@ class _Component:
     edges: np.ndarray
 
 
-def _components(y: np.ndarray, P: np.ndarray, metric: str, bins: int, binning: str) -> list[_Component]:
+def calibration_components(y: np.ndarray, P: np.ndarray, metric: str, bins: int,
+                           binning: str) -> list[_Component]:
     if metric == "classwise_ece":
         out = []
         for c in range(P.shape[1]):
@@ -121,7 +122,7 @@ def _exact(comp: _Component) -> tuple[np.ndarray, np.ndarray]:
 _WHICH = {"ece": 0, "mce": 1, "ace": 2, "classwise_ece": 0}
 
 
-def _value(comps: list[_Component], metric: str) -> float:
+def calibration_value(comps: list[_Component], metric: str) -> float:
     values = [calibration_errors(*_exact(c))[_WHICH[metric]] for c in comps]
     return float(np.mean(values))
 
@@ -157,7 +158,7 @@ def _replicate_values(reps: list[tuple[np.ndarray, np.ndarray]], metric: str) ->
 
 def reliability(y: np.ndarray, P: np.ndarray, bins: int, binning: str) -> list[dict[str, Any]]:
     """Reliability-diagram rows (top-label): per bin its edges, count, confidence and accuracy."""
-    return _reliability_rows(_components(y, P, "ece", bins, binning)[0])
+    return _reliability_rows(calibration_components(y, P, "ece", bins, binning)[0])
 
 
 def _reliability_rows(comp: _Component) -> list[dict[str, Any]]:
@@ -202,7 +203,7 @@ def temperature_advice(y: np.ndarray, P: np.ndarray, seed: int, bins: int) -> di
     multiplier = float(np.asarray(ts.temperature).reshape(-1)[0])
 
     def ece(probs: np.ndarray) -> float:
-        return _value(_components(y[held], probs, "ece", bins, "equal_width"), "ece")
+        return calibration_value(calibration_components(y[held], probs, "ece", bins, "equal_width"), "ece")
 
     return {"available": True, "temperature": 1.0 / multiplier if multiplier else float("inf"),
             "ece_before": ece(P[held]), "ece_after": ece(scaled), "fit_rows": int(fit.size),
@@ -220,8 +221,8 @@ def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
     view = "classwise" if metric.name == "classwise_ece" else "top-label"
 
     def build() -> tuple[Any, ...]:
-        t = _components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
-        s = _components(inputs.y, inputs.p_student, metric.name, bins, binning)
+        t = calibration_components(inputs.y, inputs.p_teacher, metric.name, bins, binning)
+        s = calibration_components(inputs.y, inputs.p_student, metric.name, bins, binning)
         rows = [{"kind": "reliability", "model": who, **row}
                 for who, comps in (("teacher", t), ("student", s))
                 for row in _reliability_rows(comps[0])] if view == "top-label" else []
@@ -234,8 +235,9 @@ def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
         extra["advice"] = temperature_advice(inputs.y, inputs.p_student, resampler.seed, bins)
     method = (f"paired bootstrap, {resampler.n_boot} multinomial replicates of the (bin, hit) "
               f"table; {bins} {binning.replace('_', '-')} bins")
-    m = paired_measurement(metric, _value(t, metric.name), _value(s, metric.name), rep_t, rep_s,
-                           confidence, method=method, n=inputs.n,
+    m = paired_measurement(metric, calibration_value(t, metric.name),
+                           calibration_value(s, metric.name), rep_t, rep_s, confidence,
+                           method=method, n=inputs.n,
                            params={"bins": bins, "binning": binning}, breakdown=breakdown,
                            extra=extra)
     return (m,)
@@ -245,7 +247,7 @@ def _brier(y: np.ndarray, P: np.ndarray, pos: int | None,
            params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
     onehot = np.zeros_like(P)
     onehot[np.arange(y.shape[0]), y] = 1.0
-    return _mean_with_influence(((P - onehot) ** 2).sum(axis=1) / 2.0)
+    return mean_with_influence(((P - onehot) ** 2).sum(axis=1) / 2.0)
 
 
 _BIN_PARAMS = {
@@ -273,7 +275,7 @@ register(Metric("brier", "lower", "calibration", False, (0.0, 1.0),
                 "brier_score_loss).", influence=_brier, interval=CLT_INTERVAL))
 register(Metric("nll", "lower", "calibration", False, (0.0, float("inf")),
                 "Negative log-likelihood of the true label; the same number as log_loss.",
-                influence=_log_loss, interval=CLT_INTERVAL))
+                influence=log_loss_influence, interval=CLT_INTERVAL))
 
 
 # -- report section ----------------------------------------------------------------------

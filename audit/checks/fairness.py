@@ -32,7 +32,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from audit.checks.calibration import DEFAULT_BINS, _components, _value
+from audit.checks.calibration import DEFAULT_BINS, calibration_components, calibration_value
 from audit.checks.registry import (
     Direction,
     Family,
@@ -235,8 +235,9 @@ def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.
                 ci = percentile_interval(rates["r" + key][name][:, g], confidence)
                 values[name] = None if not np.isfinite(v) else v
                 values[f"{name}_ci"] = None if ci is None or n == 0 else [ci.low, ci.high]
-            values["ece"] = (_value(_components(inputs.y[mask], P[mask], "ece", DEFAULT_BINS,
-                                                "equal_width"), "ece") if n else None)
+            comps = calibration_components(inputs.y[mask], P[mask], "ece", DEFAULT_BINS,
+                                           "equal_width") if n else None
+            values["ece"] = calibration_value(comps, "ece") if comps is not None else None
             row[who] = values
         rows.append(row)
     return rows

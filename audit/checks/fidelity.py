@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
-from audit.checks.performance import CLT_INTERVAL, _mean_with_influence
+from audit.checks.performance import CLT_INTERVAL, mean_with_influence
 from audit.checks.registry import Family, Metric, register, register_family
 
 __all__: list[str] = []
@@ -45,12 +45,12 @@ def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _kl(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
-    return _mean_with_influence(_kl_rows(pt, ps))
+    return mean_with_influence(_kl_rows(pt, ps))
 
 
 def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
     m = (pt + ps) / 2.0
-    return _mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
+    return mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
 
 
 register(Metric("agreement", "higher", "fidelity", True, (0.0, 1.0),

@@ -75,15 +75,15 @@ def _prf(which: str):
     return fn
 
 
-def _log_loss(y: np.ndarray, P: np.ndarray, pos: int | None,
+def log_loss_influence(y: np.ndarray, P: np.ndarray, pos: int | None,
               params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
     eps = np.finfo(P.dtype).eps
     p_true = np.clip(P[np.arange(y.shape[0]), y], eps, 1 - eps)
     values = -np.log(p_true)
-    return _mean_with_influence(values)
+    return mean_with_influence(values)
 
 
-def _mean_with_influence(values: np.ndarray) -> tuple[float, np.ndarray]:
+def mean_with_influence(values: np.ndarray) -> tuple[float, np.ndarray]:
     n = values.shape[0]
     mean = float(values.mean())
     if n < 2:
@@ -158,7 +158,7 @@ register(Metric("roc_auc", "higher", "performance", False, (0.0, 1.0),
 register(Metric("log_loss", "lower", "performance", False, (0.0, float("inf")),
                 "Mean negative log-likelihood of the true label (natural log), probabilities "
                 "clipped to [eps, 1-eps] as scikit-learn does. Interval: normal approximation of "
-                "a mean (paired).", influence=_log_loss, interval=CLT_INTERVAL))
+                "a mean (paired).", influence=log_loss_influence, interval=CLT_INTERVAL))
 
 
 FAMILY = register_family(Family("performance", "Predictive performance", order=10))
