@@ -6,6 +6,9 @@ Each table sits in the README between two marker comments naming the families it
     ...generated...
     <!-- /metrics -->
 
+A block naming ``others`` shows every family no other block names, so a new family is in the
+README (in catalogue order) before anyone writes prose for it.
+
 ``python -m audit.docs`` rewrites those blocks in ``README.md``; ``python -m audit.docs
 --check`` exits 1 when they are out of date (``tests/test_registry.py`` runs the same check).
 A metric's row is its direction and doc; a parameter's row its values, default and doc
@@ -85,9 +88,19 @@ def metric_tables(families: Sequence[str]) -> str:
 
 
 def render_readme(text: str) -> str:
-    """``text`` with every marked block replaced by the tables generated for its families."""
-    return BLOCK.sub(lambda m: m.group(1) + metric_tables(m.group("families").split())
-                     + m.group(4), text)
+    """``text`` with every marked block replaced by the tables generated for its families; the
+    ``others`` block gets the families no other block names (nothing when there are none)."""
+    named = {f for m in BLOCK.finditer(text) for f in m.group("families").split()} - {"others"}
+    rest = list(dict.fromkeys(m.family for m in metrics().values() if m.family not in named))
+
+    def block(m: re.Match[str]) -> str:
+        families = m.group("families").split()
+        if families == ["others"]:
+            body = "".join(f"\nFamily `{f}`:\n\n" + metric_tables([f]) for f in rest)
+            return m.group(1) + body.lstrip("\n") + m.group(4)
+        return m.group(1) + metric_tables(families) + m.group(4)
+
+    return BLOCK.sub(block, text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

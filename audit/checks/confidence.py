@@ -109,7 +109,7 @@ register(Metric(NAME, "lower", "confidence", True, (0.0, 1.0),
                 "Share of rows where the student's top class differs from the teacher's, in the "
                 "most confident teacher-confidence bin with rows (every bin in the breakdown). "
                 "Interval: paired bootstrap joined with Clopper-Pearson.",
-                custom=_measure,
+                custom=_measure, identical=0.0,
                 params={"bins": Param("int", "Number of equal-width teacher-confidence bins on "
                                              "[0, 1].", default=DEFAULT_BINS, minimum=2)}))
 

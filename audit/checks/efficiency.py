@@ -153,7 +153,7 @@ register(Metric("latency_ms", "lower", "efficiency", False, (0.0, float("inf")),
                 custom=_measure_efficiency, params=_PARAMS, needs=_needs))
 register(Metric("size_ratio", "lower", "efficiency", True, (0.0, float("inf")),
                 "Student size on disk / teacher size on disk (exact).",
-                custom=_measure_efficiency, params=_PARAMS, needs=_size_needs))
+                custom=_measure_efficiency, params=_PARAMS, needs=_size_needs, identical=1.0))
 
 
 # -- report section ----------------------------------------------------------------------

@@ -55,20 +55,23 @@ def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarra
 
 register(Metric("agreement", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows where the student's top-1 prediction equals the teacher's. "
-                "Interval: bootstrap joined with Clopper-Pearson.", joint=_agreement))
+                "Interval: bootstrap joined with Clopper-Pearson.", joint=_agreement, identical=1.0))
 register(Metric("negative_flip_rate", "lower", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets right and the student gets wrong. Interval: "
-                "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=True)))
+                "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=True),
+                identical=0.0))
 register(Metric("positive_flip_rate", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets wrong and the student gets right. Interval: "
-                "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=False)))
+                "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=False),
+                identical=0.0))
 register(Metric("kl_divergence", "lower", "fidelity", True, (0.0, float("inf")),
                 "Mean KL(teacher ‖ student) of the class distributions, in nats. Interval: normal "
-                "approximation of a mean.", pair_influence=_kl, interval=CLT_INTERVAL))
+                "approximation of a mean.", pair_influence=_kl, interval=CLT_INTERVAL,
+                identical=0.0))
 register(Metric("js_divergence", "lower", "fidelity", True, (0.0, float(np.log(2))),
                 "Mean Jensen-Shannon divergence of the class distributions, in nats (<= ln 2). "
                 "Interval: normal approximation of a mean.", pair_influence=_js,
-                interval=CLT_INTERVAL))
+                interval=CLT_INTERVAL, identical=0.0))
 
 
 FAMILY = register_family(Family("fidelity", "Fidelity to the teacher", order=20))

@@ -173,6 +173,9 @@ class Metric:
     # parameters: audit.probes.artifacts.ArtifactRequest values; the runner has the probes
     # build them and passes them in MetricInput.artifacts (keyed by kind)
     needs: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+    # a pairwise metric's value when the student is its teacher (agreement 1, divergence 0):
+    # the registry-wide property tests check it; None for per-model metrics
+    identical: float | None = None
 
     @property
     def engine(self) -> Literal["counts", "influence", "custom"]:

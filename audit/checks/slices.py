@@ -168,6 +168,7 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
 register(Metric("slice_regression", "lower", "slices", True, (-1.0, 1.0),
                 "Accuracy regression (teacher - student) of the worst significant discovered "
                 "slice; 0 when none is significant.", custom=_measure_slices, needs=_needs,
+                identical=0.0,
                 params={"bins": Param("int", "Quantile bins of numeric columns.",
                                       default=DEFAULT_SLICE_BINS, minimum=2, maximum=1000),
                         "min_group_size": Param("int", "Discovered slices with fewer rows are "
