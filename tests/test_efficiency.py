@@ -130,3 +130,50 @@ def test_timing_needs_models_that_run(tmp_path: Path) -> None:
     assert result.status == "error"
     assert result.error.startswith("efficiency checks time the models, but the teacher is a file")
     assert np.isfinite(1.0)
+
+
+def test_a_model_in_a_worker_process_is_timed_there_not_through_the_pipe(tmp_path: Path) -> None:
+    """Callables run in a worker process (a model that exits or hangs must not end the audit);
+    the pipe to it costs about half a millisecond a call, which is not the model's cost. The
+    worker times the call itself and the efficiency checks use that time."""
+    folder = tmp_path / "timed"
+    path = _suite(folder, 0.004, 0.0, {"latency": CHECKS["latency"]})
+    run = SuiteRun(load_suite(path))
+    teacher = run.model("teacher")
+    assert teacher.own_call_ms is not None  # a worker model
+    table = run.eval_table
+    outside = []
+    for _ in range(5):
+        import time as clock
+
+        t0 = clock.perf_counter()
+        teacher.predict(table)
+        outside.append((clock.perf_counter() - t0) * 1e3)
+        own = teacher.own_call_ms()
+        assert own is not None and 4.0 <= own <= outside[-1]  # sleeps 4 ms; the pipe adds more
+    result = run.run_check("latency")
+    runs = [m for m in result.measurements if m.scope == "batch 1"][0]
+    assert runs.teacher is not None and 4.0 <= runs.teacher.value < min(outside) + 5.0
+
+
+def test_the_timing_probe_prefers_a_models_own_time(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """A hand-made clock: each call seems to take 50 ms from outside, the model says 1 ms;
+    1 ms is recorded. A model without its own time is timed from outside (50 ms)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import audit.probes.timings as timings_probe
+    from audit.probes.artifacts import ArtifactRequest
+
+    run = SuiteRun(load_suite(_suite(tmp_path / "fake", 0.0, 0.0, {"latency": CHECKS["latency"]})))
+    models = {"teacher": replace(run.model("teacher"), own_call_ms=lambda: 1.0),
+              "student": replace(run.model("student"), own_call_ms=None)}
+    probes = SimpleNamespace(run=SimpleNamespace(runnable_models=lambda doing: models,
+                                                 eval_table=run.eval_table))
+    ticks = iter(range(0, 10**15, 50_000_000))
+    monkeypatch.setattr(timings_probe.time, "perf_counter_ns", lambda: next(ticks))
+    got = timings_probe.timings(probes, ArtifactRequest.of("timings", batch_sizes=(1,), repeats=6,
+                                                           max_seconds=30.0))
+    assert list(got.runs[1]["teacher"]) == [1.0] * 6
+    assert list(got.runs[1]["student"]) == [50.0] * 6

@@ -41,6 +41,9 @@ class LoadedModel:
     input_dtype: np.dtype | None = None  # numpy dtype of the matrix a torch model is fed
     native: Any = field(default=None, repr=False)  # the estimator of a skops/pickle model
     untrusted_types: tuple[str, ...] = ()  # a skops file's types beyond skops' trusted defaults
+    # for a model run in a worker process: its own time on the last predict call, in ms, timed
+    # there (the pipe to the process is not the model's cost); None for in-process models
+    own_call_ms: Callable[[], float | None] | None = field(default=None, repr=False)
 
     @property
     def cache_identity(self) -> str:

@@ -55,7 +55,8 @@ def load_callable(spec: ModelSpec, role: str,
         return replace(model, predict=guarded_predict(model.predict, label, spec.timeout))
     classes = tuple(info["classes"])
     return LoadedModel(role, spec, classes, info["sha256"], None,
-                       worker_predict(worker, len(classes)), tuple(info["warnings"]))
+                       worker_predict(worker, len(classes)), tuple(info["warnings"]),
+                       own_call_ms=lambda: worker.last_call_ms)
 
 
 def serve_callable(spec: ModelSpec, role: str) -> tuple[dict[str, Any],

@@ -43,6 +43,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 import weakref
 from collections.abc import Callable, Iterator
@@ -144,6 +145,9 @@ class ModelWorker:
         self.label = label
         self.timeout = timeout
         self.failure: str | None = None  # once the worker failed, every call raises this
+        # how long the model itself took on the last predict, timed in the worker (ms): the
+        # efficiency checks time the model, not the pipe to its process
+        self.last_call_ms: float | None = None
         context = _mp_context()
         self._conn, child = context.Pipe(duplex=True)
         # the fork server's environment is the one it started with: send today's
@@ -191,6 +195,7 @@ class ModelWorker:
         if "not_numbers" in header:
             raise ModelError(f"{self.label} returned {header['not_numbers']} values that are not "
                              f"numbers ({header['why']}); expected {expected}")
+        self.last_call_ms = float(header["ms"]) if "ms" in header else None
         shape = tuple(int(n) for n in header["shape"])
         size = 8
         for n in shape:
@@ -337,7 +342,9 @@ def _serve(conn: Any, environ: dict[str, str]) -> None:
                 _answer(conn, {"info": info, "blob": blob is not None}, blob)
             else:
                 assert predict is not None, "predict before load"
-                _send_array(conn, predict(request[1]))
+                began = time.perf_counter_ns()
+                raw = predict(request[1])
+                _send_array(conn, raw, (time.perf_counter_ns() - began) / 1e6)
         except SystemExit:
             raise  # the parent reports the exit status
         except ModelError as exc:
@@ -352,7 +359,7 @@ def _answer(conn: Any, header: dict[str, Any], payload: bytes | None = None) -> 
     conn.send_bytes(text if payload is None else b"".join((text, b"\0", payload)))
 
 
-def _send_array(conn: Any, raw: Any) -> None:
+def _send_array(conn: Any, raw: Any, ms: float) -> None:
     """The model's output as a float64 array (shape header, then the bytes), or a message
     when it is not numbers (as :func:`audit.models.check_probabilities` words it)."""
     import numpy as np
@@ -362,4 +369,4 @@ def _send_array(conn: Any, raw: Any) -> None:
     except (TypeError, ValueError) as exc:
         _answer(conn, {"not_numbers": type(raw).__name__, "why": str(exc)})
         return
-    _answer(conn, {"shape": list(array.shape)}, np.ascontiguousarray(array).tobytes())
+    _answer(conn, {"shape": list(array.shape), "ms": ms}, np.ascontiguousarray(array).tobytes())

@@ -39,12 +39,16 @@ def load_pickle(spec: ModelSpec, role: str) -> LoadedModel:
     if native is not None:  # plain scikit-learn: it runs here (gradients, sizes), like skops
         worker.close()
         predict = estimator_predict(native, label)
+        own_call_ms: Callable[[], float | None] | None = None
     else:
         predict = worker_predict(worker, len(classes))
+
+        def own_call_ms() -> float | None:
+            return worker.last_call_ms
     warning = (f"{role} was loaded from a pickle ({display_path(spec.path)}) because the suite set "
                "trust: true; unpickling can run arbitrary code")
     return LoadedModel(role, spec, classes, file_sha256(spec.path), spec.path.stat().st_size,
-                       predict, (warning,), native=native)
+                       predict, (warning,), native=native, own_call_ms=own_call_ms)
 
 
 def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[Any], Any],
