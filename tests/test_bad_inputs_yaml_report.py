@@ -26,25 +26,12 @@ from audit.report import writer
 from audit.report.writer import write_report
 from audit.results import AuditReport, CheckResult
 from audit.suite import load_suite
-from fixtures.synthetic import write_pair
+from fixtures.synthetic import BASE_SUITE, write_pair
 
 # The valid base suite. Line numbers, for reading the expected messages:
 #  1 version   2 name   3 data   4 eval   5 target   6 teacher   7 student   8 settings
 #  9 checks   10 acc   11 metric   12 gate
-BASE = """\
-version: 1
-name: synth
-data:
-  eval: eval.csv
-  target: label
-teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-student: {predictions: student.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-settings: {seed: 0, bootstrap: 200}
-checks:
-  acc:
-    metric: accuracy
-    gate: {min: 0.5, max_regression: 0.02}
-"""
+BASE = BASE_SUITE
 TAG = "YAML tag {} is not allowed; suites hold plain mappings, lists, strings and numbers " \
       "(remove the tag)"
 CHARS = "use letters, digits, '_', '.' and '-' only (it names the report files)"

@@ -21,25 +21,12 @@ from audit.checks.registry import get_metric, metric_names
 from audit.errors import SuiteError
 from audit.runner import SuiteRun
 from audit.suite import GateSpec, load_suite, suite_from_dict
-from fixtures.synthetic import write_pair
+from fixtures.synthetic import BASE_SUITE, write_pair
 
 # The valid base suite. Line numbers, for reading the expected messages:
 #  1 version   2 name   3 data   4 eval   5 target   6 teacher   7 student   8 settings
 #  9 checks   10 acc   11 metric   12 gate
-BASE = """\
-version: 1
-name: synth
-data:
-  eval: eval.csv
-  target: label
-teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-student: {predictions: student.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-settings: {seed: 0, bootstrap: 200}
-checks:
-  acc:
-    metric: accuracy
-    gate: {min: 0.5, max_regression: 0.02}
-"""
+BASE = BASE_SUITE
 TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
 METRICS = ", ".join(metric_names())  # the registry is the list the message shows

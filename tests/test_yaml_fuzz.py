@@ -16,25 +16,12 @@ from hypothesis import strategies as st
 from audit.errors import SuiteError
 from audit.suite import load_suite
 from audit.yamlsrc import load_yaml_text
-from fixtures.synthetic import write_pair
+from fixtures.synthetic import BASE_SUITE, write_pair
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
-SUITE = """\
-version: 1
-name: synth
-data:
-  eval: eval.csv
-  target: label
-teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-student: {predictions: student.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}
-settings: {seed: 0, bootstrap: 200}
-checks:
-  acc:
-    metric: accuracy
-    gate: {min: 0.5, max_regression: 0.02}
-"""
+SUITE = BASE_SUITE
 # where a random value goes: (the text it replaces, what it becomes with {v} the value)
 SLOTS = [("name: synth", "name: {v}"), ("version: 1", "version: {v}"),
          ("eval: eval.csv", "eval: {v}"), ("target: label", "target: {v}"),
