@@ -26,24 +26,16 @@ from audit.report import writer
 from audit.report.writer import write_report
 from audit.results import AuditReport, CheckResult
 from audit.suite import load_suite
-from fixtures.synthetic import BASE_SUITE, write_pair
+from fixtures.synthetic import BASE_SUITE, edit_suite, write_pair
 
 # The valid base suite. Line numbers, for reading the expected messages:
 #  1 version   2 name   3 data   4 eval   5 target   6 teacher   7 student   8 settings
 #  9 checks   10 acc   11 metric   12 gate
 BASE = BASE_SUITE
+edit = edit_suite
 TAG = "YAML tag {} is not allowed; suites hold plain mappings, lists, strings and numbers " \
       "(remove the tag)"
 CHARS = "use letters, digits, '_', '.' and '-' only (it names the report files)"
-
-
-def edit(*pairs: str, base: str = BASE) -> str:
-    """``base`` with each (old, new) pair replaced once; the old text must be there."""
-    text = base
-    for old, new in zip(pairs[::2], pairs[1::2], strict=True):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
 
 
 def laughs(levels: int) -> str:

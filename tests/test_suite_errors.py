@@ -21,26 +21,18 @@ from audit.checks.registry import get_metric, metric_names
 from audit.errors import SuiteError
 from audit.runner import SuiteRun
 from audit.suite import GateSpec, load_suite, suite_from_dict
-from fixtures.synthetic import BASE_SUITE, write_pair
+from fixtures.synthetic import BASE_SUITE, edit_suite, write_pair
 
 # The valid base suite. Line numbers, for reading the expected messages:
 #  1 version   2 name   3 data   4 eval   5 target   6 teacher   7 student   8 settings
 #  9 checks   10 acc   11 metric   12 gate
 BASE = BASE_SUITE
+edit = edit_suite
 TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
 METRICS = ", ".join(metric_names())  # the registry is the list the message shows
 TOP_KEYS = "version, name, description, include, data, teacher, student, settings, checks"
 KINDS = "skops, onnx, callable, predictions, pickle, torch"
-
-
-def edit(*pairs: str, base: str = BASE) -> str:
-    """``base`` with each (old, new) pair replaced once; the old text must be there."""
-    text = base
-    for old, new in zip(pairs[::2], pairs[1::2], strict=True):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
 
 
 def case(text: str | bytes, expected: str, *, files: dict[str, str | bytes] | None = None,
