@@ -58,6 +58,9 @@ def serve_pickle(spec: ModelSpec, role: str) -> tuple[dict[str, Any], Callable[[
     scikit-learn's own classes only (see :func:`load_plain`)."""
     assert spec.path is not None
     label = model_label(role, spec)
+    if spec.trust is not True:  # checked again where the code runs (not an assert: python -O)
+        raise ModelError(f"{label}: loading a pickle runs code; set trust: true only if you trust "
+                         "whoever wrote this file (prefer skops or onnx)")
     try:
         if spec.path.suffix.lower() == ".joblib":
             import joblib

@@ -68,8 +68,8 @@ def fallback_dir() -> Path:
     folder's ``distill-audit-reports`` (``$TMPDIR`` decides it).
 
     A shared temporary folder is writable by everyone, so a ``distill-audit-reports`` that is a
-    symlink or belongs to another user is not used: a new private folder
-    (``distill-audit-reports-XXXXXXXX``) is made beside it instead.
+    symlink or belongs to another user is not used: a new private folder with a random suffix
+    (``tempfile.mkdtemp(prefix="distill-audit-reports-")``) is made beside it instead.
     """
     base = Path(tempfile.gettempdir()) / "distill-audit-reports"
     try:
