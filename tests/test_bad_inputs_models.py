@@ -543,3 +543,27 @@ def test_an_in_process_estimator_that_calls_sys_exit_is_an_error(
     assert str(info.value) == ("teacher (m.skops) tried to end the process (sys.exit(3)) while "
                                "predicting on eval.csv; a model must return its predictions, not "
                                "exit (remove the call)")
+
+
+@pytest.mark.parametrize("module,name", [
+    ("sklearn.feature_selection._base", "attrgetter"),  # operator.attrgetter, re-exported
+    ("sklearn.feature_extraction.text", "itemgetter"),
+    ("sklearn.callback._transport", "Thread"),
+], ids=["attrgetter", "itemgetter", "thread"])
+def test_the_plain_unpickler_refuses_what_scikit_learn_only_re_exports(module: str,
+                                                                       name: str) -> None:
+    """The parent re-reads a worker's blob as plain scikit-learn; a class that scikit-learn's
+    modules merely import (operator.attrgetter and such could reach any function) is refused,
+    so the model stays in its worker."""
+    import importlib
+
+    from audit.models.pickle import load_plain
+
+    if not hasattr(importlib.import_module(module), name):
+        pytest.skip(f"{module} no longer re-exports {name}")
+    # GLOBAL module name, then STOP: the unpickler must refuse at find_class
+    blob = b"c" + module.encode() + b"\n" + name.encode() + b"\n."
+    assert load_plain(blob) is None
+    from sklearn.linear_model import LogisticRegression
+
+    assert load_plain(pickle.dumps(LogisticRegression)) is LogisticRegression  # its own classes

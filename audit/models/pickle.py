@@ -108,9 +108,12 @@ class _PlainUnpickler(pickle.Unpickler):
 
             numpy_data = (np.generic, np.dtype, np.random.BitGenerator, np.random.RandomState,
                           np.random.Generator, np.random.SeedSequence)  # scalars, random states
-            if isinstance(found, type) and (module.startswith("sklearn")
+            # a class defined in scikit-learn itself (its modules re-export operator.attrgetter,
+            # threading.Thread and such: a blob could call anything through those), or numpy data
+            defined = str(getattr(found, "__module__", "")).partition(".")[0]
+            if isinstance(found, type) and ((module.startswith("sklearn") and defined == "sklearn")
                                             or issubclass(found, numpy_data)):
-                return found  # a class (constructing it runs scikit-learn's code, not theirs)
+                return found  # constructing it runs scikit-learn's code, not theirs
         raise pickle.UnpicklingError(f"{module}.{name} is not plain scikit-learn")
 
 

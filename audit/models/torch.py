@@ -88,7 +88,7 @@ def load_torch(spec: ModelSpec, role: str) -> LoadedModel:
     kind, problem = _archive_kind(spec.path)
     if kind is None:
         raise ModelError(f"{label}: {problem}; {fix}")
-    if kind == "export" and not spec.trust:
+    if kind == "export" and spec.trust is not True:
         pickled = _pickled_parts(spec.path)
         if pickled:
             raise ModelError(
