@@ -32,6 +32,7 @@ import io
 import json
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,8 +122,6 @@ def load_cache_key(cache_dir: Path | None) -> tuple[CacheKey | None, str]:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
         st = path.lstat()
-        import stat
-
         if not stat.S_ISREG(st.st_mode):
             return None, f"{path} is not a regular file"
         if st.st_mode & 0o022:
@@ -247,6 +246,8 @@ class PredictionCache:
               label: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         if self.directory is None:
             return None
+        if self.auth is None and not self.trust and verify is None:
+            return None  # nothing could vouch for the entry: do not even read it
         data_path, meta_path = self._paths(key)
         if not data_path.exists() and not meta_path.exists():
             return None

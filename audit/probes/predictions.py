@@ -15,12 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["verify_predictions", "plain", "VERIFY_ROWS", "VERIFY_ATOL"]
+from audit.coltypes import plain_value
 
-
-def plain(x: Any) -> Any:
-    """A numpy scalar as the Python value it holds (class labels in JSON)."""
-    return x.item() if isinstance(x, np.generic) else x
+__all__ = ["verify_predictions", "VERIFY_ROWS", "VERIFY_ATOL"]
 
 
 VERIFY_ROWS = 256  # rows re-predicted to verify an unauthenticated cached prediction entry
@@ -40,7 +37,7 @@ def verify_predictions(model: Any, table: Any, cached: np.ndarray,
     """
     from audit.cache import CacheRejected
 
-    classes = [plain(c) for c in model.classes]
+    classes = [plain_value(c) for c in model.classes]
     if list(info.get("classes", ())) != classes:
         raise CacheRejected(f"it records classes {info.get('classes')!r}, the model has {classes!r}")
     if model.spec.kind == "skops" and list(info.get("untrusted_types", ())) != list(
