@@ -38,8 +38,8 @@ def _signoff(args: argparse.Namespace) -> dict[str, str]:
 
 def _print(text: object, *, file: TextIO | None = None, newlines: bool = True) -> None:
     """Print a line whose parts come from users' files, with control and bidi characters
-    made visible (:func:`audit.report.safe.visible`): no escape reaches the terminal raw."""
-    from audit.report.safe import visible
+    made visible (:func:`audit.safe.visible`): no escape reaches the terminal raw."""
+    from audit.safe import visible
 
     print(visible(text, newlines=newlines), file=file)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,13 @@ class Table:
     @property
     def n_rows(self) -> int:
         return len(self.labels)
+
+    def take(self, rows: Any) -> Table:
+        """The same table on ``rows`` only (positions, a slice or an index array), every part
+        re-indexed from 0, so a model sees a frame like the one it is fitted on."""
+        return replace(self, features=self.features.iloc[rows].reset_index(drop=True),
+                       labels=self.labels.iloc[rows].reset_index(drop=True),
+                       sensitive=self.sensitive.iloc[rows].reset_index(drop=True))
 
 
 def load_table(spec: DataSpec, role: str = "eval") -> Table:

@@ -165,7 +165,7 @@ class SuiteFile(pytest.File):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from audit.errors import AuditError
-        from audit.report.safe import visible
+        from audit.safe import visible
 
         if isinstance(excinfo.value, AuditError):
             return visible(str(excinfo.value), newlines=True)
@@ -201,7 +201,7 @@ class CheckItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from audit.errors import GateFailure
-        from audit.report.safe import visible
+        from audit.safe import visible
 
         if isinstance(excinfo.value, GateFailure):
             return visible(excinfo.value.verdict, newlines=True)  # format_check's, made safe
@@ -214,7 +214,7 @@ class CheckItem(pytest.Item):
 def _junit_properties(result: CheckResult) -> list[tuple[str, object]]:
     """Key numbers of a check as JUnit XML properties, for CI systems that display them
     (names and values made visible: a scope holds users' column names and group values)."""
-    from audit.report.safe import visible
+    from audit.safe import visible
 
     props: list[tuple[str, object]] = [("audit.status", result.status.value)]  # plain: xdist
     for m in result.measurements:

@@ -64,7 +64,7 @@ def combine_statuses(statuses: list[str]) -> Status:
     """The overall verdict: the most severe status (fail > error > inconclusive > warn > pass)."""
     if not statuses:
         return Status.ERROR
-    worst = Status(max(statuses, key=lambda s: _PRECEDENCE[s]))
+    worst = max(map(Status, statuses), key=lambda s: s.severity)
     return Status.PASS if worst is Status.INFO else worst
 
 

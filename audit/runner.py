@@ -215,9 +215,7 @@ class SuiteRun:
                                              self.suite.data.positive)
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
-        head = replace(table, features=table.features.iloc[:self.PREFLIGHT_ROWS],
-                       labels=table.labels.iloc[:self.PREFLIGHT_ROWS],
-                       sensitive=table.sensitive.iloc[:self.PREFLIGHT_ROWS])
+        head = table.take(slice(0, self.PREFLIGHT_ROWS))
         for model in (teacher, student):
             model.predict_proba(table if model.spec.kind == "predictions" else head)
 

@@ -247,7 +247,6 @@ FORMAT_DISPATCH = ("audit.models", "audit.models.fingerprint")
 REPORT_READS_BELOW: set[Edge] = {
     ("audit.report.html", "audit.checks.catalogue"),
     ("audit.report.html", "audit.checks.registry"),
-    ("audit.report.terminal", "audit.checks.registry"),
     ("audit.report.writer", "audit.cache"),  # atomic_write_bytes
 }
 

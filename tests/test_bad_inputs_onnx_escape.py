@@ -302,9 +302,9 @@ def test_a_hostile_string_is_shown_escaped_in_terminal_junit_and_html(text: str,
 
     from audit.plugin import _junit_properties
     from audit.report.html import render_html
-    from audit.report.safe import visible
     from audit.report.terminal import format_check
     from audit.results import CheckResult, Estimate, GateResult, Measurement
+    from audit.safe import visible
 
     assert visible(text) == shown
     assert visible(shown) == shown  # nothing left to escape
@@ -349,7 +349,7 @@ def test_the_diff_page_shows_hostile_names_escaped(text: str, shown: str) -> Non
 
 
 def visible_char(ch: str) -> bool:
-    from audit.report.safe import visible
+    from audit.safe import visible
 
     return visible(ch) != ch
 
@@ -370,7 +370,7 @@ def _escape_report(checks: tuple[Any, ...]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("text", KEPT)
 def test_ordinary_text_of_every_script_is_kept(text: str) -> None:
-    from audit.report.safe import visible
+    from audit.safe import visible
 
     assert visible(text) == text
 
@@ -403,7 +403,7 @@ def _hostile_suite(folder: Path) -> Path:
 
 
 def _assert_rendered_safely(report_dir: Path, *texts: str) -> None:
-    from audit.report.safe import visible
+    from audit.safe import visible
 
     for text in texts:
         assert not [ch for ch in HIDDEN if ch in text], visible(text)[:300]
@@ -421,7 +421,7 @@ def _assert_rendered_safely(report_dir: Path, *texts: str) -> None:
                                    pytest.param(["-n", "2"], id="xdist", marks=pytest.mark.slow)])
 def test_pytest_run_prints_no_raw_escape_to_the_terminal_or_the_junit_xml(
         pytester: pytest.Pytester, xdist: list[str]) -> None:
-    from audit.report.safe import visible
+    from audit.safe import visible
 
     _hostile_suite(pytester.path)
     result = pytester.runpytest("--junitxml=out.xml", *xdist)

@@ -300,5 +300,5 @@ def _privacy_tables(m: Measurement) -> tuple[Table, ...]:
 
 
 FAMILY = register_family(Family("privacy", "Membership inference", order=70,
-                                unit="rows (members and non-members)", figures=_roc_figures,
+                                figures=_roc_figures,
                                 tables=_privacy_tables))

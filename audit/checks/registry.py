@@ -250,8 +250,6 @@ class Family:
         The section's heading in the HTML report.
     order : int
         Where the section goes (lower first).
-    unit : str
-        What a measurement's ``n`` counts, in the terminal's ``n=...`` line.
     figures, tables, notes : callable
         ``Measurement -> tuple`` of :class:`audit.results.Figure`, :class:`audit.results.Table`
         and sentences (advice) shown with that measurement.
@@ -262,7 +260,6 @@ class Family:
     name: str
     title: str
     order: int
-    unit: str = "eval rows"
     figures: Callable[[Any], tuple[Any, ...]] = _nothing
     tables: Callable[[Any], tuple[Any, ...]] = _nothing
     notes: Callable[[Any], tuple[str, ...]] = _nothing

@@ -112,7 +112,7 @@ def render_diff_html(d: ReportDiff) -> str:
     """The diff as one self-contained HTML page (autoescaped)."""
     import jinja2
 
-    from audit.report.safe import template_value
+    from audit.safe import template_value
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("audit.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from audit.report.plots import figure_svg
-from audit.report.safe import template_value
 from audit.report.terminal import format_estimate, format_value
 from audit.results import (
     AuditReport,
@@ -26,6 +25,7 @@ from audit.results import (
     Status,
     Table,
 )
+from audit.safe import template_value
 from audit.spec import TABLES
 
 if TYPE_CHECKING:
@@ -275,6 +275,5 @@ def render_html(data: dict[str, Any], *, rendered_at: str | None = None,
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         finalize=template_value,
     )
-    env.filters["visible"] = template_value
     return env.get_template("report.html").render(**view(data, rendered_at=rendered_at,
                                                          signoff=signoff, families=families))

@@ -1,7 +1,7 @@
 """Inline SVG plots for the HTML report, drawn from the report's plain data.
 
 Each function returns :class:`markupsafe.Markup`: every piece of user text inside (group
-labels, metric names) is made visible (:func:`audit.report.safe.visible`) and escaped here,
+labels, metric names) is made visible (:func:`audit.safe.visible`) and escaped here,
 so templates print plots without turning autoescape off. No scripts, no external resources;
 sizes are a few kilobytes.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from audit.report.safe import visible
 from audit.results import Figure
+from audit.safe import visible
 
 __all__ = ["figure_svg", "reliability_svg", "group_bars_svg", "latency_svg", "roc_svg",
            "curve_svg"]

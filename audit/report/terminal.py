@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.report.safe import visible
 from audit.results import (
     AuditReport,
     CheckResult,
@@ -14,6 +13,7 @@ from audit.results import (
     format_estimate,
     format_value,
 )
+from audit.safe import visible
 
 __all__ = ["format_value", "format_estimate", "format_check", "format_summary", "gate_line"]
 
@@ -54,13 +54,10 @@ def _measurement_lines(m: Measurement) -> list[str]:
             f"teacher {format_estimate(m.teacher)}"]
 
 
-def _unit(family: str) -> str:
-    """What a measurement's ``n`` counts, as its family declares it (families register when
-    their checks run, so a check being printed has its family registered)."""
-    from audit.checks.registry import FAMILIES
-
-    declared = FAMILIES.get(family)
-    return declared.unit if declared is not None else "eval rows"
+def _unit(m: Measurement) -> str:
+    """What a measurement's ``n`` counts, as recorded with it (so a report read back from JSON
+    says the same)."""
+    return str(m.evidence.get("unit") or "eval rows")
 
 
 def format_check(result: CheckResult) -> str:
@@ -76,7 +73,7 @@ def format_check(result: CheckResult) -> str:
         return visible(f"  ERROR: {result.error}", newlines=True)
     lines: list[str] = []
     d = result.details
-    methods = {(m.n, m.method, _unit(m.family)) for m in result.measurements}
+    methods = {(m.n, m.method, _unit(m)) for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
         lines += [gate_line(g) for g in result.gates if g.scope == m.scope]
