@@ -176,40 +176,102 @@ def _reliability_rows(comp: _Component) -> list[dict[str, Any]]:
 def temperature_advice(y: np.ndarray, P: np.ndarray, seed: int, bins: int) -> dict[str, Any]:
     """The temperature that would fix a model's calibration, as advice (never applied).
 
-    netcal's ``TemperatureScaling`` is fitted on one half of the rows (seeded; at most
-    ``ADVICE_ROWS``) and the top-label ECE is measured on rows of the other half before and
-    after. netcal's fitted parameter multiplies the logits; the usual temperature ``T`` divides
-    them, so ``T = 1 / parameter``.
+    The temperature is fitted on one half of the rows (seeded; at most ``ADVICE_ROWS``) and the
+    top-label ECE is measured on rows of the other half before and after dividing the logits
+    by it. The fit is netcal's ``TemperatureScaling`` (method ``mle``) computed natively:
+    netcal's inputs (probabilities clipped to ``[eps, 1 - eps]``; for binary the logit of
+    ``P[:, 1]`` under a sigmoid, otherwise ``log P`` under a softmax), one parameter ``w`` that
+    multiplies them, chosen to minimise the mean negative log-likelihood, so ``T = 1 / w``.
+    netcal stops its L-BFGS-B once the gradient is below 1e-5; we solve for the exact optimum
+    (see ``_fit_multiplier``), so its temperature and ours differ by up to about 1e-4
+    relative. ``tests/test_temperature.py`` checks the two against each other.
     """
-    import warnings
-
     n = y.shape[0]
     if n < 20:
         return {"available": False, "reason": f"too few rows ({n}) to fit and evaluate"}
     order = np.random.default_rng(seed).permutation(n)
-    half = min(n // 2, ADVICE_ROWS)  # one parameter: 20k rows pin it down; 1M rows cost seconds
+    half = min(n // 2, ADVICE_ROWS)  # one parameter: 20k rows pin it down
     fit, held = order[:half], order[n // 2:n // 2 + half]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyro's DeprecationWarning inside netcal's fit
-        from netcal.scaling import TemperatureScaling
-
-        ts = TemperatureScaling()
-        binary = P.shape[1] == 2
-        ts.fit(P[fit, 1] if binary else P[fit], y[fit])
-        scaled = ts.transform(P[held, 1] if binary else P[held])
-    scaled = np.asarray(scaled, dtype=np.float64)
-    if binary:
-        scaled = np.column_stack([1.0 - scaled, scaled])
-    multiplier = float(np.asarray(ts.temperature).reshape(-1)[0])
+    binary = P.shape[1] == 2
+    multiplier = _fit_multiplier(_scaling_inputs(P[fit], binary), y[fit], binary)
+    if multiplier is None:
+        return {"available": False,
+                "reason": "on the fit rows the likelihood rises without bound as T approaches 0 "
+                          "(the model ranks every row's label first, or every row's last)"}
 
     def ece(probs: np.ndarray) -> float:
         return calibration_value(calibration_components(y[held], probs, "ece", bins, "equal_width"), "ece")
 
+    scaled = _scaled(_scaling_inputs(P[held], binary), multiplier, binary)
     return {"available": True, "temperature": 1.0 / multiplier if multiplier else float("inf"),
             "ece_before": ece(P[held]), "ece_after": ece(scaled), "fit_rows": int(fit.size),
             "eval_rows": int(held.size),
-            "note": "fitted with netcal TemperatureScaling on half of the eval rows; ECE measured "
-                    "on the other half; logits divided by T; advice only, not applied"}
+            "note": "fitted by maximum likelihood (netcal's temperature scaling) on half of the "
+                    "eval rows; ECE measured on the other half; logits divided by T; advice "
+                    "only, not applied"}
+
+
+_MAX_MULTIPLIER = 2.0 ** 20  # |w| searched up to about 1e6 (T down to about 1e-6)
+
+
+def _scaling_inputs(P: np.ndarray, binary: bool) -> np.ndarray:
+    """What netcal's temperature scaling scales: the logit of the clipped ``P[:, 1]`` (binary),
+    or the log of the clipped ``P`` (multiclass; not renormalised after clipping)."""
+    from scipy.special import logit
+
+    if binary:
+        return np.asarray(logit(_clip(P[:, 1])), dtype=np.float64)
+    return np.log(_clip(P))
+
+
+def _scaled(x: np.ndarray, w: float, binary: bool) -> np.ndarray:
+    """Probabilities after scaling netcal's inputs ``x`` by ``w``: sigmoid or softmax."""
+    from scipy.special import expit, softmax
+
+    if binary:
+        q = expit(w * x)
+        return np.column_stack([1.0 - q, q])
+    return np.asarray(softmax(w * x, axis=1), dtype=np.float64)
+
+
+def _fit_multiplier(x: np.ndarray, y: np.ndarray, binary: bool) -> float | None:
+    """The ``w`` minimising the mean NLL of ``sigmoid(w x)`` (binary, ``y`` in {0, 1}) or of
+    ``softmax(w x)`` (multiclass); ``None`` when the NLL has no minimum.
+
+    The NLL is convex in ``w``, so its derivative ``g(w)`` (``mean(x (sigmoid(w x) - y))``, or
+    ``mean(E_softmax[x] - x_y)``) never decreases: from ``w = 1`` (netcal's start) we step out
+    in doubling steps until ``g`` changes sign, then ``brentq`` finds its root to rounding.
+    No sign change out to ``|w| = _MAX_MULTIPLIER`` means the NLL falls without bound (in
+    floating point ``g`` reaches exactly 0 there once the sigmoid or softmax saturates).
+
+    netcal's binary loss is torch's ``BCELoss`` on sigmoid outputs, which clamps each log at
+    -100: it equals this NLL except on rows whose scaled probability of their label rounds to
+    0 (``|w x|`` above about 37 on a wrong row), where it is flat instead of linear in ``w``.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import expit, softmax
+
+    rows = np.arange(y.shape[0])
+
+    def grad(w: float) -> float:
+        if binary:
+            return float(np.mean(x * (expit(w * x) - y)))
+        q = softmax(w * x, axis=1)
+        return float(np.mean((q * x).sum(axis=1) - x[rows, y]))
+
+    g = grad(1.0)
+    if g == 0.0:
+        return 1.0
+    sign = 1.0 if g < 0 else -1.0  # the root lies above 1 when g(1) < 0
+    inner, step = 1.0, 1.0
+    while step <= _MAX_MULTIPLIER:
+        outer = 1.0 + sign * step
+        g_out = grad(outer)
+        if g_out * sign > 0:  # strictly: far out, an exact 0 is the softmax saturating
+            lo, hi = sorted((inner, outer))
+            return float(brentq(grad, lo, hi, xtol=1e-15, rtol=4 * np.finfo(np.float64).eps))
+        inner, step = outer, 2.0 * step
+    return None
 
 
 def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
