@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, metavar="PATH.json", help="JSON report path")
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
+    run.add_argument("--cache-dir", type=Path, metavar="DIR",
+                     help="where cached predictions live (default: .distill_audit_cache)")
     run.add_argument("--no-cache", action="store_true", help="do not use cached predictions")
     run.add_argument("--trust-cache", action="store_true",
                      help="use cached entries without verifying them (the report says so)")
@@ -103,13 +105,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     argv = [str(s) for s in args.suites]
     # every path we were given is collected; testpaths and python_files do not apply
-    argv += ["-p", "no:cacheprovider", "-o", "python_files=", "-rN"]
+    argv += ["-p", "no:cacheprovider", "-o", "python_files=", "-rN",
+             # suites hold no assert statements to rewrite, and rewriting this package's
+             # modules (an entry-point plugin's) costs ~1 s a run where bytecode is not cached
+             "--assert=plain",
+             # hypothesis' plugin imports hypothesis (~1 s) at the end of every run; no suite
+             # uses it
+             "-p", "no:hypothesispytest"]
     if args.report:
         argv += ["--audit-report", str(args.report)]
     if args.json:
         argv += ["--audit-json", str(args.json)]
     if args.report_dir:
         argv += ["--audit-report-dir", str(args.report_dir)]
+    if args.cache_dir:
+        argv += ["--audit-cache-dir", str(args.cache_dir)]
     if args.no_cache:
         argv.append("--audit-no-cache")
     if args.trust_cache:
@@ -146,6 +156,7 @@ def _suite_files(paths: list[Path]) -> list[Path]:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from audit.errors import AuditError, SuiteError, display_path
+    from audit.extras import missing_extras
     from audit.suite import SUITE_SUFFIX, load_suite
 
     files = _suite_files(args.suites)
@@ -157,6 +168,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for f in files:
         try:
             suite = load_suite(f)
+            missing = missing_extras(suite)
+            if missing:
+                for line in missing:
+                    _print(f"error: {line}", file=sys.stderr)
+                code = EXIT_USAGE
+                continue
             if args.deep:
                 from audit.runner import SuiteRun
 

@@ -26,7 +26,6 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from audit.checks.registry import (
     Direction,
@@ -62,6 +61,7 @@ def _is_numeric(col: pd.Series) -> bool:
 def drift_table(train: pd.DataFrame, evals: pd.DataFrame, columns: list[str], bins: int,
                 fdr: float) -> list[dict[str, Any]]:
     """One row per column: PSI, test statistic, p-value, BH-adjusted q-value, drifted."""
+    from scipy import stats
     rows: list[dict[str, Any]] = []
     for col in columns:
         t, e = train[col].dropna(), evals[col].dropna()

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audit.extras import require
+
 if TYPE_CHECKING:
     from audit.checks.perturbation import AttackSpace
 
@@ -121,7 +123,7 @@ def _decision_parts(pre: list[Any], final: Any, d: int) -> tuple[np.ndarray, np.
 def torch_module(est: Any, d: int) -> tuple[Any, str]:
     """A float64 torch module from the model's ``d`` input columns to ``"logits"`` or
     ``"log_probabilities"`` (the second element says which), with the model's class order."""
-    import torch
+    torch = require("torch", "a gradient attack (fgsm, pgd) on a scikit-learn model")
     from torch import nn
 
     pre, final = _split(est)
@@ -188,7 +190,7 @@ def gradient_module(model: Any, space: AttackSpace, columns: list[str]) -> Any:
     constant over the table (anything else would need a categorical, which torch models and
     the rebuilt scikit-learn models cannot take), so they are filled in from the first row.
     """
-    import torch
+    torch = require("torch", "a gradient attack (fgsm, pgd)")
     from torch import nn
 
     first = {str(c): v[0] for c, v in reversed(space._arrays.items())}  # the first row

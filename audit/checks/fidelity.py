@@ -9,7 +9,6 @@ output distributions, in nats.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import xlogy
 
 from audit.checks.performance import CLT_INTERVAL, mean_with_influence
 from audit.checks.registry import Family, Metric, register, register_family
@@ -39,6 +38,8 @@ def _flips(negative: bool):
 
 
 def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    from scipy.special import xlogy
+
     eps = np.finfo(np.float64).eps
     q = np.clip(q, eps, 1.0)
     return (xlogy(p, p) - xlogy(p, q)).sum(axis=1)

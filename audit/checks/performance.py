@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from audit.checks.registry import Family, Metric, Param, register, register_family
 
@@ -100,6 +99,8 @@ def _auc_binary(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.nda
     infl = np.zeros(n)
     if m == 0 or q == 0:
         return float("nan"), np.full(n, np.nan)
+    from scipy.stats import rankdata
+
     r_all = rankdata(scores)
     r_pos = rankdata(scores[positive])
     r_neg = rankdata(scores[~positive])

@@ -78,8 +78,11 @@ def _blackbox_scores(P_in: np.ndarray, y_in: np.ndarray, P_out: np.ndarray, y_ou
                      score_out: np.ndarray, k: int, seed: int) -> np.ndarray:
     """ART's black-box attack (random forest), fitted on ``fit_*`` rows and scoring ``score_*``
     rows (members first); the model is never called: its predictions are passed in."""
-    from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
-    from art.estimators.classification import BlackBoxClassifier
+    from audit.extras import hiding_torch
+
+    with hiding_torch():  # ART imports torch whenever it is installed; this attack never uses it
+        from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
+        from art.estimators.classification import BlackBoxClassifier
 
     def never(x: np.ndarray) -> np.ndarray:  # the attack only reads precomputed predictions
         raise AssertionError("the black-box attack must not call the model")

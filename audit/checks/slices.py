@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.errors import DataError
@@ -89,6 +88,8 @@ def discover(t_right: np.ndarray, s_right: np.ndarray, features: pd.DataFrame, *
                 lambda j, la=la, lb=lb: f"{la[j // len(lb)]} and {lb[j % len(lb)]}")
     if not found:
         return []
+    from scipy import stats
+
     for s in found:
         k = s["b"] + s["c"]
         s["regression"] = (s["b"] - s["c"]) / s["n"]

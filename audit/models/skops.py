@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from audit.data import file_sha256
 from audit.errors import ModelError
+from audit.extras import hiding_torch
 from audit.models.base import LoadedModel, model_label
 from audit.models.estimator import classes_of, estimator_predict
 from audit.spec import ModelSpec
@@ -24,7 +25,8 @@ def check_skops_trust(spec: ModelSpec, role: str, untrusted: list[str] | None = 
     ``None`` (the file is scanned), so the verdict never depends on the cache's state."""
     assert spec.path is not None
     if untrusted is None:
-        import skops.io as sio
+        with hiding_torch():  # skops.io imports torch whenever it is installed; we never use it
+            import skops.io as sio
 
         try:
             untrusted = list(sio.get_untrusted_types(file=spec.path))
@@ -43,7 +45,8 @@ def check_skops_trust(spec: ModelSpec, role: str, untrusted: list[str] | None = 
 
 def load_skops(spec: ModelSpec, role: str) -> LoadedModel:
     """Load a skops file with the suite's trusted types (refusing any other untrusted type)."""
-    import skops.io as sio
+    with hiding_torch():
+        import skops.io as sio
 
     assert spec.path is not None
     label = model_label(role, spec)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from audit.data import Table, file_sha256
 from audit.errors import ModelError, display_path
+from audit.extras import MissingExtra, require
 from audit.models.base import LoadedModel, model_label, numeric_matrix
 from audit.models.imports import resolve_callable, torch_module_of
 from audit.spec import ModelSpec
@@ -42,11 +43,12 @@ _TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is (deprecated|not supported)"
 
 def _import_torch(label: str) -> Any:
     try:
-        import torch
+        return require("torch", f"{label}: a torch model")
+    except MissingExtra as exc:
+        raise ModelError(str(exc)) from None
     except ImportError as exc:
         raise ModelError(f"{label}: a torch model needs PyTorch, which cannot be imported "
-                         f"({exc}); install torch (CPU build) into this environment") from None
-    return torch
+                         f"({exc}); reinstall it with pip install 'distill-audit[torch]'") from None
 
 
 def _archive_kind(path: Path) -> tuple[str | None, str | None]:

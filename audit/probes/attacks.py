@@ -29,6 +29,7 @@ from audit.checks.differentiable import (
 )
 from audit.checks.perturbation import AttackSpace, attack_space, norm_order, project
 from audit.errors import DataError, ModelError, display_path
+from audit.extras import hiding_torch
 
 __all__ = ["AttackSpace", "AttackRunner", "Cap", "attack_space", "gradient_module",
            "choose_attack", "hopskipjump", "start_pool", "project", "GRADIENT_ATTACKS", "HSJ",
@@ -340,8 +341,9 @@ def hopskipjump(runner: AttackRunner, norm: str, todo: np.ndarray, x0: np.ndarra
     attacked unchanged), the rows done and the rows of those with no start (left unchanged).
     Every row of ``todo`` is done unless ``cap`` passes first (checked between rows and on
     every model query), which stops the attack where it is."""
-    from art.attacks.evasion import HopSkipJump
-    from art.estimators.classification import BlackBoxClassifier
+    with hiding_torch():  # ART imports torch whenever it is installed; HSJ never uses it
+        from art.attacks.evasion import HopSkipJump
+        from art.estimators.classification import BlackBoxClassifier
 
     k = len(runner.model.classes)
     rng = np.random.default_rng(runner.seed)
