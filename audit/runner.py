@@ -26,7 +26,7 @@ import numpy as np
 
 from audit.cache import PredictionCache
 from audit.checks.measure import Resampler, measure_all
-from audit.checks.registry import MetricInput, get_metric
+from audit.checks.registry import Metric, MetricInput, get_metric
 from audit.coltypes import plain_value as _plain
 from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, DataError, SuiteError, display_path
@@ -34,7 +34,8 @@ from audit.gates import check_status, evaluate_gate
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
-from audit.results import AuditReport, CheckResult, Status
+from audit.results import AuditReport, CheckResult, Measurement, Status
+from audit.reuse import REUSE_NEVER, measurement_key
 from audit.spec import TABLES
 from audit.suite import CheckSpec, Suite, parse_check
 
@@ -43,6 +44,10 @@ __all__ = ["AuditSession", "SuiteRun", "suite_info"]
 
 class AuditSession:
     """Shared state of one audit run: the prediction cache and the suites being run."""
+
+    # reuse a check's measurements from an authenticated cache entry (see audit.reuse);
+    # False: reuse only predictions and attack artifacts
+    reuse_measurements = True
 
     def __init__(self, cache_dir: Path | None = None, *, trust_cache: bool = False) -> None:
         self.cache = PredictionCache.open(cache_dir, trust=trust_cache)
@@ -73,6 +78,9 @@ class SuiteRun:
         self._models: dict[str, LoadedModel] = {}
         self._hashes: dict[str, str] = {}
         self._classes: dict[str, tuple[Any, ...]] = {}
+        self._eval_summary: dict[str, Any] | None = None  # from reused measurements
+        self._fingerprints: dict[str, tuple[str, str] | None] = {}
+        self._untrusted: dict[str, list[str]] = {}  # skops types beyond skops' defaults
         self.probes = Probes(self)  # what metrics need beyond the eval predictions
 
     # -- lazily loaded artifacts -----------------------------------------------------
@@ -143,11 +151,8 @@ class SuiteRun:
         cache = self.session.cache
 
         def identity() -> str:
-            known = model_fingerprint(spec, role)
-            if known is None:
-                return self.model(role).cache_identity
-            self._hashes[role] = known[0]
-            return known[1]
+            known = self._fingerprint(role)
+            return self.model(role).cache_identity if known is None else known[1]
 
         def compute() -> tuple[np.ndarray, dict[str, Any]]:
             model = self.model(role)
@@ -177,7 +182,19 @@ class SuiteRun:
         self.prediction_sources.setdefault(f"{role}/{table.role}", source)
         self.prediction_checks.setdefault(f"{role}/{table.role}", cache.describe(key))
         self._classes[role] = tuple(info["classes"])
+        if spec.kind == "skops" and how != "unverified" and "untrusted_types" in info:
+            self._untrusted[role] = list(info["untrusted_types"])
         return P, self._classes[role]
+
+    def _fingerprint(self, role: str) -> tuple[str, str] | None:
+        """``(sha256, cache identity)`` of a file-based model, hashed once per run (``None``
+        for models known only once loaded: callables, pickles)."""
+        if role not in self._fingerprints:
+            known = model_fingerprint(getattr(self.suite, role), role)
+            if known is not None:
+                self._hashes[role] = known[0]
+            self._fingerprints[role] = known
+        return self._fingerprints[role]
 
     @cached_property
     def inputs(self) -> MetricInput:
@@ -237,21 +254,13 @@ class SuiteRun:
         where = location or spec.where()
         try:
             metric = get_metric(spec.metric)
-            inputs = self.inputs
-            if spec.params.get("average") == "binary" and inputs.pos is None:
-                raise SuiteError(f"='binary': the models have {inputs.k} classes; use macro, micro or "
-                                 "weighted", file=spec.file, line=spec.line,
-                                 key=f"checks.{spec.name}.average")
-            if metric.needs is not None:  # the artifacts it declares, built by the probes
-                inputs = replace(inputs, artifacts={
-                    r.kind: self.probes.build(r) for r in metric.needs(spec.params)})
-            ms = measure_all(metric, spec.params, inputs, self.resampler,
-                             self.suite.settings.confidence)
+            ms, details = self._measurements(spec, metric)
             gates = tuple(g for m in ms for g in evaluate_gate(spec.gate, m)) if spec.gate else ()
             status = check_status(gates, self.suite.settings.inconclusive)
+            details["seconds"] = round(time.perf_counter() - start, 4)
             result = CheckResult(name=spec.name, status=status, measurements=ms, gates=gates,
                                  source=source, location=where, description=spec.description,
-                                 details=self._details(start))
+                                 details=details)
             return result, None
         except Exception as exc:
             message = str(exc) if isinstance(exc, AuditError) else (
@@ -260,6 +269,82 @@ class SuiteRun:
                                  location=where, description=spec.description,
                                  details={"seconds": round(time.perf_counter() - start, 4)})
             return result, exc
+
+    def _measure(self, spec: CheckSpec, metric: Metric) -> tuple[Measurement, ...]:
+        """The check's measurements, computed: predictions, artifacts, the metric."""
+        inputs = self.inputs
+        if spec.params.get("average") == "binary" and inputs.pos is None:
+            raise SuiteError(f"='binary': the models have {inputs.k} classes; use macro, micro or "
+                             "weighted", file=spec.file, line=spec.line,
+                             key=f"checks.{spec.name}.average")
+        if metric.needs is not None:  # the artifacts it declares, built by the probes
+            inputs = replace(inputs, artifacts={
+                r.kind: self.probes.build(r) for r in metric.needs(spec.params)})
+        return measure_all(metric, spec.params, inputs, self.resampler,
+                           self.suite.settings.confidence)
+
+    def _measurements(self, spec: CheckSpec,
+                      metric: Metric) -> tuple[tuple[Measurement, ...], dict[str, Any]]:
+        """The check's measurements and details: from an authenticated cache entry when a
+        previous run measured the same thing (see :mod:`audit.reuse`), else computed."""
+        key = self._reuse_key(spec, metric)
+        if key is None:
+            return self._measure(spec, metric), self._details()
+
+        def compute() -> tuple[np.ndarray, dict[str, Any]]:
+            ms = self._measure(spec, metric)
+            return np.zeros(0), {"measurements": [m.to_dict() for m in ms],
+                                 "details": self._details(), "run": self._run_summary()}
+
+        cache = self.session.cache
+        _, info, source = cache.get_with_info(key, compute, verify=None,
+                                              label=f"check {spec.name!r}'s measurements")
+        self.prediction_checks.setdefault(f"measurements/{spec.name}", cache.describe(key))
+        if source != "computed":
+            self._adopt(info["run"], cache.obtained(key))
+        return (tuple(Measurement.from_dict(m) for m in info["measurements"]),
+                dict(info["details"]))
+
+    def _reuse_key(self, spec: CheckSpec, metric: Metric) -> str | None:
+        """The measurement cache key of ``spec`` (:func:`audit.reuse.measurement_key`), or
+        ``None`` when it must be computed: no disk cache, a timing, a model without a
+        fingerprint."""
+        cache = self.session.cache
+        if not self.session.reuse_measurements or cache.directory is None or (
+                cache.auth is None and not cache.trust):
+            return None  # nothing could vouch for a stored measurement
+        if metric.needs is not None and any(
+                r.kind in REUSE_NEVER for r in metric.needs(spec.params)):
+            return None
+        models = {}
+        for role in ("teacher", "student"):
+            known = self._guard(lambda role=role: self._fingerprint(role))
+            if known is None:
+                return None
+            models[role] = (known[1], getattr(self.suite, role))
+        tables = {role: self._table_sha256(role) for role in TABLES
+                  if getattr(self.suite.data, role) is not None}
+        return measurement_key(spec, self.suite.data, self.suite.settings, models, tables)
+
+    def _run_summary(self) -> dict[str, Any]:
+        """What the report says about the data and models, stored with reused measurements
+        (a rerun that reuses every check loads neither)."""
+        t = self.eval_table
+        out: dict[str, Any] = {"eval": {"rows": t.n_rows, "features": [str(c) for c in t.features.columns]},
+                               "classes": {r: [_plain(c) for c in cs] for r, cs in self._classes.items()},
+                               "untrusted_types": dict(self._untrusted)}
+        return out
+
+    def _adopt(self, summary: dict[str, Any], how: str) -> None:
+        """Take a reused entry's data and model summary, enforcing each skops file's trust list
+        (against the entry's record when it is authenticated, else against the file itself)."""
+        self._eval_summary = summary["eval"]
+        for role in ("teacher", "student"):
+            self._classes.setdefault(role, tuple(summary["classes"].get(role, ())))
+            spec = getattr(self.suite, role)
+            if spec.kind == "skops" and role not in self._models:
+                recorded = summary["untrusted_types"].get(role) if how == "authenticated" else None
+                self._guard(lambda spec=spec, role=role, r=recorded: check_skops_trust(spec, role, r))
 
     def run_check(self, spec: CheckSpec | str) -> CheckResult:
         """Run a check of the suite (by name or spec) and return its result."""
@@ -294,13 +379,13 @@ class SuiteRun:
         results = self.run_all() if results is None else results
         return reports_from_records([self.record(r) for r in results], started=started)[0]
 
-    def _details(self, start: float) -> dict[str, Any]:
+    def _details(self) -> dict[str, Any]:
+        """A check's details beyond its measurements (its seconds are added by the caller)."""
         s = self.suite.settings
         assert self.encoding is not None  # set when the inputs were built
         d: dict[str, Any] = {
             "n_eval": self.inputs.n, "classes": [_plain(c) for c in self.encoding.classes],
             "seed": s.seed, "confidence": s.confidence, "bootstrap": s.bootstrap,
-            "seconds": round(time.perf_counter() - start, 4),
         }
         if self.encoding is not None and self.encoding.pos_note:
             d["positive"] = self.encoding.pos_note
@@ -343,6 +428,9 @@ class SuiteRun:
             t: Table = self.__dict__["eval_table"]
             data["eval"] = {"path": str(t.path), "sha256": t.sha256, "rows": t.n_rows,
                             "features": [str(c) for c in t.features.columns]}
+        elif self._eval_summary is not None:  # every check reused: the table was not read
+            data["eval"] = {"path": str(self.suite.data.eval), "sha256": self._table_sha256("eval"),
+                            **self._eval_summary}
         else:
             data["eval"] = {"path": str(self.suite.data.eval)}
         for role in TABLES[1:]:  # hashed even when no check read them

@@ -24,6 +24,13 @@ from audit.runner import AuditSession, SuiteRun
 from audit.suite import Suite, suite_from_dict
 from fixtures.synthetic import write_pair
 
+
+@pytest.fixture(autouse=True)
+def _predictions_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about cached predictions and attack artifacts: a rerun must read them,
+    not reuse whole measurements (tests/test_reuse.py covers that)."""
+    monkeypatch.setattr(AuditSession, "reuse_measurements", False)
+
 COUNTING = """\
 from pathlib import Path
 

@@ -23,6 +23,13 @@ from audit.cache import KEY_ENV, CacheKey, PredictionCache
 from audit.runner import AuditSession, SuiteRun
 from audit.suite import load_suite
 
+
+@pytest.fixture(autouse=True)
+def _predictions_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about cached predictions and attack artifacts: a rerun must read them,
+    not reuse whole measurements (tests/test_reuse.py covers that)."""
+    monkeypatch.setattr(AuditSession, "reuse_measurements", False)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -137,9 +137,20 @@ def test_a_suite_over_the_torch_pair_passes_and_hits_the_cache_without_loading(
     again = SuiteRun(suite, AuditSession(tmp_path / "cache"))
     after = again.run_all()
     assert again._models == {}  # served from the cache: the .pt files were hashed, not loaded
-    assert again.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk"}
+    # every measurement reused (authenticated), so not even the predictions were read
+    assert again.prediction_sources == {}
+    assert set(again.artifacts()["cache"]["entries"]) == {"measurements/accuracy",
+                                                         "measurements/agreement"}
     for b, a in zip(results, after, strict=True):
         assert a.measurements == b.measurements
+    AuditSession.reuse_measurements = False  # predictions alone: read from disk, no model loaded
+    try:
+        third = SuiteRun(suite, AuditSession(tmp_path / "cache"))
+        assert [r.measurements for r in third.run_all()] == [r.measurements for r in results]
+    finally:
+        AuditSession.reuse_measurements = True
+    assert third._models == {}
+    assert third.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk"}
     art = again.artifacts()
     for role in ("teacher", "student"):
         assert art[role]["sha256"] == first.artifacts()[role]["sha256"] == file_sha256(
