@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned: netcal needs it and an unpinned resolve pulls a multi-GB CUDA build
+	# torch first, pinned: the [torch] extra (and netcal, the tests' reference) need it, and an
+	# unpinned resolve pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet -c constraints.txt torch
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from audit.coltypes import convert, from_text
 from audit.errors import DataError, display_path
+from audit.extras import require
 from audit.spec import DataSpec
 
 __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
@@ -63,6 +64,8 @@ def read_table(path: Path) -> pd.DataFrame:
     is_parquet = not is_csv(path)
     if path.is_dir():
         raise DataError(f"{where}: is a folder, not a file; name the .csv or .parquet file inside it")
+    if is_parquet:
+        require("pyarrow", f"{where} (a Parquet table)")
     try:
         if is_parquet:
             frame = pd.read_parquet(path)

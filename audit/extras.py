@@ -38,7 +38,7 @@ __all__ = ["EXTRAS", "MissingExtra", "hiding_torch", "missing_extra", "missing_e
 GRADIENT_ATTACKS = ("fgsm", "pgd")
 
 # top-level module -> the extra that installs it
-EXTRAS: dict[str, str] = {"torch": "torch"}
+EXTRAS: dict[str, str] = {"torch": "torch", "pyarrow": "parquet"}
 
 
 class MissingExtra(AuditError, ImportError):
@@ -81,6 +81,12 @@ def missing_extras(suite: Suite) -> list[str]:
             msg = missing_extra("torch", f"the {role} ({spec.kind} model)")
             if msg:
                 out.append(f"{where}: {role}: {msg}")
+    for table in ("eval", "train", "holdout", "teacher_train"):
+        path = getattr(suite.data, table, None)
+        if path is not None and path.suffix.lower() in (".parquet", ".pq"):
+            msg = missing_extra("pyarrow", f"data.{table} (a Parquet table)")
+            if msg:
+                out.append(f"{where}: {msg}")
     for check in suite.checks:
         attack = check.params.get("attack")
         if attack in GRADIENT_ATTACKS:

@@ -89,9 +89,27 @@ def test_a_scikit_learn_and_onnx_suite_imports_no_torch_netcal_or_art(
     assert found["code"] in (0, 1), out
     modules = set(found["modules"])
     assert not modules & {"torch", "netcal", "art", "hypothesis"}, modules
-    # what the suite reads: a skops file (skops, scikit-learn), an ONNX file (onnx checks its
-    # external data, onnxruntime runs it), the HTML (jinja2)
-    assert {"skops", "sklearn", "onnx", "onnxruntime", "jinja2"} <= modules
+    # what the suite reads: a skops file (skops, scikit-learn), an ONNX file (onnxruntime
+    # runs it; onnx, the graph library, only parses a file whose bytes may name external
+    # data), the HTML (jinja2)
+    assert {"skops", "sklearn", "onnxruntime", "jinja2"} <= modules
+    assert "onnx" not in modules
+
+
+@pytest.mark.slow
+def test_a_rerun_that_reuses_every_measurement_imports_no_model_library(
+        tmp_path: Path, arrests: Path) -> None:
+    """The second run's measurements all come from authenticated entries: it reads no model
+    and no table, so it imports neither scikit-learn, skops, onnx, onnxruntime nor scipy."""
+    path = suite(tmp_path, arrests, PLAIN_CHECKS)
+    argv = ["run", str(path), "--cache-dir", str(tmp_path / "cache"), "--report-dir",
+            str(tmp_path / "r")]
+    first, out = cli(argv, tmp_path)
+    assert first["code"] in (0, 1), out
+    again, out = cli(argv, tmp_path)
+    assert again["code"] == first["code"], out
+    assert not set(again["modules"]) & {"sklearn", "skops", "onnx", "onnxruntime", "scipy.stats",
+                                         "torch", "art", "netcal"}, again["modules"]
 
 
 @pytest.mark.slow
@@ -161,3 +179,43 @@ except AuditError as exc:
     assert proc.stdout.strip() == (
         "AuditError: a gradient attack (fgsm, pgd) on a scikit-learn model needs torch, which is "
         "not installed; install it with pip install 'distill-audit[torch]'"), proc.stderr[-2000:]
+
+
+def test_a_parquet_table_without_pyarrow_names_the_extra(tmp_path: Path, arrests: Path) -> None:
+    import pandas as pd
+
+    pd.read_csv(arrests / "eval.csv").to_parquet(tmp_path / "eval.parquet")
+    path = suite(tmp_path, arrests, {"accuracy": {"metric": "accuracy", "gate": {"min": 0.5}}})
+    raw = yaml.safe_load(path.read_text())
+    raw["data"]["eval"] = str(tmp_path / "eval.parquet")
+    path.write_text(yaml.safe_dump(raw))
+    hide = HIDE_TORCH.replace('"torch"', '"pyarrow"').replace('"torch."', '"pyarrow."')
+    script = DRIVER.format(prelude=hide, argv=["validate", str(path)], watched=WATCHED)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert ("imports.audit.yaml: data.eval (a Parquet table) needs pyarrow, which is not "
+            "installed; install it with pip install 'distill-audit[parquet]'") in proc.stderr
+    json_path = tmp_path / "r.json"
+    script = DRIVER.format(prelude=hide, argv=["run", str(path), "--no-cache", "--json",
+                                               str(json_path)], watched=WATCHED)
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                   timeout=600)
+    check = json.loads(json_path.read_text())["checks"][0]
+    assert check["status"] == "error"
+    assert check["error"] == ("eval.parquet (a Parquet table) needs pyarrow, "
+                              "which is not installed; install it with pip install "
+                              "'distill-audit[parquet]'")
+
+
+@pytest.mark.parametrize("at", [0, (1 << 22) - 3, (1 << 22) - 8, 1 << 22, (3 << 21) + 1])
+def test_external_data_named_anywhere_is_seen_by_the_scan(tmp_path: Path, at: int) -> None:
+    """The scan that spares a model without external data from onnx reads 4 MiB chunks: a
+    ``location`` anywhere, split between two chunks too, sends the file to the full parse."""
+    from audit.models.onnx import _may_name_external_data
+
+    blob = tmp_path / "model.onnx"
+    body = bytearray(b"\0" * ((1 << 23) + 5))
+    assert not _may_name_external_data(blob.write_bytes(bytes(body)) and blob)
+    body[at:at + 8] = b"location"
+    blob.write_bytes(bytes(body))
+    assert _may_name_external_data(blob)
