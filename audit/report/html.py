@@ -242,8 +242,14 @@ def _cache_view(prov: Provenance) -> dict[str, Any] | None:
     cache = prov.cache
     if not cache:
         return None
+    entries = []
+    for what, how in sorted((cache.get("entries") or {}).items()):
+        kind, _, name = what.partition("/")
+        # "measurements/<check>" (a check's reused measurements) or "<role>/<table>"
+        entries.append((f"Measurements of {name}" if kind == "measurements" else
+                        f"Predictions {what}", how))
     return {"summary": cache.get("summary", ""),
-            "entries": sorted((cache.get("entries") or {}).items()),
+            "entries": entries,
             "refused": list(cache.get("refused") or [])}
 
 
