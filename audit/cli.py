@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["main"]
 
@@ -134,7 +134,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv.append("-q")
     for key, value in _signoff(args).items():
         argv += [f"--audit-{key}", value]
-    code = pytest.main(argv)
+    seen = _ConfigSeen()
+    code = pytest.main(argv, plugins=[seen])
+    # the run ends with the report's path, after pytest's own last line
+    for path in _html_reports(seen.config):
+        _print(f"distill-audit: report {path}")
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
@@ -143,6 +147,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("distill-audit: no checks collected (suite files must end in .audit.yaml)",
               file=sys.stderr)
     return EXIT_USAGE
+
+
+class _ConfigSeen:
+    """A plugin object that keeps the run's pytest config (for the paths it wrote)."""
+
+    config: Any = None
+
+    def pytest_configure(self, config: Any) -> None:
+        self.config = config
+
+
+def _html_reports(config: Any) -> list[str]:
+    """The HTML reports the run wrote (none when it wrote none or did not get that far)."""
+    from audit.plugin import STATE
+
+    state = config.stash.get(STATE, None) if config is not None else None
+    if state is None:
+        return []
+    return [line for _, lines in state.written for line in lines if line.endswith(".html")]
 
 
 def _suite_files(paths: list[Path]) -> list[Path]:

@@ -175,7 +175,10 @@ def test_run_writes_the_report_and_json_paths_given(work: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     code = run("suites/good.audit.yaml", "--report", "out/audit.html", "--json", "out/audit.json")
     assert code == 0
-    assert "  report: out/audit.html\n  report: out/audit.json\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "  report: out/audit.html\n  report: out/audit.json\n" in out
+    # the run ends with the report's path, after pytest's own summary line
+    assert out.splitlines()[-1] == "distill-audit: report out/audit.html"
     html = (work / "out" / "audit.html").read_text(encoding="utf-8")
     data = json.loads((work / "out" / "audit.json").read_text(encoding="utf-8"))
     assert html.lower().startswith("<!doctype html>") and "<title>distill-audit: good (PASS)</title>" in html
