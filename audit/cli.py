@@ -81,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="default: the JSON path with .html")
     _signoff_options(rep)
 
+    pl = sub.add_parser("plan", help="how many eval rows each gate needs to pass a faithful "
+                                     "student, from a pilot run of the suite or a report")
+    pl.add_argument("source", type=Path, metavar="SUITE.audit.yaml|REPORT.json")
+    pl.add_argument("--power", type=float, default=0.8,
+                    help="the chance a faithful student passes (default 0.8)")
+    pl.add_argument("--regression", type=float, default=0.0,
+                    help="the true regression a faithful student has (default 0)")
+    pl.add_argument("--cache-dir", type=Path, metavar="DIR", default=Path(".distill_audit_cache"),
+                    help="prediction cache for the pilot run (default: .distill_audit_cache)")
+
     dif = sub.add_parser("diff", help="what changed between two JSON reports")
     dif.add_argument("old", type=Path, metavar="OLD.json")
     dif.add_argument("new", type=Path, metavar="NEW.json")
@@ -166,6 +176,42 @@ def _html_reports(config: Any) -> list[str]:
     if state is None:
         return []
     return [line for _, lines in state.written for line in lines if line.endswith(".html")]
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from audit.errors import AuditError
+    from audit.plan import format_plan, plan_rows
+
+    if not 0.5 <= args.power < 1.0:
+        _print(f"error: --power {args.power:g}: must be in [0.5, 1)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.source.suffix.lower() == ".json":
+            from audit.report.jsonio import read_report
+
+            report = read_report(args.source)
+            rows = plan_rows(list(report.checks), power=args.power, regression=args.regression)
+        else:
+            from audit.runner import AuditSession, SuiteRun
+            from audit.suite import load_suite
+
+            suite = load_suite(args.source)
+            run = SuiteRun(suite, AuditSession(args.cache_dir))
+            results = []
+            for spec in suite.checks:
+                if spec.gate is None or spec.metric in ("speedup", "latency_ms"):
+                    continue  # a timing's n counts timed calls: rows do not apply
+                result, _ = run.execute(spec)
+                if result.error:
+                    _print(f"error: {spec.name}: {result.error.splitlines()[0]}", file=sys.stderr)
+                results.append(result)
+            rows = plan_rows(results, power=args.power, regression=args.regression)
+    except AuditError as exc:
+        _print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for line in format_plan(rows, args.power):
+        _print(line)
+    return EXIT_OK
 
 
 def _suite_files(paths: list[Path]) -> list[Path]:
@@ -276,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distill-audit`` console script."""
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema,
-               "report": _cmd_report, "diff": _cmd_diff}[args.command]
+               "report": _cmd_report, "diff": _cmd_diff, "plan": _cmd_plan}[args.command]
     return handler(args)
 
 

@@ -36,6 +36,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from audit.power import (
+    POWER,
+    UPPER_KINDS,
+    rows_for_power,
+    rows_for_power_exact,
+    sigma_from_interval,
+    sigma_paired,
+    sigma_proportion,
+    tightest_bound,
+)
 from audit.results import Estimate, GateResult, Measurement, Status
 from audit.spec import GateSpec
 from audit.stats import rows_to_pass
@@ -142,10 +152,67 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         description = describe_bound(kind, threshold, m.metric, m.direction)
         if m.scope:
             description += f" ({m.scope})"
+        decidable = rows = None
+        if status is Status.INCONCLUSIVE and reason != _UNDEFINED and observed is not None:
+            found = what_it_decides(kind, threshold, observed, m)
+            if found is not None:
+                decidable, rows, text = found
+                reason = f"{reason}; {text}" if reason else text
         out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
                               description=description, observed=observed, reason=reason,
-                              scope=m.scope))
+                              scope=m.scope, decidable=decidable, rows_needed=rows))
     return tuple(out)
+
+
+def _sigma(kind: str, threshold: float, observed: Estimate, m: Measurement) -> tuple[float, int, str]:
+    """The per-trial spread of ``observed`` (closed form for proportions, else from its
+    interval), the trials it rests on, and which it was."""
+    ev, confidence = m.evidence, float(m.evidence.get("confidence", 0.95))
+    if kind == "max_regression" and "paired" in ev and "discordant" in ev and ev["paired"]:
+        pairs = int(ev["paired"])
+        return (sigma_paired(int(ev["discordant"]) / pairs, observed.value), pairs,
+                "paired proportions, from the discordant rows")
+    if kind in ("min", "max") and "trials" in ev and ev["trials"] and 0 <= observed.value <= 1:
+        return sigma_proportion(observed.value), int(ev["trials"]), "one proportion"
+    assert observed.ci is not None
+    n = m.n or 0
+    return (sigma_from_interval(observed.value, observed.ci, n, threshold, confidence), n,
+            "the spread of this run's interval")
+
+
+def what_it_decides(kind: str, threshold: float, observed: Estimate,
+                    m: Measurement) -> tuple[float, int | None, str] | None:
+    """For an undecided bound: the tightest threshold of its kind this run decides (the
+    interval's end), the rows that would decide the given threshold with
+    :data:`audit.power.POWER` at the observed effect and spread, and both in words; ``None``
+    without a finite interval."""
+    if observed.ci is None or not all(map(math.isfinite, (*observed.ci, observed.value))):
+        return None
+    confidence = float(m.evidence.get("confidence", 0.95))
+    unit = str(m.evidence.get("unit") or "eval rows")
+    tight = tightest_bound(kind, observed.ci)
+    op = "<=" if kind in UPPER_KINDS else ">="
+    name = "regression" if kind == "max_regression" else (
+        "relative regression" if kind == "max_relative_regression" else m.metric)
+    text = f"with {_count(m.n, unit)} this run can only show {name} {op} {tight:.4g}"
+    sigma, trials, how = _sigma(kind, threshold, observed, m)
+    passing = (observed.value <= threshold) if kind in UPPER_KINDS else (observed.value >= threshold)
+    if how == "one proportion" and passing:  # judged by its exact interval: plan exactly
+        rows = rows_for_power_exact(observed.value, threshold, kind, confidence=confidence)
+        how = "one proportion, its exact interval"
+    else:
+        rows = rows_for_power(sigma, abs(observed.value - threshold), confidence=confidence)
+    if rows is None:
+        return tight, None, (f"{text}; no number of {unit} decides {name} {op} {threshold:g} while "
+                             f"the observed {name} ({observed.value:.4g}) equals it")
+    if trials and m.n and trials != m.n:  # trials are a subset of the rows (e.g. positives)
+        rows = math.ceil(rows * m.n / trials)
+    verdict = "show" if passing else "rule out"
+    value = f"{observed.value:+.4g}" if kind not in ("min", "max") else f"{observed.value:.4g}"
+    text += (f"; about {rows:,} {unit} would {verdict} {name} {op} {threshold:g} with "
+             f"{POWER:.0%} power, if the {name} stays at {value} with this spread "
+             f"({how}; normal approximation)")
+    return tight, rows, text
 
 
 def _count(n: int, unit: str) -> str:

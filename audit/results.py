@@ -270,22 +270,30 @@ class GateResult:
     observed: Estimate | None = None
     reason: str = ""
     scope: str = ""  # which measurement of the check it judged, e.g. "by colour"
+    # undecided bounds: the tightest threshold this run decides, and the rows that would
+    # decide this one (audit.gates.what_it_decides)
+    decidable: float | None = None
+    rows_needed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "threshold": self.threshold, "status": self.status.value,
-                "severity": self.severity, "description": self.description,
-                "observed": None if self.observed is None else self.observed.to_dict(),
-                "reason": self.reason, "scope": self.scope}
+        d = {"kind": self.kind, "threshold": self.threshold, "status": self.status.value,
+             "severity": self.severity, "description": self.description,
+             "observed": None if self.observed is None else self.observed.to_dict(),
+             "reason": self.reason, "scope": self.scope}
+        if self.decidable is not None:
+            d.update(decidable=self.decidable, rows_needed=self.rows_needed)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GateResult:
         return cls(kind=d["kind"], threshold=float(d["threshold"]), status=d["status"],
                    severity=d["severity"], description=d["description"],
                    observed=_est(d.get("observed")), reason=d.get("reason", ""),
-                   scope=d.get("scope", ""))
+                   scope=d.get("scope", ""), decidable=d.get("decidable"),
+                   rows_needed=d.get("rows_needed"))
 
 
 @dataclass(frozen=True)
