@@ -96,12 +96,15 @@ def _rows_needed(kind: str, threshold: float, m: Measurement) -> tuple[int, int,
     return None if needed is None else (have, needed, perfect)
 
 
-def describe_bound(kind: str, threshold: float, metric: str, direction: str) -> str:
-    """Words for one bound, generated from the gate data."""
+def describe_bound(kind: str, threshold: float, metric: str, direction: str,
+                   family: str = "") -> str:
+    """Words for one bound, generated from the gate data. A data check measures the tables,
+    not a model: its bounds name no student."""
+    who = "" if family == "data" else "student "
     if kind == "min":
-        return f"student {metric} >= {threshold:g}"
+        return f"{who}{metric} >= {threshold:g}"
     if kind == "max":
-        return f"student {metric} <= {threshold:g}"
+        return f"{who}{metric} <= {threshold:g}"
     worse = "teacher - student" if direction == "higher" else "student - teacher"
     if kind == "max_regression":
         return f"{metric} regression ({worse}) <= {threshold:g}"
@@ -149,7 +152,7 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
             status, reason = _enough(kind, threshold, m, status, reason)
-        description = describe_bound(kind, threshold, m.metric, m.direction)
+        description = describe_bound(kind, threshold, m.metric, m.direction, m.family)
         if m.scope:
             description += f" ({m.scope})"
         decidable = rows = None

@@ -4,6 +4,7 @@ training set fails a regression gate its faithful sibling passes."""
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -355,3 +356,27 @@ def test_non_members_that_duplicate_member_rows_are_counted_in_a_note(tmp_path: 
     m = _by_name(path)["mia"].measurements[0]
     assert ("40 of the 300 sampled non-members (data.holdout) are identical, features and "
             "label, to rows of data.train") in " ".join(m.notes)
+
+
+def test_a_regression_gate_that_passes_beside_a_leaking_teacher_says_so(
+        built: dict[str, Path], tmp_path: Path) -> None:
+    """A student exactly as leaky as a memorising teacher passes max_regression; the
+    measurement says the teacher leaks too (its interval is above 0.5), so the pass is not
+    read as "no leakage"."""
+    leaky = {"pickle": str(_memoriser(built, tmp_path)), "trust": True}
+    path = _arrests_suite(built, tmp_path, leaky)
+    raw = yaml.safe_load(path.read_text())
+    raw["teacher"] = leaky
+    path.write_text(yaml.safe_dump(raw))
+    result = _by_name(path)["mia"]
+    assert result.status == "pass"
+    m = result.measurements[0]
+    n_in, n_out = m.breakdown[0]["members"], m.breakdown[0]["non_members"]
+    z = (m.teacher.value - 0.5) / math.sqrt((n_in + n_out + 1) / (12 * n_in * n_out))
+    assert z > 1.96 and m.teacher.ci[0] > 0.5
+    assert (f"the teacher leaks too: its mia_auc {m.teacher.value:.3g} is above 0.5 beyond chance "
+            f"(Mann-Whitney z = {z:.1f} on {n_in} members and {n_out} non-members); a regression "
+            "gate only says the student leaks no more than a leaking teacher, so bound the "
+            "student's own value (max) as well") in m.notes
+    faithful = _by_name(_arrests_suite(built, tmp_path, str(built["arrests/student.onnx"])))["mia"]
+    assert not any("leaks too" in n for n in faithful.measurements[0].notes)

@@ -200,9 +200,15 @@ def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput
     key_train = pd.util.hash_pandas_object(train[shared].astype(str), index=False)
     leaked = key_eval.isin(set(key_train.to_numpy()))
     first = [int(i) + 1 for i in np.flatnonzero(leaked.to_numpy())[:5]]
+    count = int(leaked.sum())
+    notes = () if not count else (
+        f"{count} eval row(s) also occur, identically, in the training table: every other check "
+        "on this eval table flatters whichever model saw those rows in training (the student "
+        "and, if it learned from the same table, the teacher too)",)
     return (_single(metric, float(leaked.mean()), method="share of eval rows whose every column "
                     "(features and label) equals a training row", n=len(frame),
-                    rows=[{"kind": "leakage", "count": int(leaked.sum()), "first_rows": first}]),)
+                    rows=[{"kind": "leakage", "count": count, "first_rows": first}],
+                    notes=notes),)
 
 
 _DRIFT = {

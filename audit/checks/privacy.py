@@ -41,7 +41,9 @@ which rows were scored, not the randomness of fitting the attack.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,7 @@ from audit.checks.roc import (
 from audit.errors import DataError
 from audit.probes.artifacts import ArtifactRequest, MembershipSample
 from audit.results import Figure, Measurement, Table
+from audit.stats import z_value
 
 __all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
 
@@ -223,12 +226,23 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
     reps = result["replicates"]
     method = (f"{result['how']}; stratified paired bootstrap over the scored rows, "
               f"{resampler.n_boot} replicates")
-    return (paired_measurement(metric, float(result["points"]["teacher"][key]),
-                               float(result["points"]["student"][key]), reps["teacher"][key],
-                               reps["student"][key], confidence, method=method, n=n_in + n_out,
-                               params={"attack": attack, "samples": result["m"],
-                                       "members": members, "non_members": non_members},
-                               breakdown=breakdown, notes=tuple(notes)),)
+    m = paired_measurement(metric, float(result["points"]["teacher"][key]),
+                           float(result["points"]["student"][key]), reps["teacher"][key],
+                           reps["student"][key], confidence, method=method, n=n_in + n_out,
+                           params={"attack": attack, "samples": result["m"],
+                                   "members": members, "non_members": non_members},
+                           breakdown=breakdown, notes=tuple(notes))
+    if metric.name == "mia_auc" and m.teacher is not None and n_in and n_out:
+        # the teacher's AUC against 0.5 by the Mann-Whitney null spread: a function of the
+        # point value and the counts only, so the note never depends on the resampling
+        z = (m.teacher.value - 0.5) / math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+        if z > z_value(confidence):
+            m = replace(m, notes=(*m.notes, (
+                f"the teacher leaks too: its mia_auc {m.teacher.value:.3g} is above 0.5 beyond "
+                f"chance (Mann-Whitney z = {z:.1f} on {n_in} members and {n_out} non-members); a "
+                "regression gate only says the student leaks no more than a leaking teacher, so "
+                "bound the student's own value (max) as well")))
+    return (m,)
 
 
 def _needs_for(name: str) -> Callable[[Mapping[str, Any]], tuple[ArtifactRequest, ...]]:

@@ -25,6 +25,8 @@ def gate_line(g: GateResult) -> str:
     upper = g.kind != "min"
     who = {"min": "student", "max": "student", "max_regression": "regression",
            "max_relative_regression": "relative regression"}[g.kind]
+    if g.kind in ("min", "max") and g.description and not g.description.startswith("student"):
+        who = "value"  # a data check's bound: the tables, not a model
     if g.scope:
         who += f" [{g.scope}]"
     op = {Status.PASS: "<=" if upper else ">=", Status.FAIL: ">" if upper else "<"}.get(g.status, "~")
@@ -49,7 +51,8 @@ def gate_line(g: GateResult) -> str:
 def _measurement_lines(m: Measurement) -> list[str]:
     name = f"{m.metric} [{m.scope}]" if m.scope else m.metric
     if m.teacher is None:
-        return [f"  {name:<10} {format_estimate(m.student)}  (student vs teacher)"]
+        what = "the data" if m.family == "data" else "student vs teacher"
+        return [f"  {name:<10} {format_estimate(m.student)}  ({what})"]
     return [f"  {name:<10} student {format_estimate(m.student)}   "
             f"teacher {format_estimate(m.teacher)}"]
 
