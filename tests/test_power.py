@@ -193,3 +193,21 @@ def test_plan_reads_a_pilot_report_too(small: Path, tmp_path: Path,
 def test_plan_refuses_a_power_below_a_half(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(small), "--power", "0.3"]) == 2
     assert capsys.readouterr().err == "error: --power 0.3: must be in [0.5, 1)\n"
+
+
+def test_the_html_and_the_example_suite_carry_both_numbers(small: Path, built: dict[str, Path]) -> None:
+    from audit.report.html import render_html
+
+    run = SuiteRun(load_suite(small), AuditSession(None))
+    report = run.report()
+    html = render_html(report.to_dict())
+    undecided = [g for c in report.checks for g in c.gates if g.status == "inconclusive"]
+    assert undecided
+    for g in undecided:
+        assert "this run can only show" in g.reason
+        assert f"about {g.rows_needed:,} eval rows would" in html
+    # the example suite's two undecided warn gates (parity by sex, by colour x sex)
+    example = Path(__file__).resolve().parents[1] / "suites" / "arrests.audit.yaml"
+    results = SuiteRun(load_suite(example), AuditSession(None)).run_all()
+    gates = [g for r in results for g in r.gates if g.status == "inconclusive"]
+    assert gates and all(g.decidable is not None and g.rows_needed for g in gates), gates
