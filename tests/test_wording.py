@@ -39,3 +39,28 @@ def test_data_checks_name_the_data_not_a_student(tmp_path: Path, built: dict[str
     # a fidelity check is still student against teacher
     assert results["agreement"].gates[0].description == "student agreement >= 0.5"
     assert "(student vs teacher)" in format_check(results["agreement"])
+
+
+def test_size_says_nothing_about_rows_and_n_says_what_it_counts(
+        tmp_path: Path, built: dict[str, Path]) -> None:
+    from audit.report.html import render_html
+
+    arrests = built["arrests/eval.csv"].parent
+    raw = {"version": 1, "name": "sizes",
+           "data": {"eval": str(arrests / "eval.csv"), "target": "released"},
+           "teacher": {"skops": str(arrests / "teacher.skops"),
+                       "trusted_types": ["sklearn.tree._tree.Tree"]},
+           "student": str(arrests / "student.onnx"),
+           "checks": {"size": {"metric": "size_ratio", "gate": {"max": 0.25}},
+                      "accuracy": {"metric": "accuracy", "gate": {"min": 0.5}}}}
+    path = tmp_path / "sizes.audit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = SuiteRun(load_suite(path), AuditSession(None))
+    report = run.report()
+    size = next(c for c in report.checks if c.name == "size")
+    text = format_check(size)
+    assert text.splitlines()[-1] == "  exact: student bytes / teacher bytes on disk"
+    assert "n=" not in text and "rows" not in text
+    html = render_html(report.to_dict())
+    assert '<p class="muted">exact: student bytes / teacher bytes on disk.</p>' in html
+    assert '<p class="muted">n = 1568 eval rows; ' in html

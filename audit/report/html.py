@@ -162,6 +162,8 @@ def _measurement_view(x: Measurement, family: Family | None) -> dict[str, Any]:
         "regression": _est(x.regression, signed=True),
         "relative": _est(x.relative_regression, signed=True),
         "method": x.method, "n": x.n, "notes": list(x.notes),
+        # what n counts, as recorded with the measurement; nothing for an exact fact (n = 0)
+        "count": f"n = {x.n} {x.evidence.get('unit') or 'eval rows'}; " if x.n else "",
         "params": ", ".join(f"{k}={v}" for k, v in x.params.items() if k != "by"),
         "advice": [] if family is None else [a for a in family.notes(x) if a],
         "plots": [] if family is None else [figure_svg(f) for f in family.figures(x)],

@@ -84,6 +84,9 @@ def format_check(result: CheckResult) -> str:
     if d.get("one_class"):  # a model that predicts one class for every row
         lines.append(f"  note: {d['one_class']}")
     for n, method, rows in sorted(methods):
+        if n == 0:  # an exact fact (sizes on disk): no rows, no seed, no interval
+            lines.append(f"  {method}")
+            continue
         tail = f"  n={n} {rows}, {method}"
         if "seed" in d:
             tail += f", seed {d['seed']}, {round(100 * d['confidence'])}% intervals"
