@@ -10,6 +10,11 @@ the suite declares (``data.categorical``, ``data.dtypes``) and every column that
 read as written, and only an empty cell is missing (``NA``, ``None``, ``null``, ``N/A`` are
 values). Numeric columns the suite does not declare keep pandas' types; a Parquet file keeps its
 own. Labels match the models' classes by their text (``1``, ``1.0`` and ``"1"`` alike).
+
+A sensitive column's values are its groups, unless the suite bins it (``{column: age, bins:
+[25, 40, 60]}`` or ``quantiles: 4``): then its groups are the bins, named with their edges
+(``age<25``, ``25<=age<40``, ...). One listed by name that reads as numbers with more than
+:data:`MAX_GROUPS` distinct values is refused, with how to bin it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from audit.coltypes import convert, from_text
-from audit.errors import DataError, display_path
+from audit.errors import DataError, SuiteError, display_path
 from audit.extras import require
-from audit.spec import DataSpec
+from audit.spec import Binning, DataSpec, edge_text
 
 __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
 
@@ -150,6 +155,8 @@ class Table:
     features: pd.DataFrame
     labels: pd.Series
     sensitive: pd.DataFrame
+    # the edges each binned sensitive column was cut at (quantile edges are the eval table's)
+    bins: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -207,13 +214,15 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         first = int(np.flatnonzero(labels.isna().to_numpy())[0])
         raise DataError(f"{where}: target column {spec.target!r} has {missing} missing value(s), "
                         f"first at data row {first + 1}; drop or label those rows")
+    sensitive, bins = _sensitive(literal, spec, where, role)
     return Table(
         role=role,
         path=path,
         sha256=file_sha256(path),
         features=frame[features],
         labels=labels.reset_index(drop=True),
-        sensitive=_sensitive(literal, spec, where),
+        sensitive=sensitive,
+        bins=bins,
     )
 
 
@@ -241,10 +250,31 @@ def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],
 MISSING_GROUP = "missing"
 
 
-def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
-    """The sensitive columns, with missing values handled as ``data.missing_sensitive`` says."""
+MAX_GROUPS = 20  # a numeric sensitive column with more distinct values must be binned
+
+
+def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str, role: str
+               ) -> tuple[pd.DataFrame, tuple[tuple[str, tuple[float, ...]], ...]]:
+    """The sensitive columns as groups, with missing values handled as
+    ``data.missing_sensitive`` says, and the edges of the binned ones.
+
+    A binned column becomes its bins' names (``age<25``, ``25<=age<40``, ...; ordered, a
+    categorical). On the eval table, a column listed by name that reads as numbers with more
+    than :data:`MAX_GROUPS` distinct values is refused with how to bin it (a 0/1 or 1-5 code
+    stays a column of groups; ``data.categorical`` keeps any column's values as groups)."""
     out = frame[list(spec.sensitive)].reset_index(drop=True).copy()
+    text = {*spec.categorical, *(c for c, t in spec.dtypes if t == "string")}
+    cut: list[tuple[str, tuple[float, ...]]] = []
     for col in spec.sensitive:
+        binning = spec.binning(col)
+        if binning is not None:
+            values = _numbers(out[col], col, where)
+            edges = binning.edges or _quantile_edges(
+                values if role == "eval" else _eval_numbers(spec, col), binning.quantiles or 2)
+            out[col] = _binned(values, col, edges, spec.missing_sensitive == "group")
+            cut.append((col, edges))
+        elif role == "eval" and col not in text:
+            _refuse_many_numbers(out[col], col, spec, where)
         gaps = out[col].isna()
         if not gaps.any():
             continue
@@ -256,7 +286,99 @@ def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
                         f"missing value, first at data row {first + 1}; fill them, or set "
                         f"data.missing_sensitive: group to slice them as their own group "
                         f"{MISSING_GROUP!r}")
-    return out
+    return out, tuple(cut)
+
+
+def _as_numbers(series: pd.Series) -> pd.Series | None:
+    """``series`` as floats (NaN where a cell is missing), or ``None`` when a value that is
+    present is not a finite number."""
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.astype(np.float64)
+    else:
+        values = pd.to_numeric(series, errors="coerce").astype(np.float64)
+    present = series.notna()
+    if not np.isfinite(values[present].to_numpy()).all():
+        return None
+    return values
+
+
+def _numbers(series: pd.Series, col: str, where: str) -> pd.Series:
+    """A binned column's values as numbers; a value that is not one is an error."""
+    values = _as_numbers(series)
+    if values is not None:
+        return values
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = series.notna() & ~np.isfinite(converted.astype(np.float64))
+    first = int(np.flatnonzero(bad.to_numpy())[0])
+    raise DataError(f"{where}: sensitive column {col!r} is binned (data.sensitive) but holds "
+                    f"{series.iloc[first]!r} at data row {first + 1} ({_rows(int(bad.sum()))} in "
+                    "all), which is not a number; fix the data, leave the cell empty to make it "
+                    "missing, or list the column by name to take its values as groups")
+
+
+def _eval_numbers(spec: DataSpec, col: str) -> pd.Series:
+    """The eval table's values of ``col``: the quantile edges of every table come from it."""
+    where = display_path(spec.eval)
+    if is_csv(spec.eval):
+        series = read_text_columns(spec.eval, [col])[col]
+    else:
+        series = pd.read_parquet(spec.eval, columns=[col])[col]
+    return _numbers(series, col, where)
+
+
+def _quantile_edges(values: pd.Series, q: int) -> tuple[float, ...]:
+    """The inner edges of ``q`` bins of about equal size: the ``1/q, ..., (q-1)/q`` quantiles
+    (numpy's linear interpolation) of the values present, repeats dropped (ties can merge
+    bins). No value present: no edge, one group."""
+    present = values.dropna().to_numpy()
+    if present.size == 0:
+        return ()
+    return tuple(float(e) for e in np.unique(np.quantile(present, np.arange(1, q) / q)))
+
+
+def _binned(values: pd.Series, col: str, edges: tuple[float, ...], missing_group: bool
+            ) -> pd.Series:
+    """Each value's bin name, as an ordered categorical (lowest bin first, then ``missing``)."""
+    if not edges:
+        labels = [f"{col}=all"]
+        codes = np.zeros(len(values), dtype=np.int64)
+    else:
+        labels = Binning.labels(col, edges)
+        codes = np.searchsorted(np.asarray(edges), values.to_numpy(), side="right")
+    gaps = values.isna().to_numpy()
+    grouped = missing_group and bool(gaps.any())  # else a gap stays missing (and is refused)
+    codes = np.where(gaps, len(labels) if grouped else -1, codes)
+    categories = labels + ([MISSING_GROUP] if grouped else [])
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), name=col)
+
+
+def _refuse_many_numbers(series: pd.Series, col: str, spec: DataSpec, where: str) -> None:
+    """A numeric column named as sensitive with more than :data:`MAX_GROUPS` distinct values
+    would make as many groups, most of a few rows: refuse it, saying how to bin it."""
+    values = _as_numbers(series)
+    if values is None:
+        return
+    present = values.dropna()
+    distinct = int(present.nunique())
+    if distinct <= MAX_GROUPS:
+        return
+    quartiles = np.quantile(present.to_numpy(), [0.25, 0.5, 0.75])
+    edges = sorted({float(f"{e:.2g}") for e in quartiles})
+    if len(edges) < 2:
+        edges = sorted({float(e) for e in quartiles})
+    shown = ", ".join(edge_text(e) for e in edges)
+    problem = (f"column {col!r} of {where} holds numbers with {distinct} distinct values, too "
+               f"many to take each value as a group (a numeric column with more than "
+               f"{MAX_GROUPS} distinct values must be binned); bin it: {{column: {col}, bins: "
+               f"[{shown}]}} (edges: its quartiles, rounded) or {{column: {col}, quantiles: "
+               "4}, or list it in data.categorical to keep every value as a group")
+    i = spec.sensitive.index(col)
+    file, line = spec.sensitive_at.of(i)
+    if file is None:
+        raise DataError(f"data.sensitive[{i}]={col!r}: {problem}")
+    raise SuiteError(f"={col!r}: {problem}", file=file, line=line, key=f"data.sensitive[{i}]")
 
 
 def _key(label: Any) -> str:

@@ -43,7 +43,8 @@ class Field:
     """One key of a section: its kind, whether it is required, and what it means."""
 
     # str | int | number | bool | path | str_list | label | label_list | section:<name> | model
-    # | include | checks | dtype_map (column -> one of DTYPES)
+    # | include | checks | dtype_map (column -> one of DTYPES) | sensitive_list (column names
+    # or {column, bins | quantiles} mappings)
     kind: str
     doc: str
     required: bool = False
@@ -75,7 +76,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                        "data.train: does the student leak the teacher's members?"),
         "target": Field("str", "Name of the label column.", required=True),
         "features": Field("str_list", "Columns fed to the models (default: all but target)."),
-        "sensitive": Field("str_list", "Columns used to slice results (kept aside).", default=()),
+        "sensitive": Field("sensitive_list", "Columns used to slice results (kept aside): a "
+                                             "column's values are its groups; bin a numeric "
+                                             "column with {column: age, bins: [25, 40, 60]} or "
+                                             "{column: age, quantiles: 4}.", default=()),
         "positive": Field("label", "Positive class for binary metrics (default: inferred and stated)."),
         "missing_sensitive": Field("str", "Missing values in a sensitive column: error, or group "
                                           "(their own group, 'missing').", choices=("error", "group"),
@@ -234,6 +238,17 @@ def suite_json_schema() -> dict[str, Any]:
         elif kind == "label_list":
             s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
                  "uniqueItems": True}
+        elif kind == "sensitive_list":
+            binned = {"type": "object", "additionalProperties": False, "required": ["column"],
+                      "properties": {
+                          "column": {"type": "string", "minLength": 1},
+                          "bins": {"type": "array", "items": {"type": "number"}, "minItems": 1,
+                                   "description": "Bin edges, strictly increasing."},
+                          "quantiles": {"type": "integer", "minimum": 2,
+                                        "description": "Bins at the eval table's quantiles."}},
+                      "oneOf": [{"required": ["bins"]}, {"required": ["quantiles"]}]}
+            s = {"type": "array", "items": {"oneOf": [{"type": "string", "minLength": 1}, binned]},
+                 "minItems": 1, "uniqueItems": True}
         elif kind == "dtype_map":
             s = {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1},
                  "additionalProperties": {"enum": list(DTYPES)}}

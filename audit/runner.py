@@ -428,6 +428,8 @@ class SuiteRun:
             t: Table = self.__dict__["eval_table"]
             data["eval"] = {"path": str(t.path), "sha256": t.sha256, "rows": t.n_rows,
                             "features": [str(c) for c in t.features.columns]}
+            if t.bins:  # the edges binned sensitive columns were cut at (quantiles: resolved)
+                data["sensitive_bins"] = {col: list(edges) for col, edges in t.bins}
         elif self._eval_summary is not None:  # every check reused: the table was not read
             data["eval"] = {"path": str(self.suite.data.eval), "sha256": self._table_sha256("eval"),
                             **self._eval_summary}

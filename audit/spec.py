@@ -5,6 +5,7 @@ They are built by the parser (:mod:`audit.suite`) or in code, and read by everyt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "DataSpec", "ModelSpec", "Settings", "GateSpec", "CheckSpec",
-           "Suite"]
+__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "Binning", "DataSpec", "ModelSpec", "Settings",
+           "GateSpec", "CheckSpec", "Suite"]
 
 
 DTYPES = ("string", "integer", "float", "boolean")  # the column types data.dtypes may declare
@@ -23,6 +24,75 @@ TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's ro
               "train": "the rows the student was trained on",
               "holdout": "rows neither model was trained on",
               "teacher_train": "the rows the teacher was trained on"}
+
+
+def edge_text(edge: float) -> str:
+    """A bin edge as written in group names: ``25``, ``21.5``, ``-0.25`` (the shortest text that
+    reads back as the same number)."""
+    value = float(edge)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+class Lines:
+    """Where the entries of a list were written, ``(file, line)`` each, for messages.
+
+    Not part of what a spec means: every ``Lines`` equals every other and shows as
+    ``Lines()`` (it is no dataclass, so ``dataclasses.asdict`` keeps it whole), so moving a line
+    of a suite changes neither a spec's equality nor a measurement's cache key."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: tuple[tuple[Path | None, int | None], ...]) -> None:
+        self.at = at
+
+    def of(self, i: int) -> tuple[Path | None, int | None]:
+        """``(file, line)`` of entry ``i`` (``(None, None)`` when unknown: a spec built in code)."""
+        return self.at[i] if 0 <= i < len(self.at) else (None, None)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lines)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "Lines()"
+
+
+@dataclass(frozen=True)
+class Binning:
+    """How a numeric sensitive column becomes groups (``data.sensitive: [{column: age, bins:
+    [25, 40, 60]}]``): at fixed ``edges``, or at the eval table's ``quantiles`` (that many bins
+    of about equal size). Edges ``e1 < ... < ek`` make ``k + 1`` half-open groups, named with the
+    edges: ``age<25``, ``25<=age<40``, ``40<=age<60``, ``age>=60``; a value equal to an edge
+    belongs to the bin it opens."""
+
+    column: str
+    edges: tuple[float, ...] = ()
+    quantiles: int | None = None
+
+    @staticmethod
+    def labels(column: str, edges: tuple[float, ...]) -> list[str]:
+        """The group names of the bins ``edges`` make, lowest first.
+
+        >>> Binning.labels("age", (25.0, 40.0))
+        ['age<25', '25<=age<40', 'age>=40']
+        """
+        text = [edge_text(e) for e in edges]
+        inner = [f"{a}<={column}<{b}" for a, b in zip(text, text[1:])]
+        return [f"{column}<{text[0]}", *inner, f"{column}>={text[-1]}"]
+
+    @staticmethod
+    def is_label(column: str, value: object) -> bool:
+        """Whether ``value`` is the name of a bin of ``column`` (as :meth:`labels` writes it)."""
+        if not isinstance(value, str):
+            return False
+        col = re.escape(column)
+        return re.fullmatch(rf"{col}<{_NUMBER}|{_NUMBER}<={col}<{_NUMBER}|{col}>={_NUMBER}",
+                            value) is not None
 
 
 @dataclass(frozen=True)
@@ -35,11 +105,18 @@ class DataSpec:
     holdout: Path | None = None  # non-members for membership inference (default: eval)
     teacher_train: Path | None = None  # the teacher's members, when not data.train
     features: tuple[str, ...] | None = None
-    sensitive: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()  # column names, binned or not (what by: names)
+    bins: tuple[Binning, ...] = ()  # the sensitive columns sliced by bins of their values
     positive: str | int | None = None
     missing_sensitive: str = "error"  # or "group": missing values form their own group
     categorical: tuple[str, ...] = ()  # columns read as text, however they look
     dtypes: tuple[tuple[str, str], ...] = ()  # (column, one of DTYPES) as the suite declares
+    # where each data.sensitive entry was written, for messages only
+    sensitive_at: Lines = field(default_factory=lambda: Lines(()))
+
+    def binning(self, column: str) -> Binning | None:
+        """How ``column`` is binned, or ``None`` when its values are the groups."""
+        return next((b for b in self.bins if b.column == column), None)
 
     def declared_types(self) -> dict[str, str]:
         """Every declared column type, ``data.categorical`` as ``string``."""

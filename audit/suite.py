@@ -38,7 +38,19 @@ from audit.fields import (
     suite_json_schema,
 )
 from audit.gates import bound_problem
-from audit.spec import DTYPES, TABLE_ROWS, TABLES, CheckSpec, DataSpec, GateSpec, ModelSpec, Settings, Suite
+from audit.spec import (
+    DTYPES,
+    TABLE_ROWS,
+    TABLES,
+    Binning,
+    CheckSpec,
+    DataSpec,
+    GateSpec,
+    Lines,
+    ModelSpec,
+    Settings,
+    Suite,
+)
 from audit.yamlsrc import (
     KeyPath,
     Located,
@@ -322,7 +334,7 @@ class _Parser:
             optional[role] = path
         target = self.get(kp, d, "target", "data")
         features = self.get(kp, d, "features", "data")
-        sensitive = tuple(self.get(kp, d, "sensitive", "data") or ())
+        sensitive, bins = self.sensitive_entries((*kp, "sensitive"), d.get("sensitive"))
         if features is not None and target in features:
             raise self.bad((*kp, "features"), list(features),
                            f"lists the target {target!r}; the label must not be a model input")
@@ -340,10 +352,92 @@ class _Parser:
             if col in categorical and dtype != "string":
                 raise self.bad((*kp, "dtypes", col), dtype, f"but data.categorical lists {col!r} "
                                                             "(read as text); keep one of the two")
+        text_columns = {*categorical, *(c for c, t in dtypes if t == "string")}
+        for b in bins:
+            if b.column in text_columns:
+                i = sensitive.index(b.column)
+                raise self.bad((*kp, "sensitive", i, "column"), b.column,
+                               "is binned by its values, but data.categorical or data.dtypes "
+                               "reads it as text; keep one of the two")
+        at = []
+        for i in range(len(sensitive)):
+            org = self.located.origin((*kp, "sensitive", i))
+            known = org.file is not None and org.file.name != "<suite>"
+            at.append((org.file if known else self.path, org.line))
         return DataSpec(eval=eval_path, target=target, **optional, features=features,
-                        sensitive=sensitive, positive=self.get(kp, d, "positive", "data"),
+                        sensitive=sensitive, bins=bins,
+                        positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
-                        categorical=categorical, dtypes=dtypes)
+                        categorical=categorical, dtypes=dtypes, sensitive_at=Lines(tuple(at)))
+
+    def sensitive_entries(self, kp: KeyPath, value: Any) -> tuple[tuple[str, ...],
+                                                                  tuple[Binning, ...]]:
+        """``data.sensitive``: the column names, and how the binned ones are binned. An entry
+        is a column name (its values are the groups) or ``{column: age, bins: [25, 40, 60]}``
+        / ``{column: age, quantiles: 4}``."""
+        if value is None:
+            return (), ()
+        example = "{column: age, bins: [25, 40, 60]}"
+        if not isinstance(value, list) or not value:
+            fix = f"; write [{value}]" if isinstance(value, str) and value.strip() else ""
+            raise self.bad(kp, value, "must be a non-empty list of column names, or of mappings "
+                                      f"that bin a numeric column such as {example}{fix}")
+        names: list[str] = []
+        bins: list[Binning] = []
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                binning = self.binning((*kp, i), item)
+                names.append(binning.column)
+                bins.append(binning)
+            else:
+                names.append(self.scalar((*kp, i), item, Field("str", "a column name")))
+        for name in names:
+            if names.count(name) > 1:
+                raise self.bad(kp, value, f"lists {name!r} twice")
+        return tuple(names), tuple(bins)
+
+    def binning(self, kp: KeyPath, value: dict[str, Any]) -> Binning:
+        """One ``{column: ..., bins: [...] | quantiles: n}`` entry of ``data.sensitive``."""
+        keys = ["column", "bins", "quantiles"]
+        if len(value) == 1 and next(iter(value)) not in keys:  # {age: [25, 40]}
+            (key, edges), = value.items()
+            raise self.bad(kp, value, f"a binned column is written {{column: {key}, bins: "
+                                      f"{show(edges) if isinstance(edges, list) else '[25, 40, 60]'}}}"
+                                      f" (or {{column: {key}, quantiles: 4}})")
+        for key in value:
+            if key not in keys:
+                known = _BINNING_ALIASES.get(str(key).lower())
+                hint = f"; did you mean {known!r}?" if known else did_you_mean(str(key), keys)
+                raise SuiteError(f"unknown key{hint} (valid: {', '.join(keys)})",
+                                 **self._where((*kp, key)))
+        how = "add bins: [25, 40, 60] (the bin edges) or quantiles: 4 (bins of about equal size)"
+        if "column" not in value:
+            raise self.bad(kp, value, "names no column; add column: <the numeric column to bin>")
+        column = self.scalar((*kp, "column"), value["column"], Field("str", "a column name"))
+        if "bins" in value and "quantiles" in value:
+            raise self.bad(kp, value, "gives both bins and quantiles; keep one")
+        if "quantiles" in value:
+            q = self.scalar((*kp, "quantiles"), value["quantiles"], Field("int", "bins"))
+            if q < 2:
+                raise self.bad((*kp, "quantiles"), q, "must be at least 2 (one bin is no "
+                                                      "slicing); e.g. 4 for quartiles")
+            return Binning(column, quantiles=q)
+        if "bins" not in value:
+            raise self.bad(kp, value, f"gives no bins; {how} (a column whose values are its "
+                                      f"groups is listed by its name alone: {column})")
+        raw = value["bins"]
+        if not isinstance(raw, list) or not raw:
+            raise self.bad((*kp, "bins"), raw, "must be a non-empty list of numbers (the bin "
+                                               "edges), e.g. [25, 40, 60]")
+        edges = tuple(self.scalar((*kp, "bins", j), e, Field("number", "an edge"))
+                      for j, e in enumerate(raw))
+        for a, b in zip(edges, edges[1:]):
+            if b <= a:
+                fixed = ", ".join(show(e) for e in sorted(set(edges)))
+                what = f"{show(a)} twice" if a == b else f"{show(b)} follows {show(a)}"
+                raise self.bad((*kp, "bins"), raw, f"edges must be strictly increasing ({what}); "
+                                                   f"write [{fixed}]")
+        return Binning(column, edges=edges)
 
     def settings(self, value: Any) -> Settings:
         kp: KeyPath = ("settings",)
@@ -529,6 +623,11 @@ def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:
 _DTYPE_ALIASES = {"str": "string", "text": "string", "object": "string", "category": "string",
                   "categorical": "string", "int": "integer", "int64": "integer", "double": "float",
                   "number": "float", "float64": "float", "bool": "boolean"}
+
+
+# what other tools call the keys of a binned sensitive column, for its did-you-mean
+_BINNING_ALIASES = {"edges": "bins", "breaks": "bins", "cuts": "bins", "bin": "bins",
+                    "quantile": "quantiles", "q": "quantiles", "name": "column", "col": "column"}
 
 
 def _is_number(text: str) -> bool:

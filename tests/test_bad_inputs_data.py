@@ -32,6 +32,8 @@ x,group,label
 -0.5,a,No
 2.0,b,Yes
 """
+AGES = "x,age,label\n" + "".join(f"{i % 3},{20 + i},{'Yes' if i % 2 else 'No'}\n"
+                                  for i in range(25))  # 25 distinct ages, 20 to 44
 PREDICTIONS = '{predictions: %s.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 
 
@@ -164,6 +166,30 @@ CASES = [
          "error: bad.audit.yaml: eval.csv column 'label': labels ['NA'] (1 row, first at data row "
          "2) are not among the models' classes ['No', 'Yes']; drop those rows or audit models "
          "that know those classes", id="na-label-is-a-label"),
+    # numeric sensitive columns: binned, or refused with how to bin them
+    case(suite(sensitive="[age]"), AGES,
+         "error: bad.audit.yaml:6 data.sensitive[0]='age': column 'age' of eval.csv holds "
+         "numbers with 25 distinct values, too many to take each value as a group (a numeric "
+         "column with more than 20 distinct values must be binned); bin it: {column: age, bins: "
+         "[26, 32, 38]} (edges: its quartiles, rounded) or {column: age, quantiles: 4}, or list "
+         "it in data.categorical to keep every value as a group", id="numeric-sensitive-unbinned"),
+    case(suite(sensitive="[{column: age, bins: [30, 40]}]"), AGES, OK,
+         id="numeric-sensitive-binned"),
+    case(suite(sensitive="[{column: age, quantiles: 4}]"), AGES, OK,
+         id="numeric-sensitive-quantiles"),
+    case(suite("  categorical: [age]\n", sensitive="[age]"), AGES, OK,
+         id="numeric-sensitive-declared-categorical"),
+    case(suite(), EVAL.replace(",a,", ",0,").replace(",b,", ",1,"), OK,
+         id="zero-one-sensitive-is-two-groups"),
+    case(suite(sensitive="[{column: age, bins: [30]}]"), AGES.replace("\n1,21,", "\n1,old,"),
+         "error: bad.audit.yaml: eval.csv: sensitive column 'age' is binned (data.sensitive) but "
+         "holds 'old' at data row 2 (1 row in all), which is not a number; fix the data, leave "
+         "the cell empty to make it missing, or list the column by name to take its values as "
+         "groups", id="binned-sensitive-holds-text"),
+    case(suite(sensitive="[{column: age, bins: [30]}]"), AGES.replace("\n1,21,", "\n1,,"),
+         "error: bad.audit.yaml: eval.csv: sensitive column 'age' has 1 row with a missing "
+         "value, first at data row 2; fill them, or set data.missing_sensitive: group to slice "
+         "them as their own group 'missing'", id="binned-sensitive-empty-cell"),
     # data.dtypes and data.categorical, as written
     case(suite("  dtypes: {gruop: string}\n"), EVAL,
          "error: bad.audit.yaml: eval.csv: declared column 'gruop' (data.dtypes) not found; did "

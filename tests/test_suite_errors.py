@@ -202,6 +202,71 @@ CASES = [
     case(edit("  target: label\n", "  target: label\n  sensitive: [group, group]\n"),
          "x.audit.yaml:6 data.sensitive=['group', 'group']: lists 'group' twice",
          id="sensitive-listed-twice"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [group, {column: x, bins: [1, 0]}]\n"),
+         "x.audit.yaml:6 data.sensitive[1].bins=[1, 0]: edges must be strictly increasing (0 "
+         "follows 1); write [0, 1]",
+         id="bins-not-increasing"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: [0, 0.5, 0.5]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].bins=[0, 0.5, 0.5]: edges must be strictly "
+         "increasing (0.5 twice); write [0, 0.5]",
+         id="bins-repeated"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: []}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].bins=[]: must be a non-empty list of numbers (the "
+         "bin edges), e.g. [25, 40, 60]",
+         id="bins-empty"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: 25}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].bins=25: must be a non-empty list of numbers (the "
+         "bin edges), e.g. [25, 40, 60]",
+         id="bins-not-a-list"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: [\"1\"]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].bins[0]='1': must be a number; write 1 without "
+         "quotes",
+         id="bins-quoted-number"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: [0, .nan]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].bins[1]=nan: must be a finite number",
+         id="bins-nan"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, quantiles: 1}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].quantiles=1: must be at least 2 (one bin is no "
+         "slicing); e.g. 4 for quartiles",
+         id="quantiles-one"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, quantiles: 2.5}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].quantiles=2.5: must be an integer",
+         id="quantiles-fraction"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: [0], quantiles: 4}]\n"),
+         "x.audit.yaml:6 data.sensitive[0]={'column': 'x', 'bins': [0], 'quantiles': 4}: gives"
+         " both bins and quantiles; keep one",
+         id="bins-and-quantiles"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x}]\n"),
+         "x.audit.yaml:6 data.sensitive[0]={'column': 'x'}: gives no bins; add bins: [25, 40, "
+         "60] (the bin edges) or quantiles: 4 (bins of about equal size) (a column whose "
+         "values are its groups is listed by its name alone: x)",
+         id="binned-without-bins"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{x: [0, 1]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0]={'x': [0, 1]}: a binned column is written {column: "
+         "x, bins: [0, 1]} (or {column: x, quantiles: 4})",
+         id="binned-shorthand"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, edges: [0, 1]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0].edges: unknown key; did you mean 'bins'? (valid: "
+         "column, bins, quantiles)",
+         id="binned-edges-key"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{bins: [0, 1]}]\n"),
+         "x.audit.yaml:6 data.sensitive[0]={'bins': [0, 1]}: names no column; add column: <the"
+         " numeric column to bin>",
+         id="binned-without-column"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: group\n"),
+         "x.audit.yaml:6 data.sensitive='group': must be a non-empty list of column names, or "
+         "of mappings that bin a numeric column such as {column: age, bins: [25, 40, 60]}; "
+         "write [group]",
+         id="sensitive-not-a-list"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [group, {column: group, bins: [1]}]\n"),
+         "x.audit.yaml:6 data.sensitive=['group', {'column': 'group', 'bins': [1]}]: lists "
+         "'group' twice",
+         id="sensitive-binned-and-named"),
+    case(edit("  target: label\n", "  target: label\n  sensitive: [{column: x, bins: [0]}]\n"
+                                    "  categorical: [x]\n"),
+         "x.audit.yaml:6 data.sensitive[0].column='x': is binned by its values, but "
+         "data.categorical or data.dtypes reads it as text; keep one of the two",
+         id="binned-and-categorical"),
     case(edit("  target: label\n", "  target: label\n  positive: Yes\n"),
          'x.audit.yaml:6 data.positive=Yes: YAML reads unquoted Yes as the boolean true; quote '
          'it ("Yes") to use it as a class label',

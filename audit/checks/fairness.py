@@ -44,6 +44,7 @@ from audit.checks.registry import (
 )
 from audit.errors import DataError
 from audit.results import Estimate, Figure, Measurement, Table
+from audit.spec import Binning
 from audit.stats import percentile_interval
 
 __all__ = ["Slicing", "slicings", "group_rates", "GROUP_METRICS"]
@@ -63,11 +64,12 @@ class Slicing:
 
 def slicings(sensitive: pd.DataFrame, by: list[str], intersections: bool = True) -> list[Slicing]:
     """One slicing per column in ``by``, plus their intersection (every combination of observed
-    levels, so a combination with no rows appears as an empty group)."""
+    levels, so a combination with no rows appears as an empty group). A group is named
+    ``column=value``, or by its bin (``25<=age<40``) for a binned column."""
     out, per_column = [], []
     for col in by:
-        codes, levels = pd.factorize(sensitive[col], sort=True)
-        labels = [f"{col}={v}" for v in levels]
+        codes, levels = pd.factorize(sensitive[col], sort=True)  # a binned column: bin order
+        labels = [str(v) if Binning.is_label(col, v) else f"{col}={v}" for v in levels]
         out.append(Slicing(col, codes.astype(np.int64), labels))
         per_column.append((codes.astype(np.int64), labels))
     if intersections and len(by) > 1:
