@@ -33,6 +33,14 @@ import numpy as np
 import pandas as pd
 
 from audit.checks.calibration import DEFAULT_BINS, calibration_components, calibration_value
+from audit.checks.group_bounds import (
+    EXACT_BELOW,
+    exact_bounds,
+    group_counts,
+    rate_interval,
+    rows_to_decide,
+    spread_shares,
+)
 from audit.checks.registry import (
     Direction,
     Family,
@@ -47,7 +55,7 @@ from audit.results import Estimate, Figure, Measurement, Table
 from audit.spec import Binning
 from audit.stats import percentile_interval
 
-__all__ = ["Slicing", "slicings", "group_rates", "GROUP_METRICS"]
+__all__ = ["Slicing", "slicings", "group_rates", "GROUP_METRICS", "rows_to_decide"]
 
 GROUP_METRICS = ("accuracy", "selection_rate", "tpr", "fpr")
 DEFAULT_MIN_GROUP_SIZE = 30
@@ -179,13 +187,62 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
                          "undefined")
         method = (f"paired bootstrap, {resampler.n_boot} multinomial replicates of the "
                   f"(group, label, teacher, student) count table; {int(keep.sum())} of {G} groups")
-        out.append(paired_measurement(
+        counts = tab["counts"]
+        extra: dict[str, Any] = {}
+        shares = spread_shares(metric.name, counts, keep, tab["labels"], group_metric)
+        if shares:
+            extra["spread_by_group"] = shares
+        if tab["excluded"]:
+            extra["excluded_groups"] = tab["excluded"]
+        m = paired_measurement(
             metric, float(disp("t")), float(disp("s")), disp("rt"), disp("rs"), confidence,
-            method=method, n=inputs.n, notes=tuple(notes), breakdown=tab["rows"],
+            method=method, n=inputs.n, notes=tuple(notes), breakdown=tab["rows"], extra=extra,
             params={"by": tab["name"], "min_group_size": min_size,
                     **({"group_metric": group_metric} if metric.name == "max_gap_to_overall"
-                       else {})}))
+                       else {})})
+        small = [g for g in np.flatnonzero(keep) if counts["accuracy"]["trials"][g] < EXACT_BELOW]
+        if small:
+            m = _with_exact_bounds(m, metric, counts, keep, group_metric, confidence,
+                                   [f"{tab['labels'][g]} (n={counts['accuracy']['trials'][g]})"
+                                    for g in small])
+        out.append(m)
     return tuple(out)
+
+
+def _with_exact_bounds(m: Measurement, metric: Metric, counts: Any, keep: np.ndarray,
+                       group_metric: str, confidence: float, small: list[str]) -> Measurement:
+    """``m`` with its intervals widened to hold the exact bounds (see
+    :mod:`audit.checks.group_bounds`), because groups in ``small`` have too few rows for the
+    bootstrap alone."""
+    import dataclasses
+
+    bounds = exact_bounds(metric.name, metric.direction, counts, keep, group_metric, confidence)
+    lo, hi = metric.bounds
+
+    def joined(est: Estimate | None, key: str, clip: tuple[float, float]) -> Estimate | None:
+        if est is None or key not in bounds or not np.isfinite(est.value):
+            return est
+        a, b = bounds[key]
+        if est.ci is not None:
+            a, b = min(a, est.ci[0]), max(b, est.ci[1])
+        return Estimate(est.value, (max(a, clip[0]), min(b, clip[1])))
+
+    teacher = joined(m.teacher, "t", (lo, hi))
+    reg = joined(m.regression, "reg", (lo - hi, hi - lo))
+    relative = m.relative_regression
+    if reg is not None and teacher is not None and reg.ci is not None:
+        denom = abs(teacher.value)
+        if np.isfinite(denom) and denom > 0:
+            relative = Estimate(reg.value / denom, (reg.ci[0] / denom, reg.ci[1] / denom))
+    student = joined(m.student, "s", (lo, hi))
+    assert student is not None
+    note = (f"{len(small)} counted group(s) below {EXACT_BELOW} rows ({', '.join(small)}): the "
+            "intervals also hold exact bounds (Clopper-Pearson per group rate, Tango per group "
+            "change, simultaneous by Bonferroni), as a bootstrap of so few rows is no evidence")
+    return dataclasses.replace(
+        m, teacher=teacher, student=student, regression=reg, relative_regression=relative,
+        notes=(*m.notes, note),
+        method=m.method + "; joined with exact bounds (small groups)")
 
 
 def _slice_tables(inputs: MetricInput, by: list[str], intersections: bool, min_size: int,
@@ -207,19 +264,25 @@ def _slice_tables(inputs: MetricInput, by: list[str], intersections: bool, min_s
         rates = {who: group_rates(C, pos) for who, C in tables.items()}
         overall = {who: group_rates(C.sum(axis=-3), pos) for who, C in tables.items()}
         small = [(sl.labels[g], int(n_g[g])) for g in range(G) if not keep[g]]
+        counts = group_counts(J, pos)
         notes = []
         if small:
             listing = ", ".join(f"{lab} (n={n})" for lab, n in small)
             notes.append(f"{len(small)} group(s) below min_group_size={min_size} excluded from "
                          f"the disparity: {listing}")
         out.append({"name": sl.name, "labels": sl.labels, "keep": keep, "rates": rates,
-                    "overall": overall, "notes": notes,
-                    "rows": _group_rows(sl, inputs, rates, keep, confidence, min_size)})
+                    "overall": overall, "notes": notes, "counts": counts,
+                    "excluded": [{"group": lab, "n": n, "needs": min_size - n}
+                                 for lab, n in sorted(small, key=lambda x: -x[1]) if n > 0],
+                    "rows": _group_rows(sl, inputs, rates, counts, keep, confidence, min_size)})
     return out
 
 
 def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.ndarray]],
-                keep: np.ndarray, confidence: float, min_size: int) -> list[dict[str, Any]]:
+                counts: Any, keep: np.ndarray, confidence: float, min_size: int
+                ) -> list[dict[str, Any]]:
+    """One row per group: its n, whether it counts, and each model's rates with intervals (the
+    bootstrap's joined with Clopper-Pearson's, so a tiny group's interval is honest)."""
     rows = []
     for g, label in enumerate(sl.labels):
         n = int(rates["t"]["count"][g])
@@ -234,9 +297,13 @@ def _group_rows(sl: Slicing, inputs: MetricInput, rates: dict[str, dict[str, np.
                 if name not in rates[key]:
                     continue
                 v = float(rates[key][name][g])
-                ci = percentile_interval(rates["r" + key][name][:, g], confidence)
+                boot = percentile_interval(rates["r" + key][name][:, g], confidence)
+                ci = rate_interval(None if boot is None else (boot.low, boot.high),
+                                   int(counts[name][key][g]), int(counts[name]["trials"][g]),
+                                   confidence)
                 values[name] = None if not np.isfinite(v) else v
-                values[f"{name}_ci"] = None if ci is None or n == 0 else [ci.low, ci.high]
+                values[f"{name}_ci"] = None if ci is None or n == 0 or not np.isfinite(v) \
+                    else [ci[0], ci[1]]
             comps = calibration_components(inputs.y[mask], P[mask], "ece", DEFAULT_BINS,
                                            "equal_width") if n else None
             values["ece"] = calibration_value(comps, "ece") if comps is not None else None
