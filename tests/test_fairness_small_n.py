@@ -313,3 +313,18 @@ def test_an_undefined_disparity_names_the_excluded_group_and_its_missing_rows() 
     assert (group, rows) == ("g=b", 10)
     assert text == ("too few groups have min_group_size=30 rows for the disparity; the largest "
                     "excluded group, g=b (n=20), would count with 10 more rows")
+
+
+def test_rows_at_todays_shares_equal_the_gates_own_figure() -> None:
+    """The total rows are the gate's rows-needed figure (audit.power's normal approximation
+    on the same interval); the group's rows are what this module adds."""
+    rng = np.random.default_rng(1)
+    groups = ["small"] * 40 + ["large"] * 600
+    n = len(groups)
+    y, pt = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    ps = np.where(rng.random(n) < 0.1, 1 - pt, pt)
+    m = _measure("demographic_parity_difference", _inputs(y, pt, ps, groups))
+    (gate,) = evaluate_gate(GateSpec(max_regression=0.01), m)
+    assert gate.status == "inconclusive" and gate.rows_needed is not None
+    _, rows, text = rows_to_decide(m, "max_regression", 0.01)
+    assert f"{gate.rows_needed:,} eval rows at today's group shares" in text

@@ -311,7 +311,7 @@ def rows_to_decide(m: Any, kind: str, threshold: float) -> tuple[str, int | None
     shares = (m.extra.get("spread_by_group") or {}).get(judged)
     if est is None or est.ci is None or not shares:
         return None
-    value, (low, high) = est.value, est.ci
+    value, (low, high) = est.value + 0.0, est.ci  # + 0.0: -0.0 reads 0
     tau = threshold
     if kind == "max_relative_regression":
         if m.teacher is None or not math.isfinite(m.teacher.value) or m.teacher.value == 0:
