@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from audit.checks.registry import FAMILIES
 from audit.power import (
     POWER,
     UPPER_KINDS,
@@ -112,6 +113,8 @@ def describe_bound(kind: str, threshold: float, metric: str, direction: str,
 
 
 _UNDEFINED = "the metric is undefined on this data"
+_STRADDLES = "the interval straddles the threshold"
+_TOO_NOISY = "the machine was too noisy"  # a timing whose two halves disagree
 
 
 def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[Status, str]:
@@ -132,7 +135,7 @@ def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[St
             return Status.PASS, reason
         if high < threshold:
             return Status.FAIL, reason
-    return Status.INCONCLUSIVE, reason or "the interval straddles the threshold"
+    return Status.INCONCLUSIVE, reason or _STRADDLES
 
 
 def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
@@ -156,11 +159,19 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         if m.scope:
             description += f" ({m.scope})"
         decidable = rows = None
-        if status is Status.INCONCLUSIVE and reason != _UNDEFINED and observed is not None:
+        # an interval that straddles the threshold: say what it decides and the rows that
+        # would decide this one (an evidence floor's reason already names the rows it needs)
+        if status is Status.INCONCLUSIVE and observed is not None and reason.startswith(
+                (_STRADDLES, _TOO_NOISY)):
             found = what_it_decides(kind, threshold, observed, m)
             if found is not None:
                 decidable, rows, text = found
                 reason = f"{reason}; {text}" if reason else text
+        if status is Status.INCONCLUSIVE:  # what the family can add (fairness: which group)
+            family = FAMILIES.get(m.family)
+            more = family.explain(m, kind, threshold) if family and family.explain else None
+            if more:
+                reason = f"{reason}; {more}" if reason else more
         out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
                               description=description, observed=observed, reason=reason,
                               scope=m.scope, decidable=decidable, rows_needed=rows))
@@ -212,7 +223,8 @@ def what_it_decides(kind: str, threshold: float, observed: Estimate,
         rows = math.ceil(rows * m.n / trials)
     verdict = "show" if passing else "rule out"
     value = f"{observed.value:+.4g}" if kind not in ("min", "max") else f"{observed.value:.4g}"
-    text += (f"; about {rows:,} {unit} would {verdict} {name} {op} {threshold:g} with "
+    many = _count(rows, unit).replace(str(rows), f"{rows:,}", 1)
+    text += (f"; about {many} would {verdict} {name} {op} {threshold:g} with "
              f"{POWER:.0%} power, if the {name} stays at {value} with this spread "
              f"({how}; normal approximation)")
     return tight, rows, text

@@ -211,3 +211,13 @@ def test_the_html_and_the_example_suite_carry_both_numbers(small: Path, built: d
     results = SuiteRun(load_suite(example), AuditSession(None)).run_all()
     gates = [g for r in results for g in r.gates if g.status == "inconclusive"]
     assert gates and all(g.decidable is not None and g.rows_needed for g in gates), gates
+
+
+def test_an_undecided_fairness_gate_names_the_group_that_limits_it(small: Path) -> None:
+    """The fairness family adds which group carries the spread and the rows it would need
+    (audit.checks.group_bounds.rows_to_decide); its total equals the gate's rows_needed."""
+    results = {r.name: r for r in SuiteRun(load_suite(small), AuditSession(None)).run_all()}
+    (gate,) = results["parity"].gates
+    assert gate.status == "inconclusive" and gate.rows_needed is not None
+    assert "sex=" in gate.reason and "of this amplification's spread: about " in gate.reason
+    assert f"or {gate.rows_needed:,} eval rows at today's group shares" in gate.reason

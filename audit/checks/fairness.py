@@ -377,5 +377,10 @@ def _group_tables(m: Measurement) -> tuple[Table, ...]:
                   rows, spans=(("", 3), *((title, 2) for _, title in _GROUP_VALUES))),)
 
 
+def _explain(m: Measurement, kind: str, threshold: float) -> str | None:
+    found = rows_to_decide(m, kind, threshold)
+    return None if found is None else found[2]
+
+
 FAMILY = register_family(Family("fairness", "Fairness across groups", order=40,
-                                figures=_group_figures, tables=_group_tables))
+                                figures=_group_figures, tables=_group_tables, explain=_explain))

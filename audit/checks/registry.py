@@ -255,6 +255,9 @@ class Family:
         and sentences (advice) shown with that measurement.
     check_figures : callable
         ``CheckResult -> tuple`` of figures across a check's measurements (a curve per budget).
+    explain : callable or None
+        ``(Measurement, kind, threshold) -> str | None``: what the family can add to an
+        undecided bound's reason (fairness: the group that limits it and the rows it needs).
     """
 
     name: str
@@ -264,6 +267,7 @@ class Family:
     tables: Callable[[Any], tuple[Any, ...]] = _nothing
     notes: Callable[[Any], tuple[str, ...]] = _nothing
     check_figures: Callable[[Any], tuple[Any, ...]] = _nothing
+    explain: Callable[[Any, str, float], str | None] | None = None
 
 
 FAMILIES: dict[str, Family] = {}

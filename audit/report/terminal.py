@@ -19,13 +19,13 @@ __all__ = ["format_value", "format_estimate", "format_check", "format_summary", 
 
 
 
-def gate_line(g: GateResult) -> str:
+def gate_line(g: GateResult, *, data: bool = False) -> str:
     """One judged bound in words: ``regression +0.028 [+0.012, +0.044]  >  max_regression 0.02
-    -> FAIL``."""
+    -> FAIL``. ``data``: the bound is a data check's (the tables, not a model: ``value``)."""
     upper = g.kind != "min"
     who = {"min": "student", "max": "student", "max_regression": "regression",
            "max_relative_regression": "relative regression"}[g.kind]
-    if g.kind in ("min", "max") and g.description and not g.description.startswith("student"):
+    if g.kind in ("min", "max") and data:
         who = "value"  # a data check's bound: the tables, not a model
     if g.scope:
         who += f" [{g.scope}]"
@@ -79,7 +79,7 @@ def format_check(result: CheckResult) -> str:
     methods = {(m.n, m.method, _unit(m)) for m in result.measurements}
     for m in result.measurements:
         lines += _measurement_lines(m)
-        lines += [gate_line(g) for g in result.gates if g.scope == m.scope]
+        lines += [gate_line(g, data=m.family == "data") for g in result.gates if g.scope == m.scope]
         lines += [f"  note: {note}" for note in m.notes]
     if d.get("one_class"):  # a model that predicts one class for every row
         lines.append(f"  note: {d['one_class']}")
@@ -103,7 +103,8 @@ def _unmet(c: CheckResult) -> list[str]:
     ordered = sorted((g for g in c.gates if g.status is not Status.PASS),
                      key=lambda g: scopes.index(g.scope) if g.scope in scopes else len(scopes))
     if ordered:
-        return [gate_line(g).strip() for g in ordered]
+        data = {m.scope for m in c.measurements if m.family == "data"}
+        return [gate_line(g, data=g.scope in data).strip() for g in ordered]
     return [_measurement_lines(c.measurements[0])[0].strip()] if c.measurements else [""]
 
 
