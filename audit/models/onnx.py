@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from audit.errors import ModelError, display_path
 from audit.models.base import LoadedModel, first_bad, model_label, numeric_matrix
 from audit.spec import ModelSpec
 
-__all__ = ["load_onnx", "onnx_external_files", "onnx_sha256"]
+__all__ = ["load_onnx", "onnx_external_files", "onnx_sha256", "OnnxPredict"]
 
 
 def onnx_external_files(path: Path) -> list[Path]:
@@ -286,14 +286,53 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
                          "the model's inputs after the columns, or export a single input that "
                          "takes all feature columns")
 
-    def predict(table: Table) -> np.ndarray:
-        out = session.run([output], feed(table))[0]
-        if isinstance(out, list):  # ZipMap: a list of {class: probability} dicts
-            out = np.array([[row[c] for c in classes] for row in out])
-        return out
-
+    predict = OnnxPredict(spec.path, session, output, feed, classes)
     return LoadedModel(role, spec, classes, onnx_sha256(spec.path), spec.path.stat().st_size, predict,
                        warnings)
+
+
+class OnnxPredict:
+    """An ONNX model's predict function (a table -> its output), which can also give the same
+    model in a session of its own with fixed thread counts, for timing
+    (:meth:`with_threads`). onnxruntime reads thread counts only when a session is created, so
+    the predictions keep the default session (its numbers unchanged) and the timing gets its
+    own."""
+
+    def __init__(self, path: Path, session: Any, output: str,
+                 feed: Callable[[Table], dict[str, np.ndarray]], classes: tuple[Any, ...]) -> None:
+        self._path, self._session, self._output = path, session, output
+        self._feed, self._classes = feed, classes
+        self._pinned: dict[tuple[int, int], Any] = {}  # (intra_op, inter_op) -> session
+
+    def __call__(self, table: Table) -> np.ndarray:
+        return self._run(self._session, table)
+
+    @property
+    def sessions(self) -> dict[tuple[int, int], Any]:
+        """The timing sessions made so far, by ``(intra_op, inter_op)``."""
+        return dict(self._pinned)
+
+    def _run(self, session: Any, table: Table) -> np.ndarray:
+        out = session.run([self._output], self._feed(table))[0]
+        if isinstance(out, list):  # ZipMap: a list of {class: probability} dicts
+            out = np.array([[row[c] for c in self._classes] for row in out])
+        return out
+
+    def with_threads(self, intra_op: int, inter_op: int = 1) -> Callable[[Table], np.ndarray]:
+        """The model in a session with ``intra_op`` and ``inter_op`` threads, run sequentially
+        (made once per pair of counts, on the first call; ``sessions`` holds them)."""
+        key = (int(intra_op), int(inter_op))
+        if key not in self._pinned:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 4
+            options.intra_op_num_threads, options.inter_op_num_threads = key
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            self._pinned[key] = ort.InferenceSession(str(self._path), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+        session = self._pinned[key]
+        return lambda table: self._run(session, table)
 
 
 def _feature_names(meta: dict[str, str], label: str) -> list[str] | None:

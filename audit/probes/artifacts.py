@@ -9,7 +9,7 @@ once per run and hands them to the metric in ``MetricInput.artifacts``, keyed by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,15 +56,21 @@ class ModelSizes:
 
 @dataclass(frozen=True)
 class Timings:
-    """Interleaved timed calls: ``runs[batch][who]`` in milliseconds, ``memory[who]`` the peak
-    Python-heap bytes of one call on the largest batch, ``models[who]`` as in
-    :class:`ModelSizes`."""
-
+    """Interleaved timed calls: ``runs[batch][who]`` the wall time of each call in
+    milliseconds, ``cpu[batch][who]`` its CPU time (this process's, all threads; ``NaN`` for a
+    model run in a worker process, whose CPU is not seen from here), call ``i`` of the teacher
+    and of the student one pair, adjacent in time; ``memory[who]`` the peak Python-heap bytes
+    of one call on the largest batch, ``models[who]`` as in :class:`ModelSizes`; ``settings``
+    what the calls ran with, as plain data: the thread settings
+    (:func:`audit.probes.timings.pinned_threads`) and ``gc``, whether Python's garbage
+    collector was on."""
 
     runs: Mapping[int, Mapping[str, np.ndarray]]
     memory: Mapping[str, int]
     models: Mapping[str, Mapping[str, Any]]
     warmup: int  # untimed calls per model and batch size before the timed ones
+    cpu: Mapping[int, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,31 @@
 """Model sizes, parameter counts and timings: the efficiency metrics' artifacts.
 
 Timing on a noisy machine: each model is warmed up, then teacher and student calls are
-interleaved (alternating which goes first), so drift in the machine's speed hits both; a
-wall-clock cap (``max_seconds``) bounds the whole probe, which then keeps the runs it has (at
-least ``MIN_RUNS`` per model and batch size). The timed call is the model's own prediction on a
-batch of eval rows (inputs prepared as for the audit), without our output validation. A model
-run in a worker process (a callable, a pickle of its own classes) is timed inside that process
-(``LoadedModel.own_call_ms``): the pipe to it, about half a millisecond a call, is not the
-model's cost. Its peak memory is not seen from here (it is another process's heap).
+interleaved (alternating which goes first), so drift in the machine's speed hits both: call
+``i`` of each model is one pair, adjacent in time. A wall-clock cap (``max_seconds``) bounds the
+whole probe, which then keeps the pairs it has: at least ``MIN_RUNS`` per batch size, so that
+the stability check's two halves have an interval each, and whole blocks of two pairs (one with
+each model first). The timed call is the model's own prediction on a batch of eval rows
+(inputs prepared as for the audit), without our output validation.
+
+Every call records its wall time (``perf_counter``) and its CPU time (``process_time``: this
+process, every thread, so a model computing in a thread of its own is counted). Another process
+on the machine adds to the wall time (the call waits for a core) but not to the CPU time.
+
+Threads are pinned while timing (:func:`pinned_threads`, default 1): BLAS/OpenMP pools through
+threadpoolctl, torch's intra-op threads when torch is already imported (it is never imported for
+this), and for an ONNX model a session of its own with that many intra-op threads and one
+inter-op thread (onnxruntime reads thread counts only when a session is created; the
+predictions keep their default session, so their numbers are unchanged). Everything is restored
+afterwards. Python's cyclic garbage collector is off during the timed calls (after a
+collection), as ``timeit`` does: a collection's pause grows with every object in the audit's
+process, not with the model, and one pause in 30 calls (13 ms on a 13 ms call here, more in a
+test process) moves a p95. What was set is recorded in ``Timings.settings``.
+
+A model run in a worker process (a callable, a pickle of its own classes) is timed inside that
+process (``LoadedModel.own_call_ms``): the pipe to it, about half a millisecond a call, is not
+the model's cost. Its threads are that process's own (not pinned from here), its CPU time is not
+seen (recorded as ``NaN``) and neither is its peak memory (another process's heap).
 
 Parameter count: scikit-learn: the learned arrays; ONNX: the initializers; torch: ``numel`` of
 the parameters. Peak memory: the Python heap during one call on the largest batch
@@ -16,17 +34,25 @@ the parameters. Peak memory: the Python heap during one call on the largest batc
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
 from audit.probes.artifacts import ArtifactRequest, ModelSizes, Timings
 
-__all__ = ["parameter_count", "model_sizes", "timings", "MIN_RUNS", "WARMUP"]
+__all__ = ["parameter_count", "model_sizes", "timings", "pinned_threads", "MIN_RUNS", "WARMUP",
+           "DEFAULT_THREADS"]
 
-MIN_RUNS = 5
+# pairs kept under the cap: 12 blocks of two pairs (the speedup's unit), so that each half of the
+# run has 6, the fewest with a 95% interval of their median (the stability check)
+MIN_RUNS = 24
+DEFAULT_THREADS = 1
 WARMUP = 3
 
 
@@ -96,35 +122,107 @@ def _batch(table: Any, size: int) -> Any:
     return table.take(np.arange(size) % table.n_rows)
 
 
+@contextmanager
+def pinned_threads(threads: int, models: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Pin every thread pool a timed call may use to ``threads`` until the block ends.
+
+    Yields the settings as plain data (the measurement records them): ``threads``; ``blas``,
+    one entry per BLAS/OpenMP library loaded (``library``, ``api``, ``threads``, ``before``);
+    ``torch`` (``intra_op``, ``before``, ``inter_op``: fixed at torch's start, not changed) or
+    ``None`` when torch is not imported; ``onnxruntime``, per ONNX model, its timing session's
+    ``intra_op``/``inter_op``; ``worker``, the models run in a worker process (not pinned).
+    """
+    settings: dict[str, Any] = {"threads": int(threads), "blas": [], "torch": None,
+                                "onnxruntime": {}, "worker": []}
+    with ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_info, threadpool_limits
+        except ImportError:  # scikit-learn depends on it; say so if it is missing all the same
+            settings["blas"] = None
+        else:
+            before = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+            stack.enter_context(threadpool_limits(limits=threads))
+            settings["blas"] = [{"library": i["internal_api"], "api": i["user_api"],
+                                 "threads": int(i["num_threads"]),
+                                 "before": int(before.get(i["filepath"], i["num_threads"]))}
+                                for i in threadpool_info()]
+        torch = sys.modules.get("torch")  # never imported here: only if a model brought it
+        if torch is not None and hasattr(torch, "set_num_threads"):
+            old = int(torch.get_num_threads())
+            torch.set_num_threads(threads)
+            stack.callback(torch.set_num_threads, old)
+            settings["torch"] = {"intra_op": int(torch.get_num_threads()), "before": old,
+                                 "inter_op": int(torch.get_num_interop_threads())}
+        for who, m in models.items():
+            if m.own_call_ms is not None:
+                settings["worker"].append(who)
+            elif callable(getattr(m.predict, "with_threads", None)):
+                settings["onnxruntime"][who] = {"intra_op": int(threads), "inter_op": 1}
+        yield settings
+
+
+@contextmanager
+def _collector_off() -> Iterator[None]:
+    """Python's cyclic garbage collector off until the block ends, after one collection."""
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _timed_call(model: Any, threads: int) -> Callable[[Any], Any]:
+    """What is timed for ``model``: its predict function, or for an ONNX model the same model
+    in a session with ``threads`` intra-op threads and one inter-op thread."""
+    with_threads = getattr(model.predict, "with_threads", None)
+    if model.own_call_ms is None and callable(with_threads):
+        return with_threads(threads, 1)
+    return model.predict
+
+
 def timings(probes: Any, request: ArtifactRequest) -> Timings:
     """Interleaved timed calls of both models per batch size (``batch_sizes``), up to
-    ``repeats`` each, within ``max_seconds``; then one traced call on the largest batch."""
+    ``repeats`` pairs, within ``max_seconds``, with ``threads`` pinned (wall and CPU time of
+    every call); then one traced call on the largest batch."""
     batch_sizes: tuple[int, ...] = request.get("batch_sizes")
     repeats, max_seconds = int(request.get("repeats")), float(request.get("max_seconds"))
+    threads = int(request.get("threads", DEFAULT_THREADS))
     models = probes.run.runnable_models("efficiency checks time")
     table = probes.run.eval_table
     runs_by_size: dict[int, dict[str, np.ndarray]] = {}
+    cpu_by_size: dict[int, dict[str, np.ndarray]] = {}
     memory: dict[str, int] = {}
     deadline = time.perf_counter() + max_seconds
     per_batch = max_seconds / len(batch_sizes)
-    for size in batch_sizes:
-        batch = _batch(table, size)
-        for m in models.values():
-            for _ in range(WARMUP):
-                m.predict(batch)
-        runs: dict[str, list[float]] = {"teacher": [], "student": []}
-        stop = min(deadline, time.perf_counter() + per_batch)
-        for r in range(repeats):
-            order = ("teacher", "student") if r % 2 == 0 else ("student", "teacher")
-            for who in order:
-                t0 = time.perf_counter_ns()
-                models[who].predict(batch)
-                elapsed = (time.perf_counter_ns() - t0) / 1e6
-                own = models[who].own_call_ms  # a worker process's model: its own time
-                runs[who].append(elapsed if own is None else (own() or elapsed))
-            if r + 1 >= MIN_RUNS and time.perf_counter() > stop:
-                break
-        runs_by_size[size] = {who: np.array(v) for who, v in runs.items()}
+    with pinned_threads(threads, models) as settings, _collector_off():
+        settings["gc"] = False
+        calls = {who: _timed_call(m, threads) for who, m in models.items()}
+        for size in batch_sizes:
+            batch = _batch(table, size)
+            for call in calls.values():
+                for _ in range(WARMUP):
+                    call(batch)
+            runs: dict[str, list[float]] = {"teacher": [], "student": []}
+            cpu: dict[str, list[float]] = {"teacher": [], "student": []}
+            stop = min(deadline, time.perf_counter() + per_batch)
+            for r in range(repeats):
+                order = ("teacher", "student") if r % 2 == 0 else ("student", "teacher")
+                for who in order:
+                    c0 = time.process_time_ns()
+                    t0 = time.perf_counter_ns()
+                    calls[who](batch)
+                    elapsed = (time.perf_counter_ns() - t0) / 1e6
+                    used = (time.process_time_ns() - c0) / 1e6
+                    own = models[who].own_call_ms  # a worker process's model: its own time
+                    runs[who].append(elapsed if own is None else (own() or elapsed))
+                    cpu[who].append(used if own is None else float("nan"))
+                if r % 2 and r + 1 >= MIN_RUNS and time.perf_counter() > stop:  # whole blocks
+                    break
+            runs_by_size[size] = {who: np.array(v) for who, v in runs.items()}
+            cpu_by_size[size] = {who: np.array(v) for who, v in cpu.items()}
     largest = _batch(table, max(batch_sizes))
     for who, m in models.items():
         tracemalloc.start()
@@ -133,4 +231,5 @@ def timings(probes: Any, request: ArtifactRequest) -> Timings:
             memory[who] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    return Timings(runs_by_size, memory, {who: _size(m) for who, m in models.items()}, WARMUP)
+    return Timings(runs_by_size, memory, {who: _size(m) for who, m in models.items()}, WARMUP,
+                   cpu=cpu_by_size, settings=settings)
