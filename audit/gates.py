@@ -155,6 +155,11 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         else:
             status, reason = _judge(observed, threshold, upper=(kind != "min"))
             status, reason = _enough(kind, threshold, m, status, reason)
+            # -- timing stability (audit.checks.efficiency): a straddle on an interval widened
+            # because the run's two halves disagreed is the machine's noise, and says so
+            if status is Status.INCONCLUSIVE and reason == _STRADDLES:
+                which = "student" if kind in ("min", "max") else kind.removeprefix("max_")
+                reason = str((m.extra.get("too_noisy") or {}).get(which, reason))
         description = describe_bound(kind, threshold, m.metric, m.direction, m.family)
         if m.scope:
             description += f" ({m.scope})"
