@@ -42,9 +42,7 @@ from audit.power import (
     UPPER_KINDS,
     rows_for_power,
     rows_for_power_exact,
-    sigma_from_interval,
-    sigma_paired,
-    sigma_proportion,
+    spread,
     tightest_bound,
 )
 from audit.results import Estimate, GateResult, Measurement, Status
@@ -183,22 +181,6 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
     return tuple(out)
 
 
-def _sigma(kind: str, threshold: float, observed: Estimate, m: Measurement) -> tuple[float, int, str]:
-    """The per-trial spread of ``observed`` (closed form for proportions, else from its
-    interval), the trials it rests on, and which it was."""
-    ev, confidence = m.evidence, float(m.evidence.get("confidence", 0.95))
-    if kind == "max_regression" and "paired" in ev and "discordant" in ev and ev["paired"]:
-        pairs = int(ev["paired"])
-        return (sigma_paired(int(ev["discordant"]) / pairs, observed.value), pairs,
-                "paired proportions, from the discordant rows")
-    if kind in ("min", "max") and "trials" in ev and ev["trials"] and 0 <= observed.value <= 1:
-        return sigma_proportion(observed.value), int(ev["trials"]), "one proportion"
-    assert observed.ci is not None
-    n = m.n or 0
-    return (sigma_from_interval(observed.value, observed.ci, n, threshold, confidence), n,
-            "the spread of this run's interval")
-
-
 def what_it_decides(kind: str, threshold: float, observed: Estimate,
                     m: Measurement) -> tuple[float, int | None, str] | None:
     """For an undecided bound: the tightest threshold of its kind this run decides (the
@@ -214,7 +196,10 @@ def what_it_decides(kind: str, threshold: float, observed: Estimate,
     name = "regression" if kind == "max_regression" else (
         "relative regression" if kind == "max_relative_regression" else m.metric)
     text = f"with {_count(m.n, unit)} this run can only show {name} {op} {tight:.4g}"
-    sigma, trials, how = _sigma(kind, threshold, observed, m)
+    sigma, trials, source = spread(kind, threshold, observed.value, observed.ci, m.n or 0,
+                                   m.evidence, observed.value)
+    how = {"paired": "paired proportions, from the discordant rows",
+           "proportion": "one proportion", "interval": "the spread of this run's interval"}[source]
     passing = (observed.value <= threshold) if kind in UPPER_KINDS else (observed.value >= threshold)
     if how == "one proportion" and passing:  # judged by its exact interval: plan exactly
         rows = rows_for_power_exact(observed.value, threshold, kind, confidence=confidence)

@@ -22,9 +22,7 @@ from audit.power import (
     UPPER_KINDS,
     rows_for_power,
     rows_for_power_exact,
-    sigma_from_interval,
-    sigma_paired,
-    sigma_proportion,
+    spread,
 )
 from audit.results import CheckResult, Estimate, GateResult, Measurement
 
@@ -72,26 +70,15 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
         if est is None or not math.isfinite(est.value):
             return PlanRow(check.name, bound, m.n, None, "the pilot has no value to plan from")
         delta, what = est.value, f"the student's {m.metric} as measured ({est.value:.4g})"
-        if "trials" in ev and ev["trials"] and 0 <= est.value <= 1:
-            sigma, trials, how = sigma_proportion(est.value), int(ev["trials"]), "one proportion"
-        else:
-            sigma, trials = sigma_from_interval(est.value, est.ci or (est.value, est.value),
-                                                m.n, t, confidence), m.n
-            how = "the pilot's interval"
     else:
         est = m.regression if gate.kind == "max_regression" else m.relative_regression
         if est is None:
             return PlanRow(check.name, bound, m.n, None, "the pilot has no regression to plan from")
         delta, what = regression, f"a true regression of {regression:g}"
-        if gate.kind == "max_regression" and ev.get("paired") and "discordant" in ev:
-            trials = int(ev["paired"])
-            sigma = sigma_paired(int(ev["discordant"]) / trials, regression)
-            how = (f"paired proportions (McNemar), {int(ev['discordant'])} of {trials} pilot "
-                   "rows discordant")
-        else:
-            sigma, trials = sigma_from_interval(est.value, est.ci or (est.value, est.value),
-                                                m.n, t, confidence), m.n
-            how = "the pilot's interval"
+    sigma, trials, source = spread(gate.kind, t, est.value, est.ci, m.n, ev, delta)
+    how = {"paired": f"paired proportions (McNemar), {ev.get('discordant')} of {trials} pilot "
+                     "rows discordant",
+           "proportion": "one proportion", "interval": "the pilot's interval"}[source]
     margin = (t - delta) if gate.kind in UPPER_KINDS else (delta - t)
     if est.ci is not None and est.ci[0] == est.ci[1] == est.value and margin >= 0:
         return PlanRow(check.name, bound, m.n, 0, f"the pilot's value ({est.value:.4g}) has no "
@@ -99,7 +86,7 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
     if margin <= 0:
         return PlanRow(check.name, bound, m.n, None,
                        f"{what} does not pass this bound: no number of rows would")
-    if how == "one proportion":  # judged by its exact interval: planned exactly
+    if source == "proportion":  # judged by its exact interval: planned exactly
         rows = rows_for_power_exact(delta, t, gate.kind, confidence=confidence, power=power)
         how = "one proportion, its exact (Clopper-Pearson) interval"
     else:

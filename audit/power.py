@@ -24,11 +24,13 @@ independent ones) and otherwise from the pilot's own interval (:func:`sigma_from
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from audit.stats import z_value
 
 __all__ = ["rows_for_power", "rows_for_power_exact", "sigma_paired", "sigma_proportion",
-           "sigma_two_proportions", "sigma_from_interval", "tightest_bound", "POWER", "UPPER_KINDS"]
+           "sigma_two_proportions", "sigma_from_interval", "spread", "tightest_bound", "POWER",
+           "UPPER_KINDS"]
 
 POWER = 0.8
 UPPER_KINDS = ("max", "max_regression", "max_relative_regression")
@@ -120,6 +122,23 @@ def sigma_from_interval(value: float, ci: tuple[float, float], n: int, toward: f
     if not math.isfinite(half) or n <= 0:
         return float("nan")
     return max(half, 0.0) * math.sqrt(n) / z_value(confidence)
+
+
+def spread(kind: str, threshold: float, value: float, ci: tuple[float, float] | None, n: int,
+           evidence: dict[str, Any], delta: float) -> tuple[float, int, str]:
+    """The per-trial spread a decision on a ``kind`` bound rests on, the trials it is per, and
+    its source: ``"paired"`` (a regression of paired proportions: McNemar's variance of the
+    recorded discordant rows at true difference ``delta``), ``"proportion"`` (a bound on one
+    proportion, at rate ``delta``) or ``"interval"`` (the interval's half-width on the
+    threshold's side, for everything else)."""
+    confidence = float(evidence.get("confidence", 0.95))
+    if kind == "max_regression" and evidence.get("paired") and "discordant" in evidence:
+        pairs = int(evidence["paired"])
+        return sigma_paired(int(evidence["discordant"]) / pairs, delta), pairs, "paired"
+    if kind in ("min", "max") and evidence.get("trials") and 0 <= value <= 1:
+        return sigma_proportion(delta), int(evidence["trials"]), "proportion"
+    return (sigma_from_interval(value, ci or (value, value), n, threshold, confidence), n,
+            "interval")
 
 
 def tightest_bound(kind: str, ci: tuple[float, float]) -> float:
