@@ -56,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
-                     help="where cached predictions live (default: .distill_audit_cache)")
-    run.add_argument("--no-cache", action="store_true", help="do not use cached predictions")
+                     help="where cached predictions, measurements and attack artifacts live "
+                          "(default: .distill_audit_cache)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="do not read or write the cache (predictions, measurements, attacks)")
     run.add_argument("--trust-cache", action="store_true",
                      help="use cached entries without verifying them (the report says so)")
     run.add_argument("-k", metavar="EXPR", help="only run checks matching EXPR (as pytest -k)")
@@ -82,12 +84,18 @@ def _parser() -> argparse.ArgumentParser:
     _signoff_options(rep)
 
     pl = sub.add_parser("plan", help="how many eval rows each gate needs to pass a faithful "
-                                     "student, from a pilot run of the suite or a report")
-    pl.add_argument("source", type=Path, metavar="SUITE.audit.yaml|REPORT.json")
+                                     "student, from a pilot run of the suite or a report",
+                        description="Run the suite once as a pilot (or read a JSON report) and "
+                                    "print, per gate bound, the eval rows at which a faithful "
+                                    "student passes with the given power.")
+    pl.add_argument("source", type=Path, metavar="SUITE.audit.yaml|REPORT.json",
+                    help="one suite file (a pilot run; predictions come from the cache) or a "
+                         "JSON report")
     pl.add_argument("--power", type=float, default=0.8,
                     help="the chance a faithful student passes (default 0.8)")
     pl.add_argument("--regression", type=float, default=0.0,
-                    help="the true regression a faithful student has (default 0)")
+                    help="the true regression a faithful student has, in each metric's units "
+                         "(a relative gate: a fraction of the teacher's value); default 0")
     pl.add_argument("--cache-dir", type=Path, metavar="DIR", default=Path(".distill_audit_cache"),
                     help="prediction cache for the pilot run (default: .distill_audit_cache)")
 
@@ -185,33 +193,48 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not 0.5 <= args.power < 1.0:
         _print(f"error: --power {args.power:g}: must be in [0.5, 1)", file=sys.stderr)
         return EXIT_USAGE
+    if args.source.is_dir():
+        _print(f"error: {args.source}: is a folder; name one *.audit.yaml or a JSON report",
+               file=sys.stderr)
+        return EXIT_USAGE
+    errors: list[str] = []
     try:
         if args.source.suffix.lower() == ".json":
             from audit.report.jsonio import read_report
 
             report = read_report(args.source)
+            errors += [c.name for c in report.checks if c.error and c.status == "error"]
             rows = plan_rows(list(report.checks), power=args.power, regression=args.regression)
         else:
+            from audit.plan import TIMING, PlanRow
             from audit.runner import AuditSession, SuiteRun
             from audit.suite import load_suite
 
             suite = load_suite(args.source)
             run = SuiteRun(suite, AuditSession(args.cache_dir))
-            results = []
+            rows = []
             for spec in suite.checks:
-                if spec.gate is None or spec.metric in ("speedup", "latency_ms"):
-                    continue  # a timing's n counts timed calls: rows do not apply
+                if spec.gate is None:
+                    continue
+                if spec.metric in ("speedup", "latency_ms"):  # not run: rows do not apply
+                    rows += [PlanRow(spec.name, f"{spec.metric} {kind} {t:g}", None, 0, TIMING)
+                             for kind, t in spec.gate.bounds()]
+                    continue
                 result, _ = run.execute(spec)
                 if result.error:
                     _print(f"error: {spec.name}: {result.error.splitlines()[0]}", file=sys.stderr)
-                results.append(result)
-            rows = plan_rows(results, power=args.power, regression=args.regression)
+                    errors.append(spec.name)
+                rows += plan_rows([result], power=args.power, regression=args.regression)
     except AuditError as exc:
         _print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not rows:
+        why = f"{', '.join(errors)} could not run (fix them first)" if errors else "no check has a gate"
+        _print(f"error: no gate to plan: {why}", file=sys.stderr)
+        return EXIT_FAILED
     for line in format_plan(rows, args.power):
         _print(line)
-    return EXIT_OK
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def _suite_files(paths: list[Path]) -> list[Path]:
@@ -253,7 +276,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             code = EXIT_USAGE
             continue
         names = ", ".join(c.name for c in suite.checks)
-        _print(f"ok: {display_path(f)}: suite {suite.name!r}, {len(suite.checks)} checks ({names})",
+        count = f"{len(suite.checks)} check{'s' if len(suite.checks) != 1 else ''}"
+        _print(f"ok: {display_path(f)}: suite {suite.name!r}, {count} ({names})",
                newlines=False)
     return code
 

@@ -50,6 +50,7 @@ from audit.spec import GateSpec
 from audit.stats import rows_to_pass
 
 __all__ = ["evaluate_gate", "check_status", "describe_bound", "bound_problem", "evidence_floor",
+           "minimum_rows",
            "MIN_ROWS"]
 
 MIN_ROWS = 30  # eval rows or attacked rows: no gate is judged on fewer
@@ -93,6 +94,16 @@ def _rows_needed(kind: str, threshold: float, m: Measurement) -> tuple[int, int,
         kind = "max_regression"
     needed = rows_to_pass(kind, bound, confidence)
     return None if needed is None else (have, needed, perfect)
+
+
+def minimum_rows(kind: str, threshold: float, m: Measurement) -> int | None:
+    """The fewest rows (in ``m``'s unit) on which a gate of this bound can be judged and pass:
+    the family's evidence floor and, for a proportion, the rows a perfect result needs to clear
+    the bound with an exact interval (:func:`audit.stats.rows_to_pass`). ``None``: no floor."""
+    floor = evidence_floor(m)
+    need = _rows_needed(kind, threshold, m)
+    found = [n for n in (floor[0] if floor else None, need[1] if need else None) if n]
+    return max(found) if found else None
 
 
 def describe_bound(kind: str, threshold: float, metric: str, direction: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from audit.gates import minimum_rows
 from audit.power import (
     POWER,
     UPPER_KINDS,
@@ -26,7 +27,9 @@ from audit.power import (
 )
 from audit.results import CheckResult, Estimate, GateResult, Measurement
 
-__all__ = ["PlanRow", "plan_rows", "format_plan"]
+__all__ = ["PlanRow", "plan_rows", "format_plan", "TIMING"]
+
+TIMING = "a timing: its n counts timed calls, not eval rows; more rows do not decide it"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PlanRow:
     rows_now: int | None
     rows_needed: int | None
     how: str
+    unit: str = "eval rows"  # what the rows count (attacked rows, scored rows, ...)
 
 
 def _measurement(check: CheckResult, gate: GateResult) -> Measurement | None:
@@ -59,7 +63,7 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
     if m.family == "efficiency":
         if m.n == 0:
             return PlanRow(check.name, bound, None, 0, "sizes on disk: exact, no rows involved")
-        return PlanRow(check.name, bound, None, 0, f"a timing: its n counts {unit}, not eval rows")
+        return PlanRow(check.name, bound, None, 0, TIMING)
     if m.family == "data" and m.metric not in ("max_psi", "drifted_columns"):
         return PlanRow(check.name, bound, m.n, 0, "an exact fact of the table: no sampling error")
     ev, confidence = m.evidence, float(m.evidence.get("confidence", 0.95))
@@ -74,7 +78,10 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
         est = m.regression if gate.kind == "max_regression" else m.relative_regression
         if est is None:
             return PlanRow(check.name, bound, m.n, None, "the pilot has no regression to plan from")
-        delta, what = regression, f"a true regression of {regression:g}"
+        delta = regression
+        what = (f"a true regression of {regression:g}" if gate.kind == "max_regression" else
+                f"a true relative regression of {regression:g} ({regression:.0%} of the "
+                "teacher's value)")
     sigma, trials, source = spread(gate.kind, t, est.value, est.ci, m.n, ev, delta)
     how = {"paired": f"paired proportions (McNemar), {ev.get('discordant')} of {trials} pilot "
                      "rows discordant",
@@ -93,24 +100,28 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
         rows = rows_for_power(sigma, margin, confidence=confidence, power=power)
     if rows is not None and trials and m.n and trials != m.n:
         rows = math.ceil(rows * m.n / trials)  # trials are a subset of the rows
-    return PlanRow(check.name, bound, m.n, rows, f"{what}; spread from {how}")
+    why = f"{what}; spread from {how}"
+    floor = minimum_rows(gate.kind, t, m)
+    if rows is not None and floor is not None and rows < floor:  # never below what a run judges
+        rows, why = floor, f"{why}; raised to the {floor:,} {unit} a run needs to judge it"
+    return PlanRow(check.name, bound, m.n, rows, why, unit)
 
 
 def plan_rows(checks: list[CheckResult], *, power: float = POWER,
               regression: float = 0.0) -> list[PlanRow]:
     """One :class:`PlanRow` per judged bound of every check."""
     return [plan_bound(c, g, power=power, regression=regression)
-            for c in checks for g in c.gates]
+            for c in checks if not c.error for g in c.gates]
 
 
 def format_plan(rows: list[PlanRow], power: float = POWER) -> list[str]:
-    """The plan as terminal lines."""
+    """The plan as terminal lines: per bound, the rows it has and needs, and why below it."""
     out = [f"rows each gate needs to pass a faithful student with {power:.0%} power:"]
-    width = max((len(f"{r.check}: {r.bound}") for r in rows), default=0)
     for r in rows:
         need = ("never" if r.rows_needed is None else "-" if r.rows_needed == 0
-                else f"{r.rows_needed:,}")
-        have = "" if r.rows_now is None else f"{r.rows_now:,}"
-        out.append(f"  {f'{r.check}: {r.bound}':<{width}}  now {have:>7}  needs {need:>9}  ({r.how})")
+                else f"{r.rows_needed:,} {r.unit}")
+        have = "" if r.rows_now is None else f"now {r.rows_now:,}, "
+        out.append(f"  {r.check}: {r.bound}: {have}needs {need}")
+        out.append(f"      ({r.how})")
     return out
 

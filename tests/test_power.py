@@ -170,8 +170,9 @@ def test_plan_prints_the_rows_each_gate_needs(small: Path, tmp_path: Path,
     rows = {(p.check, p.bound): p for p in plan_rows(results)}
     plan = rows[("accuracy", "accuracy regression (teacher - student) <= 0.03")]
     assert plan.rows_needed == expected and plan.rows_now == 400
-    assert f"now     400  needs {expected:>9,}  (a true regression of 0; spread from paired " \
-           f"proportions (McNemar), {ev['discordant']} of 400 pilot rows discordant)" in out
+    assert (f"  accuracy: accuracy regression (teacher - student) <= 0.03: now 400, needs "
+            f"{expected:,} eval rows\n      (a true regression of 0; spread from paired "
+            f"proportions (McNemar), {ev['discordant']} of 400 pilot rows discordant)\n") in out
     # a stated true regression needs more rows; higher power too
     assert plan_rows(results, regression=0.01)[0].rows_needed == closed_form(
         math.sqrt(ev["discordant"] / ev["paired"] - 0.01 ** 2), 0.02)
@@ -221,3 +222,41 @@ def test_an_undecided_fairness_gate_names_the_group_that_limits_it(small: Path) 
     assert gate.status == "inconclusive" and gate.rows_needed is not None
     assert "sex=" in gate.reason and "of this amplification's spread: about " in gate.reason
     assert f"or {gate.rows_needed:,} eval rows at today's group shares" in gate.reason
+
+
+def test_plan_never_asks_for_fewer_rows_than_a_run_judges(tmp_path: Path, built: dict[str, Path],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """On a 2-row pilot with no discordant row the spread is 0, so the power formula alone
+    would say 1 row; a run needs 125 rows to show max_regression 0.03 (Tango, no discordant
+    row) and 30 to judge anything: plan says so."""
+    from audit.stats import rows_to_pass
+
+    path = small_arrests_suite(tmp_path / "two", built["arrests/eval.csv"].parent, rows=2)
+    rows = {(p.check, p.bound): p for p in plan_rows(
+        SuiteRun(load_suite(path), AuditSession(None)).run_all())}
+    acc = rows[("accuracy", "accuracy regression (teacher - student) <= 0.03")]
+    assert acc.rows_needed == rows_to_pass("max_regression", 0.03, 0.95) == 125
+    assert acc.how.endswith("raised to the 125 eval rows a run needs to judge it")
+    assert all(r.rows_needed is None or r.rows_needed == 0 or r.rows_needed >= 30
+               for r in rows.values())
+
+
+def test_plan_lists_timing_gates_and_fails_when_nothing_can_be_planned(
+        tmp_path: Path, built: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    path = small_arrests_suite(tmp_path / "t", built["arrests/eval.csv"].parent)
+    raw = yaml.safe_load(path.read_text())
+    raw["checks"] = {"speed": {"metric": "speedup", "gate": {"min": 2}},
+                     "acc": {"metric": "accuracy", "gate": {"min": 0.5}}}
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(path), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert ("  speed: speedup min 2: needs -\n      (a timing: its n counts timed calls, not "
+            "eval rows; more rows do not decide it)\n") in out
+    raw["checks"] = {"acc": {"metric": "accuracy", "gate": {"min": 0.5}}}
+    raw["data"]["target"] = "nope"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(path), "--cache-dir", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "error: no gate to plan: acc could not run (fix them first)"

@@ -209,3 +209,15 @@ def test_callables_are_never_reused(tmp_path: Path, built: dict[str, Path]) -> N
     again = run(path, cache)
     assert entries(again) == {}
     assert again.results[0].status == "pass"  # type: ignore[attr-defined]
+
+
+def test_the_terminal_summary_says_what_a_rerun_reused(tmp_path: Path, built: dict[str, Path]) -> None:
+    from audit.report.terminal import format_summary
+
+    path, cache = suite(tmp_path, built), tmp_path / "cache"
+    first = run(path, cache)
+    assert not any("cache:" in line for line in format_summary([(first.report(first.results), [])]))  # type: ignore[attr-defined]
+    again = run(path, cache)
+    lines = format_summary([(again.report(again.results), [])])  # type: ignore[attr-defined]
+    assert lines[1] == ("  cache: 4 of 5 checks' measurements reused (authenticated); the rest "
+                        "measured in this run")

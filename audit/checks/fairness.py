@@ -378,6 +378,10 @@ def _group_tables(m: Measurement) -> tuple[Table, ...]:
 
 
 def _explain(m: Measurement, kind: str, threshold: float) -> str | None:
+    if m.method.endswith("joined with exact bounds (small groups)"):
+        # the interval's end is a small group's exact bound, not the variance shares
+        # rows_to_decide apportions: naming a group from those shares would mislead
+        return None
     found = rows_to_decide(m, kind, threshold)
     return None if found is None else found[2]
 

@@ -114,6 +114,14 @@ def format_summary(reports: Iterable[tuple[AuditReport, list[str]]]) -> list[str
     for report, paths in reports:
         counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
         out.append(f"{report.suite['name']}: {report.verdict.upper()} ({counts})")
+        entries = (report.provenance.get("cache") or {}).get("entries") or {}
+        reused = [k for k, how in entries.items()
+                  if k.startswith("measurements/") and how.startswith("read from the cache")]
+        if reused:  # a rerun: say what was not measured now
+            how = "authenticated" if all("authenticated" in entries[k] for k in reused) else (
+                "unverified, --audit-trust-cache")
+            out.append(f"  cache: {len(reused)} of {len(report.checks)} checks' measurements "
+                       f"reused ({how}); the rest measured in this run")
         one = next((c.details["one_class"] for c in report.checks if c.details.get("one_class")),
                    None)
         if one:  # said once per suite, before the checks
