@@ -117,7 +117,7 @@ def case(text: str, table: str | None, expected: str, *, files: dict[str, str] |
 
 
 FIX_ROWS = ("Give every row as many fields as the header (write an empty field as two commas)")
-OK = "ok: bad.audit.yaml: suite 'bad', 1 checks (acc)"
+OK = "ok: bad.audit.yaml: suite 'bad', 1 check (acc)"
 
 CASES = [
     # paths that are folders, not files
