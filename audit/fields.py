@@ -76,7 +76,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                        "data.train: does the student leak the teacher's members?"),
         "target": Field("str", "Name of the label column.", required=True),
         "features": Field("str_list", "Columns fed to the models (default: all but target)."),
-        "sensitive": Field("sensitive_list", "Columns used to slice results (kept aside): a "
+        "sensitive": Field("sensitive_list", "Columns used to slice results (still model "
+                                             "inputs unless features: leaves them out): a "
                                              "column's values are its groups; bin a numeric "
                                              "column with {column: age, bins: [25, 40, 60]} or "
                                              "{column: age, quantiles: 4}.", default=()),

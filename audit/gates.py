@@ -173,6 +173,10 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
         if m.scope:
             description += f" ({m.scope})"
         decidable = rows = None
+        family = FAMILIES.get(m.family)
+        # what the family can add (fairness: which group limits it, and the rows it needs)
+        more = (family.explain(m, kind, threshold) if status is Status.INCONCLUSIVE and family
+                and family.explain else None)
         # an interval that straddles the threshold: say what it decides and the rows that
         # would decide this one (an evidence floor's reason already names the rows it needs)
         if status is Status.INCONCLUSIVE and observed is not None and reason.startswith(
@@ -180,12 +184,11 @@ def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
             found = what_it_decides(kind, threshold, observed, m)
             if found is not None:
                 decidable, rows, text = found
+                if more:  # the family's sentence gives the rows: keep what the run decides
+                    text = text.split("; ", 1)[0]
                 reason = f"{reason}; {text}" if reason else text
-        if status is Status.INCONCLUSIVE:  # what the family can add (fairness: which group)
-            family = FAMILIES.get(m.family)
-            more = family.explain(m, kind, threshold) if family and family.explain else None
-            if more:
-                reason = f"{reason}; {more}" if reason else more
+        if more:
+            reason = f"{reason}; {more}" if reason else more
         out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
                               description=description, observed=observed, reason=reason,
                               scope=m.scope, decidable=decidable, rows_needed=rows))

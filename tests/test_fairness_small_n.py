@@ -264,9 +264,8 @@ def test_rows_needed_follow_the_closed_form() -> None:
     assert total == 8173
     assert text == ("g=0 (n=100) carries 95% of this amplification's spread: about 1,313 rows "
                     "in that group (the others as they are), or 8,173 eval rows at today's group "
-                    "shares, would show amplification <= 0.02 (with 80% power if the observed "
-                    "amplification (0) stays; normal approximation, each group's share of the "
-                    "spread from its binomial variance at the observed rates)")
+                    "shares, would show amplification <= 0.02 (80% power if the amplification "
+                    "stays at 0; each group's share of the spread from its binomial variance)")
     # a group with a quarter of the spread cannot do it alone
     group, rows, text = rows_to_decide(_measurement(0.0, (-0.04, 0.04), [0.75, 0.25]),
                                        "max_regression", 0.02)

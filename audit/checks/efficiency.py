@@ -262,7 +262,8 @@ def threads_note(timing: Timings) -> str:
         seen = [(b["library"], b["threads"], b["before"]) for b in blas]
         parts.append("BLAS/OpenMP " + ", ".join(
             f"{lib} {n}" + (f" (was {was})" if was != n else "") + (
-                f" x{seen.count((lib, n, was))}" if seen.count((lib, n, was)) > 1 else "")
+                f" ({seen.count((lib, n, was))} copies loaded)" if seen.count((lib, n, was)) > 1
+                else "")
             for lib, n, was in dict.fromkeys(seen)))
     for who, ort in sorted((t.get("onnxruntime") or {}).items()):
         parts.append(f"onnxruntime for the {who}: intra-op {ort['intra_op']}, inter-op "

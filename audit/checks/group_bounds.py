@@ -337,9 +337,8 @@ def rows_to_decide(m: Any, kind: str, threshold: float) -> tuple[str, int | None
     mine = top["share"] * now
     total = math.ceil(m.n * now / target - 1e-9) if target > 0 else None
     outcome = "show" if (value <= tau) == upper else "rule out"
-    assume = (f"with {POWER:.0%} power if the observed {name} ({value:.4g}) stays; normal "
-              "approximation, each group's share of the spread from its binomial variance at "
-              "the observed rates")
+    assume = (f"{POWER:.0%} power if the {name} stays at {value:.4g}; each group's share of the "
+              "spread from its binomial variance")
     at_shares = f"{total:,} eval rows at today's group shares" if total else "more eval rows"
     if target <= now - mine:
         return top["group"], None, (
