@@ -206,7 +206,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             errors += [c.name for c in report.checks if c.error and c.status == "error"]
             rows = plan_rows(list(report.checks), power=args.power, regression=args.regression)
         else:
+            from audit.checks.registry import get_metric
             from audit.plan import TIMING, PlanRow
+            from audit.reuse import measures_the_machine
             from audit.runner import AuditSession, SuiteRun
             from audit.suite import load_suite
 
@@ -216,7 +218,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             for spec in suite.checks:
                 if spec.gate is None:
                     continue
-                if spec.metric in ("speedup", "latency_ms"):  # not run: rows do not apply
+                if measures_the_machine(get_metric(spec.metric), spec.params):  # not run
                     rows += [PlanRow(spec.name, f"{spec.metric} {kind} {t:g}", None, 0, TIMING)
                              for kind, t in spec.gate.bounds()]
                     continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from audit.gates import minimum_rows
+from audit.gates import evidence_floor, minimum_rows
 from audit.power import (
     POWER,
     UPPER_KINDS,
@@ -60,12 +60,12 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
     if m is None:
         return PlanRow(check.name, bound, None, None, "no measurement to plan from")
     unit = str(m.evidence.get("unit") or "eval rows")
-    if m.family == "efficiency":
-        if m.n == 0:
+    if evidence_floor(m) is None:  # exact, as the gates judge it (audit.gates.evidence_floor)
+        if m.family == "efficiency":
             return PlanRow(check.name, bound, None, 0, "sizes on disk: exact, no rows involved")
-        return PlanRow(check.name, bound, None, 0, TIMING)
-    if m.family == "data" and m.metric not in ("max_psi", "drifted_columns"):
         return PlanRow(check.name, bound, m.n, 0, "an exact fact of the table: no sampling error")
+    if m.family == "efficiency":
+        return PlanRow(check.name, bound, None, 0, TIMING)
     ev, confidence = m.evidence, float(m.evidence.get("confidence", 0.95))
     t = gate.threshold
     est: Estimate | None

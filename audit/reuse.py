@@ -26,13 +26,19 @@ from typing import Any
 
 from audit.spec import CheckSpec, DataSpec, ModelSpec, Settings
 
-__all__ = ["code_fingerprint", "measurement_key", "REUSE_NEVER"]
+__all__ = ["code_fingerprint", "measurement_key", "measures_the_machine", "REUSE_NEVER"]
 
 # artifact kinds that measure this machine now: never reused
 REUSE_NEVER = frozenset({"timings"})
 # the libraries whose versions can change a number
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "fairlearn", "netcal",
              "adversarial-robustness-toolbox", "skops", "onnxruntime", "torch", "pyarrow")
+
+
+def measures_the_machine(metric: Any, params: Any) -> bool:
+    """Whether ``metric`` (a registry :class:`~audit.checks.registry.Metric`) with ``params``
+    measures this machine now (it needs timings): never reused, and not a matter of rows."""
+    return metric.needs is not None and any(r.kind in REUSE_NEVER for r in metric.needs(params))
 
 
 @cache

@@ -35,7 +35,7 @@ from audit.models import LoadedModel, check_skops_trust, load_model, model_finge
 from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
 from audit.results import AuditReport, CheckResult, Measurement, Status
-from audit.reuse import REUSE_NEVER, measurement_key
+from audit.reuse import measurement_key, measures_the_machine
 from audit.spec import TABLES
 from audit.suite import CheckSpec, Suite, parse_check
 
@@ -313,8 +313,7 @@ class SuiteRun:
         if not self.session.reuse_measurements or cache.directory is None or (
                 cache.auth is None and not cache.trust):
             return None  # nothing could vouch for a stored measurement
-        if metric.needs is not None and any(
-                r.kind in REUSE_NEVER for r in metric.needs(spec.params)):
+        if measures_the_machine(metric, spec.params):
             return None
         models = {}
         for role in ("teacher", "student"):
