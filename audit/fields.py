@@ -22,7 +22,7 @@ __all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "par
 
 SUITE_SUFFIX = ".audit.yaml"
 SUPPORTED_VERSIONS = (1,)
-MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch")
+MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch", "transformers")
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch",
                 ".pt2": "torch"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
@@ -30,9 +30,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_NAME = 100  # a suite's name names its report folder; file systems allow 255 bytes
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # keys a model mapping may have besides its kind
-MODEL_KEYS = {"skops": ("classes", "trusted_types"), "onnx": ("classes",),
+MODEL_KEYS = {"skops": ("classes", "trusted_types"),
+              "onnx": ("classes", "output", "tokenizer", "max_length", "batch_size"),
               "callable": ("classes", "output"), "predictions": ("classes", "columns"),
-              "pickle": ("classes", "trust"), "torch": ("classes", "output", "trust")}
+              "pickle": ("classes", "trust"),
+              "torch": ("classes", "output", "trust", "batch_size", "device"),
+              "transformers": ("classes", "trust", "max_length", "batch_size", "device")}
+MAX_TOKENS = 8192  # the longest max_length a suite may ask for
 # keys a model of that kind must have besides its kind
 MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
 
@@ -91,6 +95,25 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "dtypes": Field("dtype_map", "Column types, {column: string|integer|float|boolean}: the "
                                      "cells are read as that type (string: as written; only an "
                                      "empty cell is missing)."),
+        "text": Field("str", "The column of texts a text model reads (its other columns, but "
+                             "the target, are metadata: slices, drift)."),
+        "images": Field("section:images", "The images an image model reads: an array file per "
+                                          "table, or a column of image file paths."),
+    },
+    "images": {
+        "eval": Field("path", "Images of the eval rows: .npy, or .npz with one array; shape "
+                              "(N, H, W) or (N, C, H, W), uint8 (0-255) or float (0-1)."),
+        "train": Field("path", "Images of the train rows (same format)."),
+        "holdout": Field("path", "Images of the holdout rows (same format)."),
+        "teacher_train": Field("path", "Images of the teacher_train rows (same format)."),
+        "column": Field("str", "A column of each table holding PNG/JPEG paths, relative to the "
+                               "table's folder (instead of array files)."),
+        "size": Field("int_list", "[height, width] to resize path-column images to (default: "
+                                  "all must share the first image's size).",
+                      schema=(("minItems", 2), ("maxItems", 2), ("uniqueItems", False),
+                              ("items", {"type": "integer", "minimum": 1, "maximum": 4096}))),
+        "channels": Field("int", "1 (grey) or 3 (RGB) for path-column images (default: 1 "
+                                 "unless an image has colour).", choices=(1, 3)),
     },
     "model": {
         "skops": Field("path", "A scikit-learn model saved with skops (loaded securely)."),
@@ -101,13 +124,28 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "pickle": Field("path", "A pickle/joblib file (runs code; needs trust: true)."),
         "torch": Field("path", "A TorchScript file (.pt/.pth, saved with torch.jit) or an exported "
                                "program (.pt2, saved with torch.export), run on the CPU."),
+        "transformers": Field("path", "A Hugging Face sequence classifier: a local folder with "
+                                      "config.json, safetensors weights and its tokenizer (never "
+                                      "downloaded; a pytorch_model.bin needs trust: true)."),
         "classes": Field("label_list", "Class labels in output column order."),
         "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
         "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),
         "trust": Field("bool", "Set true to allow loading a pickle (or a torch.export archive "
-                               "with pickled parts), which can run arbitrary code."),
-        "output": Field("str", "What a torch module returns: logits (default; softmax is applied) "
-                               "or probabilities.", choices=("logits", "probabilities")),
+                               "with pickled parts, or a transformers pytorch_model.bin), which "
+                               "can run arbitrary code."),
+        "output": Field("str", "What a torch module or an ONNX model returns: logits (softmax "
+                               "is applied; the default for torch, and for an ONNX output named "
+                               "logits) or probabilities.", choices=("logits", "probabilities")),
+        "tokenizer": Field("path", "The tokenizer folder (tokenizer.json) an ONNX text model's "
+                                   "texts are tokenized with."),
+        "max_length": Field("int", "Tokens per text; longer texts are truncated (default: the "
+                                   "tokenizer's model_max_length, at most 512).",
+                            schema=(("minimum", 1), ("maximum", MAX_TOKENS))),
+        "batch_size": Field("int", "Rows per forward pass of a network (default 64 for text, "
+                                   "256 for images, 4096 for tables).",
+                            schema=(("minimum", 1), ("maximum", 1_000_000))),
+        "device": Field("str", "Where a torch or transformers model runs: cpu (default) or cuda "
+                               "(when present).", choices=("cpu", "cuda")),
     },
     "settings": {
         "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),

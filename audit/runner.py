@@ -31,6 +31,7 @@ from audit.coltypes import plain_value as _plain
 from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
+from audit.data.inputs import inputs_sha256
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
@@ -402,7 +403,8 @@ class SuiteRun:
     def _table_sha256(self, role: str) -> str:
         key = f"table:{role}"
         if key not in self._hashes:
-            self._hashes[key] = file_sha256(getattr(self.suite.data, role))
+            data = self.suite.data  # the table file's hash, with its images' for an image suite
+            self._hashes[key] = inputs_sha256(data, role, file_sha256(getattr(data, role)))
         return self._hashes[key]
 
     def artifacts(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "Binning", "DataSpec", "ModelSpec", "Settings",
+__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "Binning", "ImageSpec", "DataSpec", "ModelSpec", "Settings",
            "GateSpec", "CheckSpec", "Suite"]
 
 
@@ -96,8 +96,27 @@ class Binning:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """Where a suite's images are (``data.images``): one array file per table (``arrays``:
+    ``(table, .npy/.npz path)`` pairs, rows aligned with the table's), or a ``column`` of each
+    table holding image file paths relative to the table, read with Pillow, converted to
+    ``channels`` (1: grey, 3: RGB; default: grey unless an image has colour) and resized to
+    ``size`` (height, width; default: every image must have the first one's size)."""
+
+    arrays: tuple[tuple[str, Path], ...] = ()
+    column: str | None = None
+    size: tuple[int, int] | None = None
+    channels: int | None = None
+
+    def array(self, role: str) -> Path | None:
+        """The array file of table ``role``, if the suite names one."""
+        return dict(self.arrays).get(role)
+
+
+@dataclass(frozen=True)
 class DataSpec:
-    """Where the data is and how to read it."""
+    """Where the data is and how to read it. A suite's models take the feature columns, or
+    the ``text`` column's strings, or the ``images`` (float32 ``(N, C, H, W)`` in [0, 1])."""
 
     eval: Path
     target: str
@@ -113,6 +132,21 @@ class DataSpec:
     dtypes: tuple[tuple[str, str], ...] = ()  # (column, one of DTYPES) as the suite declares
     # where each data.sensitive entry was written, for messages only
     sensitive_at: Lines = field(default_factory=lambda: Lines(()))
+    text: str | None = None  # the column of strings a text model reads
+    images: ImageSpec | None = None  # the images an image model reads
+
+    @property
+    def modality(self) -> str:
+        """What the models read: ``tabular`` (feature columns), ``text`` or ``images``."""
+        return "text" if self.text is not None else "images" if self.images is not None else (
+            "tabular")
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The columns that hold the models' inputs rather than features (text, image paths)."""
+        column = self.text if self.text is not None else (
+            self.images.column if self.images is not None else None)
+        return () if column is None else (column,)
 
     def binning(self, column: str) -> Binning | None:
         """How ``column`` is binned, or ``None`` when its values are the groups."""
@@ -137,6 +171,10 @@ class ModelSpec:
     base_dir: Path | None = None  # where a callable's module is looked up first
     output: str | None = None  # torch: "logits" (None: the default) or "probabilities"
     timeout: float = MODEL_TIMEOUT  # settings.model_timeout: seconds per load or predict call
+    tokenizer: Path | None = None  # the tokenizer folder of a text model (transformers: its own)
+    max_length: int | None = None  # tokens per text (longer texts are truncated)
+    batch_size: int | None = None  # rows per forward pass of a network
+    device: str | None = None  # cpu (default) or cuda, for torch and transformers models
 
     @property
     def label(self) -> str:

@@ -46,6 +46,7 @@ from audit.spec import (
     CheckSpec,
     DataSpec,
     GateSpec,
+    ImageSpec,
     Lines,
     ModelSpec,
     Settings,
@@ -263,7 +264,8 @@ class _Parser:
             return f.default
         return self.scalar((*keypath, key), mapping[key], f)
 
-    def path_of(self, keypath: KeyPath, raw: str, *, must_exist: bool = True) -> Path:
+    def path_of(self, keypath: KeyPath, raw: str, *, must_exist: bool = True,
+                folder: bool = False) -> Path:
         org = self.located.origin(keypath)
         if org.file is not None and org.file.name != "<suite>":
             base = org.file.parent
@@ -272,6 +274,14 @@ class _Parser:
         else:
             base = Path.cwd()
         resolved = (base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
+        if folder:
+            if must_exist and not resolved.is_dir():
+                found = "is a file, not a folder" if resolved.is_file() else (
+                    f"folder not found ({display_path(resolved)})")
+                raise self.bad(keypath, raw, f"{found}; name the model's folder (the one "
+                                             "holding config.json, or tokenizer.json); paths "
+                                             "are relative to the file that names them")
+            return resolved
         if must_exist and resolved.is_dir():
             raise self.bad(keypath, raw, f"is a folder ({display_path(resolved)}), not a file; "
                                          "name the file inside it")
@@ -364,11 +374,70 @@ class _Parser:
             org = self.located.origin((*kp, "sensitive", i))
             known = org.file is not None and org.file.name != "<suite>"
             at.append((org.file if known else self.path, org.line))
+        text = self.get(kp, d, "text", "data")
+        images = None if d.get("images") is None else self.images(
+            (*kp, "images"), d["images"], {"eval", *(r for r, p in optional.items() if p)})
+        if text is not None and images is not None:
+            raise self.bad((*kp, "images"), d["images"], "but data.text names a text column too; "
+                                                         "a suite's models read text or images, "
+                                                         "keep one")
+        column = text if text is not None else images.column if images is not None else None
+        key = "text" if text is not None else "images.column"
+        for other, cols in (("target", [target]), ("features", features or []),
+                            ("sensitive", sensitive)):
+            if column is not None and column in cols:
+                raise self.bad((*kp, *key.split(".")), column,
+                               f"is also data.{other}; the models read this column as "
+                               f"{'text' if text else 'image paths'}, so it cannot be "
+                               f"{'the label' if other == 'target' else other + ' too'}")
         return DataSpec(eval=eval_path, target=target, **optional, features=features,
                         sensitive=sensitive, bins=bins,
                         positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
-                        categorical=categorical, dtypes=dtypes, sensitive_at=Lines(tuple(at)))
+                        categorical=categorical, dtypes=dtypes, sensitive_at=Lines(tuple(at)),
+                        text=text, images=images)
+
+    def images(self, kp: KeyPath, value: Any, tables: set[str]) -> ImageSpec:
+        """``data.images``: an array file per table the suite names, or a path column."""
+        if isinstance(value, str):
+            raise self.bad(kp, value, f"write {{eval: {value}}} (and train:, holdout: for the "
+                                      "other tables), or {column: <the column of image paths>}")
+        m = self.section(kp, value, "images")
+        column = self.get(kp, m, "column", "images")
+        arrays = tuple((role, self.path_of((*kp, role), m[role])) for role in TABLES
+                       if role in m)
+        if column is not None and arrays:
+            raise self.bad(kp, value, "gives both array files and a path column; keep one")
+        if column is None:
+            if not arrays:
+                raise self.bad(kp, value, "names no images; add eval: <images.npy> (an array "
+                                          "file per table) or column: <a column of image paths>")
+            for role, path in arrays:
+                if path.suffix.lower() not in (".npy", ".npz"):
+                    raise self.bad((*kp, role), str(path.name), "must be a .npy or .npz file "
+                                                                "(for image files, name the "
+                                                                "table's path column: column:)")
+            for role in sorted(tables):
+                if role not in dict(arrays):
+                    raise self.bad(kp, value, f"gives no array for the {role} table "
+                                              f"(data.{role}); add {role}: <its images .npy>")
+            for role, _ in arrays:
+                if role not in tables:
+                    raise self.bad((*kp, role), m[role], f"but the suite names no {role} "
+                                                         f"table; add data.{role} or remove this")
+            for key in ("size", "channels"):
+                if key in m:
+                    raise self.bad((*kp, key), m[key], "applies to image files read from a "
+                                                       "path column; an array keeps its own "
+                                                       "shape")
+        size = self.get(kp, m, "size", "images")
+        if size is not None:
+            if len(size) != 2 or min(size) < 1 or max(size) > 4096:
+                raise self.bad((*kp, "size"), list(size), "must be [height, width], each 1 to "
+                                                          "4096 pixels")
+            size = (int(size[0]), int(size[1]))
+        return ImageSpec(arrays=arrays, column=column, size=size,
+                         channels=self.get(kp, m, "channels", "images"))
 
     def sensitive_entries(self, kp: KeyPath, value: Any) -> tuple[tuple[str, ...],
                                                                   tuple[Binning, ...]]:
@@ -460,6 +529,10 @@ class _Parser:
                         model_timeout=float(timeout))
 
     def model(self, kp: KeyPath, value: Any) -> ModelSpec:
+        if isinstance(value, str) and (self.path_of(kp, value, must_exist=False)
+                                       / "config.json").is_file():
+            raise self.bad(kp, value, "is a folder with a config.json; for a Hugging Face model "
+                                      f"write {{transformers: {value}}}")
         if isinstance(value, str):
             suffix = Path(value).suffix.lower()
             if suffix in PICKLE_SUFFIXES:
@@ -501,7 +574,17 @@ class _Parser:
             base = org.file.parent if org.file is not None else self.base_dir
             return ModelSpec(kind=kind, target=raw, classes=classes, base_dir=base,
                              output=spec.get("output"))
-        spec["path"] = self.path_of((*kp, kind), raw)
+        spec["path"] = self.path_of((*kp, kind), raw, folder=kind == "transformers")
+        for key in ("max_length", "batch_size", "device"):
+            if key in allowed:
+                spec[key] = self.get(kp, m, key, "model")
+                if key != "device" and spec[key] is not None:
+                    self.in_range((*kp, key), spec[key], dict(SECTIONS["model"][key].schema))
+        if "tokenizer" in allowed and m.get("tokenizer") is not None:
+            spec["tokenizer"] = self.path_of((*kp, "tokenizer"),
+                                             self.get(kp, m, "tokenizer", "model"), folder=True)
+        if kind == "transformers":
+            spec["trust"] = self.get(kp, m, "trust", "model") is True
         if kind == "pickle" and m.get("trust") is not True:
             raise self.bad((*kp, kind), raw, "loading a pickle runs code; add trust: true only if "
                                              "you trust whoever wrote this file (prefer skops or onnx)")

@@ -1,4 +1,4 @@
-"""Reading the eval and train tables (audit/data.py): CSV and Parquet, columns, labels, errors."""
+"""Reading the eval and train tables (audit/data/): CSV and Parquet, columns, labels, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model adapters (audit/models/) and label encoding (audit/data.py).
+"""Model adapters (audit/models/) and label encoding (audit/data/).
 
 Real fixture models (skops, ONNX) are compared with an independent computation: skops' own
 ``load`` + ``predict_proba`` on a frame read straight from the CSV. Loaded models are shared

@@ -116,8 +116,8 @@ CASES = [
          id="unknown-gate-key"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, klasses: [a, b]}"),
          "x.audit.yaml:6 teacher.klasses: unknown key; did you mean 'classes'? (valid: skops, "
-         "onnx, callable, predictions, pickle, torch, classes, columns, trusted_types, trust, "
-         "output)",
+         "onnx, callable, predictions, pickle, torch, transformers, classes, columns, trusted_types, "
+         "trust, output, tokenizer, max_length, batch_size, device)",
          files=MODEL_FILES, id="unknown-model-key"),
     case(edit("metric: accuracy", "metric: acuracy"),
          f"x.audit.yaml:11 checks.acc.metric='acuracy': unknown metric; did you mean 'accuracy'? "

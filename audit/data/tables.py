@@ -20,7 +20,6 @@ A sensitive column's values are its groups, unless the suite bins it (``{column:
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,29 +30,11 @@ import pandas as pd
 from audit.coltypes import convert, from_text
 from audit.errors import DataError, SuiteError, display_path
 from audit.extras import require
+from audit.data.hashing import file_sha256
+from audit.data.inputs import inputs_sha256, read_images, read_texts
 from audit.spec import Binning, DataSpec, edge_text
 
 __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
-
-
-_HASHED: dict[tuple[Any, ...], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's full content, read once per process: a file whose size, inode
-    and modification and change times are unchanged since it was hashed in this process is
-    not read again (a write changes its change time, which no user call can set back)."""
-    st = path.stat()
-    stamp = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-             st.st_ctime_ns)
-    if stamp in _HASHED:
-        return _HASHED[stamp]
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    _HASHED[stamp] = h.hexdigest()
-    return _HASHED[stamp]
 
 
 def is_csv(path: Path) -> bool:
@@ -157,17 +138,37 @@ class Table:
     sensitive: pd.DataFrame
     # the edges each binned sensitive column was cut at (quantile edges are the eval table's)
     bins: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    texts: np.ndarray | None = None  # data.text: what a text model reads (object array of str)
+    images: np.ndarray | None = None  # data.images: float32 (N, C, H, W) in [0, 1]
 
     @property
     def n_rows(self) -> int:
         return len(self.labels)
 
+    @property
+    def modality(self) -> str:
+        """What a model reads from this table: ``text``, ``images`` or ``tabular``."""
+        return "text" if self.texts is not None else "images" if self.images is not None else (
+            "tabular")
+
     def take(self, rows: Any) -> Table:
         """The same table on ``rows`` only (positions, a slice or an index array), every part
         re-indexed from 0, so a model sees a frame like the one it is fitted on."""
+        index = rows if isinstance(rows, slice) else np.asarray(rows)
         return replace(self, features=self.features.iloc[rows].reset_index(drop=True),
                        labels=self.labels.iloc[rows].reset_index(drop=True),
-                       sensitive=self.sensitive.iloc[rows].reset_index(drop=True))
+                       sensitive=self.sensitive.iloc[rows].reset_index(drop=True),
+                       texts=None if self.texts is None else self.texts[index],
+                       images=None if self.images is None else self.images[index])
+
+    def with_inputs(self, inputs: Any) -> Table:
+        """The same rows with other model inputs (edited texts, perturbed images), which
+        the models are then fed instead."""
+        if self.texts is not None:
+            return replace(self, texts=np.asarray(inputs, dtype=object))
+        if self.images is not None:
+            return replace(self, images=np.asarray(inputs, dtype=np.float32))
+        raise TypeError("a tabular table's inputs are its feature columns")
 
 
 def load_table(spec: DataSpec, role: str = "eval") -> Table:
@@ -198,12 +199,15 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
     require(spec.target, "target", "target")
     for col in spec.sensitive:
         require(col, "sensitive", "sensitive")
+    for col in spec.input_columns:
+        require(col, "text" if spec.text else "image path", "text" if spec.text
+                else "images.column")
     if spec.features is not None:
         for col in spec.features:
             require(col, "feature", "features")
         features = list(spec.features)
     else:
-        features = [c for c in frame.columns if c != spec.target]
+        features = [c for c in frame.columns if c != spec.target and c not in spec.input_columns]
     declared = spec.declared_types()
     for col in declared:
         require(col, "declared", "categorical" if col in spec.categorical else "dtypes")
@@ -215,14 +219,21 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         raise DataError(f"{where}: target column {spec.target!r} has {missing} missing value(s), "
                         f"first at data row {first + 1}; drop or label those rows")
     sensitive, bins = _sensitive(literal, spec, where, role)
+    texts = images = None
+    if spec.text is not None:
+        texts = read_texts(literal, spec.text, where)
+    elif spec.images is not None:
+        images = read_images(spec, role, literal, path)
     return Table(
         role=role,
         path=path,
-        sha256=file_sha256(path),
+        sha256=inputs_sha256(spec, role, file_sha256(path), literal, path),
         features=frame[features],
         labels=labels.reset_index(drop=True),
         sensitive=sensitive,
         bins=bins,
+        texts=texts,
+        images=images,
     )
 
 
@@ -233,7 +244,7 @@ def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],
 
     pandas' guesses stand for the CSV columns that hold numbers and that the suite does not
     declare; every other CSV column is read as text, where only an empty cell is missing."""
-    kept = [spec.target, *spec.sensitive]
+    kept = [spec.target, *spec.sensitive, *spec.input_columns]
     if not is_csv(path):
         changes = {c: convert(frame[c], t, where) for c, t in declared.items() if c in features}
         return (frame.assign(**changes) if changes else frame), frame[kept]
