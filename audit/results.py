@@ -220,6 +220,11 @@ class Measurement:
         by = self.params.get("by")
         if isinstance(by, str):
             return f"by {by}"
+        if self.params.get("corruption") is not None:
+            return f"{self.params['corruption']} severity {self.params.get('severity')}"
+        if self.params.get("budget") is not None:
+            budget = self.params["budget"]
+            return f"{budget} edit{'s' if budget != 1 else ''}"
         batch = self.params.get("batch")
         if self.params.get("eps") is not None:
             return f"eps {self.params['eps']:g}"

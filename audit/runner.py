@@ -29,9 +29,9 @@ from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import Metric, MetricInput, get_metric
 from audit.coltypes import plain_value as _plain
 from audit.data import LabelEncoding, Table, file_sha256, load_table
+from audit.data.inputs import inputs_sha256
 from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
-from audit.data.inputs import inputs_sha256
 from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
 from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes

@@ -100,6 +100,10 @@ def test_validate_the_example_suites(built: dict[str, Path], monkeypatch: pytest
         "agreement, robustness, transfer, membership, label_only_membership)",
         "ok: suites/digits.audit.yaml: suite 'digits-distilled', 8 checks (accuracy, macro_f1, "
         "roc_auc, agreement, negative_flips, kl, calibration, classwise_calibration)",
+        "ok: suites/mnist.audit.yaml: suite 'mnist-distilled', 9 checks (accuracy, agreement, "
+        "calibration, slices, adversarial, transfer, corruptions, membership, speed)",
+        "ok: suites/rotten.audit.yaml: suite 'rotten-distilled', 7 checks (accuracy, agreement, "
+        "calibration, slices, edits, membership, latency)",
     ]
     assert err == ""
 

@@ -75,6 +75,11 @@ NEEDS_A_SUITE = {
     **dict.fromkeys(["robust_accuracy", "transfer_accuracy"], "robustness: attacks the models"),
     "slice_regression": "slices: reads the feature table",
 }
+# metrics of image or text inputs: the same properties run through image and text suites in
+# tests/test_modalities.py (an identical student, row order, JSON)
+OTHER_MODALITY = {"corruption_accuracy": "images: corrupts the eval images",
+                  "edit_accuracy": "text: edits the eval texts"}
+NEEDS_A_SUITE.update(OTHER_MODALITY)
 # defined for binary problems only: on a multiclass draw they refuse, and say so
 BINARY_ONLY = ("demographic_parity_difference", "demographic_parity_ratio",
                "equalized_odds_difference", "equalized_odds_ratio")
@@ -307,7 +312,8 @@ def _suite_results(folder: Path, *, identical: bool,
     evaluation.to_csv(folder / "eval.csv", index=False)
     for who, model in (("teacher", teacher), ("student", student)):
         (folder / f"{who}.pkl").write_bytes(pickle.dumps(model))
-    checks: dict[str, Any] = {name: {"metric": name} for name in metric_names()}
+    checks: dict[str, Any] = {name: {"metric": name} for name in metric_names()
+                              if name not in OTHER_MODALITY}
     for name in checks:
         if get_metric(name).family == "robustness":
             checks[name].update(ATTACK)
@@ -337,7 +343,7 @@ def test_every_registered_metric_goes_through_the_properties() -> None:
     """The exceptions are explicit and counted: each names a registered metric and a reason."""
     names = set(metric_names())
     assert set(NEEDS_A_SUITE) <= names and set(BINARY_ONLY) <= names
-    assert len(NEEDS_A_SUITE) == 16 and len(BINARY_ONLY) == 4
+    assert len(NEEDS_A_SUITE) == 18 and len(BINARY_ONLY) == 4
     assert len(NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) == 2 and len(NO_TEACHER_STUDENT_COMPARISON) == 7
     assert len(ORDER_DEPENDENT) == 2 and len(ORDER_INVARIANT_VALUES_ONLY) == 3
     for table in (NOT_ZERO_FOR_AN_IDENTICAL_STUDENT, NO_TEACHER_STUDENT_COMPARISON,
@@ -352,7 +358,7 @@ def test_every_metric_through_a_suite_an_identical_student_has_zero_regression(
     from audit.spec import GateSpec as Gate
 
     results = _suite_results(tmp_path / "same", identical=True)
-    assert set(results) == set(metric_names())
+    assert set(results) == set(metric_names()) - set(OTHER_MODALITY)
     checked = set()
     for name, result in results.items():
         if name in NOT_ZERO_FOR_AN_IDENTICAL_STUDENT or name in NO_TEACHER_STUDENT_COMPARISON:
@@ -376,7 +382,8 @@ def test_every_metric_through_a_suite_an_identical_student_has_zero_regression(
     for m in results["transfer_accuracy"].measurements:
         assert m.student.value == robust[m.scope]
     checked.add("transfer_accuracy")
-    unchecked = set(metric_names()) - checked - set(NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) - set(
+    unchecked = set(metric_names()) - set(OTHER_MODALITY) - checked - set(
+        NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) - set(
         NO_TEACHER_STUDENT_COMPARISON)
     assert not unchecked, f"{sorted(unchecked)}: no regression; declare identical= where it is " \
                           "registered (what an identical student measures), or say in an exception " \
@@ -389,7 +396,7 @@ def test_every_metric_through_a_suite_row_order_and_json(tmp_path: Path) -> None
     order = np.random.default_rng(5).permutation(SUITE_ROWS)
     a = _suite_results(tmp_path / "a", identical=False)
     b = _suite_results(tmp_path / "b", identical=False, order=order)
-    for name in metric_names():
+    for name in set(metric_names()) - set(OTHER_MODALITY):
         for ma, mb in zip(a[name].measurements, b[name].measurements, strict=True):
             da, db = _untimed(ma.to_dict()), _untimed(mb.to_dict())
             # recalibration advice fits on a seeded half of the rows, which depends on their order

@@ -330,12 +330,12 @@ def test_a_differentiable_copy_that_disagrees_with_the_model_is_an_error(
 def test_the_paired_bootstrap_of_01_rows_is_the_row_bootstrap() -> None:
     """Drawing the (teacher, student) row patterns from one multinomial is resampling rows:
     the replicates' means, spreads and correlation match a direct row bootstrap."""
-    from audit.checks.robustness import _boot
+    from audit.checks.robustness import paired_boot
 
     rng = np.random.default_rng(5)
     t = rng.random(150) < 0.7
     s = np.where(rng.random(150) < 0.8, t, ~t)  # correlated with the teacher
-    fast = _boot({"t": t, "s": s}, 40_000, seed=1)
+    fast = paired_boot({"t": t, "s": s}, 40_000, seed=1)
     idx = np.random.default_rng(2).integers(0, 150, size=(40_000, 150))
     rows = {"t": t[idx].mean(axis=1), "s": s[idx].mean(axis=1)}
     for k in ("t", "s"):
@@ -561,10 +561,10 @@ def test_black_box_queries_answer_each_distinct_row_once(paths: dict[str, Path])
 def test_torch_runs_on_one_thread_during_a_black_box_attack_and_is_restored() -> None:
     import torch
 
-    from audit.probes.attacks import _one_torch_thread
+    from audit.probes.attacks import one_torch_thread
 
     before = torch.get_num_threads()
-    with _one_torch_thread():
+    with one_torch_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

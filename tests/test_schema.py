@@ -85,7 +85,8 @@ def test_a_parameter_key_takes_the_union_of_its_declarations() -> None:
 
 def test_example_suites_exist() -> None:
     assert [p.name for p in EXAMPLES] == ["arrests.audit.yaml", "digits-torch.audit.yaml",
-                                          "digits.audit.yaml"]
+                                          "digits.audit.yaml", "mnist.audit.yaml",
+                                          "rotten.audit.yaml"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

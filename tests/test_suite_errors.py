@@ -32,7 +32,7 @@ TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: 
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
 METRICS = ", ".join(metric_names())  # the registry is the list the message shows
 TOP_KEYS = "version, name, description, include, data, teacher, student, settings, checks"
-KINDS = "skops, onnx, callable, predictions, pickle, torch"
+KINDS = "skops, onnx, callable, predictions, pickle, torch, transformers"
 
 
 def case(text: str | bytes, expected: str, *, files: dict[str, str | bytes] | None = None,
@@ -355,7 +355,7 @@ CASES = [
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
          "bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
          "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
-         "non_members, description, gate",
+         "non_members, corruptions, severities, budgets, edits, candidates, description, gate",
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),
@@ -411,7 +411,7 @@ CASES = [
          id="model-no-kind"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, trusted_types: [sklearn.tree._tree.Tree]}"),
          "x.audit.yaml:6 teacher.trusted_types=['sklearn.tree._tree.Tree']: does not apply to an "
-         "onnx model (it takes classes); remove it",
+         "onnx model (it takes classes, output, tokenizer, max_length, batch_size); remove it",
          files=MODEL_FILES, id="trusted-types-on-onnx"),
     case(edit(TEACHER, "teacher: {skops: m.skops, trust: true}"),
          "x.audit.yaml:6 teacher.trust=True: does not apply to a skops model (it takes classes, "

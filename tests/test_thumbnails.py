@@ -1,4 +1,4 @@
-"""PNG thumbnails (:mod:`audit.report.thumbnails`): our PNGs decoded by Pillow pixel for pixel,
+"""PNG thumbnails (:mod:`audit.thumbnails`): our PNGs decoded by Pillow pixel for pixel,
 and the data-URI validator against a table of forgeries."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from audit.errors import DataError
-from audit.report.thumbnails import (
+from audit.thumbnails import (
     DATA_URI_PREFIX,
     MAX_THUMBNAIL_BYTES,
     PNG_SIGNATURE,

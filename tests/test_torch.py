@@ -623,12 +623,12 @@ def test_schema_and_parser_accept_torch_models(pair: Path, teacher: Any, output:
 @pytest.mark.parametrize(("teacher", "message"), [
     pytest.param({"torch": "m.pt", "output": "softmax"},
                  "teacher.output='softmax': must be one of logits, probabilities", id="bad-output"),
-    pytest.param({"onnx": "m.onnx", "output": "logits"},
-                 "teacher.output='logits': does not apply to an onnx model (it takes classes); "
-                 "remove it", id="output-on-onnx"),
+    pytest.param({"skops": "m.skops", "output": "logits"},
+                 "teacher.output='logits': does not apply to a skops model (it takes classes, "
+                 "trusted_types); remove it", id="output-on-skops"),
     pytest.param({"torch": "m.pt", "trusted_types": ["x"]},
                  "teacher.trusted_types=['x']: does not apply to a torch model (it takes classes, "
-                 "output, trust); remove it", id="trusted-types-on-torch"),
+                 "output, trust, batch_size, device); remove it", id="trusted-types-on-torch"),
 ])
 def test_schema_and_parser_reject_bad_torch_models(pair: Path, teacher: Any, message: str) -> None:
     validator = Draft202012Validator(suite_json_schema())

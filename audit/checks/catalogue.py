@@ -38,6 +38,7 @@ MODULES: tuple[str, ...] = (
     "audit.checks.robustness",
     "audit.checks.privacy",
     "audit.checks.confidence",
+    "audit.checks.corruption",
 )
 
 _loaded = False

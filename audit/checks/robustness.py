@@ -70,14 +70,15 @@ from audit.probes.artifacts import Adversarial, ArtifactRequest, AttackOutcome
 from audit.results import Estimate, Figure, Measurement, Table
 from audit.stats import bootstrap_tables, percentile_interval
 
-__all__ = ["DEFAULT_EPS", "DEFAULT_SAMPLES", "DEFAULT_MAX_SECONDS"]  # the attacks: audit.probes
+# the attacks themselves: audit.probes
+__all__ = ["DEFAULT_EPS", "DEFAULT_SAMPLES", "DEFAULT_MAX_SECONDS", "paired_boot"]
 
 DEFAULT_EPS = (0.05, 0.1)
 DEFAULT_SAMPLES = 200
 DEFAULT_MAX_SECONDS = 30.0
 
 
-def _boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
+def paired_boot(values: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """Paired bootstrap of the means of 0/1 rows: the same resampled rows for every array.
 
     The rows take one of ``2**len(values)`` patterns, so resampling them with replacement is
@@ -111,8 +112,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
     space = found  # the perturbed, categorical and fixed columns
     results = found.outcomes
     out = []
-    perturbed = (f"perturbed {len(space.columns)} numeric column(s) in units of their eval "
-                 f"[min, max] range: {column_listing(space.columns)}")
+    perturbed = space.space or (f"perturbed {len(space.columns)} numeric column(s) in units "
+                                f"of their eval [min, max] range: {column_listing(space.columns)}")
     if space.categorical:
         perturbed += f"; kept fixed, not numeric: {column_listing(space.categorical)}"
     if space.fixed:
@@ -124,8 +125,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         faced = (f"attack {attack} (requested {requested}) on both models" if same else
                  "each model's strongest attack (requested strongest): "
                  + ", ".join(f"{attacks[who]} on the {who}" for who in arts))
-        notes = [f"{faced}, eps {eps:g} ({norm}-norm, in units of each column's range), "
-                 f"{m} rows", perturbed]
+        units = "in pixel units of [0, 1]" if space.space else "in units of each column's range"
+        notes = [f"{faced}, eps {eps:g} ({norm}-norm, {units}), {m} rows", perturbed]
         if "max_seconds" in params and "hopskipjump" not in attacks.values():
             notes.append(f"max_seconds {max_seconds:g} did not apply: only hopskipjump is "
                          f"capped, and {attack} makes one quick pass over the rows")
@@ -136,11 +137,13 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         for who, a in arts.items():
             unstarted = int(a.no_start.sum()) if a.no_start is not None else 0
             if attacks[who] == "hopskipjump" and unstarted:
+                searched = ("the sampled images" if space.space else
+                            "the nearest data rows the model puts in another class (with the "
+                            "row's categorical values) and random points of the whole [min, max] "
+                            "box" + (" and its corners" if found.corners else ""))
                 notes.append(f"hopskipjump found no starting point of another class for "
-                             f"{unstarted} of the {who}'s {m} measured row(s), searching the "
-                             "nearest data rows the model puts in another class (with the row's categorical "
-                             "values) and random points of the whole [min, max] box"
-                             + (" and its corners" if found.corners else "")
+                             f"{unstarted} of the {who}'s {m} measured row(s), searching "
+                             + searched
                              + "; they count as robust: the model kept its prediction wherever "
                              "the search looked, far beyond eps")
         how = (f"{attack} attack" if same else
@@ -149,7 +152,7 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                   f"{m} attacked rows, {resampler.n_boot} replicates")
         if metric.name == "robust_accuracy":
             t, s = arts["teacher"].adv, arts["student"].adv
-            reps = _boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
+            reps = paired_boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
             measured = paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
                                           reps["s"], confidence, method=method, n=m,
                                           params=scope, breakdown=rows, notes=tuple(notes))
@@ -167,7 +170,7 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
         else:
             s, clean_s = found.transfer[eps]["adv"], found.transfer[eps]["clean"]
             moved = arts["teacher"].clean  # rows the teacher's attack perturbed
-            reps_s = _boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
+            reps_s = paired_boot({"s": s}, resampler.n_boot, resampler.seed)["s"]
             ci = percentile_interval(reps_s, confidence)
             rows.append({"kind": "robustness", "model": "student", "crafted_on": "teacher",
                          "attack": attacks["teacher"], "eps": eps, "norm": norm, "rows": m,

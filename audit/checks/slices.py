@@ -1,6 +1,8 @@
 """Slice discovery: where, without anyone naming it in advance, the student fails its teacher.
 
-Slices are one or two conditions on the feature columns (``max_conditions``): a category, or a
+Slices are one or two conditions on the feature columns (``max_conditions``), which for a text
+or image suite are its metadata columns and the properties derived from its inputs (text length,
+out-of-vocabulary share, image brightness and contrast; :mod:`audit.data.derived`): a category, or a
 quantile bin of a numeric column (``bins``, 5 by default). For every slice with at least
 ``min_group_size`` rows (50 by default) we count, from cached predictions, the rows the teacher
 gets right and the student wrong (``b``) and the reverse (``c``). The student's accuracy
@@ -123,7 +125,8 @@ def _intervals(s: dict[str, Any], t_right: np.ndarray, s_right: np.ndarray, n_bo
 
 
 def _needs(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
-    return (ArtifactRequest.of("tables", train=False),)  # the eval features
+    # the eval features (with a text or image suite's derived properties)
+    return (ArtifactRequest.of("tables", train=False, derived=True),)
 
 
 def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,

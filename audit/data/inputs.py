@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.errors import DataError, display_path
 from audit.data.hashing import file_sha256
+from audit.errors import DataError, display_path
 from audit.spec import DataSpec, ImageSpec
 
 __all__ = ["read_texts", "read_images", "inputs_sha256", "image_paths"]
@@ -162,10 +162,10 @@ def _read_files(images: ImageSpec, frame: pd.DataFrame, table: Path, where: str)
                                     "image; image files must be PNG or JPEG")
                 if mode is None:  # grey unless the first image has colour
                     mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-                img = img.convert(mode)
-                if size is not None and img.size != size:
-                    img = img.resize(size, Image.Resampling.BILINEAR)
-                pixels = np.asarray(img, dtype=np.uint8)
+                converted = img.convert(mode)
+                if size is not None and converted.size != size:
+                    converted = converted.resize(size, Image.Resampling.BILINEAR)
+                pixels = np.asarray(converted, dtype=np.uint8)
         except DataError:
             raise
         except FileNotFoundError:

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from audit.coltypes import convert, from_text
-from audit.errors import DataError, SuiteError, display_path
-from audit.extras import require
 from audit.data.hashing import file_sha256
 from audit.data.inputs import inputs_sha256, read_images, read_texts
+from audit.errors import DataError, SuiteError, display_path
+from audit.extras import require
 from audit.spec import Binning, DataSpec, edge_text
 
 __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]

@@ -26,7 +26,11 @@ they share (:func:`check_probabilities`); each format has a module of its own, l
   is, or builds with no arguments, a ``torch.nn.Module`` is wrapped the same way. The feature
   columns are fed as one float matrix in the parameters' dtype; ``output: logits`` (default)
   applies softmax. The loaded model keeps ``module`` and ``input_dtype`` for gradient-based
-  checks. torch is imported only when such a model loads.
+  checks. torch is imported only when such a model loads. A model fed images takes them as one
+  float ``(N, C, H, W)`` tensor in [0, 1].
+* ``transformers`` (:mod:`~audit.models.transformers`) -- a Hugging Face sequence classifier
+  from a local folder (config, safetensors weights, tokenizer), offline, reading the suite's
+  text column; its fingerprint covers every file of the folder (:mod:`~audit.models.folder`).
 
 Scikit-learn-style estimators (skops, pickle, callable) share :mod:`~audit.models.estimator`;
 the worker-process models share :mod:`~audit.models.worker`. No format module imports another,
@@ -73,6 +77,10 @@ def load_model(spec: ModelSpec, role: str) -> LoadedModel:
         from audit.models.pickle import load_pickle
 
         return load_pickle(spec, role)
+    if spec.kind == "transformers":
+        from audit.models.transformers import load_transformers
+
+        return load_transformers(spec, role)
     raise KeyError(spec.kind)
 
 

@@ -44,6 +44,10 @@ class LoadedModel:
     # for a model run in a worker process: its own time on the last predict call, in ms, timed
     # there (the pipe to the process is not the model's cost); None for in-process models
     own_call_ms: Callable[[], float | None] | None = field(default=None, repr=False)
+    # a text model's tokenizer and network as one function of texts (texts -> logits), and
+    # its tokenizer's own encode (for token counts); None for other models
+    text_model: Any = field(default=None, repr=False)
+    n_parameters: int | None = None  # learned numbers, when the adapter counts them itself
 
     @property
     def cache_identity(self) -> str:
@@ -151,7 +155,11 @@ def cache_identity(spec: ModelSpec, sha256: str) -> str:
     classes = "\0".join(map(repr, spec.classes or ()))
     identity = f"{spec.kind}\0{sha256}\0{columns}\0{classes}"
     output = spec.output or ("logits" if spec.kind == "torch" else None)
-    return identity if output is None else f"{identity}\0{output}"
+    identity = identity if output is None else f"{identity}\0{output}"
+    # truncation, padding within a batch and the device change a network's outputs
+    running = [f"{key}={getattr(spec, key)}" for key in ("max_length", "batch_size", "device")
+               if getattr(spec, key) is not None]
+    return identity if not running else identity + "\0" + "\0".join(running)
 
 
 def first_bad(column: pd.Series, ok: pd.Series) -> tuple[int, Any]:

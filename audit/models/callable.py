@@ -1,6 +1,7 @@
 """The callable adapter: ``module:function``, explicitly named in the suite; runs code by design.
 
-The object named is a function of the feature table, an object with ``predict_proba``, or a
+The object named is a function of the feature table (of a list of texts in a text suite, of a
+float32 ``(N, C, H, W)`` image array in an image suite), an object with ``predict_proba``, or a
 ``torch.nn.Module`` (or a function of no arguments that returns one). It is imported and run
 in a worker process (:mod:`audit.models.isolation`), so a model that exits, is killed or hangs
 makes its checks ERROR. A module next to the suite is executed afresh on each load under a
@@ -78,6 +79,10 @@ def serve_callable(spec: ModelSpec, role: str) -> tuple[dict[str, Any],
         fn = obj
 
         def predict(table: Table) -> np.ndarray:
+            if table.texts is not None:  # a text suite: the function takes the texts
+                return fn([str(t) for t in table.texts])
+            if table.images is not None:  # an image suite: a float32 (N, C, H, W) array
+                return fn(table.images)
             return fn(table.features)  # its own frame: the worker unpickled it for this call
     else:
         raise ModelError(f"{label}: {attr_path} is a {type(obj).__name__}, neither a function nor "

@@ -39,6 +39,15 @@ def estimator_predict(model: Any, label: str) -> PredictFn:
     declared = model_column_types(model)
 
     def predict(table: Table) -> np.ndarray:
+        if table.texts is not None or table.images is not None:  # a text or image pipeline
+            given = list(table.texts) if table.texts is not None else np.array(table.images)
+            try:
+                return model.predict_proba(given)
+            except Exception as exc:
+                what = "texts (a list of str)" if table.texts is not None else (
+                    f"images (a float32 {tuple(table.images.shape)} array in [0, 1])")
+                raise ModelError(f"{label} failed to predict on {display_path(table.path)}: "
+                                 f"{type(exc).__name__}: {exc}; it was fed the {what}") from exc
         frame = conform(table.features, declared)
         try:
             # a frame of its own: a model that edits its input must not change what the other

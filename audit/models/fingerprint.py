@@ -3,9 +3,12 @@ prediction cache's identity of file-based models."""
 
 from __future__ import annotations
 
+import hashlib
+
 from audit.data import file_sha256
 from audit.errors import ModelError
 from audit.models.base import cache_identity
+from audit.models.folder import folder_sha256
 from audit.models.skops_content import skops_content_sha256
 from audit.spec import ModelSpec
 
@@ -21,11 +24,19 @@ def content_sha256(spec: ModelSpec) -> str:
     This is the provenance hash the report records (a loaded model's ``sha256``): a skops file's
     is its bytes' SHA-256. The cache keys on :func:`identity_sha256` instead."""
     assert spec.path is not None
+    label = f"{spec.kind} model {spec.path}"
+    if spec.kind == "transformers":
+        return folder_sha256(spec.path, label)
     if spec.kind != "onnx":
         return file_sha256(spec.path)
     from audit.models.onnx import onnx_sha256
 
-    return onnx_sha256(spec.path)
+    sha = onnx_sha256(spec.path)
+    if spec.tokenizer is None:
+        return sha
+    # a text model's outputs depend on the tokenizer its texts go through
+    return hashlib.sha256(f"{sha}\0tokenizer\0{folder_sha256(spec.tokenizer, label)}".encode()
+                          ).hexdigest()
 
 
 def identity_sha256(spec: ModelSpec, sha256: str) -> str:

@@ -248,7 +248,9 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
         raise ModelError(f"{label}: cannot tell the class labels; add classes: [...] to the model "
                          "in the suite, or store a JSON list under the ONNX metadata key 'classes'")
     output = _probability_output(session, label)
+    as_logits = spec.output == "logits" or (spec.output is None and "logit" in output.lower())
     inputs = session.get_inputs()
+    text = None if spec.tokenizer is None else _text_encoder(spec, inputs, label)
     ordered = _feature_names(meta, label)  # the matrix input's columns, in order, if recorded
     warnings: tuple[str, ...] = ()
     if len(inputs) == 1 and ordered is None:
@@ -260,6 +262,14 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
         frame = table.features
         where = display_path(table.path)
         names = [i.name for i in inputs]
+        if table.texts is not None:
+            if text is None:
+                raise ModelError(f"{label}: the suite's models read texts (data.text); an ONNX "
+                                 "text model takes token ids: name its tokenizer folder with "
+                                 "tokenizer: <folder>")
+            return text(table.texts)
+        if table.images is not None:
+            return _image_feed(table.images, inputs, label, where)
         if all(n in frame.columns for n in names):
             return {i.name: _column_as(frame[i.name], i.type, label, where) for i in inputs}
         if len(inputs) == 1 and ordered is not None:
@@ -286,7 +296,8 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
                          "the model's inputs after the columns, or export a single input that "
                          "takes all feature columns")
 
-    predict = OnnxPredict(spec.path, session, output, feed, classes)
+    predict = OnnxPredict(spec.path, session, output, feed, classes, as_logits,
+                          spec.batch_size)
     return LoadedModel(role, spec, classes, onnx_sha256(spec.path), spec.path.stat().st_size, predict,
                        warnings)
 
@@ -299,9 +310,11 @@ class OnnxPredict:
     own."""
 
     def __init__(self, path: Path, session: Any, output: str,
-                 feed: Callable[[Table], dict[str, np.ndarray]], classes: tuple[Any, ...]) -> None:
+                 feed: Callable[[Table], dict[str, np.ndarray]], classes: tuple[Any, ...],
+                 as_logits: bool = False, batch_size: int | None = None) -> None:
         self._path, self._session, self._output = path, session, output
         self._feed, self._classes = feed, classes
+        self._logits, self._batch = as_logits, batch_size
         self._pinned: dict[tuple[int, int], Any] = {}  # (intra_op, inter_op) -> session
 
     def __call__(self, table: Table) -> np.ndarray:
@@ -313,10 +326,23 @@ class OnnxPredict:
         return dict(self._pinned)
 
     def _run(self, session: Any, table: Table) -> np.ndarray:
+        batch = self._batch or (_TEXT_BATCH if table.texts is not None else
+                                _IMAGE_BATCH if table.images is not None else None)
+        if batch is None or table.n_rows <= batch:
+            out = self._once(session, table)
+        else:  # a network: in batches, bounding the memory of activations
+            out = np.concatenate([self._once(session, table.take(slice(i, i + batch)))
+                                  for i in range(0, table.n_rows, batch)])
+        if self._logits:
+            z = np.exp(out - out.max(axis=1, keepdims=True))
+            out = z / z.sum(axis=1, keepdims=True)
+        return out
+
+    def _once(self, session: Any, table: Table) -> np.ndarray:
         out = session.run([self._output], self._feed(table))[0]
         if isinstance(out, list):  # ZipMap: a list of {class: probability} dicts
             out = np.array([[row[c] for c in self._classes] for row in out])
-        return out
+        return np.asarray(out, dtype=np.float64) if self._logits else out
 
     def with_threads(self, intra_op: int, inter_op: int = 1) -> Callable[[Table], np.ndarray]:
         """The model in a session with ``intra_op`` and ``inter_op`` threads, run sequentially
@@ -333,6 +359,57 @@ class OnnxPredict:
                                                      providers=["CPUExecutionProvider"])
         session = self._pinned[key]
         return lambda table: self._run(session, table)
+
+
+_TEXT_BATCH = 64
+_IMAGE_BATCH = 256
+
+
+def _image_feed(images: np.ndarray, inputs: list[Any], label: str, where: str
+                ) -> dict[str, np.ndarray]:
+    """The images as the model's single image input, in its float type, shape checked."""
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        shown = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+        raise ModelError(f"{label}: the suite's models read images (data.images), but the model's "
+                         f"inputs are {shown}; an image model takes one (N, C, H, W) tensor")
+    inp = inputs[0]
+    dtype = _ONNX_DTYPES.get(inp.type)
+    if dtype not in (np.float32, np.float64):
+        raise ModelError(f"{label}: the model's image input {inp.name!r} is {inp.type}; images "
+                         "are fed as float tensors in [0, 1]")
+    for axis, (want, have) in enumerate(zip(inp.shape[1:], images.shape[1:]), start=1):
+        if isinstance(want, int) and want != have:
+            raise ModelError(f"{label}: the model's input {inp.name!r} takes shape {inp.shape} "
+                             f"but the images of {where} are {tuple(images.shape)} (axis {axis}: "
+                             f"{have}, not {want}); give images of the size the model takes "
+                             "(data.images.size resizes image files)")
+    return {inp.name: images.astype(dtype, copy=False)}
+
+
+def _text_encoder(spec: ModelSpec, inputs: list[Any], label: str
+                  ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """Texts -> the model's token-id inputs (``input_ids``, ``attention_mask``,
+    ``token_type_ids``: whichever it takes), with the suite's tokenizer folder."""
+    from audit.models.text import load_tokenizer, max_length_of
+
+    assert spec.tokenizer is not None
+    tokenizer = load_tokenizer(spec.tokenizer, label)
+    names = [i.name for i in inputs]
+    unknown = [n for n in names if n not in ("input_ids", "attention_mask", "token_type_ids")]
+    if unknown or "input_ids" not in names:
+        raise ModelError(f"{label}: a text model's inputs are input_ids (and attention_mask, "
+                         f"token_type_ids); this one takes {names}")
+    length = max_length_of(tokenizer, spec.max_length, None, label)
+    types = {i.name: _ONNX_DTYPES.get(i.type, np.int64) for i in inputs}
+
+    def encode(texts: np.ndarray) -> dict[str, np.ndarray]:
+        encoded = tokenizer([str(t) for t in texts], padding=True, truncation=True,
+                            max_length=length, return_tensors="np")
+        ids = np.asarray(encoded["input_ids"])
+        return {n: np.asarray(encoded[n] if n in encoded else np.zeros_like(ids)).astype(types[n])
+                for n in names}
+
+    return encode
 
 
 def _feature_names(meta: dict[str, str], label: str) -> list[str] | None:

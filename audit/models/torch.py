@@ -38,6 +38,7 @@ __all__ = ["load_torch", "load_torch_callable", "torch_model", "torch_weights_di
 
 
 _TORCH_BATCH = 4096  # rows per forward pass: bounds the memory of activations
+_IMAGE_BATCH = 256  # images per forward pass
 _TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is (deprecated|not supported)"
 
 
@@ -192,25 +193,46 @@ def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str
     input_dtype = np.dtype({torch.float64: np.float64, torch.float16: np.float16}.get(
         dtype, np.float32))
     logits = (spec.output or "logits") == "logits"
+    device = torch.device("cpu")
+    if spec.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"{label}: device: cuda, but torch sees no CUDA device here; "
+                             "remove device: to run on the CPU")
+        device = torch.device("cuda")
+        module.to(device)
+
+    def fed(table: Table) -> tuple[np.ndarray, str]:
+        """The array the module takes, and how to say what it was in a message."""
+        where = display_path(table.path)
+        if table.texts is not None:
+            raise ModelError(f"{label}: a torch model takes tensors of numbers, not texts; "
+                             "audit a text classifier as {transformers: <folder>}, or as ONNX "
+                             "with a tokenizer: folder")
+        if table.images is not None:
+            return table.images.astype(input_dtype, copy=True), (
+                f"the images (data.images) as one {tuple(table.images.shape)} {input_dtype} tensor "
+                "in [0, 1]; the module must take (N, C, H, W) images")
+        columns = [str(c) for c in table.features.columns]
+        shown = ", ".join(columns[:6]) + (f", ... ({len(columns)} in all)"
+                                          if len(columns) > 6 else "")
+        X = _torch_matrix(table.features, input_dtype, label, where)
+        return X, (f"the feature columns ({shown}) as one {tuple(X.shape)} {input_dtype} matrix; "
+                   "list the model's inputs, in its order, under data.features")
 
     def predict(table: Table) -> np.ndarray:
         where = display_path(table.path)
-        X = _torch_matrix(table.features, input_dtype, label, where)
+        X, what = fed(table)
+        batch = spec.batch_size or (_IMAGE_BATCH if table.images is not None else _TORCH_BATCH)
         outputs = []
         with torch.no_grad():
-            for start in range(0, len(X), _TORCH_BATCH):
-                x = torch.from_numpy(X[start:start + _TORCH_BATCH]).to(dtype)
+            for start in range(0, len(X), batch):
+                x = torch.from_numpy(X[start:start + batch]).to(device, dtype)
                 try:
                     out = module(x)
                 except Exception as exc:
-                    columns = [str(c) for c in table.features.columns]
-                    shown = ", ".join(columns[:6]) + (f", ... ({len(columns)} in all)"
-                                                      if len(columns) > 6 else "")
                     raise ModelError(
                         f"{label} failed to predict on {where}: {_torch_error(exc)}; it was fed "
-                        f"the feature columns ({shown}) as one {tuple(X.shape)} {input_dtype} "
-                        "matrix; list the model's inputs, in its order, under data.features"
-                    ) from None
+                        f"{what}") from None
                 if not isinstance(out, torch.Tensor):
                     raise ModelError(f"{label} returned a {type(out).__name__}; the module must "
                                      "return one tensor of class scores, shape (rows, classes)")

@@ -25,24 +25,29 @@ def worker_predict(worker: ModelWorker, k: int) -> PredictFn:
     """In the parent: a predict function that asks the worker, expecting ``k`` classes."""
     def predict(table: Table) -> np.ndarray:
         n = len(table.features)
-        return worker.predict((table.role, table.path, table.features), display_path(table.path),
+        return worker.predict((table.role, table.path, table.features, table.texts, table.images),
+                              display_path(table.path),
                               f"an ({n}, {k}) array of class probabilities")
 
     return predict
 
 
 class _Rows:
-    """In the worker: what a predict function reads of a table (its features and file)."""
+    """In the worker: what a predict function reads of a table (its features, the texts or
+    images of a text or image suite, and its file)."""
 
-    __slots__ = ("role", "path", "features")
+    __slots__ = ("role", "path", "features", "texts", "images")
 
-    def __init__(self, role: str, path: Any, features: pd.DataFrame) -> None:
+    def __init__(self, role: str, path: Any, features: pd.DataFrame, texts: Any = None,
+                 images: Any = None) -> None:
         self.role, self.path, self.features = role, path, features
+        self.texts, self.images = texts, images
 
 
 def worker_table(predict: PredictFn) -> Callable[[Any], Any]:
-    """In the worker: a predict function of ``(role, path, features)``, as requests carry it."""
-    def serve(request: tuple[str, Any, pd.DataFrame]) -> Any:
+    """In the worker: a predict function of ``(role, path, features, texts, images)``, as
+    requests carry it."""
+    def serve(request: tuple[Any, ...]) -> Any:
         return predict(_Rows(*request))  # type: ignore[arg-type]
 
     return serve

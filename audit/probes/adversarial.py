@@ -132,6 +132,14 @@ def check_eps(name: str, eps: float, norm: str, d: int) -> None:
 def adversarial_examples(probes: Any, request: ArtifactRequest) -> Adversarial:
     """The :class:`~audit.probes.artifacts.Adversarial` artifact of a robustness check."""
     name = request.get("metric")
+    modality = probes.run.eval_table.modality
+    if modality == "images":
+        from audit.probes.image_attacks import image_adversarial
+
+        return image_adversarial(probes, request)
+    if modality == "text":
+        raise DataError(f"{name} perturbs numbers, and this suite's models read texts; measure "
+                        "robustness to text edits with metric: edit_accuracy")
     models = probes.run.runnable_models(f"{name} attacks")
     faced = choose_attack(request.get("attack"), models)
     eps_list: tuple[float, ...] = request.get("eps")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
-           "Adversarial", "BoundaryDistances", "MembershipSample"]
+           "Adversarial", "Corrupted", "TextEdits", "BoundaryDistances", "MembershipSample"]
 
 
 def _frozen(value: Any) -> Any:
@@ -124,6 +124,30 @@ class Adversarial:
     outcomes: Mapping[float, Mapping[str, AttackOutcome]]
     transfer: Mapping[float, Mapping[str, np.ndarray]]
     corners: bool = False  # HopSkipJump's start search also tried the box's corners
+    space: str = ""  # what was perturbed, when not table columns (an image suite's pixels)
+
+
+@dataclass(frozen=True)
+class Corrupted:
+    """Both models on ``rows`` sampled eval images, clean (``clean[who]``, correctness per
+    row) and under each corruption: ``correct[(kind, severity)][who]``; ``examples`` the first
+    sampled image under each, for the report."""
+
+    rows: int
+    clean: Mapping[str, np.ndarray]
+    correct: Mapping[tuple[str, int], Mapping[str, np.ndarray]]
+    examples: Mapping[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextEdits:
+    """Both models attacked by black-box text edits (:mod:`audit.probes.text_attack`) on the
+    same ``rows`` sampled eval texts: ``results[who]`` a ``TextAttackResult`` (flips per
+    budget, queries, edits), ``seconds[who]`` the attack's wall time."""
+
+    rows: int
+    results: Mapping[str, Any]
+    seconds: Mapping[str, float]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from audit.extras import hiding_torch
 
 __all__ = ["AttackSpace", "AttackRunner", "Cap", "attack_space", "gradient_module",
            "choose_attack", "hopskipjump", "start_pool", "project", "GRADIENT_ATTACKS", "HSJ",
-           "MAX_CORNER_DIMS"]
+           "MAX_CORNER_DIMS", "numpy_seeded", "one_torch_thread", "Stopped", "PGD_ITER", "PGD_STEP",
+           "HSJ_INIT_SIZE"]
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines of a long black-box attack
 PGD_ITER = 20
@@ -80,7 +81,7 @@ class Cap:
                          "sample, so none is reported: raise max_seconds or lower samples")
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """The cap passed during one row's attack (raised from inside ART's query loop)."""
 
 
@@ -307,7 +308,7 @@ class _Answers:
 
 
 @contextlib.contextmanager
-def _numpy_seeded(seed: int) -> Iterator[None]:
+def numpy_seeded(seed: int) -> Iterator[None]:
     """numpy's global generator seeded with ``seed``, its state restored after."""
     state = np.random.get_state()
     np.random.seed(seed)
@@ -318,7 +319,7 @@ def _numpy_seeded(seed: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """torch's intra-op parallelism off while a black-box attack runs (when torch is loaded):
     its queries are small batches, where a second thread mostly waits for the first. On a loaded
     2-core machine the decision-boundary attack on the digits MLPs (10 rows of each side) took
@@ -356,7 +357,7 @@ def hopskipjump(runner: AttackRunner, norm: str, todo: np.ndarray, x0: np.ndarra
     progress = runner.probes.progress
     began = last = time.perf_counter()
     # HSJ draws from numpy's global generator: seeded here, restored after
-    with _numpy_seeded(runner.seed), _one_torch_thread():
+    with numpy_seeded(runner.seed), one_torch_thread():
         for i in todo:
             if cap is not None and cap.passed():
                 break
@@ -374,7 +375,7 @@ def hopskipjump(runner: AttackRunner, norm: str, todo: np.ndarray, x0: np.ndarra
 
             def predict_fn(x: np.ndarray, i: int = int(i)) -> np.ndarray:
                 if cap is not None and cap.passed():
-                    raise _Stopped
+                    raise Stopped
                 return answers(i, x)  # encoded class order
 
             clf = BlackBoxClassifier(predict_fn, input_shape=(x0.shape[1],), nb_classes=k,
@@ -384,7 +385,7 @@ def hopskipjump(runner: AttackRunner, norm: str, todo: np.ndarray, x0: np.ndarra
             try:
                 out[i] = art.generate(x0[i:i + 1].astype(np.float32),
                                       x_adv_init=start[None].astype(np.float32))[0]
-            except _Stopped:
+            except Stopped:
                 out[i] = x0[i]
                 break
             done.append(int(i))

@@ -26,6 +26,8 @@ BUILDERS: dict[str, str] = {
     "tables": "audit.probes.tables:data_tables",
     "adversarial": "audit.probes.adversarial:adversarial_examples",
     "membership": "audit.probes.membership:membership_sample",
+    "corrupted": "audit.probes.image_attacks:corrupted_images",
+    "text_edits": "audit.probes.text_edits:edited_texts",
 }
 
 
@@ -44,6 +46,21 @@ class Probes:
     def progress(self) -> Callable[[str], None] | None:
         """Where long computations (black-box attacks) report progress, if anywhere."""
         return getattr(self.run.session, "progress", None)
+
+    def sample(self, samples: int) -> Any:
+        """``samples`` eval row positions (all rows when fewer), drawn with the suite's seed, in
+        table order: the rows the image and text robustness checks attack or corrupt, the same
+        for both models and for every check that asks for as many."""
+        import numpy as np
+
+        def draw() -> Any:
+            n = self.run.eval_table.n_rows
+            if samples >= n:
+                return np.arange(n)
+            rng = np.random.default_rng(self.seed)
+            return np.sort(rng.choice(n, size=samples, replace=False))
+
+        return self.memo(("eval-sample", samples), draw)
 
     def memo(self, key: Any, build: Callable[[], Any]) -> Any:
         """``build()`` once per run for ``key`` (an exception is not remembered)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from audit.probes.artifacts import ArtifactRequest, DataTables
 
 __all__ = ["data_tables"]
@@ -11,12 +13,34 @@ __all__ = ["data_tables"]
 
 def data_tables(probes: Any, request: ArtifactRequest) -> DataTables:
     """The eval table, and the training table when ``train`` is asked for and the suite names
-    one (read once per run)."""
+    one (read once per run). With ``derived``, the eval features of a text or image suite
+    also hold the properties of its inputs (:mod:`audit.data.derived`)."""
     run = probes.run
     ev = run.eval_table
     named = run.suite.data.train is not None
     train = run.train_table() if named and request.get("train", False) else None
-    return DataTables(target=run.suite.data.target, eval_features=ev.features,
+    features = ev.features
+    if request.get("derived", False) and ev.modality != "tabular":
+        features = _with_properties(run, features)
+    return DataTables(target=run.suite.data.target, eval_features=features,
                       eval_labels=ev.labels, train_named=named,
                       train_features=None if train is None else train.features,
                       train_labels=None if train is None else train.labels)
+
+
+def _with_properties(run: Any, features: pd.DataFrame) -> pd.DataFrame:
+    """The eval features and the properties derived from the eval inputs (a text suite's
+    out-of-vocabulary share against the training texts, when the suite names them)."""
+    from audit.data.derived import image_properties, text_properties, vocabulary
+
+    ev = run.eval_table
+    if ev.texts is not None:
+        known = None
+        if run.suite.data.train is not None:
+            known = vocabulary(run.train_table().texts)
+        derived = text_properties(ev.texts, known)
+    else:
+        derived = image_properties(ev.images)
+    clash = [c for c in derived.columns if c in features.columns]
+    derived = derived.rename(columns={c: f"{c} (derived)" for c in clash})
+    return pd.concat([features.reset_index(drop=True), derived], axis=1)

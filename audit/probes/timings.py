@@ -60,6 +60,8 @@ def parameter_count(model: Any) -> int | None:
     """The number of learned numbers in a loaded model, or ``None`` when it cannot be told."""
     native = getattr(model, "native", None)
     module = getattr(model, "module", None)
+    if getattr(model, "n_parameters", None) is not None:
+        return int(model.n_parameters)
     if module is not None:
         return int(sum(p.numel() for p in module.parameters()))
     if model.spec.kind == "onnx" and model.spec.path is not None:

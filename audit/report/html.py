@@ -168,7 +168,43 @@ def _measurement_view(x: Measurement, family: Family | None) -> dict[str, Any]:
         "advice": [] if family is None else [a for a in family.notes(x) if a],
         "plots": [] if family is None else [figure_svg(f) for f in family.figures(x)],
         "tables": [] if family is None else [_table_view(t) for t in family.tables(x)],
+        "examples": _examples(x.extra.get("examples")),
     }
+
+
+MAX_EXAMPLES = 12
+_EXAMPLE_KEYS = ("caption", "text", "edited", "image", "teacher", "student", "label")
+MAX_SNIPPET = 300
+
+
+def _examples(raw: Any) -> list[dict[str, str]]:
+    """A measurement's examples (flipped texts, corrupted or adversarial images) as the
+    template shows them: text cut to :data:`MAX_SNIPPET` characters with control characters
+    made visible (the template escapes it), an image only when it is a well-formed PNG data URI
+    (anything else read back from a JSON file is dropped, never rendered)."""
+    from audit.thumbnails import is_png_data_uri
+
+    out: list[dict[str, str]] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or len(out) >= MAX_EXAMPLES:
+            continue
+        shown = {k: _snippet(item.get(k)) for k in ("caption", "text", "edited")
+                 if isinstance(item.get(k), str)}
+        image = item.get("image")
+        if isinstance(image, str) and is_png_data_uri(image):
+            shown["image"] = image
+        for key in ("teacher", "student", "label"):
+            if isinstance(item.get(key), (str, int, float)) and not isinstance(item.get(key), bool):
+                shown[key] = _snippet(str(item[key]))
+        if shown.keys() - {"caption"}:
+            out.append({k: shown.get(k, "") for k in _EXAMPLE_KEYS})
+    return out
+
+
+def _snippet(text: Any) -> str:
+    value = str(text)
+    value = "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in value)
+    return value if len(value) <= MAX_SNIPPET else value[:MAX_SNIPPET - 1] + "\u2026"
 
 
 def declared_families() -> list[Family]:

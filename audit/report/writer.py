@@ -241,7 +241,16 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
     if json_path is None and html_path is None and report_dir is None:
         validate_report(data)
         return out
-    html = render_html(data, signoff=signoff).encode("utf-8")
+    broken = None
+    try:
+        html = render_html(data, signoff=signoff).encode("utf-8")
+    except Exception as exc:  # a renderer bug must not lose the record: write the JSON anyway
+        import html as escaping
+
+        broken = f"the HTML renderer failed ({type(exc).__name__}: {exc}); the JSON is complete"
+        html = ("<!doctype html><meta charset='utf-8'><title>report not rendered</title><p>"
+                f"{escaping.escape(broken)}; render it again with distill-audit report "
+                "&lt;the .json&gt; once fixed.</p>").encode()
     explicit = [(p, b) for p, b in ((json_path, text), (html_path, html)) if p is not None]
     current: list[Path] = []  # the file (or the suite's folder) being written
     try:
@@ -277,5 +286,7 @@ def write_report(report: AuditReport, *, report_dir: Path | None = None, json_pa
         if partial:
             note += f"; incomplete files left at {', '.join(display_path(p) for p in partial)}"
         out.notes.insert(0, note)
+    if broken is not None:
+        out.notes.insert(0, broken)
     validate_report(data)  # after writing: a report that breaks its schema is a bug, not lost
     return out
