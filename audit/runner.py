@@ -29,10 +29,17 @@ from audit.checks.measure import Resampler, measure_all
 from audit.checks.registry import Metric, MetricInput, get_metric
 from audit.coltypes import plain_value as _plain
 from audit.data import LabelEncoding, Table, file_sha256, load_table
+from audit.data.inputs import describe as describe_inputs
 from audit.data.inputs import inputs_sha256
 from audit.errors import AuditError, DataError, SuiteError, display_path
 from audit.gates import check_status, evaluate_gate
-from audit.models import LoadedModel, check_skops_trust, load_model, model_fingerprint
+from audit.models import (
+    LoadedModel,
+    check_skops_trust,
+    content_bytes,
+    load_model,
+    model_fingerprint,
+)
 from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
 from audit.results import AuditReport, CheckResult, Measurement, Status
@@ -420,7 +427,7 @@ class SuiteRun:
                              classes=[_plain(c) for c in model.classes],
                              warnings=list(model.warnings), loaded=True)
             elif role in self._hashes:  # predictions came from the cache; the model never loaded
-                entry.update(sha256=self._hashes[role], size_bytes=spec.path.stat().st_size,
+                entry.update(sha256=self._hashes[role], size_bytes=content_bytes(spec),
                              classes=list(self._classes.get(role, ())), warnings=[], loaded=False)
             out[role] = entry
         data: dict[str, Any] = {"target": self.suite.data.target,
@@ -440,6 +447,10 @@ class SuiteRun:
             path = getattr(self.suite.data, role)
             if path is not None:
                 data[role] = {"path": str(path), "sha256": self._table_sha256(role)}
+        inputs = describe_inputs(self.suite.data, "eval")
+        if inputs:  # what text and image models read, and from where
+            data["inputs"] = {role: describe_inputs(self.suite.data, role) for role in TABLES
+                              if getattr(self.suite.data, role) is not None}
         out["data"] = data
         out["predictions"] = dict(self.prediction_sources)
         out["cache"] = {**self.session.cache.provenance(), "entries": dict(self.prediction_checks)}

@@ -53,3 +53,21 @@ def arrests_report(built: dict[str, Path]):  # type: ignore[no-untyped-def]
     from audit import SuiteRun, load_suite
 
     return SuiteRun(load_suite(ROOT / "suites" / "arrests.audit.yaml")).report()
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Path:
+    """The MNIST image pair (CNN teacher and distilled student; TorchScript, torch.export and
+    ONNX), built once (cached by its manifest, about 15 s on 2 cores the first time)."""
+    from fixtures.vision import build
+
+    return build()["mnist/eval.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def rotten() -> Path:
+    """The Rotten Tomatoes text pair (BERT teacher and distilled student as transformers
+    folders, the student also as ONNX), built once (about 30 s on 2 cores the first time)."""
+    from fixtures.text import build
+
+    return build()["rotten/eval.csv"].parent

@@ -136,6 +136,12 @@ def _needs_train(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
     return (ArtifactRequest.of("tables", train=True),)
 
 
+def _needs_rows(train: bool) -> Any:
+    """Whole rows: with a text or image suite's inputs as a column of their own (a text, or an
+    image's digest), so rows repeat only when their inputs do too."""
+    return lambda params: (ArtifactRequest.of("tables", train=train, inputs=True),)
+
+
 def _measure_data(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
                   resampler: Any, confidence: float) -> tuple[Measurement, ...]:
     data: DataTables | None = inputs.artifacts.get("tables")
@@ -220,6 +226,7 @@ _DRIFT = {
 }
 _READS_TRAIN = ("max_psi", "drifted_columns", "leakage")
 _EVAL_ONLY = ("duplicate_rows", "min_class_share")  # the others read data.train when named
+_ROWS = ("duplicate_rows", "leakage")  # compare whole rows, inputs included
 
 
 def _TRAIN(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -238,12 +245,14 @@ for _name, _direction, _bounds, _doc, _params in (
     ("duplicate_rows", "lower", (0.0, 1.0), "Share of eval rows repeating an earlier eval row.", {}),
     ("min_class_share", "higher", (0.0, 1.0), "The rarest label's share of the eval rows.", {}),
     ("leakage", "lower", (0.0, 1.0),
-     "Share of eval rows (features and label) that also occur in the training table.", {}),
+     "Share of eval rows (features, a text or image suite's inputs, and label) that also occur "
+     "in the training table.", {}),
 ):
     register(Metric(_name, cast(Direction, _direction), "data", True, _bounds, _doc,
                     custom=_measure_data,
                     params=_params, tables=_TRAIN if _name in _READS_TRAIN else None,
-                    needs=_needs_eval if _name in _EVAL_ONLY else _needs_train))
+                    needs=_needs_rows(_name == "leakage") if _name in _ROWS else
+                    _needs_eval if _name in _EVAL_ONLY else _needs_train))
 
 
 # -- report section ----------------------------------------------------------------------

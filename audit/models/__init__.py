@@ -40,12 +40,12 @@ and nothing this package imports (data, spec, errors, coltypes) imports it back.
 from __future__ import annotations
 
 from audit.models.base import LoadedModel, PredictFn, check_probabilities, model_label
-from audit.models.fingerprint import content_sha256, model_fingerprint
+from audit.models.fingerprint import content_bytes, content_sha256, model_fingerprint
 from audit.models.skops import check_skops_trust
 from audit.spec import ModelSpec
 
 __all__ = ["LoadedModel", "PredictFn", "load_model", "check_probabilities", "model_fingerprint",
-           "content_sha256", "check_skops_trust", "model_label"]
+           "content_sha256", "content_bytes", "check_skops_trust", "model_label"]
 
 
 def load_model(spec: ModelSpec, role: str) -> LoadedModel:

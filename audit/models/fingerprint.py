@@ -12,7 +12,18 @@ from audit.models.folder import folder_sha256
 from audit.models.skops_content import skops_content_sha256
 from audit.spec import ModelSpec
 
-__all__ = ["content_sha256", "identity_sha256", "model_fingerprint"]
+__all__ = ["content_sha256", "content_bytes", "identity_sha256", "model_fingerprint"]
+
+
+def content_bytes(spec: ModelSpec) -> int | None:
+    """Size on disk of a file-based model: its file, or every file of its folder."""
+    if spec.path is None:
+        return None
+    if spec.kind == "transformers":
+        from audit.models.folder import folder_bytes
+
+        return folder_bytes(spec.path, f"{spec.kind} model {spec.path}")
+    return spec.path.stat().st_size
 
 
 def content_sha256(spec: ModelSpec) -> str:

@@ -78,6 +78,12 @@ def art_image_classifier(model: Any, shape: tuple[int, ...]) -> Any:
             out = self.inner(x.float())
             return torch.log(out.clamp_min(1e-12)) if self.log else out
 
+        def train(self, mode: bool = True) -> Any:
+            # ART switches its model to eval mode; an exported program cannot be switched (it
+            # runs as exported) and a scripted one is already in eval mode: keep the inner one
+            self.training = mode
+            return self
+
     wrapped = _Float32(model.module, (model.spec.output or "logits") == "probabilities")
     return PyTorchClassifier(model=wrapped, loss=torch.nn.CrossEntropyLoss(), input_shape=shape,
                              nb_classes=len(model.classes), clip_values=(0.0, 1.0),

@@ -41,15 +41,19 @@ def member_tables(run: Any, members: str | None, non_members: str | None) -> tup
 
 
 def _row_hashes(table: Any) -> np.ndarray:
-    """One hash per row of the feature columns and the label (identical rows, same hash)."""
+    """One hash per row of what the models read (the feature columns, or a text or image
+    suite's texts or images) and the label (identical rows, same hash)."""
     import pandas as pd
 
-    frame = table.features.assign(**{"\0label": table.labels.to_numpy()})
+    from audit.probes.tables import with_inputs
+
+    frame = table.features if table.modality == "tabular" else with_inputs(table)
+    frame = frame.assign(**{"\0label": table.labels.to_numpy()})
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def _overlap(run: Any, members: str, non_members: str, rows_out: np.ndarray) -> int:
-    """How many sampled non-members are identical (features and label) to a member row."""
+    """How many sampled non-members are identical (inputs and label) to a member row."""
     inside = np.isin(_row_hashes(run.table(non_members))[rows_out],
                      _row_hashes(run.table(members)))
     return int(inside.sum())
@@ -104,7 +108,7 @@ def _sample(probes: Any, attack: str, samples: int | None, default: int, members
     shared = _overlap(run, members, non_members, rows_out)
     if shared:  # duplicates are common in tables of few, coarse columns: say so, do not judge
         notes.append(f"{shared} of the {m} sampled non-members (data.{non_members}) are "
-                     f"identical, features and label, to rows of data.{members}; no attack can "
+                     f"identical, inputs and label, to rows of data.{members}; no attack can "
                      "tell those apart from members, which pulls every membership measure "
                      "towards chance (see the leakage check)")
     boundary = None

@@ -20,12 +20,28 @@ def data_tables(probes: Any, request: ArtifactRequest) -> DataTables:
     named = run.suite.data.train is not None
     train = run.train_table() if named and request.get("train", False) else None
     features = ev.features
+    train_features = None if train is None else train.features
     if request.get("derived", False) and ev.modality != "tabular":
         features = _with_properties(run, features)
+    if request.get("inputs", False) and ev.modality != "tabular":
+        features = with_inputs(ev)
+        train_features = None if train is None else with_inputs(train)
     return DataTables(target=run.suite.data.target, eval_features=features,
-                      eval_labels=ev.labels, train_named=named,
-                      train_features=None if train is None else train.features,
+                      eval_labels=ev.labels, train_named=named, train_features=train_features,
                       train_labels=None if train is None else train.labels)
+
+
+def with_inputs(table: Any) -> pd.DataFrame:
+    """A table's features and its model inputs as one more column: ``(text)`` the texts, or
+    ``(image)`` each image's SHA-256 (equal images, equal digests)."""
+    import hashlib
+
+    import numpy as np
+
+    if table.texts is not None:
+        return table.features.assign(**{"(text)": table.texts})
+    digests = [hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest() for x in table.images]
+    return table.features.assign(**{"(image)": digests})
 
 
 def _with_properties(run: Any, features: pd.DataFrame) -> pd.DataFrame:

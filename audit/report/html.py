@@ -304,6 +304,14 @@ def _artifact_rows(prov: Provenance) -> list[dict[str, str]]:
             rows.append({"what": f"{role.replace('_', ' ')} data",
                          "kind": f"{d['rows']:,} rows" if d.get("rows") else "table",
                          "path": str(d.get("path", "")), "sha256": d.get("sha256", "not read")})
+            read = (data.get("inputs") or {}).get(role) or {}
+            if isinstance(read, dict) and read.get("text"):
+                rows[-1]["kind"] += f"; models read the text column {read['text']!r}"
+            elif isinstance(read, dict) and isinstance(read.get("images"), dict):
+                images = read["images"]
+                rows[-1]["kind"] += ("; models read images " + (
+                    f"from {images.get('path')}" if images.get("path") else
+                    f"named in column {images.get('column')!r}") + " (hashed with the table)")
     return rows
 
 
