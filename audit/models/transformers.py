@@ -129,9 +129,15 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
         raise ModelError(str(exc)) from None
     transformers = import_transformers(label)
 
+    logging = transformers.utils.logging
+    bar = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
     try:
+        # transformers' progress bars and advice on loading are not the audit's output
+        logging.disable_progress_bar()
+        logging.set_verbosity_error()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # transformers' advice on loading is not the audit's
+            warnings.simplefilter("ignore")
             model = transformers.AutoModelForSequenceClassification.from_pretrained(
                 str(folder), local_files_only=True, use_safetensors=safetensors,
                 trust_remote_code=False)
@@ -139,6 +145,10 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
         raise ModelError(f"{label}: transformers cannot load the folder as a sequence classifier "
                          f"with its tokenizer ({type(exc).__name__}: {str(exc).strip()[:300]})"
                          ) from None
+    finally:
+        if bar:
+            logging.enable_progress_bar()
+        logging.set_verbosity(verbosity)
     outputs = int(getattr(model.config, "num_labels", len(classes)))
     if outputs != len(classes):
         raise ModelError(f"{label}: the model has {outputs} outputs but {len(classes)} classes "
