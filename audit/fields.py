@@ -15,7 +15,7 @@ from typing import Any
 
 from audit.checks.catalogue import metrics
 from audit.checks.registry import Metric, Param
-from audit.spec import DTYPES, MODEL_TIMEOUT
+from audit.spec import DTYPES, MODEL_TIMEOUT, TABLES
 
 __all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
            "check_fields", "section_fields", "suite_json_schema"]
@@ -362,6 +362,24 @@ def suite_json_schema() -> dict[str, Any]:
             branch["properties"] = {"trust": {"const": True}}
         branches.append(branch)
     defs["model"]["oneOf"] = branches
+    # data.images: a path column, or an array file per table (eval's at least, .npy or .npz;
+    # size and channels are for image files); never beside data.text
+    arrays = [{"required": [role]} for role in TABLES]
+    defs["images"]["oneOf"] = [
+        {"required": ["column"], "not": {"anyOf": arrays}},
+        {"required": ["eval"], "not": {"anyOf": [{"required": [k]} for k in
+                                                 ("column", "size", "channels")]}}]
+    for role in TABLES:
+        defs["images"]["properties"][role]["pattern"] = r"\.[nN][pP][yYzZ]$"
+    data_rules: list[dict[str, Any]] = [{"not": {"required": ["text", "images"]}}]
+    for role in TABLES[1:]:  # an array for each table data names, and only for those
+        data_rules.append({"if": {"required": ["images"],
+                                  "properties": {"images": {"required": [role]}}},
+                           "then": {"required": [role]}})
+        data_rules.append({"if": {"required": [role, "images"],
+                                  "properties": {"images": {"not": {"required": ["column"]}}}},
+                           "then": {"properties": {"images": {"required": [role]}}}})
+    defs["data"]["allOf"] = data_rules
     top = section_schema("suite")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

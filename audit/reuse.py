@@ -32,7 +32,8 @@ __all__ = ["code_fingerprint", "measurement_key", "measures_the_machine", "REUSE
 REUSE_NEVER = frozenset({"timings"})
 # the libraries whose versions can change a number
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "fairlearn", "netcal",
-             "adversarial-robustness-toolbox", "skops", "onnxruntime", "torch", "pyarrow")
+             "adversarial-robustness-toolbox", "skops", "onnxruntime", "torch", "pyarrow", "transformers",
+             "tokenizers", "pillow")
 
 
 def measures_the_machine(metric: Any, params: Any) -> bool:

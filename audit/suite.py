@@ -577,6 +577,9 @@ class _Parser:
         spec["path"] = self.path_of((*kp, kind), raw, folder=kind == "transformers")
         for key in ("max_length", "batch_size", "device"):
             if key in allowed:
+                if key == "device" and str(m.get(key)).lower() == "gpu":  # difflib offers cpu
+                    raise self.bad((*kp, key), m[key], "must be one of cpu, cuda; did you mean "
+                                                       "'cuda'? (a GPU is device: cuda)")
                 spec[key] = self.get(kp, m, key, "model")
                 if key != "device" and spec[key] is not None:
                     self.in_range((*kp, key), spec[key], dict(SECTIONS["model"][key].schema))

@@ -303,6 +303,12 @@ def _measure_efficiency(metric: Metric, params: Mapping[str, Any], inputs: Metri
         t, s = _times(timing, size, clock)
         notes = ([threads_note(timing)] if size == batch_sizes[0] else []) + (
             [clock_note] if clock_note else [])
+        if size == batch_sizes[0] and timing.settings.get("inputs") == "text":
+            notes.append("each timed call includes tokenizing its texts (each model with its own "
+                         "tokenizer), as a deployed text model does")
+        elif size == batch_sizes[0] and timing.settings.get("inputs") == "images":
+            notes.append("each timed call takes decoded float images (reading and decoding image "
+                         "files is not timed)")
         common = {"clock": clock, "settings": dict(timing.settings)}
         if metric.name == "speedup":
             m = _speedup(metric, timing, size, clock, t, s, confidence, notes, common)

@@ -34,6 +34,7 @@ from audit.spec import DataSpec, ImageSpec
 __all__ = ["read_texts", "read_images", "inputs_sha256", "image_paths"]
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a larger one is refused before it is decoded
+_GREY = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow modes without colour
 
 
 def read_texts(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
@@ -72,15 +73,19 @@ def read_images(spec: DataSpec, role: str, frame: pd.DataFrame, table: Path) -> 
 def _read_array(path: Path, n: int, table: str) -> np.ndarray:
     where = display_path(path)
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                names = list(archive.files)
-                if len(names) != 1:
-                    raise DataError(f"{where}: holds {len(names)} arrays ({', '.join(names[:5])}); "
-                                    "save the images as the only array of the .npz, or as a .npy")
-                raw = archive[names[0]]
-        else:
-            raw = np.load(path, allow_pickle=False)
+        # our own handle: np.load(path) leaks the one it opens when a .npz is torn
+        with path.open("rb") as fh:
+            loaded = np.load(fh, allow_pickle=False)
+            if isinstance(loaded, np.lib.npyio.NpzFile):  # by content, whatever the suffix
+                with loaded as archive:
+                    names = list(archive.files)
+                    if len(names) != 1:
+                        raise DataError(f"{where}: holds {len(names)} arrays "
+                                        f"({', '.join(names[:5])}); save the images as the only "
+                                        "array of the .npz, or as a .npy")
+                    raw = archive[names[0]]
+            else:
+                raw = loaded
     except DataError:
         raise
     except FileNotFoundError:
@@ -133,7 +138,11 @@ def image_paths(images: ImageSpec, frame: pd.DataFrame, table: Path) -> list[Pat
                             f"{'an empty cell' if not isinstance(raw, str) else repr(raw)} at "
                             f"data row {i + 1}; every row needs an image path")
         resolved = (folder / raw).resolve()
-        if Path(raw).is_absolute() or not resolved.is_relative_to(folder):
+        if Path(raw).is_absolute():
+            raise DataError(f"{where}: data row {i + 1} names the image {raw!r} by an absolute "
+                            f"path; image paths are relative to the table's folder "
+                            f"({display_path(folder)}) and must stay in it")
+        if not resolved.is_relative_to(folder):
             raise DataError(f"{where}: data row {i + 1} names the image {raw!r}, which is outside "
                             f"the table's folder ({display_path(folder)}); image paths are "
                             "relative to the table and must stay in its folder")
@@ -149,6 +158,16 @@ def _read_files(images: ImageSpec, frame: pd.DataFrame, table: Path, where: str)
     mode = {1: "L", 3: "RGB"}.get(images.channels or 0)
     size = None if images.size is None else (images.size[1], images.size[0])  # Pillow: (w, h)
     first: tuple[int, int] | None = None
+    if mode is None:  # grey unless an image has colour (opening a file reads its header only)
+        mode = "L"
+        for path in paths:
+            try:
+                with Image.open(path) as img:
+                    if img.mode not in _GREY:
+                        mode = "RGB"
+                        break
+            except (OSError, ValueError, Image.DecompressionBombError):
+                continue  # the reading below names the file
     for i, path in enumerate(paths):
         name = display_path(path)
         try:
@@ -160,9 +179,11 @@ def _read_files(images: ImageSpec, frame: pd.DataFrame, table: Path, where: str)
                 if img.format not in ("PNG", "JPEG"):
                     raise DataError(f"{where}: data row {i + 1}: {name} is a {img.format} "
                                     "image; image files must be PNG or JPEG")
-                if mode is None:  # grey unless the first image has colour
-                    mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-                converted = img.convert(mode)
+                source: Image.Image = img
+                if img.mode.startswith("I"):  # 16-bit grey: convert() would clip it at 255
+                    wide = np.asarray(img, dtype=np.float64)
+                    source = Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8))
+                converted = source.convert(mode)
                 if size is not None and converted.size != size:
                     converted = converted.resize(size, Image.Resampling.BILINEAR)
                 pixels = np.asarray(converted, dtype=np.uint8)

@@ -233,5 +233,8 @@ def timings(probes: Any, request: ArtifactRequest) -> Timings:
             memory[who] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+    # what one call covers: a text model's calls tokenize their texts, an image model's take
+    # the decoded images (decoding image files happens once, when the table is read)
+    settings = {**settings, "inputs": table.modality}
     return Timings(runs_by_size, memory, {who: _size(m) for who, m in models.items()}, WARMUP,
                    cpu=cpu_by_size, settings=settings)

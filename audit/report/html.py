@@ -25,7 +25,7 @@ from audit.results import (
     Status,
     Table,
 )
-from audit.safe import template_value
+from audit.safe import template_value, visible
 from audit.spec import TABLES
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ MAX_SNIPPET = 300
 def _examples(raw: Any) -> list[dict[str, str]]:
     """A measurement's examples (flipped texts, corrupted or adversarial images) as the
     template shows them: text cut to :data:`MAX_SNIPPET` characters with control characters
-    made visible (the template escapes it), an image only when it is a well-formed PNG data URI
+    made visible (the template escapes markup), an image only when it is a well-formed PNG data URI
     (anything else read back from a JSON file is dropped, never rendered)."""
     from audit.thumbnails import is_png_data_uri
 
@@ -202,8 +202,9 @@ def _examples(raw: Any) -> list[dict[str, str]]:
 
 
 def _snippet(text: Any) -> str:
-    value = str(text)
-    value = "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in value)
+    """Text cut to :data:`MAX_SNIPPET` characters, every control or bidi character escaped
+    (:func:`audit.safe.visible`, before the cut, so no escape is split)."""
+    value = visible(text)
     return value if len(value) <= MAX_SNIPPET else value[:MAX_SNIPPET - 1] + "\u2026"
 
 
