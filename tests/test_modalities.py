@@ -544,3 +544,49 @@ def test_a_forged_example_in_the_json_is_never_rendered(mnist: Path, tmp_path: P
     html = render_html(data)
     assert "javascript:alert" not in html and "<script>x" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;\\x1b[2K" in html
+
+
+def test_fairness_runs_unchanged_on_a_text_suite_and_equals_fairlearn(rotten: Path,
+                                                                     tmp_path: Path) -> None:
+    from fairlearn.metrics import demographic_parity_difference
+
+    frame = pd.read_csv(rotten / "eval.csv")
+    frame["half"] = np.where(frame["movie"].str[0] < "m", "a-l", "m-z")
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    raw = {"version": 1, "name": "fair-text",
+           "data": {"eval": str(tmp_path / "eval.csv"), "target": "label", "text": "text",
+                    "sensitive": ["half"], "positive": "fresh"},
+           "teacher": {"transformers": str(rotten / "teacher")},
+           "student": {"transformers": str(rotten / "student")},
+           "settings": {"bootstrap": 200}, "checks": {"dp": {
+               "metric": "demographic_parity_difference", "by": ["half"]}}}
+    run = SuiteRun(suite_from_dict(raw, base_dir=tmp_path))
+    result = run.run_check("dp")
+    assert result.error is None, result.error
+    (m,) = result.measurements
+    y = (frame["label"] == "fresh").to_numpy()
+    for who, est in (("teacher", m.teacher), ("student", m.student)):
+        P = run.model(who).predict_proba(run.eval_table)
+        fresh = run.model(who).classes.index("fresh")
+        pred = P.argmax(axis=1) == fresh
+        assert est is not None
+        assert est.value == pytest.approx(demographic_parity_difference(
+            y, pred, sensitive_features=frame["half"]))
+
+
+def test_the_rows_the_student_gets_wrong_are_shown_beside_agreement(mnist: Path,
+                                                                    tmp_path: Path) -> None:
+    from audit.report.writer import write_report
+
+    run = image_suite(mnist, {"agree": {"metric": "agreement"}})
+    report = run.report()
+    (m,) = report.checks[0].measurements
+    shown = m.extra["examples"]
+    assert 1 <= len(shown) <= 6
+    P_t, P_s = run.inputs.p_teacher, run.inputs.p_student
+    for example in shown:
+        i = int(example["caption"].split()[2].rstrip(":")) - 1  # "eval row N: ..."
+        assert P_t[i].argmax() == run.inputs.y[i] != P_s[i].argmax()
+        assert example["image"].startswith("data:image/png;base64,")
+    html = write_report(report, report_dir=tmp_path).html.read_text()
+    assert "teacher right, student wrong" in html

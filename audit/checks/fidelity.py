@@ -8,10 +8,14 @@ output distributions, in nats.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from audit.checks.performance import CLT_INTERVAL, mean_with_influence
 from audit.checks.registry import Family, Metric, register, register_family
+from audit.probes.artifacts import ArtifactRequest
 
 __all__: list[str] = []
 
@@ -54,13 +58,19 @@ def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarra
     return mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
 
 
+def _flipped_rows(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
+    """A text or image suite shows the rows the teacher gets right and the student wrong."""
+    return (ArtifactRequest.of("examples", rows="negative_flips"),)
+
+
 register(Metric("agreement", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows where the student's top-1 prediction equals the teacher's. "
-                "Interval: bootstrap joined with Clopper-Pearson.", joint=_agreement, identical=1.0))
+                "Interval: bootstrap joined with Clopper-Pearson.", joint=_agreement, identical=1.0,
+                needs=_flipped_rows))
 register(Metric("negative_flip_rate", "lower", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets right and the student gets wrong. Interval: "
                 "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=True),
-                identical=0.0))
+                identical=0.0, needs=_flipped_rows))
 register(Metric("positive_flip_rate", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets wrong and the student gets right. Interval: "
                 "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=False),

@@ -211,7 +211,11 @@ def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
         out = metric.custom(metric, params, inputs, resampler, confidence)
         return tuple(m if m.evidence else dataclasses.replace(m, evidence=_evidence(m, confidence))
                      for m in out)
-    return (measure(metric, params, inputs, resampler, confidence),)
+    m = measure(metric, params, inputs, resampler, confidence)
+    shown = inputs.artifacts.get("examples")
+    if shown is not None and shown.rows:  # rows a reviewer wants to see beside the number
+        m = dataclasses.replace(m, extra={**m.extra, "examples": [dict(r) for r in shown.rows]})
+    return (m,)
 
 
 def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resampler: Resampler,

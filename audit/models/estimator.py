@@ -45,7 +45,7 @@ def estimator_predict(model: Any, label: str) -> PredictFn:
                 return model.predict_proba(given)
             except Exception as exc:
                 what = "texts (a list of str)" if table.texts is not None else (
-                    f"images (a float32 {tuple(table.images.shape)} array in [0, 1])")
+                    f"images (a float32 {tuple(np.shape(given))} array in [0, 1])")
                 raise ModelError(f"{label} failed to predict on {display_path(table.path)}: "
                                  f"{type(exc).__name__}: {exc}; it was fed the {what}") from exc
         frame = conform(table.features, declared)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
-           "Adversarial", "Corrupted", "TextEdits", "BoundaryDistances", "MembershipSample"]
+           "Adversarial", "Corrupted", "TextEdits", "Examples", "BoundaryDistances", "MembershipSample"]
 
 
 def _frozen(value: Any) -> Any:
@@ -137,6 +137,14 @@ class Corrupted:
     clean: Mapping[str, np.ndarray]
     correct: Mapping[tuple[str, int], Mapping[str, np.ndarray]]
     examples: Mapping[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Eval rows to show beside a number (plain data: a text snippet or a PNG data URI, the
+    label and each model's answer per row); empty for a tabular suite."""
+
+    rows: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ BUILDERS: dict[str, str] = {
     "membership": "audit.probes.membership:membership_sample",
     "corrupted": "audit.probes.image_attacks:corrupted_images",
     "text_edits": "audit.probes.text_edits:edited_texts",
+    "examples": "audit.probes.examples:flip_examples",
 }
 
 
