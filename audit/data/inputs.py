@@ -34,6 +34,7 @@ from audit.spec import DataSpec, ImageSpec
 __all__ = ["read_texts", "read_images", "inputs_sha256", "image_paths"]
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a larger one is refused before it is decoded
+MAX_ARRAY_BYTES = 8 << 30  # an .npz member that inflates past this is refused unread
 _GREY = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow modes without colour
 
 
@@ -75,6 +76,7 @@ def _read_array(path: Path, n: int, table: str) -> np.ndarray:
     try:
         # our own handle: np.load(path) leaks the one it opens when a .npz is torn
         with path.open("rb") as fh:
+            _check_claimed_size(fh, where)  # before numpy allocates what a header claims
             loaded = np.load(fh, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):  # by content, whatever the suffix
                 with loaded as archive:
@@ -96,6 +98,40 @@ def _read_array(path: Path, n: int, table: str) -> np.ndarray:
                         f"{str(exc).strip()[:200]}); save plain uint8 or float images with "
                         "numpy.save") from None
     return _as_images(raw, n, where, table)
+
+
+def _check_claimed_size(fh: Any, where: str) -> None:
+    """Refuse an array file whose header claims more than it holds: a .npy header (shape and
+    dtype) asking for more bytes than follow it, or an .npz member that inflates past
+    :data:`MAX_ARRAY_BYTES` (a zip bomb). The file position is restored."""
+    start = fh.tell()
+    try:
+        if zipfile.is_zipfile(fh):
+            fh.seek(start)
+            with zipfile.ZipFile(fh) as z:
+                big = [i for i in z.infolist() if i.file_size > MAX_ARRAY_BYTES]
+            if big:
+                raise DataError(f"{where}: the array {big[0].filename!r} inflates to "
+                                f"{big[0].file_size:,} bytes, more than the {MAX_ARRAY_BYTES:,} "
+                                "allowed; split the images into tables of their own")
+            return
+        fh.seek(start)
+        fmt = np.lib.format
+        try:
+            version = fmt.read_magic(fh)
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = header(fh)
+        except ValueError:
+            return  # numpy names what is wrong with the file
+        claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        fh.seek(0, 2)
+        held = fh.tell() - start  # the file's size
+        if not dtype.hasobject and claimed > held:
+            raise DataError(f"{where}: its header claims an array of shape {tuple(shape)} "
+                            f"({claimed:,} bytes) but the whole file is {held:,} bytes; it is "
+                            "truncated or forged: save the images again with numpy.save")
+    finally:
+        fh.seek(start)
 
 
 def _as_images(raw: np.ndarray, n: int, where: str, table: str) -> np.ndarray:
