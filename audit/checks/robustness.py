@@ -155,7 +155,8 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
             reps = paired_boot({"t": t, "s": s}, resampler.n_boot, resampler.seed)
             measured = paired_measurement(metric, float(t.mean()), float(s.mean()), reps["t"],
                                           reps["s"], confidence, method=method, n=m,
-                                          params=scope, breakdown=rows, notes=tuple(notes))
+                                          params=scope, breakdown=rows, notes=tuple(notes),
+                                          extra=_fooled(found, eps))
             if not same:  # different attacks: the difference would measure the attacks too
                 why = (f"the teacher faced {attacks['teacher']} and the student "
                        f"{attacks['student']}, so their difference is not a regression of the "
@@ -186,6 +187,19 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                                    params=scope, notes=tuple(notes), breakdown=tuple(rows),
                                    family=metric.family))
     return tuple(out)
+
+
+def _fooled(found: Adversarial, eps: float, most: int = 3) -> dict[str, Any]:
+    """For an image suite: the first attacked images that fooled the student, as thumbnails."""
+    if not found.space or "student" not in found.outcomes[eps]:
+        return {}
+    from audit.thumbnails import data_uri
+
+    a = found.outcomes[eps]["student"]
+    rows = np.flatnonzero(a.clean & ~a.adv)[:most]
+    return {"examples": [{"image": data_uri(np.asarray(a.x[i])),
+                          "caption": f"fooled the student at eps {eps:g} (sampled row {i + 1})"}
+                         for i in rows]} if len(rows) else {}
 
 
 def _rate(originally: np.ndarray, still: np.ndarray) -> float | None:

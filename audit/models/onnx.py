@@ -330,7 +330,12 @@ class OnnxPredict:
                                 _IMAGE_BATCH if table.images is not None else None)
         if batch is None or table.n_rows <= batch:
             out = self._once(session, table)
-        else:  # a network: in batches, bounding the memory of activations
+        elif table.images is not None:  # one feed, sliced: no table per batch
+            feed = self._feed(table)
+            out = np.concatenate([self._once(session, table, {k: v[i:i + batch] for k, v in
+                                                              feed.items()})
+                                  for i in range(0, table.n_rows, batch)])
+        else:  # texts: each batch tokenized and padded on its own
             out = np.concatenate([self._once(session, table.take(slice(i, i + batch)))
                                   for i in range(0, table.n_rows, batch)])
         if self._logits:
@@ -338,8 +343,9 @@ class OnnxPredict:
             out = z / z.sum(axis=1, keepdims=True)
         return out
 
-    def _once(self, session: Any, table: Table) -> np.ndarray:
-        out = session.run([self._output], self._feed(table))[0]
+    def _once(self, session: Any, table: Table, feed: dict[str, np.ndarray] | None = None
+              ) -> np.ndarray:
+        out = session.run([self._output], self._feed(table) if feed is None else feed)[0]
         if isinstance(out, list):  # ZipMap: a list of {class: probability} dicts
             out = np.array([[row[c] for c in self._classes] for row in out])
         return np.asarray(out, dtype=np.float64) if self._logits else out

@@ -132,11 +132,14 @@ def _hopskipjump(images: _Images, norm: str, todo: np.ndarray, cap: Cap) -> tupl
 
     k = len(images.model.classes)
 
+    queries: dict[int, Any] = {}  # a table of each query size, made once (HSJ asks ~400 times)
+
     def predict_fn(x: np.ndarray) -> np.ndarray:
         if cap.passed():
             raise Stopped
-        P = images.model.predict_proba(images.table.take(np.zeros(len(x), int)).with_inputs(
-            np.asarray(x, np.float32)))
+        if len(x) not in queries:
+            queries[len(x)] = images.table.take(np.zeros(len(x), int))
+        P = images.model.predict_proba(queries[len(x)].with_inputs(np.asarray(x, np.float32)))
         return P  # the model's own output order, as HSJ's labels are
 
     out = images.x0.copy()
