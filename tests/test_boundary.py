@@ -86,7 +86,7 @@ def test_distances_equal_art_called_directly(tmp_path: Path) -> None:
 def test_a_memorising_student_sits_further_from_its_boundary_on_members(tmp_path: Path) -> None:
     """The student is a fully grown tree on the training rows, the teacher a logistic
     regression: label-only, the tree's members are told apart and the teacher's are not."""
-    path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 50}})
+    path, _ = _synthetic(tmp_path, {"db": {**CHECK, "samples": 50, "max_seconds": 300}})
     result = _by_name(path)["db"]
     assert result.status == "info", result.error
     (m,) = result.measurements

@@ -107,8 +107,10 @@ def _sample(probes: Any, attack: str, samples: int | None, default: int, members
     rows_out, y_out, P_out = sample_side(run, non_members, m, rng)
     shared = _overlap(run, members, non_members, rows_out)
     if shared:  # duplicates are common in tables of few, coarse columns: say so, do not judge
+        what = "features" if run.eval_table.modality == "tabular" else (
+            "texts" if run.eval_table.texts is not None else "images")
         notes.append(f"{shared} of the {m} sampled non-members (data.{non_members}) are "
-                     f"identical, inputs and label, to rows of data.{members}; no attack can "
+                     f"identical, {what} and label, to rows of data.{members}; no attack can "
                      "tell those apart from members, which pulls every membership measure "
                      "towards chance (see the leakage check)")
     boundary = None
