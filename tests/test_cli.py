@@ -86,7 +86,8 @@ def test_validate_missing_path_and_empty_folder(work: Path, capsys: pytest.Captu
     assert capsys.readouterr() == ("", "distill-audit: no suite files (*.audit.yaml) in empty\n")
 
 
-def test_validate_the_example_suites(built: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+def test_validate_the_example_suites(built: dict[str, Path], mnist: Path, rotten: Path,
+                                     monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["validate", "suites"]) == 0
