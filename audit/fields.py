@@ -31,10 +31,10 @@ MAX_NAME = 100  # a suite's name names its report folder; file systems allow 255
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # keys a model mapping may have besides its kind
 MODEL_KEYS = {"skops": ("classes", "trusted_types"),
-              "onnx": ("classes", "output", "tokenizer", "max_length", "batch_size"),
+              "onnx": ("classes", "output", "tokenizer", "max_length", "batch_size", "mean", "std"),
               "callable": ("classes", "output"), "predictions": ("classes", "columns"),
               "pickle": ("classes", "trust"),
-              "torch": ("classes", "output", "trust", "batch_size", "device"),
+              "torch": ("classes", "output", "trust", "batch_size", "device", "mean", "std"),
               "transformers": ("classes", "trust", "max_length", "batch_size", "device")}
 MAX_TOKENS = 8192  # the longest max_length a suite may ask for
 # keys a model of that kind must have besides its kind
@@ -146,6 +146,12 @@ SECTIONS: dict[str, dict[str, Field]] = {
                             schema=(("minimum", 1), ("maximum", 1_000_000))),
         "device": Field("str", "Where a torch or transformers model runs: cpu (default) or cuda "
                                "(when present).", choices=("cpu", "cuda")),
+        "mean": Field("number_list", "An image model's input normalisation: the per-channel mean "
+                                     "subtracted from pixels in [0, 1] before the model (with "
+                                     "std; e.g. [0.485, 0.456, 0.406])."),
+        "std": Field("number_list", "The per-channel standard deviation the pixels are divided "
+                                    "by after subtracting mean (e.g. [0.229, 0.224, 0.225]).",
+                     schema=(("items", {"type": "number", "exclusiveMinimum": 0}),)),
     },
     "settings": {
         "seed": Field("int", "Seed for every random draw.", default=0, schema=(("minimum", 0),)),

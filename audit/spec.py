@@ -175,6 +175,10 @@ class ModelSpec:
     max_length: int | None = None  # tokens per text (longer texts are truncated)
     batch_size: int | None = None  # rows per forward pass of a network
     device: str | None = None  # cpu (default) or cuda, for torch and transformers models
+    # an image model's input normalisation, (x - mean) / std per channel, applied inside the
+    # model (the attacks' eps stays in pixel units of [0, 1])
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @property
     def label(self) -> str:

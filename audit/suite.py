@@ -583,6 +583,20 @@ class _Parser:
                 spec[key] = self.get(kp, m, key, "model")
                 if key != "device" and spec[key] is not None:
                     self.in_range((*kp, key), spec[key], dict(SECTIONS["model"][key].schema))
+        if "mean" in allowed and ("mean" in m or "std" in m):
+            mean, std = self.get(kp, m, "mean", "model"), self.get(kp, m, "std", "model")
+            if mean is None or std is None:
+                given = "mean" if mean is not None else "std"
+                other = "std" if given == "mean" else "mean"
+                raise self.bad((*kp, given), list(mean or std), f"needs {other} too: pixels are "
+                                                                f"normalised as (x - mean) / std")
+            if len(mean) != len(std):
+                raise self.bad((*kp, "std"), list(std), f"has {len(std)} values but mean has "
+                                                        f"{len(mean)}; give one per channel")
+            for i, v in enumerate(std):
+                if v <= 0:
+                    raise self.bad((*kp, "std", i), v, "must be > 0 (pixels are divided by it)")
+            spec["mean"], spec["std"] = tuple(mean), tuple(std)
         if "tokenizer" in allowed and m.get("tokenizer") is not None:
             spec["tokenizer"] = self.path_of((*kp, "tokenizer"),
                                              self.get(kp, m, "tokenizer", "model"), folder=True)

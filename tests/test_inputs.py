@@ -261,7 +261,7 @@ PARSE = [
     parse("", "x.audit.yaml:6 teacher.device='cpus': must be one of cpu, cuda; did you mean 'cpu'?",
           SCHEMA, teacher="{transformers: hf, device: cpus}", id="device-typo"),
     parse("", "x.audit.yaml:6 teacher.device='cuda': does not apply to an onnx model (it takes "
-              "classes, output, tokenizer, max_length, batch_size); remove it",
+              "classes, output, tokenizer, max_length, batch_size, mean, std); remove it",
           SCHEMA, teacher="{onnx: m.onnx, device: cuda}", id="device-on-onnx"),
 ]
 

@@ -590,3 +590,52 @@ def test_the_rows_the_student_gets_wrong_are_shown_beside_agreement(mnist: Path,
         assert example["image"].startswith("data:image/png;base64,")
     html = write_report(report, report_dir=tmp_path).html.read_text()
     assert "teacher right, student wrong" in html
+
+
+def test_the_suites_normalisation_runs_in_front_of_an_image_model(mnist: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    x = np.load(mnist / "eval.npy").astype(np.float32) / 255
+    z = (x - 0.25) / 0.5
+    with torch.no_grad():
+        expected = torch.softmax(torch.jit.load(str(mnist / "teacher.pt"))(torch.from_numpy(z)),
+                                 1).double().numpy()
+    logits = ort.InferenceSession(str(mnist / "student.onnx"), providers=[
+        "CPUExecutionProvider"]).run(None, {"image": z})[0].astype(np.float64)
+    onnx_expected = np.exp(logits - logits.max(1, keepdims=True))
+    onnx_expected /= onnx_expected.sum(1, keepdims=True)
+    checks = {"pgd": {"metric": "robust_accuracy", "eps": [0.05], "samples": 30}}
+    run = image_suite(mnist, checks,
+                      teacher={"torch": str(mnist / "teacher.pt"), "mean": [0.25], "std": [0.5]},
+                      student={"onnx": str(mnist / "student.onnx"), "mean": [0.25], "std": [0.5]})
+    np.testing.assert_allclose(run.model("teacher").predict_proba(run.eval_table), expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(run.model("student").predict_proba(run.eval_table), onnx_expected,
+                               atol=1e-6)
+    both = image_suite(mnist, checks, teacher={"torch": str(mnist / "teacher.pt"),
+                                               "mean": [0.25], "std": [0.5]},
+                       student={"torch": str(mnist / "student.pt2"), "mean": [0.25],
+                                "std": [0.5]}).run_check("pgd")
+    assert both.error is None, both.error  # gradients flow through the normalisation
+    wrong = image_suite(mnist, checks, teacher={"torch": str(mnist / "teacher.pt"),
+                                                "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]})
+    with pytest.raises(ModelError, match=r"mean and std give 3 values but the images have 1 "
+                                         r"channel\(s\); give one value per channel"):
+        wrong.model("teacher").predict_proba(wrong.eval_table)
+
+
+@pytest.mark.parametrize("model,message", [
+    ({"mean": [0.5]}, "teacher.mean=[0.5]: needs std too: pixels are normalised as (x - mean) / std"),
+    ({"mean": [0.5, 0.4], "std": [0.2]},
+     "teacher.std=[0.2]: has 1 values but mean has 2; give one per channel"),
+    ({"mean": [0.5], "std": [0]}, "teacher.std[0]=0: must be > 0 (pixels are divided by it)"),
+], ids=["mean-alone", "lengths", "zero-std"])
+def test_bad_normalisation_is_a_located_error(mnist: Path, model: dict[str, Any],
+                                              message: str) -> None:
+    from audit.errors import SuiteError
+
+    with pytest.raises(SuiteError) as info:
+        image_suite(mnist, {"acc": {"metric": "accuracy"}},
+                    teacher={"torch": str(mnist / "teacher.pt"), **model})
+    assert str(info.value).endswith(message)

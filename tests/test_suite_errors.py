@@ -117,7 +117,7 @@ CASES = [
     case(edit(TEACHER, "teacher: {onnx: m.onnx, klasses: [a, b]}"),
          "x.audit.yaml:6 teacher.klasses: unknown key; did you mean 'classes'? (valid: skops, "
          "onnx, callable, predictions, pickle, torch, transformers, classes, columns, trusted_types, "
-         "trust, output, tokenizer, max_length, batch_size, device)",
+         "trust, output, tokenizer, max_length, batch_size, device, mean, std)",
          files=MODEL_FILES, id="unknown-model-key"),
     case(edit("metric: accuracy", "metric: acuracy"),
          f"x.audit.yaml:11 checks.acc.metric='acuracy': unknown metric; did you mean 'accuracy'? "
@@ -411,7 +411,7 @@ CASES = [
          id="model-no-kind"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, trusted_types: [sklearn.tree._tree.Tree]}"),
          "x.audit.yaml:6 teacher.trusted_types=['sklearn.tree._tree.Tree']: does not apply to an "
-         "onnx model (it takes classes, output, tokenizer, max_length, batch_size); remove it",
+         "onnx model (it takes classes, output, tokenizer, max_length, batch_size, mean, std); remove it",
          files=MODEL_FILES, id="trusted-types-on-onnx"),
     case(edit(TEACHER, "teacher: {skops: m.skops, trust: true}"),
          "x.audit.yaml:6 teacher.trust=True: does not apply to a skops model (it takes classes, "

@@ -628,7 +628,7 @@ def test_schema_and_parser_accept_torch_models(pair: Path, teacher: Any, output:
                  "trusted_types); remove it", id="output-on-skops"),
     pytest.param({"torch": "m.pt", "trusted_types": ["x"]},
                  "teacher.trusted_types=['x']: does not apply to a torch model (it takes classes, "
-                 "output, trust, batch_size, device); remove it", id="trusted-types-on-torch"),
+                 "output, trust, batch_size, device, mean, std); remove it", id="trusted-types-on-torch"),
 ])
 def test_schema_and_parser_reject_bad_torch_models(pair: Path, teacher: Any, message: str) -> None:
     validator = Draft202012Validator(suite_json_schema())

@@ -21,7 +21,7 @@ from audit.models.isolation import guarded_error
 from audit.spec import ModelSpec
 
 __all__ = ["PredictFn", "LoadedModel", "model_label", "check_probabilities", "cache_identity",
-           "first_bad", "numeric_matrix"]
+           "first_bad", "numeric_matrix", "normalisation"]
 
 PredictFn = Callable[[Table], np.ndarray]
 
@@ -157,7 +157,8 @@ def cache_identity(spec: ModelSpec, sha256: str) -> str:
     output = spec.output or ("logits" if spec.kind == "torch" else None)
     identity = identity if output is None else f"{identity}\0{output}"
     # truncation, padding within a batch and the device change a network's outputs
-    running = [f"{key}={getattr(spec, key)}" for key in ("max_length", "batch_size", "device")
+    running = [f"{key}={getattr(spec, key)}" for key in ("max_length", "batch_size", "device",
+                                                          "mean", "std")
                if getattr(spec, key) is not None]
     return identity if not running else identity + "\0" + "\0".join(running)
 
@@ -188,3 +189,16 @@ def numeric_matrix(frame: pd.DataFrame, dtype: Any, label: str, where: str, what
                              f"but column {name!r} of {where} holds {value!r} at data row "
                              f"{i + 1}; {fix}")
     return frame.apply(pd.to_numeric).to_numpy(dtype=dtype, na_value=np.nan)
+
+
+def normalisation(spec: ModelSpec, images: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """An image model's ``(mean, std)``, shaped ``(1, C, 1, 1)`` for ``images`` (one value per
+    channel, or one for all), or an error when the suite gives another number of values."""
+    assert spec.mean is not None and spec.std is not None
+    channels = images.shape[1]
+    if len(spec.mean) not in (1, channels):
+        raise ModelError(f"{label}: mean and std give {len(spec.mean)} values but the images have "
+                         f"{channels} channel(s); give one value per channel")
+    shape = (1, len(spec.mean), 1, 1)
+    return (np.asarray(spec.mean, np.float64).reshape(shape),
+            np.asarray(spec.std, np.float64).reshape(shape))

@@ -20,7 +20,7 @@ import pandas as pd
 from audit.coltypes import text_of
 from audit.data import Table, file_sha256
 from audit.errors import ModelError, display_path
-from audit.models.base import LoadedModel, first_bad, model_label, numeric_matrix
+from audit.models.base import LoadedModel, first_bad, model_label, normalisation, numeric_matrix
 from audit.spec import ModelSpec
 
 __all__ = ["load_onnx", "onnx_external_files", "onnx_sha256", "OnnxPredict"]
@@ -269,7 +269,11 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
                                  "tokenizer: <folder>")
             return text(table.texts)
         if table.images is not None:
-            return _image_feed(table.images, inputs, label, where)
+            images = table.images
+            if spec.mean is not None:  # the suite's normalisation, in front of the model
+                mean, std = normalisation(spec, images, label)
+                images = (images - mean) / std
+            return _image_feed(images, inputs, label, where)
         if all(n in frame.columns for n in names):
             return {i.name: _column_as(frame[i.name], i.type, label, where) for i in inputs}
         if len(inputs) == 1 and ordered is not None:

@@ -188,6 +188,8 @@ def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str
         module.eval()
     except NotImplementedError:  # an exported program runs as it was exported (eval or not)
         pass
+    if spec.mean is not None:  # inside the module: gradient attacks see it too
+        module = _normalised(torch, module, spec)
     dtype = next((t.dtype for t in (*module.parameters(), *module.buffers())
                   if t.is_floating_point()), torch.float32)
     input_dtype = np.dtype({torch.float64: np.float64, torch.float16: np.float16}.get(
@@ -249,6 +251,34 @@ def torch_model(torch: Any, module: Any, spec: ModelSpec, role: str, sha256: str
 
     return LoadedModel(role, spec, classes, sha256, size_bytes, predict, notes,
                        module=module, input_dtype=input_dtype)
+
+
+def _normalised(torch: Any, module: Any, spec: ModelSpec) -> Any:
+    """``module`` behind the suite's ``(x - mean) / std`` per channel (in the module's dtype)."""
+    assert spec.mean is not None and spec.std is not None
+    mean, std = spec.mean, spec.std
+    dtype = next((t.dtype for t in (*module.parameters(), *module.buffers())
+                  if t.is_floating_point()), torch.float32)
+
+    class Normalised(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+            shape = (1, len(mean), 1, 1)
+            self.register_buffer("mean", torch.tensor(mean, dtype=dtype).reshape(shape))
+            self.register_buffer("std", torch.tensor(std, dtype=dtype).reshape(shape))
+
+        def forward(self, x: Any) -> Any:
+            if x.shape[1] != self.mean.shape[1] and self.mean.shape[1] != 1:
+                raise ValueError(f"mean and std give {self.mean.shape[1]} values but the images "
+                                 f"have {x.shape[1]} channel(s); give one value per channel")
+            return self.inner((x - self.mean) / self.std)
+
+        def train(self, mode: bool = True) -> Any:  # an exported program cannot be switched
+            self.training = mode
+            return self
+
+    return Normalised().eval()
 
 
 def _torch_error(exc: Exception) -> str:
