@@ -44,11 +44,13 @@ __all__ = ["Resampler", "measure", "measure_all", "paired_measurement", "proport
 EXACT_METHOD = "joined with exact intervals (Clopper-Pearson; Tango for the paired difference)"
 # what a measurement's n counts, by family (eval rows unless named here)
 UNITS = {"robustness": "attacked rows", "privacy": "scored rows (members and non-members)",
-         "efficiency": "timed runs"}
+         "efficiency": "timed runs",
+         "corruption": "sampled eval rows (corrupted or edited for both models)"}
 # families whose metrics are shares of their n rows although their engine is their own: the
 # paired difference is of two proportions on the same rows (no exact interval without the rows,
 # but the gates' rule on the rows a PASS needs applies)
-_CUSTOM_PROPORTIONS = {"robust_accuracy": True, "transfer_accuracy": False}
+_CUSTOM_PROPORTIONS = {"robust_accuracy": True, "transfer_accuracy": False,
+                       "corruption_accuracy": True, "edit_accuracy": True}
 
 
 class Resampler:
