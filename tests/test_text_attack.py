@@ -519,3 +519,13 @@ def test_a_budget_beyond_the_attack_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^budget=3: must be between 0 and max_edits=2, the most "
                                          r"edits the attack tried$"):
         result.robust_at(3)
+
+
+def test_the_metrics_name_the_same_edits_and_corruptions_as_the_probes() -> None:
+    """audit.checks.corruption may not import the probes (metrics stand above them): its lists
+    of edit kinds and corruptions are copies, kept equal here."""
+    from audit.checks import corruption
+    from audit.probes import corruptions, edits
+
+    assert corruption.EDITS == edits.EDIT_KINDS
+    assert corruption.CORRUPTIONS == corruptions.CORRUPTIONS
