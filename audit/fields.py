@@ -312,7 +312,9 @@ def suite_json_schema() -> dict[str, Any]:
                  "additionalProperties": {"$ref": "#/$defs/check"}}
         else:  # pragma: no cover - the tables only use the kinds above
             raise AssertionError(kind)
-        if f.choices:
+        if f.choices and s.get("type") == "array":
+            s["items"] = {**s["items"], "enum": list(f.choices)}
+        elif f.choices:
             s["enum"] = list(f.choices)
         if f.default is not None and f.default != ():
             s["default"] = f.default

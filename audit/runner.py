@@ -421,6 +421,8 @@ class SuiteRun:
             spec = getattr(self.suite, role)
             entry: dict[str, Any] = {"kind": spec.kind,
                                      "path": str(spec.path) if spec.path else spec.target}
+            if spec.tokenizer is not None:  # part of the model: in its hash and its size
+                entry["tokenizer"] = str(spec.tokenizer)
             if role in self._models:
                 model = self._models[role]
                 entry.update(sha256=model.sha256, size_bytes=model.size_bytes,

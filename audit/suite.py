@@ -138,6 +138,7 @@ class _Parser:
                  sensitive: tuple[str, ...] = ()) -> None:
         self.sensitive = sensitive  # the suite's data.sensitive, for checks' by:
         self.tables: set[str] | None = None  # the data tables the suite names (None: unknown)
+        self.modality: str | None = None  # what the suite's models read (None: unknown)
         self.located = located
         self.path = path
         self.base_dir = base_dir
@@ -220,7 +221,12 @@ class _Parser:
                 raise self.bad(keypath, list(value), f"lists {dup!r} twice")
         elif kind == "dtype_map":
             return self.dtype_map(keypath, value)
-        if f.choices and value not in f.choices:
+        if f.choices and isinstance(value, tuple):  # a list's items are checked, each
+            for i, item in enumerate(value):
+                if item not in f.choices:
+                    return self.scalar((*keypath, i), item, Field(
+                        "str" if kind == "str_list" else "label", f.doc, choices=f.choices))
+        elif f.choices and value not in f.choices:
             choices = ", ".join(str(c) for c in f.choices)
             hint = did_you_mean(value, [str(c) for c in f.choices]) if isinstance(value, str) else ""
             raise self.bad(keypath, value, f"must be one of {choices}{hint}")
@@ -310,6 +316,7 @@ class _Parser:
                                             f"{MAX_NAME} (it names the report folder)")
         data = self.data(top["data"])
         self.sensitive = data.sensitive
+        self.modality = data.modality
         self.tables = {role for role in TABLES if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
         teacher = replace(self.model(("teacher",), top["teacher"]), timeout=settings.model_timeout)
@@ -662,11 +669,32 @@ class _Parser:
                 declared = metric.params[key]
                 self.in_range((*kp, key), value, _item_range(declared))
                 allowed = declared.choices
-                if allowed and value is not None and value not in allowed:
-                    raise self.bad((*kp, key), value, f"{metric_name} takes {key}: "
-                                                      f"{', '.join(map(str, allowed))}")
+                items = value if isinstance(value, tuple) else (value,)
+                for i, item in enumerate(items):
+                    if allowed and item is not None and item not in allowed:
+                        where = (*kp, key, i) if isinstance(value, tuple) else (*kp, key)
+                        hint = did_you_mean(item, list(allowed)) if isinstance(item, str) else ""
+                        raise self.bad(where, item, f"{metric_name} takes {key}: "
+                                                    f"{', '.join(map(str, allowed))}{hint}")
                 if value is not None:
                     params[key] = list(value) if isinstance(value, tuple) else value
+        modality = self.modality
+        if modality is not None and modality not in metric.modalities:
+            reads = {"text": "texts (data.text)", "images": "images (data.images)",
+                     "tabular": "feature columns"}[modality]
+            fix = {"edit_accuracy": "it edits texts: use robust_accuracy or corruption_accuracy "
+                                    "on an image suite",
+                   "corruption_accuracy": "it corrupts images: use edit_accuracy on a text "
+                                          "suite, robust_accuracy on a table"}.get(
+                metric_name, "on a text suite use edit_accuracy (text edits)")
+            raise self.bad((*kp, "metric"), metric_name, f"does not apply here: this suite's "
+                                                         f"models read {reads}; {fix}")
+        if modality == "images" and metric.family == "robustness":
+            for i, eps in enumerate(params.get("eps") or ()):
+                if params.get("norm", "inf") == "inf" and eps > 1:
+                    raise self.bad((*kp, "eps", i), eps, "allows every image: pixels lie in [0, "
+                                                         "1], so eps is in those units (8/255 = "
+                                                         "0.0314 is eight grey levels)")
         if "by" in params:
             for i, col in enumerate(params["by"]):
                 if col not in self.sensitive:

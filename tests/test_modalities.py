@@ -639,3 +639,54 @@ def test_bad_normalisation_is_a_located_error(mnist: Path, model: dict[str, Any]
         image_suite(mnist, {"acc": {"metric": "accuracy"}},
                     teacher={"torch": str(mnist / "teacher.pt"), **model})
     assert str(info.value).endswith(message)
+
+
+def test_a_model_folder_without_its_tokenizer_is_an_error_not_an_empty_vocabulary(
+        rotten: Path, tmp_path: Path) -> None:
+    from audit.models import load_model
+
+    folder = _copy_model(rotten, tmp_path)
+    for f in folder.glob("tokenizer*.json"):
+        f.unlink()
+    with pytest.raises(ModelError, match=r"holds no tokenizer \(none of tokenizer\.json, "
+                                         r"vocab\.txt.*tokenizer\.save_pretrained"):
+        load_model(ModelSpec(kind="transformers", path=folder), "student")
+    other = _copy_model(rotten, tmp_path / "b")
+    config = json.loads((other / "config.json").read_text())
+    config["vocab_size"] = 50
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError):  # transformers refuses the embedding shape, or we refuse it
+        load_model(ModelSpec(kind="transformers", path=other), "student")
+
+
+@pytest.mark.parametrize("suite,check,message", [
+    ("image", {"metric": "edit_accuracy"}, "checks.c.metric='edit_accuracy': does not apply here: "
+     "this suite's models read images (data.images); it edits texts: use robust_accuracy or "
+     "corruption_accuracy on an image suite"),
+    ("text", {"metric": "corruption_accuracy"}, "checks.c.metric='corruption_accuracy': does not "
+     "apply here: this suite's models read texts (data.text); it corrupts images: use "
+     "edit_accuracy on a text suite, robust_accuracy on a table"),
+    ("text", {"metric": "robust_accuracy"}, "checks.c.metric='robust_accuracy': does not apply "
+     "here: this suite's models read texts (data.text); on a text suite use edit_accuracy (text "
+     "edits)"),
+    ("image", {"metric": "robust_accuracy", "eps": [8]}, "checks.c.eps[0]=8: allows every "
+     "image: pixels lie in [0, 1], so eps is in those units (8/255 = 0.0314 is eight grey "
+     "levels)"),
+    ("text", {"metric": "edit_accuracy", "edits": ["swap", "typo"]}, "checks.c.edits[1]='typo': "
+     "must be one of swap, drop, insert, keyboard, case, whitespace, word_drop, word_duplicate, "
+     "word_swap"),
+    ("image", {"metric": "corruption_accuracy", "corruptions": ["fog"]},
+     "checks.c.corruptions[0]='fog': must be one of gaussian_noise, gaussian_blur, brightness, "
+     "contrast, jpeg"),
+], ids=["edits-on-images", "corruptions-on-text", "pgd-on-text", "eps-8", "edit-typo",
+        "corruption-fog"])
+def test_checks_that_do_not_fit_the_suites_inputs_are_refused_when_parsed(
+        mnist: Path, rotten: Path, suite: str, check: dict[str, Any], message: str) -> None:
+    from audit.errors import SuiteError
+
+    with pytest.raises(SuiteError) as info:
+        if suite == "image":
+            image_suite(mnist, {"c": check})
+        else:
+            text_suite(rotten, {"c": check})
+    assert str(info.value).endswith(message)

@@ -104,8 +104,9 @@ def test_every_parameter_declaration_is_well_formed(name: str) -> None:
         assert p.doc and p.doc[-1] in ".)?", (name, key, p.doc)
         if p.range:
             assert p.kind in ("int", "number", "int_list", "number_list"), (name, key)
-        if p.default is not None and p.choices:
-            assert p.default in p.choices, (name, key)
+        if p.default is not None and p.choices:  # a list's default: each of its items
+            items = p.default if p.kind.endswith("_list") else (p.default,)
+            assert all(v in p.choices for v in items), (name, key)
         assert key not in SECTIONS["check"], f"{name}.{key} shadows a check key"
 
 

@@ -644,8 +644,9 @@ def test_runtime_input_error(here: Path, text: str, prepare: Any, expected: str)
 
 
 # -- property: valid gates parse and keep their thresholds ------------------------------------
-PER_MODEL = [n for n in metric_names()  # the pair has no train table
-             if not get_metric(n).pairwise and get_metric(n).tables is None]
+PER_MODEL = [n for n in metric_names()  # the pair has no train table, and is a table
+             if not get_metric(n).pairwise and get_metric(n).tables is None
+             and "tabular" in get_metric(n).modalities]
 PAIRWISE_UNIT = [n for n in metric_names() if get_metric(n).pairwise
                  and get_metric(n).bounds == (0.0, 1.0) and get_metric(n).tables is None]
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

@@ -124,12 +124,16 @@ def _measure_edits(metric: Metric, params: Mapping[str, Any], inputs: MetricInpu
                          "success_rate": None if attacked == 0 else flipped / attacked,
                          "queries": int(r.queries.sum()),
                          "seconds": round(float(found.seconds[who]), 3)})
-        student = found.results["student"]
-        examples = []
-        for i in np.flatnonzero((student.flipped_at >= 1) & (student.flipped_at <= budget))[:3]:
-            examples.append({"text": str(student.original[i])[:300],
-                             "edited": str(student.texts[i])[:300],
-                             "caption": "; ".join(student.edits[i])[:200]})
+        student, teacher = found.results["student"], found.results["teacher"]
+        examples = []  # the texts this budget flips first (each budget shows its own)
+        for i in np.flatnonzero(student.flipped_at == budget)[:3]:
+            kept = bool(teacher.robust_at(budget)[i])
+            examples.append({
+                "text": str(student.original[i])[:300], "edited": str(student.texts[i])[:300],
+                "caption": (f"the student's answer flipped after {budget} edit(s) ("
+                            + "; ".join(student.edits[i])[:200] + "); the teacher's "
+                            + ("held" if kept else "did not") + f" within {budget} edit(s) of "
+                            "its own attack on this text")})
         method = (f"greedy black-box edits ({', '.join(request.get('edits'))}), up to {budget} "
                   f"edit(s), {request.get('candidates')} candidates per step; paired bootstrap "
                   f"over the {found.rows} texts, {resampler.n_boot} replicates")
@@ -147,10 +151,10 @@ register(Metric(
     "Accuracy of each model on the same eval images under common corruptions (noise, blur, "
     "brightness, contrast, JPEG) at named severities, one measurement per (corruption, "
     "severity); image suites.",
-    custom=_measure_corruption, needs=lambda p: (_corruption_request(p),), params={
-        "corruptions": Param("str_list", "Corruptions to apply: gaussian_noise, gaussian_blur, "
-                                         "brightness, contrast, jpeg (default: all).",
-                             default=CORRUPTIONS),
+    custom=_measure_corruption, needs=lambda p: (_corruption_request(p),), modalities=("images",),
+    params={
+        "corruptions": Param("str_list", "Corruptions to apply (default: all).",
+                             default=CORRUPTIONS, choices=CORRUPTIONS),
         "severities": Param("int_list", "Severities, 1 (mild) to 5 (severe), as in CIFAR-10-C.",
                             default=DEFAULT_SEVERITIES, minimum=1, maximum=5),
         "samples": Param("int", "Eval rows attacked, drawn with the suite's seed.",
@@ -160,17 +164,16 @@ register(Metric(
     "edit_accuracy", "higher", "corruption", False, (0.0, 1.0),
     "Robust accuracy of each model under a black-box greedy text-edit attack (character and "
     "word edits), one measurement per edit budget; text suites.",
-    custom=_measure_edits, needs=lambda p: (_edit_request(p),), params={
+    custom=_measure_edits, needs=lambda p: (_edit_request(p),), modalities=("text",), params={
         "budgets": Param("int_list", "Edit budgets: the most edits an attacker may make.",
                          default=DEFAULT_BUDGETS, minimum=1, maximum=20),
-        "edits": Param("str_list", "Edit kinds: swap, drop, insert, keyboard, case, whitespace, "
-                                   "word_drop, word_duplicate, word_swap (default: all).",
-                       default=EDITS),
+        "edits": Param("str_list", "Edit kinds (default: all).", default=EDITS, choices=EDITS),
         "samples": Param("int", "Eval rows attacked, drawn with the suite's seed.",
                          default=DEFAULT_TEXTS, minimum=10),
         "candidates": Param("int", "Edits tried per text and step (a seeded sample).",
                             default=32, minimum=1, maximum=1000),
-        "max_seconds": Param("number", "A safety stop on the black-box attack (HopSkipJump).",
+        "max_seconds": Param("number", "A safety stop on the black-box attack (HopSkipJump; for "
+                                       "edit_accuracy, the text-edit attack).",
                              default=300.0, exclusive_minimum=0),
     }))
 

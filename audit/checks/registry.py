@@ -176,6 +176,9 @@ class Metric:
     # a pairwise metric's value when the student is its teacher (agreement 1, divergence 0):
     # the registry-wide property tests check it; None for per-model metrics
     identical: float | None = None
+    # what the suite's models must read for this metric to apply (tabular, text, images): the
+    # parser refuses it on other suites
+    modalities: tuple[str, ...] = ("tabular", "text", "images")
 
     @property
     def engine(self) -> Literal["counts", "influence", "custom"]:

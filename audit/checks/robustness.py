@@ -127,6 +127,10 @@ def _measure_robustness(metric: Metric, params: Mapping[str, Any], inputs: Metri
                  + ", ".join(f"{attacks[who]} on the {who}" for who in arts))
         units = "in pixel units of [0, 1]" if space.space else "in units of each column's range"
         notes = [f"{faced}, eps {eps:g} ({norm}-norm, {units}), {m} rows", perturbed]
+        if "hopskipjump" in attacks.values():
+            notes.append("hopskipjump is a black-box attack: it finds fewer adversarial examples "
+                         "within eps than a white-box one (PGD) does, so its robust accuracy is an "
+                         "upper bound, often far above PGD's on the same model")
         if "max_seconds" in params and "hopskipjump" not in attacks.values():
             notes.append(f"max_seconds {max_seconds:g} did not apply: only hopskipjump is "
                          f"capped, and {attack} makes one quick pass over the rows")
@@ -197,8 +201,11 @@ def _fooled(found: Adversarial, eps: float, most: int = 3) -> dict[str, Any]:
 
     a = found.outcomes[eps]["student"]
     rows = np.flatnonzero(a.clean & ~a.adv)[:most]
+    where = (lambda i: f"eval row {found.positions[i] + 1}") if found.positions else (
+        lambda i: f"sampled row {i + 1}")
     return {"examples": [{"image": data_uri(np.asarray(a.x[i])),
-                          "caption": f"fooled the student at eps {eps:g} (sampled row {i + 1})"}
+                          "caption": f"{where(i)}: the student, right on the clean image, is "
+                                     f"wrong on this one (eps {eps:g})"}
                          for i in rows]} if len(rows) else {}
 
 
@@ -245,7 +252,8 @@ _PARAMS = {
                            "for both), strongest (each model's own strongest; no regression), "
                            "fgsm, pgd, hopskipjump or noise.", default="auto", choices=ATTACKS),
     "eps": Param("number_list", "Perturbation budgets (a robustness curve), in units of each "
-                                "numeric column's observed range.", default=DEFAULT_EPS,
+                                "numeric column's observed range (image suites: pixel units of "
+                                "[0, 1]).", default=DEFAULT_EPS,
                  exclusive_minimum=0),
     "norm": Param("str", "Norm of the perturbation.", default="inf", choices=("inf", "2")),
     "samples": Param("int", "Eval rows attacked, drawn with the suite's seed.", default=DEFAULT_SAMPLES,
@@ -257,11 +265,13 @@ register(Metric("robust_accuracy", "higher", "robustness", False, (0.0, 1.0),
                 "Accuracy of each model on adversarial versions of the same samples eval rows, "
                 "one measurement per eps; regression with a paired bootstrap over the attacked "
                 "rows.",
-                custom=_measure_robustness, params=_PARAMS, needs=_needs_robust))
+                custom=_measure_robustness, params=_PARAMS, needs=_needs_robust,
+                modalities=("tabular", "images")))
 register(Metric("transfer_accuracy", "higher", "robustness", True, (0.0, 1.0),
                 "The student's accuracy on adversarial examples crafted on the teacher (an "
                 "attacker with the teacher needs no access to the student), per eps.",
-                custom=_measure_robustness, params=_PARAMS, needs=_needs_transfer))
+                custom=_measure_robustness, params=_PARAMS, needs=_needs_transfer,
+                modalities=("tabular", "images")))
 
 
 # -- report section ----------------------------------------------------------------------

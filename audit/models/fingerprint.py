@@ -3,12 +3,10 @@ prediction cache's identity of file-based models."""
 
 from __future__ import annotations
 
-import hashlib
-
 from audit.data import file_sha256
 from audit.errors import ModelError
 from audit.models.base import cache_identity
-from audit.models.folder import folder_sha256
+from audit.models.folder import folder_sha256, with_tokenizer
 from audit.models.skops_content import skops_content_sha256
 from audit.spec import ModelSpec
 
@@ -19,11 +17,14 @@ def content_bytes(spec: ModelSpec) -> int | None:
     """Size on disk of a file-based model: its file, or every file of its folder."""
     if spec.path is None:
         return None
-    if spec.kind == "transformers":
-        from audit.models.folder import folder_bytes
+    from audit.models.folder import folder_bytes
 
-        return folder_bytes(spec.path, f"{spec.kind} model {spec.path}")
-    return spec.path.stat().st_size
+    label = f"{spec.kind} model {spec.path}"
+    if spec.kind == "transformers":
+        return folder_bytes(spec.path, label)
+    size = spec.path.stat().st_size
+    # a text model ships with its tokenizer, as a transformers folder does
+    return size if spec.tokenizer is None else with_tokenizer("", size, spec.tokenizer, label)[1]
 
 
 def content_sha256(spec: ModelSpec) -> str:
@@ -45,9 +46,7 @@ def content_sha256(spec: ModelSpec) -> str:
     sha = onnx_sha256(spec.path)
     if spec.tokenizer is None:
         return sha
-    # a text model's outputs depend on the tokenizer its texts go through
-    return hashlib.sha256(f"{sha}\0tokenizer\0{folder_sha256(spec.tokenizer, label)}".encode()
-                          ).hexdigest()
+    return with_tokenizer(sha, 0, spec.tokenizer, label)[0]
 
 
 def identity_sha256(spec: ModelSpec, sha256: str) -> str:

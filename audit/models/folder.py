@@ -15,7 +15,7 @@ from pathlib import Path
 from audit.data import file_sha256
 from audit.errors import ModelError, display_path
 
-__all__ = ["folder_files", "folder_sha256", "folder_bytes"]
+__all__ = ["folder_files", "folder_sha256", "folder_bytes", "with_tokenizer"]
 
 MAX_FILES = 10_000
 
@@ -52,3 +52,10 @@ def folder_sha256(folder: Path, label: str) -> str:
 def folder_bytes(folder: Path, label: str) -> int:
     """Size on disk of the files that count (the whole model, not only its weights)."""
     return sum(p.stat().st_size for p in folder_files(folder, label))
+
+
+def with_tokenizer(sha256: str, size: int, tokenizer: Path, label: str) -> tuple[str, int]:
+    """A model file's hash and size together with its tokenizer folder's (a text model's
+    outputs depend on the tokenizer its texts go through, and it ships with it)."""
+    both = hashlib.sha256(f"{sha256}\0tokenizer\0{folder_sha256(tokenizer, label)}".encode())
+    return both.hexdigest(), size + folder_bytes(tokenizer, label)

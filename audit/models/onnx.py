@@ -302,8 +302,13 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
 
     predict = OnnxPredict(spec.path, session, output, feed, classes, as_logits,
                           spec.batch_size)
-    return LoadedModel(role, spec, classes, onnx_sha256(spec.path), spec.path.stat().st_size, predict,
-                       warnings)
+    size = spec.path.stat().st_size
+    sha256 = onnx_sha256(spec.path)
+    if spec.tokenizer is not None:  # the model and its tokenizer, as model_fingerprint has them
+        from audit.models.folder import with_tokenizer
+
+        sha256, size = with_tokenizer(sha256, size, spec.tokenizer, label)
+    return LoadedModel(role, spec, classes, sha256, size, predict, warnings)
 
 
 class OnnxPredict:

@@ -18,8 +18,8 @@ import numpy as np
 from audit.errors import ModelError, display_path
 from audit.extras import MissingExtra, require
 
-__all__ = ["import_transformers", "load_tokenizer", "max_length_of", "TextBatches", "softmax",
-           "DEFAULT_TEXT_BATCH", "DEFAULT_MAX_LENGTH"]
+__all__ = ["import_transformers", "load_tokenizer", "TOKENIZER_FILES", "max_length_of",
+           "TextBatches", "softmax", "DEFAULT_TEXT_BATCH", "DEFAULT_MAX_LENGTH"]
 
 DEFAULT_TEXT_BATCH = 64
 DEFAULT_MAX_LENGTH = 512
@@ -36,19 +36,36 @@ def import_transformers(label: str) -> Any:
         raise ModelError(str(exc)) from None
 
 
-def load_tokenizer(folder: Path, label: str) -> Any:
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def load_tokenizer(folder: Path, label: str, vocab_size: int | None = None) -> Any:
     """The tokenizer saved in ``folder`` (``tokenizer.save_pretrained``), read offline and
-    without running code from the folder."""
+    without running code from the folder. A folder without a vocabulary file is an error (the
+    library would build an empty tokenizer that maps every word to its unknown token), and so
+    is a vocabulary larger than the model's ``vocab_size`` embeddings."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(f"{label}: {display_path(folder)} holds no tokenizer (none of "
+                         f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
+                         "tokenizer.save_pretrained(dir), or name its folder with tokenizer:")
     transformers = import_transformers(label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return transformers.AutoTokenizer.from_pretrained(
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
                 str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as exc:
+        first = next((line for line in str(exc).strip().splitlines() if line.strip()), "")
         raise ModelError(f"{label}: cannot load a tokenizer from {display_path(folder)} "
-                         f"({type(exc).__name__}: {str(exc).strip()[:300]}); name the folder "
+                         f"({type(exc).__name__}: {first[:200]}); name the folder "
                          "tokenizer.save_pretrained(dir) wrote") from None
+    size = len(tokenizer)
+    if vocab_size is not None and size > vocab_size:
+        raise ModelError(f"{label}: the tokenizer in {display_path(folder)} has {size} tokens but "
+                         f"the model embeds {vocab_size} (config.json vocab_size); it is not "
+                         "this model's tokenizer")
+    return tokenizer
 
 
 def max_length_of(tokenizer: Any, asked: int | None, positions: int | None, label: str) -> int:

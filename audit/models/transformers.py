@@ -153,7 +153,8 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
     if outputs != len(classes):
         raise ModelError(f"{label}: the model has {outputs} outputs but {len(classes)} classes "
                          f"are named ({list(classes)}); name one class per output")
-    tokenizer = load_tokenizer(spec.tokenizer or folder, label)
+    tokenizer = load_tokenizer(spec.tokenizer or folder, label,
+                               getattr(model.config, "vocab_size", None))
     device = _device(torch, spec, label)
     model.to(device).eval()
     max_length = max_length_of(tokenizer, spec.max_length,

@@ -125,6 +125,7 @@ class Adversarial:
     transfer: Mapping[float, Mapping[str, np.ndarray]]
     corners: bool = False  # HopSkipJump's start search also tried the box's corners
     space: str = ""  # what was perturbed, when not table columns (an image suite's pixels)
+    positions: tuple[int, ...] = ()  # the attacked eval rows (0-based), when they are shown
 
 
 @dataclass(frozen=True)

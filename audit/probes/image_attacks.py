@@ -223,6 +223,7 @@ def image_adversarial(probes: Any, request: ArtifactRequest) -> Adversarial:
     c, h, w = shape
     return Adversarial(attacks=faced, columns=("pixels",), categorical=(), fixed=(),
                        rows=len(rows), outcomes=outcomes, transfer=transfer,
+                       positions=tuple(int(r) for r in rows),
                        space=f"perturbed the pixels of {len(rows)} eval images ({c}x{h}x{w}), "
                              "eps in pixel units of [0, 1]")
 

@@ -124,9 +124,12 @@ def _why(c: CheckResult) -> str:
     bad = [g for g in c.gates if g.status is not Status.PASS]
     if not bad:
         return c.name
-    g = bad[0]
+    # the gate that decided the check's status first (a FAIL before an INCONCLUSIVE), in the
+    # check's order
+    g = next((g for g in bad if g.status is c.status), bad[0])
     observed = _est(g.observed, signed=g.kind.startswith("max_r"))
-    return f"{c.name} ({g.description}, observed {observed})"
+    more = f"; and {len(bad) - 1} more" if len(bad) > 1 else ""
+    return f"{c.name} ({g.description}, observed {observed}{more})"
 
 
 def _fmt(x: Any, signed: bool = False) -> str:
