@@ -236,11 +236,14 @@ class SuiteRun:
             if getattr(self.suite.data, role) is not None:
                 self.table(role)
         teacher, student = self.model("teacher"), self.model("student")
+        head = table.take(slice(0, self.PREFLIGHT_ROWS))
+        if table.modality != "tabular":  # a model that cannot read the inputs says so first
+            for model in (teacher, student):
+                model.predict_proba(head)
         encoding = LabelEncoding.from_models(teacher.classes, student.classes,
                                              self.suite.data.positive)
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
-        head = table.take(slice(0, self.PREFLIGHT_ROWS))
         for model in (teacher, student):
             model.predict_proba(table if model.spec.kind == "predictions" else head)
 

@@ -264,9 +264,10 @@ def load_onnx(spec: ModelSpec, role: str) -> LoadedModel:
         names = [i.name for i in inputs]
         if table.texts is not None:
             if text is None:
-                raise ModelError(f"{label}: the suite's models read texts (data.text); an ONNX "
-                                 "text model takes token ids: name its tokenizer folder with "
-                                 "tokenizer: <folder>")
+                takes = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+                raise ModelError(f"{label}: the suite's models read texts (data.text), but this "
+                                 f"model takes {takes}; an ONNX text model takes token ids "
+                                 "(input_ids): name its tokenizer folder with tokenizer: <folder>")
             return text(table.texts)
         if table.images is not None:
             images = table.images
