@@ -182,6 +182,14 @@ def _measure_slices(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
             return _disparity(metric.name, rates[who], overall[who], keep, group_metric)
 
         notes = list(tab["notes"])
+        if metric.name.startswith("equalized_odds"):  # a rate a group's labels leave undefined
+            for key, rows, rate in (("tpr", "positive", "true"), ("fpr", "negative", "false")):
+                undefined = np.flatnonzero(keep & np.isnan(np.asarray(rates["t"][key])))
+                if len(undefined):
+                    shown = ", ".join(str(tab["labels"][g]) for g in undefined[:5])
+                    notes.append(f"{len(undefined)} group(s) have no {rows} rows ({shown}): "
+                                 f"their {rate} positive rate is undefined and left out of the "
+                                 "difference (fairlearn would count it as 0)")
         if keep.sum() < 2 and metric.name != "worst_group_accuracy":
             notes.append(f"fewer than two groups of at least {min_size} rows: the disparity is "
                          "undefined")
