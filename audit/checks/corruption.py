@@ -97,11 +97,12 @@ def _measure_corruption(metric: Metric, params: Mapping[str, Any], inputs: Metri
         example = found.examples.get((kind, severity))
         extra = {} if example is None else {"examples": [{
             "image": data_uri(example[0]), "caption": f"{kind}, severity {severity}"}]}
+        said = (f"the same {found.rows} eval images corrupted for both models (clean "
+                f"accuracy: teacher {clean['teacher']:.3f}, student {clean['student']:.3f})",)
         out.append(_paired(metric, t, s, resampler, confidence, method=method,
                            params={"corruption": kind, "severity": severity},
-                           notes=(f"the same {found.rows} eval images corrupted for both models "
-                                  f"(clean accuracy: teacher {clean['teacher']:.3f}, student "
-                                  f"{clean['student']:.3f})",), breakdown=rows, extra=extra))
+                           notes=() if out else said,  # once per check, not per corruption
+                           breakdown=rows, extra=extra))
     return tuple(out)
 
 
