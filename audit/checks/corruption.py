@@ -85,7 +85,7 @@ def _measure_corruption(metric: Metric, params: Mapping[str, Any], inputs: Metri
     found: Corrupted | None = inputs.artifacts.get("corrupted")
     if found is None:
         raise DataError(f"{metric.name} needs the models themselves; run it through a suite")
-    out = []
+    out: list[Measurement] = []
     clean = {who: float(c.mean()) for who, c in found.clean.items()}
     for (kind, severity), correct in found.correct.items():
         t, s = correct["teacher"], correct["student"]
