@@ -237,15 +237,21 @@ class SuiteRun:
                 self.table(role)
         teacher, student = self.model("teacher"), self.model("student")
         head = table.take(slice(0, self.PREFLIGHT_ROWS))
-        if table.modality != "tabular":  # a model that cannot read the inputs says so first
+
+        def predict_first_rows() -> None:
             for model in (teacher, student):
-                model.predict_proba(head)
+                model.predict_proba(table if model.spec.kind == "predictions" else head)
+
+        # a text or image model that cannot read the inputs says so before any class mismatch
+        inputs_first = table.modality != "tabular"
+        if inputs_first:
+            predict_first_rows()
         encoding = LabelEncoding.from_models(teacher.classes, student.classes,
                                              self.suite.data.positive)
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
-        for model in (teacher, student):
-            model.predict_proba(table if model.spec.kind == "predictions" else head)
+        if not inputs_first:
+            predict_first_rows()
 
     @cached_property
     def resampler(self) -> Resampler:

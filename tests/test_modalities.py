@@ -690,3 +690,16 @@ def test_checks_that_do_not_fit_the_suites_inputs_are_refused_when_parsed(
         else:
             text_suite(rotten, {"c": check})
     assert str(info.value).endswith(message)
+
+
+def test_validate_deep_reads_precomputed_predictions_whole_on_a_text_suite(
+        rotten: Path, tmp_path: Path) -> None:
+    """A predictions file has one row per eval row: the first-rows check of a text suite feeds
+    it the whole table, as for a tabular one."""
+    run = text_suite(rotten, {"acc": {"metric": "accuracy"}})
+    P = run.model("teacher").predict_proba(run.eval_table)
+    pd.DataFrame({"p_fresh": P[:, 0], "p_rotten": P[:, 1]}).to_csv(tmp_path / "p.csv", index=False)
+    pre = text_suite(rotten, {"acc": {"metric": "accuracy"}},
+                     student={"predictions": str(tmp_path / "p.csv"),
+                              "columns": ["p_fresh", "p_rotten"], "classes": ["fresh", "rotten"]})
+    pre.preflight()  # no error: neither model is fed a slice it cannot read

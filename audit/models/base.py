@@ -44,9 +44,6 @@ class LoadedModel:
     # for a model run in a worker process: its own time on the last predict call, in ms, timed
     # there (the pipe to the process is not the model's cost); None for in-process models
     own_call_ms: Callable[[], float | None] | None = field(default=None, repr=False)
-    # a text model's tokenizer and network as one function of texts (texts -> logits), and
-    # its tokenizer's own encode (for token counts); None for other models
-    text_model: Any = field(default=None, repr=False)
     n_parameters: int | None = None  # learned numbers, when the adapter counts them itself
 
     @property

@@ -181,5 +181,4 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
 
     # module stays None: ART's gradient attacks take tensors of numbers, not texts
     return LoadedModel(role, spec, classes, sha256, folder_bytes(folder, label), predict, notes,
-                       text_model=batches,
                        n_parameters=int(sum(p.numel() for p in model.parameters())))

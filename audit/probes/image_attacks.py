@@ -48,9 +48,11 @@ class _Images:
         self.table = run.eval_table.take(rows)
         self.x0 = np.asarray(self.table.images, dtype=np.float32)
         inputs = run.inputs
-        encoding = run.encoding
-        self.order = encoding.reorder(self.model.classes)  # encoded class -> model column
+        self.order = run.encoding.reorder(self.model.classes)  # encoded class -> model column
         self.y = inputs.y[rows]  # encoded labels
+        # the clean predictions are the run's own (each model predicts once per dataset)
+        self._clean = (inputs.p_teacher if role == "teacher" else inputs.p_student)[rows].argmax(
+            axis=1)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Encoded predicted classes on images ``x`` (the sampled rows, perturbed)."""
@@ -58,8 +60,8 @@ class _Images:
         return np.argmax(P[:, self.order], axis=1)
 
     def clean(self) -> np.ndarray:
-        return self.probes.memo(("image-clean", self.role, len(self.rows)),
-                                lambda: self.predict(self.x0))
+        """Encoded predicted classes on the clean sampled images."""
+        return self._clean
 
 
 def art_image_classifier(model: Any, shape: tuple[int, ...]) -> Any:
