@@ -71,3 +71,13 @@ def rotten() -> Path:
     from fixtures.text import build
 
     return build()["rotten/eval.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def poisoned() -> Path:
+    """The backdoored Arrests pair (poisoned random-forest teacher, a gradient-boosting student
+    that inherits the backdoor and one distilled with the trigger rows filtered out, as skops
+    files), built once (cached by its manifest, about 5 s on 2 cores the first time)."""
+    from fixtures.poisoned import build_poisoned
+
+    return build_poisoned()["poisoned/eval.csv"].parent
