@@ -225,6 +225,8 @@ class Measurement:
         if self.params.get("budget") is not None:
             budget = self.params["budget"]
             return f"{budget} edit{'s' if budget != 1 else ''}"
+        if self.params.get("queries") is not None:
+            return f"{self.params['queries']} queries"
         batch = self.params.get("batch")
         if self.params.get("eps") is not None:
             return f"eps {self.params['eps']:g}"

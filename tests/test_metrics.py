@@ -74,6 +74,11 @@ NEEDS_A_SUITE = {
                     "privacy: scores the training rows with the models"),
     **dict.fromkeys(["robust_accuracy", "transfer_accuracy"], "robustness: attacks the models"),
     "slice_regression": "slices: reads the feature table",
+    **dict.fromkeys(["attribute_inference_advantage", "attribute_inference_accuracy"],
+                    "attribute: attacks a table with the models' outputs"),
+    **dict.fromkeys(["extraction_agreement", "extraction_accuracy"],
+                    "extraction: queries the models"),
+    "backdoor_success_rate": "backdoor: queries the models with a trigger",
 }
 # metrics of image or text inputs: the same properties run through image and text suites in
 # tests/test_modalities.py (an identical student, row order, JSON)
@@ -269,6 +274,11 @@ def test_regression_is_oriented_so_positive_means_worse() -> None:
 SUITE_ROWS = 400
 # every eval row attacked (a 0.05 regression bound needs 73): no seeded draw of row positions
 ATTACK = {"eps": [0.3], "samples": SUITE_ROWS}
+# what the security checks cannot run without (every non-target row triggered: no seeded draw)
+REQUIRED = {"attribute_inference_advantage": {"attribute": "group"},
+            "attribute_inference_accuracy": {"attribute": "group"},
+            "backdoor_success_rate": {"trigger": "x1=3", "target_class": "Yes",
+                                      "samples": SUITE_ROWS}}
 
 # What the properties do not ask of a metric, each with the reason: nothing else is left out.
 NOT_ZERO_FOR_AN_IDENTICAL_STUDENT = {
@@ -280,7 +290,15 @@ NO_TEACHER_STUDENT_COMPARISON = {  # one value of the tables, whatever the model
     name: "data: a fact of the eval and train tables, not of the models"
     for name, reason in NEEDS_A_SUITE.items() if reason.startswith("data:")}
 # the value of a pairwise or single-valued metric when the student is its teacher
-ORDER_DEPENDENT = dict(NOT_ZERO_FOR_AN_IDENTICAL_STUDENT)  # timings
+ORDER_DEPENDENT = {
+    **NOT_ZERO_FOR_AN_IDENTICAL_STUDENT,  # timings
+    **dict.fromkeys(["attribute_inference_advantage", "attribute_inference_accuracy"],
+                    "the attack is fitted and scored on seeded draws of row positions: in "
+                    "another order, other rows"),
+    **dict.fromkeys(["extraction_agreement", "extraction_accuracy"],
+                    "the queries draw each column's values by row position: in another order, "
+                    "other queries"),
+}
 ORDER_INVARIANT_VALUES_ONLY = dict.fromkeys(
     ["mia_advantage", "mia_auc", "mia_tpr_at_fpr"],
     "the values (and breakdown, notes) are invariant; the intervals are not: their stratified "
@@ -317,6 +335,7 @@ def _suite_results(folder: Path, *, identical: bool,
     for name in checks:
         if get_metric(name).family == "robustness":
             checks[name].update(ATTACK)
+        checks[name].update(REQUIRED.get(name, {}))
     raw = {"version": 1, "name": "registry",
            "data": {"eval": "eval.csv", "train": "train.csv", "target": "label",
                     "features": ["x1", "x2"], "sensitive": ["group"]},
@@ -343,9 +362,9 @@ def test_every_registered_metric_goes_through_the_properties() -> None:
     """The exceptions are explicit and counted: each names a registered metric and a reason."""
     names = set(metric_names())
     assert set(NEEDS_A_SUITE) <= names and set(BINARY_ONLY) <= names
-    assert len(NEEDS_A_SUITE) == 18 and len(BINARY_ONLY) == 4
+    assert len(NEEDS_A_SUITE) == 23 and len(BINARY_ONLY) == 4
     assert len(NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) == 2 and len(NO_TEACHER_STUDENT_COMPARISON) == 7
-    assert len(ORDER_DEPENDENT) == 2 and len(ORDER_INVARIANT_VALUES_ONLY) == 3
+    assert len(ORDER_DEPENDENT) == 6 and len(ORDER_INVARIANT_VALUES_ONLY) == 3
     for table in (NOT_ZERO_FOR_AN_IDENTICAL_STUDENT, NO_TEACHER_STUDENT_COMPARISON,
                   ORDER_DEPENDENT, ORDER_INVARIANT_VALUES_ONLY):
         assert set(table) <= names and all(table.values())

@@ -355,7 +355,9 @@ CASES = [
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
          "bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
          "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
-         "non_members, corruptions, severities, budgets, edits, candidates, description, gate",
+         "non_members, attribute, rows, attack_model, outputs, budgets, source, thief, trigger, "
+         "target_class, patch, patch_value, position, corruptions, severities, edits, candidates, "
+         "description, gate",
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),

@@ -37,6 +37,9 @@ MODULES: tuple[str, ...] = (
     "audit.checks.slices",
     "audit.checks.robustness",
     "audit.checks.privacy",
+    "audit.checks.attribute",
+    "audit.checks.extraction",
+    "audit.checks.backdoor",
     "audit.checks.confidence",
     "audit.checks.corruption",
 )

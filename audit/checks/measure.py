@@ -45,12 +45,17 @@ EXACT_METHOD = "joined with exact intervals (Clopper-Pearson; Tango for the pair
 # what a measurement's n counts, by family (eval rows unless named here)
 UNITS = {"robustness": "attacked rows", "privacy": "scored rows (members and non-members)",
          "efficiency": "timed runs",
-         "corruption": "sampled eval rows (corrupted or edited for both models)"}
+         "corruption": "sampled eval rows (corrupted or edited for both models)",
+         "attribute": "scored rows (the attack's held-out half)",
+         "extraction": "eval rows the thieves did not query",
+         "backdoor": "triggered eval rows"}
 # families whose metrics are shares of their n rows although their engine is their own: the
 # paired difference is of two proportions on the same rows (no exact interval without the rows,
 # but the gates' rule on the rows a PASS needs applies)
 _CUSTOM_PROPORTIONS = {"robust_accuracy": True, "transfer_accuracy": False,
-                       "corruption_accuracy": True, "edit_accuracy": True}
+                       "corruption_accuracy": True, "edit_accuracy": True,
+                       "attribute_inference_accuracy": True, "extraction_agreement": True,
+                       "extraction_accuracy": True}
 
 
 class Resampler:

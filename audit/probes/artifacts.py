@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
-           "Adversarial", "Corrupted", "TextEdits", "Examples", "BoundaryDistances", "MembershipSample"]
+           "Adversarial", "Corrupted", "TextEdits", "Examples", "BoundaryDistances", "MembershipSample",
+           "AttributeSample", "Extraction", "Triggered"]
 
 
 def _frozen(value: Any) -> Any:
@@ -191,3 +192,59 @@ class MembershipSample:
     overlap: int
     rng_state: Mapping[str, Any]
     boundary: BoundaryDistances | None = None
+
+
+@dataclass(frozen=True)
+class AttributeSample:
+    """Rows attacked for a sensitive attribute: ``codes`` the attribute's value per row (an
+    index into ``values``), ``x`` the other inputs an attacker is assumed to know (numeric,
+    categorical columns one-hot, named by ``columns``), ``probs[who]`` each model's
+    probabilities on the rows (encoded class order), ``fit`` and ``test`` the disjoint
+    positions the attack is trained and scored on; ``is_input`` whether the attribute is one
+    of the models' inputs; ``edges`` the bin edges of a binned numeric attribute."""
+
+    table: str
+    attribute: str
+    values: tuple[str, ...]
+    codes: np.ndarray
+    x: np.ndarray
+    columns: tuple[str, ...]
+    probs: Mapping[str, np.ndarray]
+    fit: np.ndarray
+    test: np.ndarray
+    is_input: bool
+    notes: tuple[str, ...] = ()
+    edges: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Thieves trained on queries to each model, per budget: ``thieves[n][who]`` the encoded
+    classes the thief fitted on ``n`` queries to ``who`` predicts on the ``scored`` eval rows,
+    ``victim[who]`` the model's own classes there, ``y`` their labels; ``seconds[n][who]``
+    the fit's wall time; ``source`` where the queries came from, ``thief`` the family."""
+
+    budgets: tuple[int, ...]
+    source: str
+    thief: str
+    scored: int
+    y: np.ndarray
+    victim: Mapping[str, np.ndarray]
+    thieves: Mapping[int, Mapping[str, np.ndarray]]
+    seconds: Mapping[int, Mapping[str, float]]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Triggered:
+    """Both models on ``rows`` sampled eval rows whose label ``y`` is not the ``target``
+    class (an index), clean (``clean[who]``, encoded classes) and with the ``trigger``
+    written in (``triggered[who]``); ``example`` one triggered input for the report."""
+
+    rows: int
+    y: np.ndarray
+    target: int
+    trigger: str
+    clean: Mapping[str, np.ndarray]
+    triggered: Mapping[str, np.ndarray]
+    example: Mapping[str, Any] = field(default_factory=dict)

@@ -29,6 +29,9 @@ BUILDERS: dict[str, str] = {
     "corrupted": "audit.probes.image_attacks:corrupted_images",
     "text_edits": "audit.probes.text_edits:edited_texts",
     "examples": "audit.probes.examples:flip_examples",
+    "attribute": "audit.probes.attribute:attribute_sample",
+    "extraction": "audit.probes.extraction:extraction",
+    "triggered": "audit.probes.triggers:triggered",
 }
 
 
