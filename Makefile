@@ -25,13 +25,17 @@ fixtures: $(STAMP)
 demo: fixtures
 	$(BIN)/distill-audit run suites/arrests.audit.yaml
 
-# the image and text examples (builds their models the first time: about 45 s on 2 cores);
-# both fail on purpose, on their findings, so make goes on past the first
+# the image, text and security examples (builds their models the first time: about 50 s on
+# 2 cores); all but poisoned-defended fail on purpose, on their findings, so make goes on
 examples: fixtures
 	$(BIN)/python -m fixtures.vision
 	$(BIN)/python -m fixtures.text
+	$(BIN)/python -m fixtures.poisoned
 	-$(BIN)/distill-audit run suites/mnist.audit.yaml
 	-$(BIN)/distill-audit run suites/rotten.audit.yaml
+	-$(BIN)/distill-audit run suites/arrests-security.audit.yaml
+	-$(BIN)/distill-audit run suites/poisoned.audit.yaml
+	$(BIN)/distill-audit run suites/poisoned-defended.audit.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m mypy audit

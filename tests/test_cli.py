@@ -87,12 +87,15 @@ def test_validate_missing_path_and_empty_folder(work: Path, capsys: pytest.Captu
 
 
 def test_validate_the_example_suites(built: dict[str, Path], mnist: Path, rotten: Path,
+                                     poisoned: Path,
                                      monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["validate", "suites"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [
+        "ok: suites/arrests-security.audit.yaml: suite 'arrests-security', 4 checks "
+        "(colour_inversion, sex_inversion, copy_cost, copy_usefulness)",
         "ok: suites/arrests.audit.yaml: suite 'arrests-distilled', 21 checks (accuracy, "
         "balanced_accuracy, f1, roc_auc, log_loss, agreement, negative_flips, divergence, "
         "calibration, brier, parity_amplification, equalized_odds, worst_group, slices, speedup, "
@@ -101,8 +104,12 @@ def test_validate_the_example_suites(built: dict[str, Path], mnist: Path, rotten
         "agreement, robustness, transfer, membership, label_only_membership)",
         "ok: suites/digits.audit.yaml: suite 'digits-distilled', 8 checks (accuracy, macro_f1, "
         "roc_auc, agreement, negative_flips, kl, calibration, classwise_calibration)",
-        "ok: suites/mnist.audit.yaml: suite 'mnist-distilled', 9 checks (accuracy, agreement, "
-        "calibration, slices, adversarial, transfer, corruptions, membership, speed)",
+        "ok: suites/mnist.audit.yaml: suite 'mnist-distilled', 10 checks (accuracy, agreement, "
+        "calibration, slices, adversarial, transfer, corruptions, membership, copy_cost, speed)",
+        "ok: suites/poisoned-defended.audit.yaml: suite 'poisoned-defended', 3 checks (accuracy, "
+        "agreement, backdoor)",
+        "ok: suites/poisoned.audit.yaml: suite 'poisoned', 3 checks (accuracy, agreement, "
+        "backdoor)",
         "ok: suites/rotten.audit.yaml: suite 'rotten-distilled', 7 checks (accuracy, agreement, "
         "calibration, slices, edits, membership, latency)",
     ]

@@ -329,6 +329,7 @@ def test_the_image_example_fails_on_its_real_findings(mnist: Path, tmp_path: Pat
     status = {c.name: c.status for c in report.checks}
     assert status["accuracy"] == "pass" and status["agreement"] == "pass"
     assert status["corruptions"] == "fail" and status["adversarial"] == "fail"
+    assert status["copy_cost"] == "pass"  # ART's CopycatCNN copies the teacher no worse
     assert report.verdict == "fail"
     paths = write_report(report, report_dir=tmp_path)  # and the report follows its schema
     html = paths.html.read_text()
