@@ -81,3 +81,13 @@ def poisoned() -> Path:
     from fixtures.poisoned import build_poisoned
 
     return build_poisoned()["poisoned/eval.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def monitor_batches() -> Path:
+    """The Arrests production simulation (20 daily batches of logged teacher and student
+    probabilities, in distribution then drifting; late label deliveries), built once after the
+    arrests fixtures (cached by its manifest, about 3 s on 2 cores the first time)."""
+    from fixtures.monitor import build_monitor
+
+    return build_monitor()["monitor/labels.csv"].parent
