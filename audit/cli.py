@@ -2,7 +2,10 @@
 
 ``run`` wraps pytest (the same collection, gates and reports as ``pytest suites/``), so
 everything pytest offers keeps working; ``validate``, ``schema``, ``report`` (re-render or sign
-a report) and ``diff`` (what changed between two reports) need no pytest run.
+a report) and ``diff`` (what changed between two reports) need no pytest run. ``monitor``
+judges a deployed student's new production windows against its teacher (exit 1 while a
+blocking alert fires) and ``history`` traces one suite's saved release audits; both end with
+the trend page's path.
 
 Exit codes: 0 every blocking gate passed; 1 a gate failed or a check could not run;
 2 a usage or suite error.
@@ -103,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     dif.add_argument("old", type=Path, metavar="OLD.json")
     dif.add_argument("new", type=Path, metavar="NEW.json")
     dif.add_argument("--html", type=Path, metavar="PATH.html", help="also write the diff as HTML")
+
+    mon = sub.add_parser("monitor", help="judge new production windows of a deployed student "
+                                         "against its teacher, and write the trend page")
+    mon.add_argument("monitor", type=Path, metavar="FILE.monitor.yaml")
+    mon.add_argument("--cache-dir", type=Path, metavar="DIR", default=Path(".distill_audit_cache"),
+                     help="prediction cache for the reference (default: .distill_audit_cache)")
+    mon.add_argument("--schema", action="store_true",
+                     help="print the JSON Schema of the monitor file (FILE is then ignored)")
+
+    his = sub.add_parser("history", help="a suite's saved release audits as a trend page")
+    his.add_argument("folder", type=Path, metavar="DIR", help="one suite's report folder "
+                                                              "(reports/<suite>)")
     return p
 
 
@@ -344,11 +359,88 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_trend(document: dict[str, Any], json_path: Path) -> Path:
+    """The trend document as JSON and its page as HTML beside it; the HTML's path."""
+    from audit.cache import atomic_write_bytes
+    from audit.monitor.trend import write_document
+    from audit.report.trend import render_trend
+
+    write_document(document, json_path)
+    html = json_path.with_suffix(".html")
+    atomic_write_bytes(html, render_trend(document).encode("utf-8"))
+    return html
+
+
+def _alert_lines(document: dict[str, Any]) -> list[str]:
+    labels = [w["key"] for w in document["windows"]]
+    lines = []
+    for a in document["alerts"]:
+        state = "FIRING" if a["firing_now"] else (a["statuses"][-1] or "no data").upper() \
+            if a["statuses"] else "NO DATA"
+        fired = ", ".join(labels[i] for i in a["fired_at"]) or "never"
+        lines.append(f"  {state:<12} {a['name']} ({a['metric']}, for {a['for']}): fired at {fired}")
+    return lines
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from audit.errors import AuditError
+
+    if args.schema:
+        from audit.monitor.spec import monitor_json_schema
+
+        print(json.dumps(monitor_json_schema(), indent=2))
+        return EXIT_OK
+    try:
+        from audit.monitor.run import run_monitor
+        from audit.monitor.spec import load_monitor
+        from audit.runner import AuditSession
+
+        spec = load_monitor(args.monitor)
+        outcome = run_monitor(spec, session=AuditSession(args.cache_dir),
+                              progress=lambda line: _print(f"  {line}", newlines=False))
+    except AuditError as exc:
+        _print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    doc = outcome.document
+    _print(f"{spec.name}: {doc['verdict'].upper()} ({len(outcome.judged)} window(s) judged now, "
+           f"{outcome.skipped} already in the store, {len(doc['windows'])} in all; "
+           f"{outcome.labels_added} new label(s))", newlines=False)
+    for note in outcome.notes:
+        _print(f"  note: {note}", newlines=False)
+    for line in _alert_lines(doc):
+        _print(line, newlines=False)
+    html = _write_trend(doc, spec.store.parent / "trend.json")
+    _print(f"  store: {spec.store}", newlines=False)
+    _print(f"distill-audit: trend {html}", newlines=False)
+    return EXIT_FAILED if doc["verdict"] == "alert" else EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from audit.errors import AuditError
+    from audit.monitor.trend import history_document
+
+    try:
+        doc = history_document(args.folder)
+    except AuditError as exc:
+        _print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    flips = [n for n in doc["annotations"] if n["kind"] == "flip"]
+    _print(f"{doc['name']}: {len(doc['windows'])} release audit(s), {len(doc['alerts'])} gate "
+           f"bound(s), {len(flips)} flip(s)", newlines=False)
+    labels = [w["key"] for w in doc["windows"]]
+    for n in flips:
+        _print(f"  {labels[n['window']]}: {n['text']}", newlines=False)
+    html = _write_trend(doc, args.folder / "history" / "history.json")
+    _print(f"distill-audit: trend {html}", newlines=False)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distill-audit`` console script."""
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema,
-               "report": _cmd_report, "diff": _cmd_diff, "plan": _cmd_plan}[args.command]
+               "report": _cmd_report, "diff": _cmd_diff, "plan": _cmd_plan,
+               "monitor": _cmd_monitor, "history": _cmd_history}[args.command]
     return handler(args)
 
 

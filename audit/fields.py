@@ -18,7 +18,7 @@ from audit.checks.registry import Metric, Param
 from audit.spec import DTYPES, MODEL_TIMEOUT, TABLES
 
 __all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
-           "check_fields", "section_fields", "suite_json_schema"]
+           "check_fields", "section_fields", "suite_json_schema", "field_schema"]
 
 SUITE_SUFFIX = ".audit.yaml"
 SUPPORTED_VERSIONS = (1,)
@@ -256,71 +256,74 @@ def section_fields(section: str) -> dict[str, Field]:
     return check_fields() if section == "check" else SECTIONS[section]
 
 
+def field_schema(f: Field) -> dict[str, Any]:
+    """The JSON Schema of one field (a ``section:<name>`` kind refers to ``#/$defs/<name>``)."""
+    kind = f.kind
+    if kind.startswith("section:"):
+        return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}", "description": f.doc}
+    s: dict[str, Any]
+    if kind in ("str", "path"):
+        s = {"type": "string", "minLength": 1}
+    elif kind == "int":
+        s = {"type": "integer"}
+    elif kind == "number":
+        s = {"type": "number"}
+    elif kind == "bool":
+        s = {"type": "boolean"}
+    elif kind == "label":
+        s = {"type": ["string", "integer"]}
+    elif kind == "str_list":
+        s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+    elif kind == "int_list":
+        s = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}
+    elif kind == "number_list":
+        s = {"type": "array", "items": {"type": "number"}, "minItems": 1, "uniqueItems": True}
+    elif kind == "label_list":
+        s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
+             "uniqueItems": True}
+    elif kind == "sensitive_list":
+        binned = {"type": "object", "additionalProperties": False, "required": ["column"],
+                  "properties": {
+                      "column": {"type": "string", "minLength": 1},
+                      "bins": {"type": "array", "items": {"type": "number"}, "minItems": 1,
+                               "description": "Bin edges, strictly increasing."},
+                      "quantiles": {"type": "integer", "minimum": 2,
+                                    "description": "Bins at the eval table's quantiles."}},
+                  "oneOf": [{"required": ["bins"]}, {"required": ["quantiles"]}]}
+        s = {"type": "array", "items": {"oneOf": [{"type": "string", "minLength": 1}, binned]},
+             "minItems": 1, "uniqueItems": True}
+    elif kind == "dtype_map":
+        s = {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1},
+             "additionalProperties": {"enum": list(DTYPES)}}
+    elif kind == "include":
+        s = {"oneOf": [{"type": "string", "minLength": 1},
+                       {"type": "array", "items": {"type": "string", "minLength": 1},
+                        "minItems": 1}]}
+    elif kind == "model":
+        suffixes = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in suffix[1:])
+                            for suffix in SUFFIX_KINDS)  # matched case-insensitively
+        s = {"oneOf": [{"type": "string", "pattern": rf"\.({suffixes})$"},
+                       {"$ref": "#/$defs/model"}]}
+    elif kind == "checks":
+        s = {"type": "object", "minProperties": 1,
+             "propertyNames": {"pattern": NAME_RE.pattern},
+             "additionalProperties": {"$ref": "#/$defs/check"}}
+    else:  # pragma: no cover - the tables only use the kinds above
+        raise AssertionError(kind)
+    if f.choices and s.get("type") == "array":
+        s["items"] = {**s["items"], "enum": list(f.choices)}
+    elif f.choices:
+        s["enum"] = list(f.choices)
+    if f.default is not None and f.default != ():
+        s["default"] = f.default
+    s.update(f.schema)
+    s["description"] = f.doc
+    return s
+
+
+
 def suite_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the suite format, generated from the field tables."""
-
-    def field_schema(f: Field) -> dict[str, Any]:
-        kind = f.kind
-        if kind.startswith("section:"):
-            return {"$ref": f"#/$defs/{kind.split(':', 1)[1]}", "description": f.doc}
-        s: dict[str, Any]
-        if kind in ("str", "path"):
-            s = {"type": "string", "minLength": 1}
-        elif kind == "int":
-            s = {"type": "integer"}
-        elif kind == "number":
-            s = {"type": "number"}
-        elif kind == "bool":
-            s = {"type": "boolean"}
-        elif kind == "label":
-            s = {"type": ["string", "integer"]}
-        elif kind == "str_list":
-            s = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
-        elif kind == "int_list":
-            s = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}
-        elif kind == "number_list":
-            s = {"type": "array", "items": {"type": "number"}, "minItems": 1, "uniqueItems": True}
-        elif kind == "label_list":
-            s = {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
-                 "uniqueItems": True}
-        elif kind == "sensitive_list":
-            binned = {"type": "object", "additionalProperties": False, "required": ["column"],
-                      "properties": {
-                          "column": {"type": "string", "minLength": 1},
-                          "bins": {"type": "array", "items": {"type": "number"}, "minItems": 1,
-                                   "description": "Bin edges, strictly increasing."},
-                          "quantiles": {"type": "integer", "minimum": 2,
-                                        "description": "Bins at the eval table's quantiles."}},
-                      "oneOf": [{"required": ["bins"]}, {"required": ["quantiles"]}]}
-            s = {"type": "array", "items": {"oneOf": [{"type": "string", "minLength": 1}, binned]},
-                 "minItems": 1, "uniqueItems": True}
-        elif kind == "dtype_map":
-            s = {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1},
-                 "additionalProperties": {"enum": list(DTYPES)}}
-        elif kind == "include":
-            s = {"oneOf": [{"type": "string", "minLength": 1},
-                           {"type": "array", "items": {"type": "string", "minLength": 1},
-                            "minItems": 1}]}
-        elif kind == "model":
-            suffixes = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in suffix[1:])
-                                for suffix in SUFFIX_KINDS)  # matched case-insensitively
-            s = {"oneOf": [{"type": "string", "pattern": rf"\.({suffixes})$"},
-                           {"$ref": "#/$defs/model"}]}
-        elif kind == "checks":
-            s = {"type": "object", "minProperties": 1,
-                 "propertyNames": {"pattern": NAME_RE.pattern},
-                 "additionalProperties": {"$ref": "#/$defs/check"}}
-        else:  # pragma: no cover - the tables only use the kinds above
-            raise AssertionError(kind)
-        if f.choices and s.get("type") == "array":
-            s["items"] = {**s["items"], "enum": list(f.choices)}
-        elif f.choices:
-            s["enum"] = list(f.choices)
-        if f.default is not None and f.default != ():
-            s["default"] = f.default
-        s.update(f.schema)
-        s["description"] = f.doc
-        return s
 
     def section_schema(name: str) -> dict[str, Any]:
         fields = section_fields(name)

@@ -71,6 +71,7 @@ __all__ = [
     "CheckSpec",
     "GateSpec",
     "load_suite",
+    "SuiteParser",
     "suite_from_dict",
     "parse_check",
     "suite_json_schema",
@@ -96,7 +97,7 @@ def load_suite(path: str | Path) -> Suite:
     located = load_yaml(path)
     text = path.read_text(encoding="utf-8")
     located, includes = resolve_includes(located, path, seen=(path.resolve(),))
-    return _Parser(located, path).suite(text=text, includes=tuple(includes))
+    return SuiteParser(located, path).suite(text=text, includes=tuple(includes))
 
 
 def suite_from_dict(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> Suite:
@@ -116,7 +117,7 @@ def suite_from_dict(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> S
     if "include" in data:
         raise SuiteError(f"={show(data['include'])}: include is only supported in suite files; "
                          "merge the shared keys into the dict in Python", key="include")
-    return _Parser(located, None, base_dir=base).suite(text="", includes=())
+    return SuiteParser(located, None, base_dir=base).suite(text="", includes=())
 
 
 def _lc(doc: str) -> str:
@@ -127,12 +128,13 @@ def _lc(doc: str) -> str:
 def parse_check(name: str, definition: Mapping[str, Any], *, suite_path: Path | None = None,
                 sensitive: tuple[str, ...] = ()) -> CheckSpec:
     """Validate one check written in code like a suite entry (``{"metric": ..., "gate": ...}``)."""
-    parser = _Parser(located_from_value({}), suite_path, sensitive=sensitive)
+    parser = SuiteParser(located_from_value({}), suite_path, sensitive=sensitive)
     return parser.check(("checks", name), name, dict(definition))
 
 
-class _Parser:
-    """Turns a located tree into a :class:`Suite`, raising on the first problem."""
+class SuiteParser:
+    """Turns a located tree into a :class:`Suite`, raising on the first problem (the monitor
+    file's parser, :mod:`audit.monitor.spec`, reuses it with its own field tables)."""
 
     def __init__(self, located: Located, path: Path | None, base_dir: Path | None = None,
                  sensitive: tuple[str, ...] = ()) -> None:
@@ -144,6 +146,11 @@ class _Parser:
         self.base_dir = base_dir
 
     # -- helpers --------------------------------------------------------------------
+    def fields(self, section: str) -> dict[str, Field]:
+        """The field table of ``section`` (a parser of another file format, such as a monitor
+        file, overrides this and keeps the rest: located errors, scalars, gates)."""
+        return section_fields(section)
+
     def bad(self, keypath: KeyPath, value: Any, message: str) -> SuiteError:
         """An error at ``keypath`` showing the offending ``value``."""
         return SuiteError(f"={show(value)}: {message}", **self._where(keypath))
@@ -157,7 +164,7 @@ class _Parser:
                 valid: list[str] | None = None) -> dict[str, Any]:
         """Check a mapping's keys against its field table; ``valid`` narrows the keys offered
         in messages (a check's keys depend on its metric)."""
-        fields = section_fields(section)
+        fields = self.fields(section)
         shown = valid or list(fields)
         if not isinstance(value, dict):
             if not keypath:
@@ -265,7 +272,7 @@ class _Parser:
                 raise self.bad(keypath, value, f"must be {words} {bounds[name]}")
 
     def get(self, keypath: KeyPath, mapping: dict[str, Any], key: str, section: str) -> Any:
-        f = SECTIONS[section][key]
+        f = self.fields(section)[key]
         if key not in mapping:
             return f.default
         return self.scalar((*keypath, key), mapping[key], f)
@@ -726,7 +733,7 @@ class _Parser:
 
     def gate(self, kp: KeyPath, value: Any, metric: Any) -> GateSpec:
         g = self.section(kp, value, "gate")
-        vals = {k: self.get(kp, g, k, "gate") for k in SECTIONS["gate"]}
+        vals = {k: self.get(kp, g, k, "gate") for k in self.fields("gate")}
         problem = bound_problem(metric, vals)
         if problem is not None:
             key, message = problem
@@ -738,11 +745,11 @@ class _Parser:
 
 
 def _item_range(p: Param) -> dict[str, Any]:
-    """A parameter's range in the form :meth:`_Parser.in_range` reads (lists: per item)."""
+    """A parameter's range in the form :meth:`SuiteParser.in_range` reads (lists: per item)."""
     return {"items": p.range} if p.kind.endswith("_list") else p.range
 
 
-def _check_table_suffix(parser: _Parser, kp: KeyPath, path: Path) -> None:
+def _check_table_suffix(parser: SuiteParser, kp: KeyPath, path: Path) -> None:
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file")
 
