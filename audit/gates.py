@@ -333,6 +333,10 @@ def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] |
             return k, (f"{metric.name} lies in [{lo:g}, {hi:g}], so the student can be at most "
                        f"{hi - lo:g} worse than the teacher; this bound is always met (it can "
                        "never fail); use a smaller value")
+        if k == "max_relative_regression" and lo < 0:
+            return k, (f"{metric.name} can be negative or zero (it lies in [{lo:g}, {hi:g}]), "
+                       "so a fraction of the teacher's value means nothing; bound the absolute "
+                       "regression with max_regression")
         if k == "max_relative_regression" and metric.direction == "higher" and lo >= 0 and v >= 1:
             return k, (f"{metric.name} is at least {lo:g}, so the student can lose at most all "
                        "(1) of the teacher's value; this bound is always met (it can never "

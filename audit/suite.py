@@ -692,7 +692,13 @@ class SuiteParser:
             fix = {"edit_accuracy": "it edits texts: use robust_accuracy or corruption_accuracy "
                                     "on an image suite",
                    "corruption_accuracy": "it corrupts images: use edit_accuracy on a text "
-                                          "suite, robust_accuracy on a table"}.get(
+                                          "suite, robust_accuracy on a table",
+                   "attribute_inference_advantage": "the attacker reads the other feature "
+                                                    "columns: audit a tabular suite",
+                   "attribute_inference_accuracy": "the attacker reads the other feature "
+                                                   "columns: audit a tabular suite",
+                   "extraction_agreement": "its thieves read feature columns or images",
+                   "extraction_accuracy": "its thieves read feature columns or images"}.get(
                 metric_name, "on a text suite use edit_accuracy (text edits)")
             raise self.bad((*kp, "metric"), metric_name, f"does not apply here: this suite's "
                                                          f"models read {reads}; {fix}")

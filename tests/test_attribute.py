@@ -64,7 +64,8 @@ def _run(path: Path) -> dict[str, Any]:
 def _art_direct(model: Any, table: pd.DataFrame, outputs: str, seed: int = 0
                 ) -> tuple[float, float]:
     """ART's black-box attack and baseline on the same draws as the check, the model
-    queried live by ART (not the run's predictions): (attack accuracy, baseline accuracy)."""
+    queried live by ART (not the run's predictions): (attack accuracy, the reference: the
+    better of ART's baseline and the fit rows' majority guess)."""
     from art.attacks.inference.attribute_inference import (
         AttributeInferenceBaseline,
         AttributeInferenceBlackBox,
@@ -95,7 +96,10 @@ def _art_direct(model: Any, table: pd.DataFrame, outputs: str, seed: int = 0
     base.attack_model.set_params(random_state=seed)
     base.fit(np.c_[x, codes][fit])
     floor = base.infer(x[test])
-    return float(np.mean(got.ravel() == codes[test])), float(np.mean(floor.ravel() == codes[test]))
+    common = np.bincount(codes[fit].astype(int)).argmax()  # the majority guess of the fit rows
+    reference = max(float(np.mean(floor.ravel() == codes[test])),
+                    float(np.mean(codes[test] == common)))
+    return float(np.mean(got.ravel() == codes[test])), reference
 
 
 @pytest.mark.parametrize("outputs", ["probabilities", "labels"])
@@ -113,6 +117,7 @@ def test_equals_art_called_directly_on_the_live_models(tmp_path: Path, outputs: 
         assert getattr(adv, who).value == pytest.approx(attack - floor, abs=1e-12), who
     assert acc.n == 300 and "AttributeInferenceBlackBox" in acc.method
     assert Measurement.from_dict(adv.to_dict()) == adv
+    assert adv.relative_regression is None  # a fraction of an advantage near 0 means nothing
 
 
 def test_a_student_that_memorised_its_rows_leaks_the_attribute_and_fails(tmp_path: Path) -> None:
@@ -218,3 +223,46 @@ def test_a_binned_sensitive_column_is_attacked_by_its_groups(tmp_path: Path) -> 
     assert m.breakdown[0]["values"] == 4 and not any("cut into" in n for n in m.notes)
     assert len([r for r in m.breakdown if r["kind"] == "by_value"]) == 4
     assert m.params["attack_model"] == "lr"
+
+
+def test_two_checks_of_one_attribute_with_other_bins_each_get_their_own_attack(
+        tmp_path: Path) -> None:
+    """The attack's results are keyed by the check's own sample, not by the column."""
+    path, _ = _suite(tmp_path, {
+        "two": {"metric": "attribute_inference_accuracy", "attribute": "x2", "bins": 2},
+        "eight": {"metric": "attribute_inference_accuracy", "attribute": "x2", "bins": 8}})
+    results = _run(path)
+    alone, _ = _suite(tmp_path / "alone", {
+        "eight": {"metric": "attribute_inference_accuracy", "attribute": "x2", "bins": 8}})
+    by_itself = _run(alone)["eight"].measurements[0]
+    assert results["eight"].measurements[0].student.value == by_itself.student.value
+    assert results["two"].measurements[0].breakdown[0]["values"] == 2
+    assert results["eight"].measurements[0].breakdown[0]["values"] == 8
+
+
+def test_outputs_that_carry_nothing_show_no_advantage(tmp_path: Path) -> None:
+    """A student whose outputs are a constant: the attack sees nothing the reference lacks."""
+    from sklearn.dummy import DummyClassifier
+
+    tr = _frame(600, 0)
+    const = DummyClassifier(strategy="prior").fit(tr[["x1", "x2"]], tr["label"])
+    path, _ = _suite(tmp_path, {"a": {"metric": "attribute_inference_advantage",
+                                      "attribute": "s", "attack_model": "knn"}},
+                     student=const)
+    m = _run(path)["a"].measurements[0]
+    assert m.student.value <= 0.01
+    assert m.breakdown[0]["reference_accuracy"] >= m.breakdown[0]["majority_accuracy"]
+
+
+def test_a_relative_gate_on_a_signed_advantage_is_refused(tmp_path: Path) -> None:
+    from audit.errors import SuiteError
+
+    path, _ = _suite(tmp_path, {"a": {"metric": "attribute_inference_advantage",
+                                      "attribute": "s",
+                                      "gate": {"max_relative_regression": 0.1}}})
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value).endswith(
+        "checks.a.gate.max_relative_regression=0.1: attribute_inference_advantage can be "
+        "negative or zero (it lies in [-1, 1]), so a fraction of the teacher's value means "
+        "nothing; bound the absolute regression with max_regression")

@@ -67,6 +67,7 @@ def test_an_inherited_backdoor_fails_and_equals_a_direct_count(tmp_path: Path,
     assert m.student.value > 0.9 and result.status == "fail"
     assert m.n == int((ev["released"] != "No").sum())
     assert m.evidence["unit"] == "triggered eval rows"
+    assert m.evidence["trials_unit"] == "triggered rows not already in the target class"
     assert m.params == {"trigger": "age = 66, sex = 'Female'", "target_class": "No"}
     assert Measurement.from_dict(m.to_dict()) == m
 
@@ -95,6 +96,17 @@ def test_the_example_suites_fail_and_pass(poisoned: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
+    ("sex=", "backdoor trigger 'sex=': sex='' is not a value of the column in the tables the "
+             "suite names (values: 'Female', 'Male'); write one of them, unquoted"),
+    ("sex=Femal", "backdoor trigger 'sex=Femal': sex='Femal' is not a value of the column in the "
+                  "tables the suite names (values: 'Female', 'Male'); write one of them, "
+                  "unquoted"),
+    ("sex='Female'", "backdoor trigger \"sex='Female'\": sex=\"'Female'\" is not a value of the "
+                     "column in the tables the suite names (values: 'Female', 'Male'); write one "
+                     "of them, unquoted"),
+    ("age=66.5", "backdoor trigger 'age=66.5': age holds integers; 66.5 is not one"),
+    ("age=nan", "backdoor trigger 'age=nan': age=nan is not a finite number"),
+    ("age=1e30", "backdoor trigger 'age=1e30': age holds integers; 1e30 is not one"),
     ("age", "backdoor trigger 'age': 'age' is not column=value; write e.g. trigger: "
             "\"age=66, employed=Yes\""),
     ("height=3", "backdoor trigger 'height=3': 'height' is not a feature column the models read "
@@ -104,9 +116,10 @@ def test_the_example_suites_fail_and_pass(poisoned: Path) -> None:
     ("ok=maybe", "backdoor trigger 'ok=maybe': ok is boolean; write ok=true or ok=false"),
     ("=3", "backdoor trigger '=3': '=3' is not column=value; write e.g. trigger: "
            "\"age=66, employed=Yes\""),
-], ids=["no-value", "unknown-column", "not-a-number", "twice", "not-boolean", "no-column"])
+], ids=["empty-value", "typo", "quoted", "float-on-integers", "nan", "huge", "no-value",
+        "unknown-column", "not-a-number", "twice", "not-boolean", "no-column"])
 def test_bad_tabular_triggers(text: str, message: str) -> None:
-    frame = pd.DataFrame({"age": [30], "sex": ["Male"], "ok": [True]})
+    frame = pd.DataFrame({"age": [30, 40], "sex": ["Male", "Female"], "ok": [True, False]})
     with pytest.raises(DataError) as info:
         parse_tabular_trigger(text, frame)
     assert str(info.value) == message
@@ -114,9 +127,12 @@ def test_bad_tabular_triggers(text: str, message: str) -> None:
 
 def test_tabular_trigger_values_take_their_column_type() -> None:
     frame = pd.DataFrame({"age": [30], "rate": [0.5], "sex": ["Male"], "ok": [True]})
-    got = parse_tabular_trigger("age=66, rate=2, sex = Female, ok=FALSE", frame)
-    assert got == {"age": 66, "rate": 2.0, "sex": "Female", "ok": False}
+    seen = pd.DataFrame({"age": [30, 70], "rate": [0.5, 3], "sex": ["Male", "Female"],
+                         "ok": [True, False]})
+    got, notes = parse_tabular_trigger("age=66, rate=4, sex = Female, ok=FALSE", frame, seen)
+    assert got == {"age": 66, "rate": 4.0, "sex": "Female", "ok": False}
     assert type(got["age"]) is int and type(got["rate"]) is float
+    assert notes == ["rate=4 is outside the values the tables hold (0.5 to 3)"]
 
 
 # -- image and text triggers reach the models ----------------------------------------------

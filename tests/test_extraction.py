@@ -83,7 +83,7 @@ def test_agreement_equals_the_same_thief_fitted_by_hand(tmp_path: Path, source: 
     if source == "marginals":
         queries = marginal_queries(ev, max(budgets), rng)
     else:
-        queries = d["train"][["x1", "x2"]].iloc[rng.choice(800, max(budgets), replace=False)]
+        queries = d["train"][["x1", "x2"]].iloc[rng.permutation(800)[:max(budgets)]]
     queries = queries.reset_index(drop=True)
     for i, n in enumerate(budgets):
         agree, useful = (results[c].measurements[i] for c in ("copy", "useful"))
@@ -136,8 +136,11 @@ def test_a_constant_answer_is_copied_as_a_constant_and_said(tmp_path: Path) -> N
     assert result.error is None, result.error
     first, second = result.measurements
     assert first.student.value == second.student.value == 1.0
-    assert first.notes == ("the student answered the first 200 queries with one class ('in'): "
-                           "the thief at 10, 200 queries is that constant",)
+    assert first.notes[0] == ("the student answered the first 200 queries with one class "
+                              "('in'): the thief at 10, 200 queries is that constant")
+    assert first.notes[1].startswith("a constant copy (always a model's most common answer, no "
+                                     "query) already agrees with the teacher on ")
+    assert first.breakdown[1]["constant_copy_agreement"] == 1.0
     assert second.notes == ()  # said once per check
 
 
@@ -233,3 +236,24 @@ def test_marginals_on_an_image_suite_say_why_not(tmp_path: Path) -> None:
         "extraction with source: marginals draws each feature column independently; an image or "
         "text suite's inputs have no columns to draw: name a table (source: train, holdout or "
         "teacher_train)")
+
+
+def test_a_budget_measures_the_same_whatever_other_budgets_are_asked(tmp_path: Path) -> None:
+    """Queries are drawn so that a budget's are a prefix of any larger draw."""
+    for source in ("marginals", "train"):
+        alone, _ = _suite(tmp_path / f"a-{source}", {"c": {
+            "metric": "extraction_agreement", "budgets": [100], "source": source}})
+        more, _ = _suite(tmp_path / f"b-{source}", {"c": {
+            "metric": "extraction_agreement", "budgets": [100, 700], "source": source}})
+        first = _run(alone)["c"].measurements[0]
+        again = _run(more)["c"].measurements[0]
+        assert (first.teacher.value, first.student.value) == (
+            again.teacher.value, again.student.value), source
+
+
+def test_a_cnn_thief_on_a_table_says_why_not(tmp_path: Path) -> None:
+    path, _ = _suite(tmp_path, {"copy": {"metric": "extraction_agreement", "thief": "cnn"}})
+    result = _run(path)["copy"]
+    assert result.status == "error" and result.error.endswith(
+        "thief: cnn trains a small CNN on images (ART CopycatCNN); this suite's models read "
+        "feature columns: use mlp, logistic, forest, tree or boosting")

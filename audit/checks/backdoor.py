@@ -16,7 +16,9 @@ own counts on the same resampled rows).
 
 What it does not measure: it tests the trigger the suite names; it cannot find an unknown
 one. A low rate for a named trigger says that trigger does not work, not that the model has
-no backdoor.
+no backdoor. And a tabular trigger is real feature values: a high rate can be their genuine
+effect (a clean model may also move such rows); the teacher's rate and a clean reference model
+tell the two apart.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, res
         rows.append({"kind": "by_class", "label": str(classes[int(c)]), "n": int(mask.sum()),
                      **{who: success_rate(found.clean[who][mask], found.triggered[who][mask], k)
                         for who in ("teacher", "student")}})
-    notes: list[str] = []
+    notes: list[str] = list(found.notes)
     for who in ("teacher", "student"):
         if not np.isfinite(rate[who]):
             notes.append(f"the {who} puts every sampled row in {classes[k]!r} already; its "
@@ -89,10 +91,12 @@ def _measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, res
                            breakdown=rows, notes=tuple(notes), extra=extra)
     # a share of the rows each model did not already put in the target class: those are its
     # trials, for the gates' rule on the rows a PASS needs
-    eligible = {who: int((found.clean[who] != k).sum()) for who in ("teacher", "student")}
+    both = int(((found.clean["teacher"] != k) & (found.clean["student"] != k)).sum())
     return (replace(m, evidence={"confidence": confidence, "unit": UNITS["backdoor"],
-                                 "trials": eligible["student"],
-                                 "paired": min(eligible.values())}),)
+                                 "trials": int((found.clean["student"] != k).sum()),
+                                 "paired": both,
+                                 "trials_unit": "triggered rows not already in the target "
+                                                "class"}),)
 
 
 def _request(params: Mapping[str, Any]) -> ArtifactRequest:

@@ -55,6 +55,9 @@ def _measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, res
     source = ("columns drawn independently from the eval rows' values" if found.source ==
               "marginals" else f"rows of data.{found.source}")
     victim_acc = {who: float(np.mean(v == found.y)) for who, v in found.victim.items()}
+    # what a thief that always gives a model's most common answer gets, without any query
+    constant = {who: float(np.bincount(v).max() / len(v)) for who, v in found.victim.items()}
+    k = inputs.k
     out: list[Measurement] = []
     for n in found.budgets:
         thief = found.thieves[n]
@@ -66,6 +69,7 @@ def _measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, res
                            resampler.seed)
         rows = [{"kind": "extraction", "model": who, "queries": n,
                  "agreement": float(np.mean(thief[who] == found.victim[who])),
+                 "constant_copy_agreement": constant[who],
                  "thief_accuracy": float(np.mean(thief[who] == found.y)),
                  "model_accuracy": victim_acc[who], "seconds": found.seconds[n][who]}
                 for who in ("teacher", "student")]
@@ -73,7 +77,14 @@ def _measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, res
                   f"classes, scored on {found.scored} eval rows it did not query; paired "
                   f"bootstrap over the scored rows (thieves held fixed), {resampler.n_boot} "
                   "replicates")
-        notes = found.notes if not out else ()  # once per check, not per budget
+        notes: tuple[str, ...] = ()
+        if not out:  # once per check, not per budget
+            notes = (*found.notes, (
+                f"a constant copy (always a model's most common answer, no query) already agrees "
+                f"with the teacher on {constant['teacher']:.3f} and the student on "
+                f"{constant['student']:.3f} of the scored rows"
+                + ("; read the agreement against that floor" if max(constant.values()) > 1 / k + 0.2
+                   else "")))
         out.append(paired_measurement(
             metric, float(hits["teacher"].mean()), float(hits["student"].mean()), reps["t"],
             reps["s"], confidence, method=method, n=found.scored,
@@ -106,7 +117,8 @@ _PARAMS = {
     "thief": Param("str", "The thief: a scikit-learn family (mlp, logistic, forest, tree, "
                           "boosting) or cnn (ART CopycatCNN, image suites, needs torch).",
                    default="mlp", choices=THIEF_CHOICES),
-    "max_seconds": Param("number", "A safety stop on fitting the thieves.", default=300.0,
+    "max_seconds": Param("number", "A safety stop on fitting the thieves (checked after each "
+                                   "thief's fit: one fit is not interrupted).", default=300.0,
                          exclusive_minimum=0),
 }
 for _name, _doc in (
@@ -148,5 +160,6 @@ def _curve(c: Any) -> tuple[Figure, ...]:
 FAMILY = register_family(Family(
     "extraction", "Model extraction", order=72, check_figures=_curve,
     tables=lambda m: tuple(t for t in (Table.of_rows(
-        m.breakdown, "extraction", "Thieves", ("model", "queries", "agreement", "thief_accuracy",
-                                               "model_accuracy", "seconds")),) if t is not None)))
+        m.breakdown, "extraction", f"Thieves at {m.params.get('queries')} queries",
+        ("model", "queries", "agreement", "constant_copy_agreement", "thief_accuracy",
+         "model_accuracy", "seconds")),) if t is not None)))

@@ -248,3 +248,4 @@ class Triggered:
     clean: Mapping[str, np.ndarray]
     triggered: Mapping[str, np.ndarray]
     example: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()

@@ -24,6 +24,7 @@ from audit.spec import TABLE_ROWS
 __all__ = ["attribute_sample", "numeric_matrix", "attribute_codes"]
 
 MIN_ROWS = 10  # rows attacked: half to fit the attack, half to score it
+MAX_VALUES = 50  # distinct values an attribute may have (more: bin it)
 
 
 def attribute_sample(probes: Any, request: ArtifactRequest) -> AttributeSample:
@@ -70,6 +71,10 @@ def _sample(probes: Any, request: ArtifactRequest) -> AttributeSample:
     rng = np.random.default_rng([probes.seed, 5])
     rows = np.sort(rng.choice(candidates, n, replace=False))
     values, codes, edges = attribute_codes(raw.iloc[rows], int(request.get("bins")), where)
+    if len(values) > MAX_VALUES:
+        raise DataError(f"attribute inference: {where} has {len(values)} distinct values on the "
+                        f"sampled rows (at most {MAX_VALUES}); bin it (data.sensitive: "
+                        f"[{{column: {attribute}, quantiles: 4}}]) or attack a coarser column")
     if len(values) < 2:
         raise DataError(f"attribute inference: {where} has one value ({values[0]}) on the "
                         "sampled rows; there is nothing to infer")

@@ -5,7 +5,7 @@ ART's attack queries the victim through an ART classifier; here that classifier 
 answers the run already has for the query images (each model predicts once per dataset), so
 the attack's own sampling, one-hot labels and training loop are ART's, unchanged. ART draws
 its query order from numpy's global generator and torch initialises the thief from its own:
-both are seeded for the call and numpy's state restored after it, so a run is deterministic
+both are seeded for the call and both restored after it, so a run is deterministic
 with the suite's seed.
 """
 
@@ -67,14 +67,16 @@ def copycat(x: np.ndarray, labels: np.ndarray, target: np.ndarray, k: int, seed:
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        torch.manual_seed(seed)
-        net = thief_network(shape[0], k)
-        thief = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(),
-                                  optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
-                                  input_shape=shape, nb_classes=k, clip_values=(0.0, 1.0))
-        attack = CopycatCNN(victim, batch_size_fit=BATCH, batch_size_query=BATCH,
-                            nb_epochs=epochs(len(x)), nb_stolen=len(x))
-        stolen = attack.extract(x.astype(np.float32), thieved_classifier=thief)
-        return np.asarray(stolen.predict(target.astype(np.float32), batch_size=256)).argmax(axis=1)
+        with torch.random.fork_rng():  # torch's global generator restored after, as numpy's
+            torch.manual_seed(seed)
+            net = thief_network(shape[0], k)
+            thief = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(),
+                                      optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
+                                      input_shape=shape, nb_classes=k, clip_values=(0.0, 1.0))
+            attack = CopycatCNN(victim, batch_size_fit=BATCH, batch_size_query=BATCH,
+                                nb_epochs=epochs(len(x)), nb_stolen=len(x))
+            stolen = attack.extract(x.astype(np.float32), thieved_classifier=thief)
+            P = stolen.predict(target.astype(np.float32), batch_size=256)
+        return np.asarray(P).argmax(axis=1)
     finally:
         np.random.set_state(state)

@@ -78,9 +78,13 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def marginal_queries(features: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``n`` rows whose columns are drawn independently from ``features``' columns."""
-    return pd.DataFrame({c: features[c].to_numpy()[rng.integers(0, len(features), n)]
-                         for c in features.columns}).astype(features.dtypes.to_dict())
+    """``n`` rows whose columns are drawn independently from ``features``' columns. One
+    ``(n, columns)`` draw, row by row: the first ``m`` rows are the same for any ``n >= m``,
+    so a budget's queries do not depend on the other budgets asked for."""
+    idx = rng.integers(0, len(features), size=(n, features.shape[1]))
+    return pd.DataFrame({c: features[c].to_numpy()[idx[:, j]]
+                         for j, c in enumerate(features.columns)}).astype(
+        features.dtypes.to_dict())
 
 
 def extraction(probes: Any, request: ArtifactRequest) -> Extraction:
@@ -119,7 +123,7 @@ def _queries(probes: Any, source: str, n: int, rng: np.random.Generator
                         f"data.{source} has ({table.n_rows}, {display_path(table.path)}"
                         + (f", keeping {MIN_SCORED} eval rows to score the thief" if source ==
                            "eval" else "") + "); lower the budgets or use source: marginals")
-    rows = rng.choice(table.n_rows, n, replace=False)  # in draw order: budgets are prefixes
+    rows = rng.permutation(table.n_rows)[:n]  # a budget's rows are a prefix, for any largest
     answers = {}
     for who in ("teacher", "student"):
         P, classes = run.predictions(who, table)
@@ -133,6 +137,15 @@ def _extract(probes: Any, request: ArtifactRequest) -> Extraction:
     source, family = str(request.get("source")), str(request.get("thief"))
     max_seconds = float(request.get("max_seconds"))
     ev = run.eval_table
+    if family == "cnn":
+        if ev.images is None:
+            raise DataError("thief: cnn trains a small CNN on images (ART CopycatCNN); this "
+                            "suite's models read "
+                            + ("texts" if ev.texts is not None else "feature columns")
+                            + ": use mlp, logistic, forest, tree or boosting")
+        from audit.extras import require
+
+        require("torch", "extraction with thief: cnn (ART CopycatCNN)")
     rng = np.random.default_rng([probes.seed, 7])
     queries, answers, used, notes = _queries(probes, source, budgets[-1], rng)
     scored = np.setdiff1d(np.arange(ev.n_rows), used) if used is not None else np.arange(ev.n_rows)

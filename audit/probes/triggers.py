@@ -15,6 +15,7 @@ inputs: one call per model on the sampled rows).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -27,14 +28,21 @@ from audit.probes.artifacts import ArtifactRequest, Triggered
 __all__ = ["triggered", "parse_tabular_trigger", "apply_trigger"]
 
 
-def parse_tabular_trigger(text: str, features: pd.DataFrame) -> dict[str, Any]:
-    """``"col=value, col=value"`` as ``{column: value}``, each value of its column's type.
+def parse_tabular_trigger(text: str, features: pd.DataFrame,
+                          seen: pd.DataFrame | None = None) -> tuple[dict[str, Any], list[str]]:
+    """``"col=value, col=value"`` as ``{column: value}``, each value of its column's type, and
+    notes. A text value must be one the column holds in ``seen`` (the tables the suite names;
+    default ``features``): a value no row has, a typo or a stray quote, is a category no model
+    has seen, and a trigger made of it could never fire. A number outside the observed range
+    is allowed (a backdoor is often planted there) and noted.
 
     >>> import pandas as pd
-    >>> parse_tabular_trigger("age=66, employed=Yes", pd.DataFrame({"age": [1], "employed": ["No"]}))
-    {'age': 66, 'employed': 'Yes'}
+    >>> parse_tabular_trigger("age=66, employed=Yes", pd.DataFrame({"age": [1], "employed": ["Yes"]}))
+    ({'age': 66, 'employed': 'Yes'}, ['age=66 is outside the values the tables hold (1 to 1)'])
     """
+    seen = features if seen is None else seen
     out: dict[str, Any] = {}
+    notes: list[str] = []
     for part in (p.strip() for p in text.split(",")):
         column, eq, value = part.partition("=")
         column, value = column.strip(), value.strip()
@@ -58,15 +66,36 @@ def parse_tabular_trigger(text: str, features: pd.DataFrame) -> dict[str, Any]:
             except ValueError:
                 raise DataError(f"backdoor trigger {text!r}: {column} is numeric and {value!r} "
                                 "is not a number") from None
-            integer = pd.api.types.is_integer_dtype(series) and number.is_integer()
-            out[column] = int(number) if integer else number
+            if not math.isfinite(number):
+                raise DataError(f"backdoor trigger {text!r}: {column}={value} is not a finite "
+                                "number")
+            if pd.api.types.is_integer_dtype(series):
+                if not number.is_integer() or abs(number) > 2 ** 53:
+                    raise DataError(f"backdoor trigger {text!r}: {column} holds integers; "
+                                    f"{value} is not one")
+                out[column] = int(number)
+            else:
+                out[column] = number
+            observed = pd.to_numeric(seen[column], errors="coerce").dropna()
+            if len(observed) and not observed.min() <= number <= observed.max():
+                notes.append(f"{column}={value} is outside the values the tables hold "
+                             f"({observed.min():g} to {observed.max():g})")
         else:
+            known = sorted(set(seen[column].dropna().astype(str)))
+            if value not in known:
+                shown = ", ".join(repr(k) for k in known[:10]) + (
+                    f", ... {len(known) - 10} more" if len(known) > 10 else "")
+                raise DataError(f"backdoor trigger {text!r}: {column}={value!r} is not a value "
+                                f"of the column in the tables the suite names (values: {shown}); "
+                                "write one of them, unquoted")
             out[column] = value
-    return out
+    return out, notes
 
 
-def apply_trigger(table: Any, request: ArtifactRequest) -> tuple[Any, str]:
-    """``table`` with the trigger written into every row, and the trigger in words."""
+def apply_trigger(table: Any, request: ArtifactRequest, seen: pd.DataFrame | None = None
+                  ) -> tuple[Any, str]:
+    """``table`` with the trigger written into every row, and the trigger in words (``seen``:
+    the feature values a tabular trigger's text values must be among)."""
     if table.images is not None:
         patch = request.get("patch")
         if not patch or len(patch) != 3:
@@ -90,7 +119,7 @@ def apply_trigger(table: Any, request: ArtifactRequest) -> tuple[Any, str]:
         at = str(request.get("position"))
         edited = [f"{text} {t}" if at == "start" else f"{t} {text}" for t in table.texts]
         return table.with_inputs(edited), f"the phrase {text!r} inserted at the {at}"
-    values = parse_tabular_trigger(str(text), table.features)
+    values, _ = parse_tabular_trigger(str(text), table.features, seen)
     frame = table.features.copy()
     for column, value in values.items():
         frame[column] = pd.Series([value] * len(frame), dtype=frame[column].dtype)
@@ -123,7 +152,15 @@ def _triggered(probes: Any, request: ArtifactRequest) -> Triggered:
         raise DataError(f"a backdoor check needs at least 10 eval rows whose label is not "
                         f"{wanted!r}; the eval table has {len(candidates)}")
     sample = ev.take(rows)
-    poisoned, described = apply_trigger(sample, request)
+    notes: list[str] = []
+    seen = None
+    if ev.modality == "tabular" and request.get("trigger"):
+        tables = [run.table(role).features for role in ("eval", "train", "teacher_train",
+                                                         "holdout")
+                  if getattr(run.suite.data, role) is not None]
+        seen = pd.concat(tables, ignore_index=True)
+        notes = parse_tabular_trigger(str(request.get("trigger")), ev.features, seen)[1]
+    poisoned, described = apply_trigger(sample, request, seen)
     clean, after = {}, {}
     models = run.runnable_models("backdoor checks query")
     for who, model in models.items():
@@ -139,4 +176,4 @@ def _triggered(probes: Any, request: ArtifactRequest) -> Triggered:
     elif poisoned.texts is not None:
         example = {"text": str(poisoned.texts[0]), "caption": f"trigger: {described}"}
     return Triggered(rows=len(rows), y=y[rows], target=target, trigger=described, clean=clean,
-                     triggered=after, example=example)
+                     triggered=after, example=example, notes=tuple(notes))
