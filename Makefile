@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fixtures examples bench clean
+.PHONY: demo test fixtures examples monitor bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ examples: fixtures
 	-$(BIN)/distill-audit run suites/arrests-security.audit.yaml
 	-$(BIN)/distill-audit run suites/poisoned.audit.yaml
 	$(BIN)/distill-audit run suites/poisoned-defended.audit.yaml
+
+# the production monitor on a simulation of 20 days (exits 1: its alerts fire, on purpose)
+monitor: fixtures
+	$(BIN)/python -m fixtures.monitor
+	-$(BIN)/distill-audit monitor suites/arrests.monitor.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m mypy audit
