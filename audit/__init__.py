@@ -41,6 +41,8 @@ _EXPORTS = {
     "format_check": "audit.report.terminal",
     "read_report": "audit.report.jsonio",
     "render_html": "audit.report.html",
+    "compare": "audit.comparison",
+    "Comparison": "audit.comparison",
 }
 __all__ = sorted(_EXPORTS)
 

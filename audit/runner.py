@@ -175,7 +175,7 @@ class SuiteRun:
         key = cache.key(self._guard(identity), table.sha256, table.role,
                         "\0".join(f"{c}:{t}" for c, t in table.features.dtypes.astype(str).items()))
         # a callable's behaviour may depend on files we cannot see: never reuse it across runs
-        persist = spec.kind != "callable"
+        persist = spec.kind not in ("callable", "object")
         P, info, source = self._guard(
             lambda: cache.get_with_info(key, compute, persist=persist, verify=verify,
                                         label=f"{role} predictions on {table.role}"))
@@ -429,7 +429,8 @@ class SuiteRun:
         for role in ("teacher", "student"):
             spec = getattr(self.suite, role)
             entry: dict[str, Any] = {"kind": spec.kind,
-                                     "path": str(spec.path) if spec.path else spec.target}
+                                     "path": str(spec.path) if spec.path else (
+                                         spec.target or spec.label)}
             if spec.tokenizer is not None:  # part of the model: in its hash and its size
                 entry["tokenizer"] = str(spec.tokenizer)
             if role in self._models:

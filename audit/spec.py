@@ -179,9 +179,13 @@ class ModelSpec:
     # model (the attacks' eps stays in pixel units of [0, 1])
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    # kind "object": a fitted model held in memory (audit.compare); never from a suite file
+    obj: Any = field(default=None, compare=False, repr=False, hash=False)
 
     @property
     def label(self) -> str:
+        if self.kind == "object":
+            return f"object:{type(self.obj).__name__}"
         return f"{self.kind}:{display_path(self.path) if self.path is not None else self.target}"
 
 

@@ -320,8 +320,9 @@ def test_metrics_import_nothing_from_models_data_probes_cache_or_runner(
 
 def test_only_the_plugin_and_the_cli_import_the_runner(graph: dict[str, set[str]]) -> None:
     importers = {v for v, ws in graph.items() if "audit.runner" in ws}
-    # the monitor's run sits beside the CLI: it drives a suite run for its reference and models
-    assert importers <= {"audit.plugin", "audit.cli", "audit.monitor.run"}, importers
+    # the monitor's run and compare() sit beside the CLI: each drives a suite run
+    assert importers <= {"audit.plugin", "audit.cli", "audit.monitor.run",
+                         "audit.comparison"}, importers
     # nothing imports the two entry points, but the CLI may read the plugin's run state (the
     # report paths a `distill-audit run` ends with)
     top = {(v, w) for v, ws in graph.items() for w in ws if w in ("audit.plugin", "audit.cli")}

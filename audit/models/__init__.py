@@ -39,6 +39,8 @@ and nothing this package imports (data, spec, errors, coltypes) imports it back.
 
 from __future__ import annotations
 
+from typing import Any
+
 from audit.models.base import LoadedModel, PredictFn, check_probabilities, model_label
 from audit.models.fingerprint import content_bytes, content_sha256, model_fingerprint
 from audit.models.skops import check_skops_trust
@@ -81,7 +83,22 @@ def load_model(spec: ModelSpec, role: str) -> LoadedModel:
         from audit.models.transformers import load_transformers
 
         return load_transformers(spec, role)
+    if spec.kind == "object":  # in memory (audit.compare): a torch module goes to its adapter
+        if _is_torch_module(spec.obj):
+            from audit.models.torch import load_torch_object
+
+            return load_torch_object(spec, role)
+        from audit.models.memory import load_object
+
+        return load_object(spec, role)
     raise KeyError(spec.kind)
+
+
+def _is_torch_module(obj: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")  # an object of torch's exists only if torch is imported
+    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def _load_torch_callable(spec: ModelSpec, role: str) -> LoadedModel:

@@ -83,6 +83,8 @@ class LoadedModel:
 
 def model_label(role: str, spec: ModelSpec) -> str:
     """``role (where)``: the model as messages name it, e.g. ``student (models/s.onnx)``."""
+    if spec.kind == "object":
+        return f"{role} (a {type(spec.obj).__name__} in memory)"
     where = display_path(spec.path) if spec.path is not None else f"{spec.kind} {spec.target}"
     return f"{role} ({where})"
 

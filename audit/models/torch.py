@@ -34,7 +34,8 @@ from audit.models.base import LoadedModel, model_label, numeric_matrix
 from audit.models.imports import resolve_callable, torch_module_of
 from audit.spec import ModelSpec
 
-__all__ = ["load_torch", "load_torch_callable", "torch_model", "torch_weights_digest"]
+__all__ = ["load_torch", "load_torch_callable", "load_torch_object", "torch_model",
+           "torch_weights_digest"]
 
 
 _TORCH_BATCH = 4096  # rows per forward pass: bounds the memory of activations
@@ -342,3 +343,12 @@ def load_torch_callable(spec: ModelSpec, role: str) -> LoadedModel:
     digest.update(torch_weights_digest(torch_module))
     return torch_model(sys.modules["torch"], torch_module, spec, role, digest.hexdigest(), None,
                        warnings)
+
+
+def load_torch_object(spec: ModelSpec, role: str) -> LoadedModel:
+    """A torch module held in memory (``audit.compare``), wrapped by :func:`torch_model`; its
+    fingerprint is its weights' digest."""
+    module = spec.obj
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    digest.update(torch_weights_digest(module))
+    return torch_model(sys.modules["torch"], module, spec, role, digest.hexdigest(), None, ())
