@@ -89,6 +89,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "missing_sensitive": Field("str", "Missing values in a sensitive column: error, or group "
                                           "(their own group, 'missing').", choices=("error", "group"),
                                    default="error"),
+        "private": Field("str_list", "Columns never exported: left out of the flip table "
+                                     "written beside the report and of the rows it shows."),
         "categorical": Field("str_list", "Columns that hold categories: read as text however they "
                                          "look (codes 0, 1, 2 stay '0', '1', '2'); only an empty "
                                          "cell is missing."),

@@ -134,6 +134,7 @@ class DataSpec:
     sensitive_at: Lines = field(default_factory=lambda: Lines(()))
     text: str | None = None  # the column of strings a text model reads
     images: ImageSpec | None = None  # the images an image model reads
+    private: tuple[str, ...] = ()  # columns never exported (flip table, shown rows)
 
     @property
     def modality(self) -> str:

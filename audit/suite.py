@@ -409,7 +409,8 @@ class SuiteParser:
                         positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
                         categorical=categorical, dtypes=dtypes, sensitive_at=Lines(tuple(at)),
-                        text=text, images=images)
+                        text=text, images=images,
+                        private=tuple(self.get(kp, d, "private", "data") or ()))
 
     def images(self, kp: KeyPath, value: Any, tables: set[str]) -> ImageSpec:
         """``data.images``: an array file per table the suite names, or a path column."""

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from audit.checks.performance import CLT_INTERVAL, mean_with_influence
-from audit.checks.registry import Family, Metric, register, register_family
+from audit.checks.registry import Family, Metric, Param, register, register_family
 from audit.probes.artifacts import ArtifactRequest
+from audit.results import Table
 
 __all__: list[str] = []
 
@@ -58,19 +59,29 @@ def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarra
     return mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
 
 
+DEFAULT_FLIPS = 200  # rows of the flip table a report carries (and writes beside itself)
+
+
 def _flipped_rows(params: Mapping[str, Any]) -> tuple[ArtifactRequest, ...]:
-    """A text or image suite shows the rows the teacher gets right and the student wrong."""
-    return (ArtifactRequest.of("examples", rows="negative_flips"),)
+    """A text or image suite shows the rows the teacher gets right and the student wrong; every
+    suite carries the flip table (unless ``flips: 0``)."""
+    cap = int(params.get("flips", DEFAULT_FLIPS))
+    flips = (ArtifactRequest.of("flips", cap=cap),) if cap > 0 else ()
+    return (ArtifactRequest.of("examples", rows="negative_flips"), *flips)
 
 
+_FLIPS = {"flips": Param("int", "Rows of the flip table (the rows where the models disagree, "
+                                "worst first) the report carries and writes beside itself as "
+                                "<report>.flips.csv; 0 for none.", default=DEFAULT_FLIPS,
+                         minimum=0, maximum=100_000)}
 register(Metric("agreement", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows where the student's top-1 prediction equals the teacher's. "
                 "Interval: bootstrap joined with Clopper-Pearson.", joint=_agreement, identical=1.0,
-                needs=_flipped_rows))
+                needs=_flipped_rows, params=_FLIPS))
 register(Metric("negative_flip_rate", "lower", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets right and the student gets wrong. Interval: "
                 "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=True),
-                identical=0.0, needs=_flipped_rows))
+                identical=0.0, needs=_flipped_rows, params=_FLIPS))
 register(Metric("positive_flip_rate", "higher", "fidelity", True, (0.0, 1.0),
                 "Share of rows the teacher gets wrong and the student gets right. Interval: "
                 "bootstrap joined with Clopper-Pearson.", joint=_flips(negative=False),
@@ -85,4 +96,20 @@ register(Metric("js_divergence", "lower", "fidelity", True, (0.0, float(np.log(2
                 interval=CLT_INTERVAL, identical=0.0))
 
 
-FAMILY = register_family(Family("fidelity", "Fidelity to the teacher", order=20))
+SHOWN_FLIPS = 10  # flip-table rows the HTML shows (the whole capped table is written as CSV)
+
+
+def _flip_rows(m: Any) -> tuple[Table, ...]:
+    """The first rows of the flip table, when the measurement carries one."""
+    flips = m.extra.get("flips") if isinstance(m.extra, dict) else None
+    if not flips or not flips.get("rows"):
+        return ()
+    columns = tuple(flips["columns"])
+    counts = ", ".join(f"{n} {k}" for k, n in flips["counts"].items())
+    rows = tuple(tuple(r.get(c) for c in columns) for r in flips["rows"][:SHOWN_FLIPS])
+    return (Table(f"Rows where the models disagree, worst first ({counts}; the first "
+                  f"{len(rows)} shown)", tuple(c.replace("_", " ") for c in columns), rows),)
+
+
+FAMILY = register_family(Family("fidelity", "Fidelity to the teacher", order=20,
+                                tables=_flip_rows))

@@ -222,6 +222,11 @@ def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
     shown = inputs.artifacts.get("examples")
     if shown is not None and shown.rows:  # rows a reviewer wants to see beside the number
         m = dataclasses.replace(m, extra={**m.extra, "examples": [dict(r) for r in shown.rows]})
+    flips = inputs.artifacts.get("flips")
+    if flips is not None:  # the rows where the models disagree, worst first (capped)
+        m = dataclasses.replace(m, extra={**m.extra, "flips": {
+            "columns": list(flips.columns), "rows": [dict(r) for r in flips.rows],
+            "counts": dict(flips.counts), "cap": flips.cap, "left_out": list(flips.left_out)}})
     return (m,)
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 __all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
            "Adversarial", "Corrupted", "TextEdits", "Examples", "BoundaryDistances", "MembershipSample",
-           "AttributeSample", "Extraction", "Triggered"]
+           "AttributeSample", "Extraction", "Triggered", "FlipTable"]
 
 
 def _frozen(value: Any) -> Any:
@@ -249,3 +249,18 @@ class Triggered:
     triggered: Mapping[str, np.ndarray]
     example: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FlipTable:
+    """The eval rows where the models' top classes differ, worst first (teacher right and
+    student wrong, then student right and teacher wrong, then both wrong), at most ``cap``:
+    ``rows`` plain dicts over ``columns`` (the eval row, its features but the private ones,
+    the slice, the label, each model's answer and probabilities); ``counts`` how many of each
+    kind the whole table has; ``left_out`` the private columns dropped."""
+
+    columns: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    counts: Mapping[str, int]
+    cap: int
+    left_out: tuple[str, ...] = ()

@@ -32,6 +32,7 @@ BUILDERS: dict[str, str] = {
     "attribute": "audit.probes.attribute:attribute_sample",
     "extraction": "audit.probes.extraction:extraction",
     "triggered": "audit.probes.triggers:triggered",
+    "flips": "audit.probes.flips:flip_table",
 }
 
 
