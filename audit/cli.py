@@ -375,8 +375,10 @@ def _alert_lines(document: dict[str, Any]) -> list[str]:
     labels = [w["key"] for w in document["windows"]]
     lines = []
     for a in document["alerts"]:
-        state = "FIRING" if a["firing_now"] else (a["statuses"][-1] or "no data").upper() \
-            if a["statuses"] else "NO DATA"
+        measured = [st for st in a["statuses"] if st is not None]
+        state = "FIRING" if a["firing_now"] else measured[-1].upper() if measured else "NO DATA"
+        if a["severity"] == "warn":
+            state += " (warn)"
         fired = ", ".join(labels[i] for i in a["fired_at"]) or "never"
         lines.append(f"  {state:<12} {a['name']} ({a['metric']}, for {a['for']}): fired at {fired}")
     return lines
@@ -398,8 +400,12 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         spec = load_monitor(args.monitor)
         outcome = run_monitor(spec, session=AuditSession(args.cache_dir),
                               progress=lambda line: _print(f"  {line}", newlines=False))
+        html = _write_trend(outcome.document, spec.store.parent / "trend.json")
     except AuditError as exc:
         _print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        _print(f"error: cannot write the trend page ({exc})", file=sys.stderr)
         return EXIT_USAGE
     doc = outcome.document
     _print(f"{spec.name}: {doc['verdict'].upper()} ({len(outcome.judged)} window(s) judged now, "
@@ -409,7 +415,6 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         _print(f"  note: {note}", newlines=False)
     for line in _alert_lines(doc):
         _print(line, newlines=False)
-    html = _write_trend(doc, spec.store.parent / "trend.json")
     _print(f"  store: {spec.store}", newlines=False)
     _print(f"distill-audit: trend {html}", newlines=False)
     return EXIT_FAILED if doc["verdict"] == "alert" else EXIT_OK

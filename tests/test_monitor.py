@@ -187,11 +187,13 @@ def test_the_trend_json_follows_its_schema_and_the_html_is_drawn_from_it_alone(
     (["fail", "fail"], 3, [False, False]),
     (["fail", "fail", "fail"], 3, [False, False, True]),
     (["fail", "fail", "inconclusive", "fail", "fail", "fail"], 3,
-     [False, False, False, False, False, True]),
-    (["fail", None, "fail"], 2, [False, False, False]),
+     [False, False, False, True, True, True]),
+    (["fail", None, "fail"], 2, [False, False, True]),
+    (["fail", "fail", "inconclusive", None, "pass"], 2, [False, True, True, True, False]),
     (["pass", "fail", "pass"], 1, [False, True, False]),
     ([], 2, []),
-], ids=["one-short", "exactly", "inconclusive-resets", "no-data-resets", "for-1", "empty"])
+], ids=["one-short", "exactly", "inconclusive-holds", "no-data-holds", "only-a-pass-clears",
+        "for-1", "empty"])
 def test_persistence_at_its_edges(statuses: list[str | None], persist: int,
                                   want: list[bool]) -> None:
     assert alert_track(statuses, persist) == want
@@ -476,10 +478,103 @@ def test_cli_history_traces_release_audits_and_flags_flips(tmp_path: Path,
     m = check["measurements"][0]
     m["student"]["value"], m["student"]["ci"] = 0.5, [0.45, 0.55]  # below min 0.78
     check["status"] = "fail"
+    for g in check["gates"]:  # as that release judged it (history re-judges nothing)
+        if g["kind"] == "min":
+            g["status"], g["observed"] = "fail", m["student"]
     flipped["provenance"]["created"] = "2026-12-01T00:00:00Z"
     (folder / "20261201T000000Z.json").write_text(json.dumps(flipped))
     assert main(["history", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("arrests-distilled: 2 release audit(s)")
     assert "  20261201T000000Z: accuracy: accuracy min: pass -> fail" in out
+    assert out[0] == "arrests-distilled: 2 release audit(s), 40 gate bound(s), 1 flip(s)"
     assert out[-1] == f"distill-audit: trend {folder / 'history' / 'history.html'}"
+
+
+# -- from the review: bad stores, resent batches, bad labels, rows windows, time zones ----------
+def test_a_store_that_is_not_a_store_is_a_located_error(monitor_batches: Path,
+                                                        tmp_path: Path) -> None:
+    from audit.errors import DataError
+
+    path = _monitor(tmp_path / "m", _batches(monitor_batches, tmp_path, first=1))
+    (tmp_path / "m" / "store.sqlite").write_text("not a database\n" * 100)
+    with pytest.raises(DataError, match="cannot use it as the monitor's store"):
+        run_monitor(load_monitor(path))
+    other = sqlite3.connect(tmp_path / "m" / "store.sqlite.other")
+    other.execute("CREATE TABLE users (name TEXT)")
+    other.commit()
+    other.close()
+    (tmp_path / "m" / "store.sqlite").unlink()
+    (tmp_path / "m" / "store.sqlite.other").rename(tmp_path / "m" / "store.sqlite")
+    with pytest.raises(DataError, match=r"an SQLite database of something else \(tables users\)"):
+        run_monitor(load_monitor(path))
+
+
+def test_a_batch_sent_again_under_another_name_is_a_located_error(monitor_batches: Path,
+                                                                   tmp_path: Path) -> None:
+    from audit.errors import DataError
+
+    batches = _batches(monitor_batches, tmp_path, first=2)
+    path = _monitor(tmp_path / "m", batches)
+    run_monitor(load_monitor(path))
+    (batches / "batch-002.csv").rename(batches / "batch-002-resent.csv")  # renamed, resent
+    with pytest.raises(DataError, match=r"window batch-002-resent.csv: row id 'r000501' was judged "
+                                        r"in window batch-002.csv already"):
+        run_monitor(load_monitor(path))
+    shutil.copy(batches / "batch-002-resent.csv", batches / "batch-002.csv")  # both at once
+    with pytest.raises(DataError, match=r"line 2: row id 'r000501' repeats batch-002-resent.csv "
+                                        r"line 2; row ids must be unique across batches"):
+        run_monitor(load_monitor(path))
+
+
+def test_labels_of_unknown_classes_are_refused_before_they_are_stored(
+        monitor_batches: Path, tmp_path: Path) -> None:
+    from audit.errors import DataError
+
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(monitor_batches / "labels.csv").head(5)
+    frame.loc[3, "released"] = "Maybe"
+    frame.to_csv(bad, index=False)
+    path = _monitor(tmp_path / "m", _batches(monitor_batches, tmp_path, first=1), labels=[bad])
+    with pytest.raises(DataError, match=r"bad.csv column 'released': labels \['Maybe'\]"):
+        run_monitor(load_monitor(path))
+    db = sqlite3.connect(tmp_path / "m" / "store.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM labels").fetchone() == (0,)
+    frame.loc[3, "released"] = "Yes"
+    frame.to_csv(bad, index=False)
+    assert run_monitor(load_monitor(path)).labels_added == 5  # the fixed delivery goes in
+
+
+def test_rows_windows_never_skip_a_row_that_arrives_late(monitor_batches: Path,
+                                                         tmp_path: Path) -> None:
+    batches = _batches(monitor_batches, tmp_path, first=3)
+    late = batches / "batch-002.csv"
+    held = tmp_path / "held.csv"
+    late.rename(held)
+    path = _monitor(tmp_path / "m", batches)
+    raw = yaml.safe_load(path.read_text())
+    raw["batches"].update(window="rows", rows=300)
+    path.write_text(yaml.safe_dump(raw))
+    first = run_monitor(load_monitor(path))
+    assert len(first.judged) == 3  # 1000 rows: three windows of 300, 100 rows wait
+    held.rename(late)  # a batch that sorts earlier arrives late
+    second = run_monitor(load_monitor(path))
+    assert len(second.judged) == 2  # the 100 that waited and the late 500: 600 rows
+    db = sqlite3.connect(tmp_path / "m" / "store.sqlite")
+    stored = [r[0] for r in db.execute("SELECT row_id FROM predictions")]
+    every = set(pd.concat([pd.read_csv(p) for p in batches.glob("*.csv")])["row_id"])
+    assert len(stored) == len(set(stored)) == 1500 and set(stored) == every
+
+
+def test_time_windows_read_iso_8601_with_zones(monitor_batches: Path, tmp_path: Path) -> None:
+    batches = _batches(monitor_batches, tmp_path, first=3)
+    frame = pd.read_csv(batches / "batch-002.csv")
+    frame.loc[0, "ts"] = "2026-01-02T05:00:00+05:00"  # midnight UTC, written in another zone
+    frame.to_csv(batches / "batch-002.csv", index=False)
+    path = _monitor(tmp_path / "m", batches)
+    raw = yaml.safe_load(path.read_text())
+    raw["batches"].update(window="day", timestamp="ts")
+    path.write_text(yaml.safe_dump(raw))
+    outcome = run_monitor(load_monitor(path))
+    assert [w["key"] for w in outcome.document["windows"]] == [
+        "day 2026-01-01T00:00:00", "day 2026-01-02T00:00:00"]
+    assert any("the day from 2026-01-03T00:00:00 is open" in n for n in outcome.notes)

@@ -16,10 +16,11 @@
 * ``realized_accuracy``: each model's accuracy on the window's labelled rows.
 
 Intervals: a paired bootstrap over the window's rows (the same resampled rows for both
-models). The per-row values take few distinct values (0/1 correctness, the calibration's
-steps), so resampling rows is one multinomial draw over the distinct value patterns per
-replicate: exact, and independent of the window's size. The calibration is held fixed (the
-interval is the window's sampling uncertainty, not the reference's).
+models; with a shadow teacher, its rows). Resampling rows is one multinomial draw over the
+distinct value patterns of the rows per replicate (exact; fast when the values repeat, as 0/1
+correctness and an isotonic calibration's steps do). The calibration is held fixed (the
+interval is the window's sampling uncertainty, not the reference's): the reference's own
+uncertainty, and a reference that overlaps the production rows, are not covered.
 """
 
 from __future__ import annotations
@@ -181,13 +182,14 @@ def measure_window(ref: Reference, P: Mapping[str, np.ndarray], shadow: np.ndarr
 def realized(y: np.ndarray, pred: Mapping[str, np.ndarray], known: Mapping[str, np.ndarray],
              confidence: float, n_boot: int, seed: int) -> Measurement | None:
     """Each model's accuracy on the rows whose label ``y`` is known (``known[who]``: rows the
-    model has a prediction for and a label): the paired bootstrap where both are known, exact
-    Clopper-Pearson intervals per model otherwise (a shadow teacher)."""
+    model has a prediction for and a label): a paired bootstrap on the rows where both are
+    known (a shadow teacher's rows), or the student's alone with an exact Clopper-Pearson
+    interval when the teacher has none."""
     both = known["teacher"] & known["student"]
     if not known["student"].any():
         return None
     hits = {w: (pred[w] == y) for w in WHO}
-    if both.sum() == known["student"].sum() and both.any():
+    if both.any():  # paired on the rows where both are known (a shadow teacher: its rows)
         reps = paired_means({"t": hits["teacher"][both], "s": hits["student"][both]}, n_boot, seed)
         return _paired("realized_accuracy", "higher", float(hits["teacher"][both].mean()),
                        float(hits["student"][both].mean()), reps["t"], reps["s"], confidence,

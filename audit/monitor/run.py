@@ -141,7 +141,8 @@ def _model_hashes(run: Any) -> dict[str, str | None]:
     return out
 
 
-def _read_labels(spec: MonitorSpec, store: Store, target: str, notes: list[str]) -> int:
+def _read_labels(spec: MonitorSpec, store: Store, target: str, encoding: Any,
+                 notes: list[str]) -> int:
     added = 0
     column = spec.label_column or target
     for path in spec.label_files:
@@ -154,6 +155,11 @@ def _read_labels(spec: MonitorSpec, store: Store, target: str, notes: list[str])
                 raise DataError(f"{display_path(path)}: no column {col!r} ({key}); columns: "
                                 f"{', '.join(map(str, frame.columns))}")
         frame = frame[frame[column].notna()]
+        try:  # checked before anything is stored: a bad delivery must not poison the store
+            encoding.encode(frame[column].reset_index(drop=True), f"{display_path(path)} column "
+                                                                  f"{column!r}")
+        except DataError as exc:
+            raise DataError(f"{exc} (data row n is line n + 1 of the file)") from None
         new, conflicts = store.add_labels(path.name, frame[spec.label_id].astype(str).tolist(),
                                           frame[column].astype(str).tolist())
         added += new
@@ -183,7 +189,9 @@ def run_monitor(spec: MonitorSpec, *, session: Any = None,
             message = store.note_batch(b.name, b.sha256, len(b.frame))
             if message:
                 outcome.notes.append(message)
-        windows, open_note = cut_windows(batches, spec.window, spec.rows, spec.timestamp)
+        judged = store.judged_rows() if spec.window == "rows" else None
+        windows, open_note = cut_windows(batches, spec.window, spec.rows, spec.timestamp,
+                                         judged=judged, start=len(store.windows()))
         if open_note:
             outcome.notes.append(open_note)
         models = _model_hashes(run)
@@ -215,7 +223,13 @@ def run_monitor(spec: MonitorSpec, *, session: Any = None,
                     progress(f"judged {where} ({w.n} rows)")
             else:
                 outcome.skipped += 1
-        outcome.labels_added = _read_labels(spec, store, suite.data.target, outcome.notes)
+        outcome.labels_added = _read_labels(spec, store, suite.data.target, run.encoding,
+                                            outcome.notes)
+        unmatched = store.unmatched_labels() if spec.label_files else 0
+        if unmatched:
+            outcome.notes.append(f"{unmatched} delivered label(s) match no judged row id (yet): "
+                                 "rows still to come, or ids written differently (case, "
+                                 "padding) from the batches' batches.id column")
         outcome.document = monitor_document(spec, store, run.encoding, reference)
     finally:
         store.close()

@@ -94,7 +94,8 @@ _SECTIONS: dict[str, dict[str, Field]] = {
     },
     "labels": {
         "files": Field("str_list", "Label files (.csv/.parquet), read on every run; new rows are "
-                                   "added, a changed label is an error.", required=True),
+                                   "added; a label that differs from its first delivery is "
+                                   "reported and the first kept.", required=True),
         "id": Field("str", "Their row id column.", required=True),
         "column": Field("str", "Their label column (default: the suite's data.target)."),
     },

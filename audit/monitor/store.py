@@ -82,16 +82,33 @@ class Store:
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self._create(name)
+        where = display_path(path)
+        if path.is_dir():
+            raise DataError(f"{where}: the store is a folder; name a file (store: "
+                            f"{path.name}/monitor.sqlite)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._create(name)
+        except sqlite3.Error as exc:
+            raise DataError(f"{where}: cannot use it as the monitor's store ({exc}); name "
+                            "another file (store:) or remove this one if it is not a store") \
+                from None
+        except OSError as exc:
+            raise DataError(f"{where}: cannot create the store ({exc.strerror or exc})") from None
 
     def _create(self, name: str) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            tables = {r[0] for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise DataError(f"{display_path(self.path)}: an SQLite database of something "
+                                f"else (tables {', '.join(sorted(tables))}), not a monitor's "
+                                "store; name another file (store:)")
             for statement in _SCHEMA.strip().split(";"):
                 if statement.strip():
                     self.db.execute(statement)
@@ -141,14 +158,17 @@ class Store:
                 return None
             message = (f"batch {name} changed since it was first seen (sha256 {old[0][:12]}... "
                        f"-> {sha256[:12]}...); windows already judged keep their results")
-            db.execute("INSERT INTO events (at, kind, message) VALUES (?, 'changed_batch', ?)",
-                       (_now(), message))
+            if not db.execute("SELECT 1 FROM events WHERE message = ?", (message,)).fetchone():
+                db.execute("INSERT INTO events (at, kind, message) VALUES (?, 'changed_batch', ?)",
+                           (_now(), message))
             return message
 
     def event(self, kind: str, message: str) -> None:
+        """Record what a run noticed (once: the same message again is not a new event)."""
         with self.write() as db:
-            db.execute("INSERT INTO events (at, kind, message) VALUES (?, ?, ?)",
-                       (_now(), kind, message))
+            if not db.execute("SELECT 1 FROM events WHERE message = ?", (message,)).fetchone():
+                db.execute("INSERT INTO events (at, kind, message) VALUES (?, ?, ?)",
+                           (_now(), kind, message))
 
     def events(self) -> list[dict[str, str]]:
         return [{"at": a, "kind": k, "message": m} for a, k, m in self.db.execute(
@@ -179,6 +199,17 @@ class Store:
         with self.write() as db:
             if db.execute("SELECT 1 FROM windows WHERE key = ?", (key,)).fetchone():
                 return False
+            ids = [str(r) for r in row_ids]
+            for at in range(0, len(ids), 500):  # a row judged in another window already
+                chunk = ids[at:at + 500]
+                seen = db.execute(
+                    "SELECT p.row_id, w.key FROM predictions p JOIN windows w ON w.id = "
+                    f"p.window_id WHERE p.row_id IN ({','.join('?' * len(chunk))}) LIMIT 1",
+                    chunk).fetchone()
+                if seen is not None:
+                    raise DataError(f"window {key}: row id {seen[0]!r} was judged in window "
+                                    f"{seen[1]} already (a batch sent twice, or renamed?); "
+                                    "remove the copy, or give its rows new ids")
             cur = db.execute("INSERT INTO windows (key, position, content, rows, start, end, "
                              "models, judged) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (key, position, content, rows, start, end,
@@ -191,6 +222,15 @@ class Store:
                 (str(r), wid, int(s), None if t < 0 else int(t))
                 for r, s, t in zip(row_ids, student, teacher, strict=True)])
         return True
+
+    def judged_rows(self) -> set[str]:
+        """The row ids of every judged window."""
+        return {r[0] for r in self.db.execute("SELECT row_id FROM predictions")}
+
+    def unmatched_labels(self) -> int:
+        """Delivered labels whose row id no judged row has (yet)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM labels l WHERE NOT EXISTS (SELECT 1 "
+                                   "FROM predictions p WHERE p.row_id = l.row_id)").fetchone()[0])
 
     def measurements(self, window_id: int) -> dict[str, Measurement]:
         return {metric: Measurement.from_dict(json.loads(body)) for metric, body in
@@ -222,8 +262,9 @@ class Store:
                                      "delivered first (kept)")
             db.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", new)
             for message in conflicts[:20]:
-                db.execute("INSERT INTO events (at, kind, message) VALUES (?, 'label_conflict', ?)",
-                           (_now(), message))
+                if not db.execute("SELECT 1 FROM events WHERE message = ?", (message,)).fetchone():
+                    db.execute("INSERT INTO events (at, kind, message) VALUES (?, "
+                               "'label_conflict', ?)", (_now(), message))
         return len(new), conflicts
 
     def labels(self) -> dict[str, str]:

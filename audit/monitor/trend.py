@@ -14,8 +14,9 @@ from alone (:mod:`audit.report.trend`). Two builders make it:
 Alerts: a window's status for an alert is its gate's verdict on that window's measurement
 (``fail`` when any bound fails, ``inconclusive`` when one is undecided, ``pass``; ``None``
 when the window has no such measurement, e.g. realized accuracy before labels). An alert
-with ``for: N`` *fires* at a window that ends N consecutive ``fail`` windows, and stays firing
-while the windows keep failing; anything else resets the count.
+with ``for: N`` *fires* at the window that makes N ``fail`` windows in a row (inconclusive and
+unmeasured windows in between neither count nor reset), and stays firing until a window
+passes (:func:`alert_track`).
 """
 
 from __future__ import annotations
@@ -38,14 +39,21 @@ TREND_SCHEMA = "distill-audit/trend/1"
 
 
 def alert_track(statuses: Sequence[str | None], persist: int) -> list[bool]:
-    """For each window, whether an alert needing ``persist`` consecutive failures fires there.
+    """For each window, whether an alert needing ``persist`` consecutive failures is firing.
 
-    >>> alert_track(["fail", "fail", "pass", "fail", "fail", "fail", None], 2)
-    [False, True, False, False, True, True, False]
+    A failing window counts, a passing one resets the count; an inconclusive or unmeasured
+    window (too few rows to tell, no labels yet) does neither: it holds the state, so a firing
+    alert stays firing until a window shows it passes.
+
+    >>> alert_track(["fail", "fail", "pass", "fail", "inconclusive", "fail", None], 2)
+    [False, True, False, False, False, True, True]
     """
     out, streak = [], 0
     for s in statuses:
-        streak = streak + 1 if s == "fail" else 0
+        if s == "fail":
+            streak += 1
+        elif s == "pass":
+            streak = 0
         out.append(streak >= persist)
     return out
 
@@ -63,9 +71,10 @@ def _status(gate: Any, m: Measurement | None) -> tuple[str | None, list[dict[str
 
 
 def _gate_dict(gate: Any) -> dict[str, Any]:
-    return {k: v for k, v in (("min", gate.min), ("max", gate.max),
-                              ("max_regression", gate.max_regression),
-                              ("max_relative_regression", gate.max_relative_regression))
+    return {k: (int(v) if float(v).is_integer() and k in ("min", "max") else v)
+            for k, v in (("min", gate.min), ("max", gate.max),
+                         ("max_regression", gate.max_regression),
+                         ("max_relative_regression", gate.max_relative_regression))
             if v is not None} | {"severity": gate.severity}
 
 
@@ -173,8 +182,10 @@ def history_document(folder: Path) -> dict[str, Any]:
     report), oldest first."""
     from audit.errors import AuditError
     from audit.report.jsonio import read_report
-    from audit.spec import GateSpec
 
+    if not folder.is_dir():
+        raise DataError(f"{display_path(folder)}: folder not found; name one suite's report "
+                        "folder (reports/<suite>)")
     paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith("latest"))
     if not paths:
         raise DataError(f"{display_path(folder)}: no saved JSON reports (<timestamp>.json) to "
@@ -189,9 +200,11 @@ def history_document(folder: Path) -> dict[str, Any]:
     if len(names) > 1:
         raise DataError(f"{display_path(folder)}: reports of several suites "
                         f"({', '.join(sorted(map(str, names)))}); point at one suite's folder")
+    reports.sort(key=lambda pr: (pr[1].provenance.created or pr[0].stem))
     windows: list[dict[str, Any]] = []
-    gates: dict[tuple[str, str], dict[str, Any]] = {}
-    for p, r in reports:
+    # each gate bound as each release judged it: its saved status and threshold
+    saved: dict[tuple[str, str], dict[int, tuple[str, float, str]]] = {}
+    for i, (p, r) in enumerate(reports):
         measured: dict[str, Any] = {}
         for c in r.checks:
             for m in c.measurements:
@@ -199,8 +212,8 @@ def history_document(folder: Path) -> dict[str, Any]:
                 measured[key] = m.to_dict()
                 for g in c.gates:
                     if g.scope == m.scope:
-                        gates.setdefault((key, g.kind), {"threshold": g.threshold,
-                                                         "severity": g.severity})
+                        saved.setdefault((key, g.kind), {})[i] = (
+                            g.status.value, float(g.threshold), g.severity)
         prov = r.provenance
         windows.append({"key": p.stem, "position": prov.created or p.stem,
                         "start": prov.created or None, "end": None, "rows": None,
@@ -208,38 +221,47 @@ def history_document(folder: Path) -> dict[str, Any]:
                         "models": {"teacher": prov.teacher.get("sha256"),
                                    "student": prov.student.get("sha256")},
                         "verdict": r.verdict.value, "measurements": measured})
-    windows.sort(key=lambda w: str(w["position"]))
-    alerts = []
-    for (key, kind), bound in sorted(gates.items()):
-        gate = GateSpec(**{kind: bound["threshold"]}, severity=bound["severity"])
-        alerts.append(type("A", (), {"name": f"{key} {kind}", "metric": key, "gate": gate,
-                                     "persist": 1, "description": ""})())
-    judged = _alerts(alerts, windows)
-    notes = _annotations(windows, judged)
+    judged: list[dict[str, Any]] = []
+    for (key, kind), by_release in sorted(saved.items()):
+        statuses = [by_release[i][0] if i in by_release else None for i in range(len(reports))]
+        latest = by_release[max(by_release)]
+        firing = [st == "fail" for st in statuses]
+        judged.append({"name": f"{key} {kind}", "metric": key,
+                       "gate": {kind: latest[1], "severity": latest[2]}, "for": 1,
+                       "description": "", "statuses": statuses, "bounds": [],
+                       "thresholds": [by_release[i][1] if i in by_release else None
+                                      for i in range(len(reports))],
+                       "firing": firing,
+                       "fired_at": [i for i, f in enumerate(firing) if f and (
+                           i == 0 or not firing[i - 1])],
+                       "firing_now": bool(firing and firing[-1]), "severity": latest[2]})
+    notes = [n for n in _annotations(windows, judged) if n["kind"] != "alert"]
     for a in judged:
-        s = a["statuses"]
-        for i in range(1, len(s)):
-            if s[i] is not None and s[i - 1] is not None and s[i] != s[i - 1]:
+        st, th = a["statuses"], a["thresholds"]
+        for i in range(1, len(st)):
+            if st[i] is not None and st[i - 1] is not None and st[i] != st[i - 1]:
+                moved = (f" (threshold {th[i - 1]:g} -> {th[i]:g})"
+                         if th[i] is not None and th[i - 1] is not None and th[i] != th[i - 1]
+                         else "")
                 notes.append({"window": i, "kind": "flip",
-                              "text": f"{a['name']}: {s[i - 1]} -> {s[i]}"})
-    notes = [n for n in notes if n["kind"] != "alert"]  # a release gate flips, it does not fire
+                              "text": f"{a['name']}: {st[i - 1]} -> {st[i]}{moved}"})
+    latest_verdict = reports[-1][1].verdict.value
     return {"schema": TREND_SCHEMA, "kind": "history", "name": str(names.pop()),
             "description": f"release audits in {display_path(folder)}",
             "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": {"folder": str(folder), "reports": [p.name for p, _ in reports]},
+            "source": {"folder": str(folder), "reports": [p.name for p, _ in reports],
+                       "latest_verdict": latest_verdict},
             "windows": windows, "alerts": judged,
             "annotations": sorted(notes, key=lambda n: (n["window"], n["kind"])), "events": [],
-            "verdict": "alert" if any(a["firing_now"] and a["severity"] != "warn"
-                                      for a in judged) else "ok"}
+            "verdict": "alert" if latest_verdict in ("fail", "error", "inconclusive") else "ok"}
 
 
 def write_document(document: dict[str, Any], path: Path) -> Path:
     """Write the trend document as JSON (NaN refused: every number is finite or null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from audit.cache import atomic_write_bytes
+
     text = json.dumps(document, indent=1, allow_nan=False, default=_plain)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_bytes(path, text.encode("utf-8"))  # a unique temporary file: runs may overlap
     return path
 
 

@@ -105,30 +105,40 @@ def read_batches(folder: Path | None, table: Path | None, id_column: str | None)
 
 
 def cut_windows(batches: list[Batch], window: str, rows: int | None,
-                timestamp: str | None) -> tuple[list[Window], str | None]:
-    """The closed windows, in order, and a note on the open one (``None`` when none is)."""
+                timestamp: str | None, *, judged: set[str] | None = None, start: int = 0
+                ) -> tuple[list[Window], str | None]:
+    """The closed windows, in order, and a note on the open one (``None`` when none is).
+
+    ``rows`` windows are cut from the rows not judged yet (``judged``: their ids), numbered
+    from ``start``: a batch that arrives late, or one that sorts earlier, is judged in the next
+    windows, never skipped, and a judged row is never judged again."""
     if window == "batch":
         return [Window(b.name, b.name, b.frame, content_hash(b.frame)) for b in batches], None
     stream = pd.concat([b.frame for b in batches], ignore_index=True)
     if window == "rows":
         assert rows is not None
+        if judged:
+            stream = stream[~stream["__row_id"].isin(judged)].reset_index(drop=True)
         full = len(stream) // rows
         out = []
         for i in range(full):
             part = stream.iloc[i * rows:(i + 1) * rows].reset_index(drop=True)
-            out.append(Window(f"rows {i * rows + 1}-{(i + 1) * rows}", f"{i:012d}", part,
-                              content_hash(part)))
+            ids = part["__row_id"]
+            out.append(Window(f"rows {ids.iloc[0]} to {ids.iloc[-1]}", f"{start + i:012d}",
+                              part, content_hash(part)))
         left = len(stream) - full * rows
         return out, (f"{left} row(s) wait for a full window of {rows}" if left else None)
     assert timestamp is not None
     if timestamp not in stream.columns:
         raise DataError(f"the batches have no timestamp column {timestamp!r} (batches.timestamp)")
-    times = pd.to_datetime(stream[timestamp], utc=True, errors="coerce")
+    times = pd.to_datetime(stream[timestamp], utc=True, errors="coerce", format="ISO8601")
     if times.isna().any():
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
         where = stream["__batch"].iloc[i]
-        raise DataError(f"{where}: {timestamp}={stream[timestamp].iloc[i]!r} is not a time; write "
-                        "ISO 8601 (2026-01-31T12:00:00Z)")
+        line = int((stream["__batch"].iloc[:i] == where).sum()) + 2
+        raise DataError(f"{where} line {line}: {timestamp}={stream[timestamp].iloc[i]!r} is not "
+                        "a time; write ISO 8601 (2026-01-31T12:00:00Z; a time without a zone "
+                        "is read as UTC)")
     periods = times.dt.tz_convert(None).dt.to_period(_FREQ[window])
     order = np.argsort(periods.astype("int64").to_numpy(), kind="stable")
     stream, periods = stream.iloc[order].reset_index(drop=True), periods.iloc[order].reset_index(
@@ -137,8 +147,8 @@ def cut_windows(batches: list[Batch], window: str, rows: int | None,
     keys = periods.unique()
     for period in keys[:-1]:  # the latest period is open
         part = stream[(periods == period).to_numpy()].reset_index(drop=True)
-        start = period.start_time.isoformat()
-        out.append(Window(f"{window} {start}", start, part, content_hash(part), start=start,
+        begins = period.start_time.isoformat()
+        out.append(Window(f"{window} {begins}", begins, part, content_hash(part), start=begins,
                           end=period.end_time.isoformat()))
     last = keys[-1] if len(keys) else None
     return out, (None if last is None else

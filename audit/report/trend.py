@@ -10,6 +10,7 @@ firing shaded, releases marked), then the windows table, the events and the sour
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,11 +30,19 @@ def _text(value: object) -> Markup:
     return escape(visible(value))
 
 
+def _bound(name: str, kind: str, value: Any) -> str:
+    """A threshold's label: ``agreement: min 0.9`` (the kind once, even when the name has it)."""
+    return f"{name}: {value:g}" if name.endswith(kind) else f"{name}: {kind} {value:g}"
+
+
 def _short(label: str) -> str:
     """A window's key as an axis label: a file's name without its suffix, at most 16 chars."""
     for suffix in (".csv", ".parquet", ".pq"):
         if label.endswith(suffix):
             label = label[: -len(suffix)]
+    stamp = re.fullmatch(r"(\d{4})(\d{2})(\d{2})T\d{6}Z", label)  # a report's timestamp
+    if stamp:
+        label = "-".join(stamp.groups())
     return label if len(label) <= 16 else label[:7] + "…" + label[-8:]
 
 
@@ -84,7 +93,7 @@ def trend_svg(title: str, labels: Sequence[str], lines: dict[str, list[Any]],
     for t in (lo + pad, (lo + hi) / 2, hi - pad):
         parts.append(f'<text x="{LEFT - 6}" y="{py(t) + 4:.1f}" {FONT} text-anchor="end">'
                      f'{t:.3g}</text>')
-    every = max(1, math.ceil(n / 8))
+    every = max(1, math.ceil(n / 7))
     for i, label in enumerate(labels):
         if i % every == 0:
             short = _short(label)
@@ -155,19 +164,20 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
                  {"value": [_point(m, "student") for m in ms]})
         on = [a for a in alerts if a["metric"] == metric]
         shaded = sorted({i for a in on for i, f in enumerate(a["firing"]) if f})
-        thresholds = [(f"{a['name']}: {k} {v:g}", float(v)) for a in on
+        thresholds = [(_bound(a["name"], k, v), float(v)) for a in on
                       for k, v in a["gate"].items() if k in ("min", "max")]
         first: dict[str, Any] = next((m for m in ms if m), {})
-        charts.append({"title": f"{metric} by window", "method": first.get("method", ""),
-                       "svg": trend_svg(f"{metric} by window", labels, lines, thresholds,
+        by = "window" if doc.get("kind") == "monitor" else "release"
+        charts.append({"title": f"{metric} by {by}", "method": first.get("method", ""),
+                       "svg": trend_svg(f"{metric} by {by}", labels, lines, thresholds,
                                         shaded, marks)})
-        regression = [(f"{a['name']}: {k} {v:g}", float(v)) for a in on
+        regression = [(_bound(a["name"], k, v), float(v)) for a in on
                       for k, v in a["gate"].items() if k == "max_regression"]
         if paired and regression:
             reg = {"regression": [_point(m, "regression") for m in ms]}
-            charts.append({"title": f"{metric}: regression (teacher vs student) by window",
+            charts.append({"title": f"{metric}: regression (teacher vs student) by {by}",
                            "method": "", "svg": trend_svg(
-                               f"{metric}: regression by window", labels, reg, regression,
+                               f"{metric}: regression by {by}", labels, reg, regression,
                                shaded, marks)})
     rows = []
     for w in windows:
