@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("suites", nargs="+", type=Path, help="*.audit.yaml files or folders")
     run.add_argument("--report", type=Path, metavar="PATH.html", help="HTML report path")
     run.add_argument("--json", type=Path, metavar="PATH.json", help="JSON report path")
+    run.add_argument("--flips", type=Path, metavar="PATH",
+                     help="flip table path, .csv or .parquet (default: <report>.flips.csv)")
+    run.add_argument("--no-flips", action="store_true", help="write no flip table")
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -149,6 +152,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv += ["--audit-report", str(args.report)]
     if args.json:
         argv += ["--audit-json", str(args.json)]
+    if args.flips:
+        argv += ["--audit-flips", str(args.flips)]
+    if args.no_flips:
+        argv += ["--audit-no-flips"]
     if args.report_dir:
         argv += ["--audit-report-dir", str(args.report_dir)]
     if args.cache_dir:

@@ -42,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON report to this path (one suite per run)")
     group.addoption("--audit-no-report", action="store_true", default=False,
                     help="write no report files (the terminal summary still shows)")
+    group.addoption("--audit-flips", metavar="PATH", default=None,
+                    help="write the flip table (the rows where the models disagree) to this "
+                         ".csv or .parquet path (one suite per run; default: "
+                         "<report>.flips.csv beside the JSON report)")
+    group.addoption("--audit-no-flips", action="store_true", default=False,
+                    help="write no flip table beside the report")
     group.addoption("--audit-cache-dir", metavar="DIR", default=None,
                     help="where cached predictions live (ini: audit_cache_dir; "
                          "default: .distill_audit_cache)")
@@ -269,11 +275,33 @@ def _write_reports(state: AuditState) -> None:
             html = html.with_name(f"{html.stem}-{name}{html.suffix}") if html else None
             js = js.with_name(f"{js.stem}-{name}{js.suffix}") if js else None
         try:  # an unwritable location falls back to a temporary folder (said in the lines)
-            lines = write_report(report, report_dir=None if (html or js) else state.report_dir(),
-                                 json_path=js, html_path=html).lines()
+            paths = write_report(report, report_dir=None if (html or js) else state.report_dir(),
+                                 json_path=js, html_path=html)
+            lines = paths.lines()
         except ReportNotWritten as exc:  # the fallback too: the summary is all that is left
             lines = [f"({exc}; the verdict above is the run's only record)"]
+            paths = None
+        if paths is not None and paths.json is not None and not config.getoption("audit_no_flips"):
+            lines += _write_flips(report, paths.json, config.getoption("audit_flips"),
+                                  len(reports))
         state.written.append((report, lines))
+
+
+def _write_flips(report: Any, json_path: Path, explicit: str | None, n_reports: int) -> list[str]:
+    """The flip table beside the JSON report (or at ``--audit-flips``); its path, or why not."""
+    from audit.report.flips import write_flips
+
+    if explicit:
+        target = Path(explicit)
+        if n_reports > 1:
+            target = target.with_name(f"{target.stem}-{report.suite['name']}{target.suffix}")
+    else:
+        target = json_path.with_name(json_path.stem + ".flips.csv")
+    try:
+        written = write_flips(report.to_dict(), target)
+    except OSError as exc:
+        return [f"(flip table not written: {target}: {exc.strerror or exc})"]
+    return [] if written is None else [str(written)]
 
 
 # --------------------------------------------------------------------------- fixtures
