@@ -91,3 +91,13 @@ def monitor_batches() -> Path:
     from fixtures.monitor import build_monitor
 
     return build_monitor()["monitor/labels.csv"].parent
+
+
+@pytest.fixture(scope="session")
+def quantized() -> Path:
+    """The compressed-student pair (a float MLP student distilled from the arrests teacher, as
+    ONNX, and its int8 copy from onnxruntime's quantize_dynamic), built once after the arrests
+    fixtures (cached by its manifest, about 7 s on 2 cores the first time)."""
+    from fixtures.quantized import build_quantized
+
+    return build_quantized()["quantized/student_int8.onnx"].parent
