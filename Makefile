@@ -31,11 +31,13 @@ examples: fixtures
 	$(BIN)/python -m fixtures.vision
 	$(BIN)/python -m fixtures.text
 	$(BIN)/python -m fixtures.poisoned
+	$(BIN)/python -m fixtures.quantized
 	-$(BIN)/distill-audit run suites/mnist.audit.yaml
 	-$(BIN)/distill-audit run suites/rotten.audit.yaml
 	-$(BIN)/distill-audit run suites/arrests-security.audit.yaml
 	-$(BIN)/distill-audit run suites/poisoned.audit.yaml
 	$(BIN)/distill-audit run suites/poisoned-defended.audit.yaml
+	$(BIN)/distill-audit run suites/arrests-quantized.audit.yaml
 
 # the production monitor on a simulation of 20 days (exits 1: its alerts fire, on purpose)
 monitor: fixtures

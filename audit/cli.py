@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--flips", type=Path, metavar="PATH",
                      help="flip table path, .csv or .parquet (default: <report>.flips.csv)")
     run.add_argument("--no-flips", action="store_true", help="write no flip table")
+    run.add_argument("--mlflow", metavar="URI", nargs="?", const="", default=None,
+                     help="log each report as an MLflow run (to URI, else MLFLOW_TRACKING_URI)")
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -118,6 +120,22 @@ def _parser() -> argparse.ArgumentParser:
     mon.add_argument("--schema", action="store_true",
                      help="print the JSON Schema of the monitor file (FILE is then ignored)")
 
+    card = sub.add_parser("model-card", help="a Hugging Face model-card section (model-index "
+                                             "YAML and an evaluation section) from a JSON report")
+    card.add_argument("json_report", type=Path, metavar="REPORT.json")
+    card.add_argument("-o", "--output", type=Path, metavar="PATH.md",
+                      help="write to this file (default: print it)")
+
+    ini = sub.add_parser("init", help="write a starter suite for a teacher, a student and a "
+                                      "data file (checks that apply, commented gates)")
+    ini.add_argument("teacher", type=Path)
+    ini.add_argument("student", type=Path)
+    ini.add_argument("data", type=Path, help="the eval table (.csv or .parquet)")
+    ini.add_argument("--target", help="the label column (default: guessed, or asked)")
+    ini.add_argument("--train", type=Path, help="the training table (privacy and drift checks)")
+    ini.add_argument("-o", "--output", type=Path, metavar="PATH.audit.yaml",
+                     help="where to write it (default: distilled.audit.yaml; never overwritten)")
+
     his = sub.add_parser("history", help="a suite's saved release audits as a trend page")
     his.add_argument("folder", type=Path, metavar="DIR", help="one suite's report folder "
                                                               "(reports/<suite>)")
@@ -156,6 +174,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv += ["--audit-flips", str(args.flips)]
     if args.no_flips:
         argv += ["--audit-no-flips"]
+    if args.mlflow is not None:
+        argv += [f"--audit-mlflow={args.mlflow}"] if args.mlflow else ["--audit-mlflow"]
     if args.report_dir:
         argv += ["--audit-report-dir", str(args.report_dir)]
     if args.cache_dir:
@@ -447,12 +467,25 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_model_card(args: argparse.Namespace) -> int:
+    from audit.report.modelcard import cmd_model_card
+
+    return cmd_model_card(args.json_report, args.output)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from audit.init import cmd_init
+
+    return cmd_init(args.teacher, args.student, args.data, args.target, args.output, args.train)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distill-audit`` console script."""
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema,
                "report": _cmd_report, "diff": _cmd_diff, "plan": _cmd_plan,
-               "monitor": _cmd_monitor, "history": _cmd_history}[args.command]
+               "monitor": _cmd_monitor, "history": _cmd_history,
+               "model-card": _cmd_model_card, "init": _cmd_init}[args.command]
     return handler(args)
 
 

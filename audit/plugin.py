@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "<report>.flips.csv beside the JSON report)")
     group.addoption("--audit-no-flips", action="store_true", default=False,
                     help="write no flip table beside the report")
+    group.addoption("--audit-mlflow", metavar="URI", nargs="?", const="", default=None,
+                    help="log each suite's report as an MLflow run (to URI, else "
+                         "MLFLOW_TRACKING_URI; needs the mlflow extra)")
     group.addoption("--audit-cache-dir", metavar="DIR", default=None,
                     help="where cached predictions live (ini: audit_cache_dir; "
                          "default: .distill_audit_cache)")
@@ -284,7 +287,29 @@ def _write_reports(state: AuditState) -> None:
         if paths is not None and paths.json is not None and not config.getoption("audit_no_flips"):
             lines += _write_flips(report, paths.json, config.getoption("audit_flips"),
                                   len(reports))
+        uri = config.getoption("audit_mlflow")
+        if uri is not None:
+            lines += _log_mlflow(report, paths, uri)
         state.written.append((report, lines))
+
+
+def _log_mlflow(report: Any, paths: Any, uri: str) -> list[str]:
+    """Log the report as an MLflow run; a line saying where, or why not (never fails a run)."""
+    from audit.errors import AuditError
+    from audit.tracking import log_report
+
+    files: list[Path] = []
+    if paths is not None and paths.json is not None:
+        stem = paths.json.with_suffix("")
+        files = [p for p in (paths.json, paths.html, stem.with_suffix(".md"),
+                             stem.with_name(stem.name + ".flips.csv")) if p is not None]
+    try:
+        run_id = log_report(report.to_dict(), files, tracking_uri=uri or None)
+    except AuditError as exc:
+        return [f"(not logged to MLflow: {exc})"]
+    except Exception as exc:  # the tracking server's own errors: the audit still stands
+        return [f"(not logged to MLflow: {type(exc).__name__}: {exc})"]
+    return [f"mlflow run {run_id}"]
 
 
 def _write_flips(report: Any, json_path: Path, explicit: str | None, n_reports: int) -> list[str]:

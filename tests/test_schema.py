@@ -84,7 +84,8 @@ def test_a_parameter_key_takes_the_union_of_its_declarations() -> None:
 
 
 def test_example_suites_exist() -> None:
-    assert [p.name for p in EXAMPLES] == ["arrests-security.audit.yaml", "arrests.audit.yaml",
+    assert [p.name for p in EXAMPLES] == ["arrests-quantized.audit.yaml",
+                                          "arrests-security.audit.yaml", "arrests.audit.yaml",
                                           "digits-torch.audit.yaml", "digits.audit.yaml",
                                           "mnist.audit.yaml", "poisoned-defended.audit.yaml",
                                           "poisoned.audit.yaml", "rotten.audit.yaml"]
@@ -99,7 +100,8 @@ def test_example_suite_files_validate_as_written(validator: Draft202012Validator
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_suites_validate_after_includes(validator: Draft202012Validator, path: Path,
-                                                built: dict[str, Path], poisoned: Path) -> None:
+                                                built: dict[str, Path], poisoned: Path,
+                                                quantized: Path) -> None:
     merged, includes = resolve_includes(load_yaml(path), path, seen=(path.resolve(),))
     assert "include" not in merged.value and "settings" in merged.value  # from _defaults.yaml
     assert [Path(p).name for p, _ in includes] == ["_defaults.yaml"]
