@@ -26,6 +26,8 @@ def write_flips(report: dict[str, Any], path: Path) -> Path | None:
     when the report carries none."""
     import pandas as pd
 
+    from audit.report.writer import atomic_write_bytes
+
     flips = flips_of(report)
     if flips is None:
         return None
@@ -35,24 +37,7 @@ def write_flips(report: dict[str, Any], path: Path) -> Path | None:
 
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        _write(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     else:
-        _write(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        atomic_write_bytes(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return path
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write atomically: a unique temporary file beside ``path``, then a rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

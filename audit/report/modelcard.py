@@ -29,9 +29,7 @@ Absolute paths are not shown (a card is published): files are named by their nam
 from __future__ import annotations
 
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -430,24 +428,15 @@ def cmd_model_card(json_path: Path, output: Path | None) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        _atomic_write(output, text.encode("utf-8"))
+        from audit.report.writer import atomic_write_bytes
+
+        if output.is_dir():
+            raise IsADirectoryError(21, "is a folder", str(output))
+        if not output.parent.is_dir():  # a typo'd folder is not silently created
+            raise FileNotFoundError(2, "no such folder", str(output.parent))
+        atomic_write_bytes(output, text.encode("utf-8"))
     except OSError as exc:
         return _error(f"{display_path(output)}: cannot write the model card "
                       f"({exc.strerror or exc}); choose another path with -o")
     print(visible(display_path(output)))
     return 0
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in its folder and a rename."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a folder", str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # a README, readable as any file written with open() would be
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
