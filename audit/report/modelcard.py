@@ -433,7 +433,7 @@ def cmd_model_card(json_path: Path, output: Path | None) -> int:
         if output.is_dir():
             raise IsADirectoryError(21, "is a folder", str(output))
         if not output.parent.is_dir():  # a typo'd folder is not silently created
-            raise FileNotFoundError(2, "no such folder", str(output.parent))
+            raise FileNotFoundError(2, "No such file or directory", str(output.parent))
         atomic_write_bytes(output, text.encode("utf-8"))
     except OSError as exc:
         return _error(f"{display_path(output)}: cannot write the model card "
