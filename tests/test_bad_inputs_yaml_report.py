@@ -337,7 +337,7 @@ def test_report_command_refuses_an_output_that_is_not_html(
     assert main(["report", "r.json", "-o", output]) == 2
     assert capsys.readouterr() == ("", f"error: -o {output}: the HTML report's path must end in "
                                        ".html (and not be the JSON report)\n")
-    assert sorted(p.name for p in here.glob("r*")) == ["r.json"]
+    assert sorted(p.name for p in here.glob("r*")) == ["r.json", "r.md"]  # the summary beside it
     assert (here / "r.json").read_bytes() == before
 
 

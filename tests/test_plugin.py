@@ -234,7 +234,7 @@ def test_explicit_report_paths_keep_the_earlier_report(pytester: pytest.Pytester
     result = pytester.runpytest("--audit-report", "out/r.html", "--audit-json", "out/r.json")
     result.stdout.fnmatch_lines(lit("  report: (kept earlier r.json as *out/r.*Z.json)"))
     kept = [p for p in (pytester.path / "out").iterdir() if p.name.startswith("r.") and "Z" in p.name]
-    assert len(kept) == 2
+    assert len(kept) == 3  # r.json, r.html and the summary r.md beside them
     assert any(p.read_text() == first for p in kept if p.suffix == ".json")
 
 

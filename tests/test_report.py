@@ -127,9 +127,11 @@ def test_explicit_path_moves_the_earlier_report_aside(tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     write_report(_report(()), json_path=target)
     old = target.read_text()
+    old_md = (tmp_path / "r.md").read_text()
     paths = write_report(_report((), description="new"), json_path=target)
-    ((was, aside),) = paths.moved
+    (was, aside), (was_md, aside_md) = paths.moved  # the summary beside it is kept as well
     assert was == target and aside.read_text() == old
+    assert was_md == tmp_path / "r.md" and aside_md.read_text() == old_md
     assert json.loads(target.read_text())["suite"]["description"] == "new"
     assert f"(kept earlier r.json as {aside})" in paths.lines()
 

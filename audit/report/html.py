@@ -14,6 +14,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from audit.report.plots import figure_svg
+from audit.report.regulation import CAVEAT, SOURCES, mapping_for
+from audit.report.scorecard import (
+    OTHER,
+    deciding_gate,
+    family_of,
+    measurement_for,
+    scorecard,
+    section_order,
+)
 from audit.report.terminal import format_estimate, format_value
 from audit.results import (
     AuditReport,
@@ -31,9 +40,9 @@ from audit.spec import TABLES
 if TYPE_CHECKING:
     from audit.checks.registry import Family
 
-__all__ = ["render_html", "view", "declared_families"]
+__all__ = ["render_html", "view", "declared_families", "VERDICT_WORDS"]
 
-_VERDICT_WORDS = {
+VERDICT_WORDS = {
     Status.PASS: "Every blocking gate passed.",
     Status.WARN: "No blocking gate failed; some warnings need a look.",
     Status.INCONCLUSIVE: "Some gates could not be decided with the data available; they block.",
@@ -71,13 +80,6 @@ def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> di
     }
 
 
-def _measurement_for(c: CheckResult, g: GateResult) -> Measurement | None:
-    for m in c.measurements:
-        if m.scope == g.scope:
-            return m
-    return c.measurements[0] if c.measurements else None
-
-
 def _summary(report: AuditReport) -> str:
     """One paragraph, in words, generated from the results."""
     prov, suite = report.provenance, report.suite
@@ -110,7 +112,7 @@ def _summary(report: AuditReport) -> str:
     not_run = suite.get("not_run") or []
     if not_run:
         parts.append(f"Not run in this report: {', '.join(not_run)}.")
-    parts.append(f"Verdict: {report.verdict.upper()}. {_VERDICT_WORDS.get(report.verdict, '')}")
+    parts.append(f"Verdict: {report.verdict.upper()}. {VERDICT_WORDS.get(report.verdict, '')}")
     return " ".join(parts)
 
 
@@ -122,11 +124,9 @@ def _why(c: CheckResult) -> str:
     if c.status is Status.ERROR:
         return f"{c.name} ({(c.error or '').splitlines()[0][:160]})"
     bad = [g for g in c.gates if g.status is not Status.PASS]
-    if not bad:
+    g = deciding_gate(c)  # the gate that decided the check's status (a FAIL before an INCONCLUSIVE)
+    if g is None:
         return c.name
-    # the gate that decided the check's status first (a FAIL before an INCONCLUSIVE), in the
-    # check's order
-    g = next((g for g in bad if g.status is c.status), bad[0])
     observed = _est(g.observed, signed=g.kind.startswith("max_r"))
     more = f"; and {len(bad) - 1} more" if len(bad) > 1 else ""
     return f"{c.name} ({g.description}, observed {observed}{more})"
@@ -238,11 +238,11 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
     by_family: dict[str, list[dict[str, Any]]] = {}
     for c in report.checks:
         if c.gates:
-            gate_rows += [_gate_row(c, _measurement_for(c, g), g) for g in c.gates]
+            gate_rows += [_gate_row(c, measurement_for(c, g), g) for g in c.gates]
         else:
             for m in c.measurements or [None]:
                 gate_rows.append(_gate_row(c, m, None))
-        name = next((m.family for m in c.measurements if m.family), "") or "other"
+        name = family_of(c)
         family = declared.get(name)
         by_family.setdefault(name, []).append({
             "curve": [] if family is None else [figure_svg(f) for f in family.check_figures(c)],
@@ -253,20 +253,24 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
                         if k not in ("classes", "one_class", "one_class_models")},
             "one_class": str(c.details.get("one_class") or ""),
         })
-    ranked = sorted(declared.values(), key=lambda f: (f.order, f.name))
-    order = [f.name for f in ranked if f.name in by_family] + sorted(set(by_family) - set(declared))
+    order = section_order(by_family, declared.values())
     sections = [{"family": f, "checks": by_family[f],
                  "title": declared[f].title if f in declared else "Other checks"} for f in order]
+    titles = {s["family"]: s["title"] for s in sections}
     prov = report.provenance
     counts = data.get("counts") or {}
     sign = {k: str((data.get("signoff") or {}).get(k, "")) for k in _SIGNOFF_FIELDS}
     sign.update({k: v for k, v in (signoff or {}).items() if v})
     return {
         "suite": report.suite, "verdict": report.verdict,
-        "verdict_words": _VERDICT_WORDS.get(report.verdict, ""),
+        "verdict_words": VERDICT_WORDS.get(report.verdict, ""),
         "summary": _summary(report),
         "counts": [(k, v) for k, v in counts.items() if v],
+        "scorecard": [_scorecard_row(r) for r in scorecard(data, families=declared.values())],
         "gate_rows": gate_rows, "sections": sections,
+        "regulation": {"rows": [{**row, "title": titles[row["family"]]} for row in
+                                mapping_for(f for f in order if f != OTHER)],
+                       "caveat": CAVEAT, "sources": SOURCES},
         "artifacts": _artifact_rows(prov),
         "cache": _cache_view(prov),
         "versions": sorted((prov.versions or {}).items()),
@@ -277,6 +281,18 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
         "signoff": sign,
         "rendered_at": rendered_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
+
+
+def _scorecard_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A scorecard row (:func:`audit.report.scorecard.scorecard`) as the template prints it."""
+    return {"title": r["title"], "anchor": r["anchor"], "status": r["status"], "check": r["check"],
+            "metric": r["metric"] + (f" ({r['scope']})" if r["scope"] else ""),
+            "teacher": _point(r["teacher"]), "student": _point(r["student"]),
+            "gate": r["gate_text"], "error": r["error"]}
+
+
+def _point(e: dict[str, Any] | None) -> str:
+    return "\u2014" if e is None else format_value(Estimate.from_dict(e).value)
 
 
 def _cache_view(prov: Provenance) -> dict[str, Any] | None:
