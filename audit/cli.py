@@ -87,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="re-render the HTML report from a JSON report")
     rep.add_argument("json_report", type=Path, metavar="REPORT.json")
-    rep.add_argument("-o", "--output", type=Path, metavar="PATH.html",
-                     help="default: the JSON path with .html")
+    rep.add_argument("-o", "--output", type=Path, metavar="PATH",
+                     help="default: the JSON path with .html (with --format md: print it)")
+    rep.add_argument("--format", choices=("html", "md"), default="html",
+                     help="html (default) or md: the Markdown summary (scorecard, gates that "
+                          "did not pass, every gate)")
     _signoff_options(rep)
 
     pl = sub.add_parser("plan", help="how many eval rows each gate needs to pass a faithful "
@@ -341,6 +344,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from audit.errors import AuditError
     from audit.report.jsonio import read_report
     from audit.report.writer import write_report
+
+    if args.format == "md":
+        from audit.report.markdown import cmd_markdown
+
+        return cmd_markdown(args.json_report, args.output)
 
     out = args.output or args.json_report.with_suffix(".html")
     if out.suffix.lower() != ".html" or out.resolve() == args.json_report.resolve():

@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_step_summary() -> None:
+    """Reports written by tests must not append to a CI job's summary (GitHub Actions sets
+    GITHUB_STEP_SUMMARY for every step): the tests that test it set their own."""
+    import os
+
+    os.environ.pop("GITHUB_STEP_SUMMARY", None)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _cache_key_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The cache's authentication key file lives under $XDG_CONFIG_HOME: keep tests out of
     the real home (pytester runs and subprocesses inherit it)."""

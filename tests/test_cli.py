@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,13 +88,15 @@ def test_validate_missing_path_and_empty_folder(work: Path, capsys: pytest.Captu
 
 
 def test_validate_the_example_suites(built: dict[str, Path], mnist: Path, rotten: Path,
-                                     poisoned: Path,
+                                     poisoned: Path, quantized: Path,
                                      monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["validate", "suites"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [
+        "ok: suites/arrests-quantized.audit.yaml: suite 'arrests-quantized', 6 checks (agreement, "
+        "divergence, accuracy, calibration, size, speedup)",
         "ok: suites/arrests-security.audit.yaml: suite 'arrests-security', 4 checks "
         "(colour_inversion, sex_inversion, copy_cost, copy_usefulness)",
         "ok: suites/arrests.audit.yaml: suite 'arrests-distilled', 21 checks (accuracy, "
@@ -276,3 +279,33 @@ def test_validate_deep_reads_the_data_and_loads_the_models(tmp_path: Path, monke
     err = capsys.readouterr().err
     assert err == ("error: synthetic.audit.yaml: eval.csv: target column 'lable' (data.target) "
                    "not found; did you mean 'label'? (columns: x, group, label)\n")
+
+
+def test_model_card_and_init_are_commands(arrests_report: Any, built: dict[str, Path],
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from audit.report.jsonio import report_to_json
+
+    report = tmp_path / "r.json"
+    report.write_text(report_to_json(arrests_report))
+    assert main(["model-card", str(report)]) == 0
+    card = capsys.readouterr().out
+    assert card.startswith("---\n") and "model-index:" in card
+    arrests = built["arrests/eval.csv"].parent
+    out = tmp_path / "new.audit.yaml"
+    assert main(["init", str(arrests / "teacher.skops"), str(arrests / "student.onnx"),
+                 str(arrests / "eval.csv"), "--target", "released", "-o", str(out)]) == 0
+    assert out.is_file() and "checks:" in out.read_text()
+    assert main(["init", str(arrests / "teacher.skops"), str(arrests / "student.onnx"),
+                 str(arrests / "eval.csv"), "-o", str(out)]) == 2  # never overwritten
+
+
+def test_report_format_md_prints_the_summary(arrests_report: Any, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from audit.report.jsonio import report_to_json
+
+    report = tmp_path / "r.json"
+    report.write_text(report_to_json(arrests_report))
+    assert main(["report", str(report), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# distill-audit: arrests-distilled\n") and "## Scorecard" in out

@@ -125,10 +125,12 @@ def test_run_writes_the_flip_table_beside_the_report_or_where_asked(
 
     path, _ = _suite(tmp_path / "s", {"metric": "agreement"})
     monkeypatch.chdir(tmp_path)
-    assert main(["run", str(path), "--report-dir", "r", "-q"]) == 0
+    assert main(["run", str(path), "--report-dir", str(tmp_path / "r"), "-q"]) == 0
     written = sorted((tmp_path / "r" / "flips").glob("2*.flips.csv"))
     assert len(written) == 1 and f"report: {written[0]}" in capsys.readouterr().out
-    assert main(["run", str(path), "--report-dir", "r2", "--no-flips", "-q"]) == 0
+    assert main(["run", str(path), "--report-dir", str(tmp_path / "r2"), "--no-flips",
+                 "-q"]) == 0
     assert not list((tmp_path / "r2" / "flips").glob("*.flips.*"))
-    assert main(["run", str(path), "--report-dir", "r3", "--flips", "f.parquet", "-q"]) == 0
+    assert main(["run", str(path), "--report-dir", str(tmp_path / "r3"), "--flips",
+                 str(tmp_path / "f.parquet"), "-q"]) == 0
     assert len(pd.read_parquet(tmp_path / "f.parquet")) > 0

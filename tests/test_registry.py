@@ -119,7 +119,7 @@ def test_one_key_has_one_kind_and_the_check_section_is_generated() -> None:
     # the order the suite's messages list them in: each key with the first family declaring it
     first_seen = list(dict.fromkeys(k for m in catalogue.metrics().values() for k in m.params))
     assert list(fields) == first_seen
-    assert first_seen[:19] == ["average", "bins", "binning", "by", "intersections",
+    assert first_seen[:20] == ["average", "flips", "bins", "binning", "by", "intersections",
                                "min_group_size", "group_metric", "batch_sizes", "repeats",
                                "max_seconds", "columns", "fdr", "max_conditions", "attack", "eps",
                                "norm", "samples", "members", "non_members"]  # new keys go last

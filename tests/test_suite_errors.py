@@ -353,7 +353,7 @@ CASES = [
          id="checks-empty"),
     case(edit("  acc:\n    metric: accuracy\n    " + GATE + "\n", "  acc: accuracy\n"),
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
-         "bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
+         "flips, bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
          "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
          "non_members, attribute, rows, attack_model, outputs, budgets, source, thief, trigger, "
          "target_class, patch, patch_value, position, corruptions, severities, edits, candidates, "

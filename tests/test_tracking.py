@@ -58,7 +58,7 @@ def test_run_mlflow_logs_the_files_it_wrote(built: Any, tmp_path: Path, store: s
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(tmp_path)
     code = main(["run", str(root / "suites" / "arrests.audit.yaml"), "-k", "accuracy",
-                 "--report-dir", "r", "--mlflow", store, "-q"])
+                 "--report-dir", str(tmp_path / "r"), "--mlflow", store, "-q"])
     assert code == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "mlflow run " in x)
     run_id = line.rsplit(" ", 1)[-1]
