@@ -578,3 +578,19 @@ def test_time_windows_read_iso_8601_with_zones(monitor_batches: Path, tmp_path: 
     assert [w["key"] for w in outcome.document["windows"]] == [
         "day 2026-01-01T00:00:00", "day 2026-01-02T00:00:00"]
     assert any("the day from 2026-01-03T00:00:00 is open" in n for n in outcome.notes)
+
+
+def test_logged_outputs_are_checked_against_the_suite_models(monitor_batches: Path,
+                                                             tmp_path: Path) -> None:
+    """Swapped class columns: CBPE alone cannot see it; the cross-check does."""
+    batches = _batches(monitor_batches, tmp_path, first=2)
+    path = _monitor(tmp_path / "ok", batches)
+    assert not any("logged outputs" in n for n in run_monitor(load_monitor(path)).notes)
+    swapped = _monitor(tmp_path / "bad", batches, outputs={
+        "student": ["student_Yes", "student_No"], "teacher": ["teacher_No", "teacher_Yes"]})
+    notes = run_monitor(load_monitor(swapped)).notes
+    found = [n for n in notes if "logged outputs" in n]
+    assert len(found) == 1 and found[0].startswith(
+        "window batch-001.csv: the student's logged outputs (outputs.student) differ from the "
+        "suite's student on 20 of the 20 rows checked")
+    assert "are the columns in the classes' order (No, Yes)" in found[0]

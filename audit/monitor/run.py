@@ -133,6 +133,39 @@ def _outputs(run: Any, spec: MonitorSpec, w: Window, features: pd.DataFrame
     return {"student": student, "teacher": teacher}, shadow
 
 
+CROSS_CHECK_ROWS = 20  # rows of the first window judged in a run that logged outputs are checked on
+CROSS_CHECK_TOLERANCE = 1e-3
+
+
+def _cross_check(run: Any, spec: MonitorSpec, w: Window, features: pd.DataFrame,
+                 P: dict[str, np.ndarray]) -> list[str]:
+    """Logged outputs against the suite's own models on a few rows: a swapped column order,
+    or a deployed model that is not the audited one, shows here (the teacher's agreement can
+    look plausible with swapped columns of both)."""
+    notes = []
+    rows = np.arange(min(CROSS_CHECK_ROWS, len(features)))
+    mask = np.zeros(len(features), dtype=bool)
+    mask[rows] = True
+    base = run.eval_table
+    for who, columns in (("student", spec.student_columns), ("teacher", spec.teacher_columns)):
+        if not columns:
+            continue
+        model = run.model(who)
+        table = replace(base.take(np.zeros(len(rows), dtype=int)),
+                        features=features[mask].reset_index(drop=True),
+                        role=f"window {w.key}", sha256=w.content)
+        mine = model.predict_proba(table)[:, run.encoding.reorder(model.classes)]
+        gap = np.abs(mine - P[who][rows]).max(axis=1)
+        off = int((gap > CROSS_CHECK_TOLERANCE).sum())
+        if off:
+            notes.append(f"window {w.key}: the {who}'s logged outputs (outputs.{who}) differ from "
+                         f"the suite's {who} on {off} of the {len(rows)} rows checked (largest "
+                         f"|difference| {gap.max():.3g}): are the columns in the classes' order "
+                         f"({', '.join(map(str, run.encoding.classes))}), and is the deployed "
+                         "model the audited one?")
+    return notes
+
+
 def _model_hashes(run: Any) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for who in ("teacher", "student"):
@@ -195,6 +228,7 @@ def run_monitor(spec: MonitorSpec, *, session: Any = None,
         if open_note:
             outcome.notes.append(open_note)
         models = _model_hashes(run)
+        checked = False
         for w in windows:
             stored = store.window(w.key)
             if stored is not None:
@@ -210,6 +244,11 @@ def run_monitor(spec: MonitorSpec, *, session: Any = None,
             where = f"window {w.key}"
             features = _typed(model_frame(w, reference.columns), reference.features, where)
             P, shadow = _outputs(run, spec, w, features)
+            if not checked and (spec.student_columns or spec.teacher_columns):
+                checked = True  # once per run, on the first new window
+                for message in _cross_check(run, spec, w, features, P):
+                    outcome.notes.append(message)
+                    store.event("logged_outputs", message)
             measured = measure_window(reference, P, shadow, features,
                                       confidence=spec.confidence, n_boot=spec.bootstrap,
                                       seed=spec.seed)
