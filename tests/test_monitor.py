@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ALERTS = {"agreement": {"metric": "agreement", "gate": {"min": 0.9}, "for": 3},
           "accuracy_drop": {"metric": "estimated_accuracy_drop", "gate": {"max": 0.03},
                             "for": 2},
-          "realized": {"metric": "realized_accuracy", "gate": {"max_regression": 0.05}}}
+          "realized": {"metric": "realized_accuracy", "gate": {"max_regression": 0.05}},
+          "parity": {"metric": "demographic_parity_difference", "gate": {"max_regression": 0.05},
+                     "for": 2}}
 
 
 def _monitor(folder: Path, batches: Path, *, labels: list[Path] | None = None,
@@ -316,7 +318,7 @@ def test_a_killed_run_leaves_a_consistent_store_the_next_run_completes(
     assert len(windows) == 4  # the fifth was never written, or rolled back whole
     for wid in windows:
         assert db.execute("SELECT COUNT(*) FROM measurements WHERE window_id = ?",
-                          (wid,)).fetchone()[0] == 6
+                          (wid,)).fetchone()[0] == 7
         assert db.execute("SELECT COUNT(*) FROM predictions WHERE window_id = ?",
                           (wid,)).fetchone()[0] == 500
     db.close()
@@ -397,7 +399,8 @@ alerts:
      "window: rows"),
     (("metric: agreement", "metric: agrement"), "x.monitor.yaml:6 alerts.a.metric='agrement': "
      "unknown window metric; did you mean 'agreement'? (valid: agreement, estimated_accuracy, "
-     "estimated_accuracy_drop, realized_accuracy, prediction_drift, drifted_columns, max_psi)"),
+     "estimated_accuracy_drop, realized_accuracy, demographic_parity_difference, "
+     "prediction_drift, drifted_columns, max_psi)"),
     (("gate: {min: 0.9}", "gate: {max_regression: 0.1}"), "x.monitor.yaml:6 "
      "alerts.a.gate.max_regression=0.1: agreement compares the student with the teacher, so it "
      "has no regression; use min or max"),
@@ -430,7 +433,7 @@ def test_the_example_monitor_file_validates_against_its_schema() -> None:
     jsonschema.Draft202012Validator(schema).validate(raw)
     spec = load_monitor(ROOT / "suites" / "arrests.monitor.yaml")
     assert spec.store == ROOT / "reports" / "arrests-monitor" / "monitor.sqlite"
-    assert [a.persist for a in spec.alerts] == [3, 2, 2, 1]
+    assert [a.persist for a in spec.alerts] == [3, 2, 2, 2, 1]
 
 
 def test_a_store_of_another_monitor_or_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -594,3 +597,17 @@ def test_logged_outputs_are_checked_against_the_suite_models(monitor_batches: Pa
         "window batch-001.csv: the student's logged outputs (outputs.student) differ from the "
         "suite's student on 20 of the 20 rows checked")
     assert "are the columns in the classes' order (No, Yes)" in found[0]
+
+
+def test_group_parity_per_window_equals_a_count(judged: dict[str, Any],
+                                                monitor_batches: Path) -> None:
+    w = judged["doc"]["windows"][10]  # day 11: the drift widens the student's colour gap
+    m = w["measurements"]["demographic_parity_difference"]
+    batch = pd.read_csv(monitor_batches / "batches" / w["key"])
+    for who in ("teacher", "student"):
+        yes = batch[f"{who}_Yes"] >= batch[f"{who}_No"]
+        rates = yes.groupby(batch["colour"]).mean()
+        assert m[who]["value"] == pytest.approx(rates.max() - rates.min())
+    assert m["params"] == {"by": "colour"} and m["regression"]["ci"][0] > 0.05
+    parity = next(a for a in judged["doc"]["alerts"] if a["name"] == "parity")
+    assert not any(parity["firing"][:8]) and parity["fired_at"] and parity["fired_at"][0] >= 9

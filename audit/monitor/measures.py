@@ -25,6 +25,7 @@ uncertainty, and a reference that overlaps the production rows, are not covered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,8 @@ class Reference:
     features: pd.DataFrame
     n: int
     columns: tuple[str, ...] = field(default_factory=tuple)
+    pos: int | None = None  # the positive class of a binary problem (group parity needs it)
+    sensitive: tuple[str, ...] = ()  # the suite's data.sensitive columns (unbinned)
 
 
 def paired_means(values: Mapping[str, np.ndarray], n_boot: int, seed: int
@@ -127,10 +130,11 @@ def _single(name: str, value: float, reps: np.ndarray | None, confidence: float,
 
 
 def measure_window(ref: Reference, P: Mapping[str, np.ndarray], shadow: np.ndarray,
-                   features: pd.DataFrame, *, confidence: float, n_boot: int, seed: int
-                   ) -> list[Measurement]:
+                   features: pd.DataFrame, *, confidence: float, n_boot: int, seed: int,
+                   groups: pd.DataFrame | None = None) -> list[Measurement]:
     """Every window metric but the realized ones: ``P[who]`` each model's probabilities (the
-    teacher's on the ``shadow`` rows only, a boolean row mask; all rows without a shadow)."""
+    teacher's on the ``shadow`` rows only, a boolean row mask; all rows without a shadow);
+    ``groups`` the window's logged sensitive columns, row-aligned (group parity)."""
     from audit.checks.dataset import drift_table, psi
 
     P_s, P_t = P["student"], P["teacher"]
@@ -162,6 +166,11 @@ def measure_window(ref: Reference, P: Mapping[str, np.ndarray], shadow: np.ndarr
                            method=f"reference accuracy (teacher {acc['teacher']:.3f}, student "
                                   f"{acc['student']:.3f}, on {ref.n} labelled rows) minus the "
                                   f"{cbpe}; {how}", bounds=(-1.0, 1.0)))
+    if groups is not None and len(groups.columns):
+        parity = _parity(ref, pred_s[shadow], pred_t, groups[shadow].reset_index(drop=True),
+                         confidence, n_boot, seed)
+        if parity is not None:
+            out.append(parity)
     counts = np.bincount(pred_s, minlength=len(ref.shares))
     out.append(_single("prediction_drift", psi(ref.shares, counts), None, confidence, n=n,
                        method=f"PSI of the student's predicted-class shares on {n} rows against "
@@ -177,6 +186,56 @@ def measure_window(ref: Reference, P: Mapping[str, np.ndarray], shadow: np.ndarr
     out.append(_single("max_psi", max((r["psi"] for r in rows), default=0.0), None, confidence,
                        n=n, method=how))
     return out
+
+
+MIN_GROUP = 30  # rows a group needs in a window to count in its parity gap
+
+
+def _parity(ref: Reference, pred_s: np.ndarray, pred_t: np.ndarray, frame: pd.DataFrame,
+            confidence: float, n_boot: int, seed: int) -> Measurement | None:
+    """Demographic parity per window (label-free): for each sensitive column the batches log,
+    the largest difference between its groups' shares predicted positive; the measurement is
+    the column where the student's gap is widest, paired with the teacher's gap there."""
+    present = [c for c in ref.sensitive if c in frame.columns]
+    if ref.pos is None or not present or not len(pred_s):
+        return None
+    best: tuple[float, str, list[Any]] | None = None
+    rows: list[dict[str, Any]] = []
+    for col in present:
+        values = frame[col].astype(str).where(frame[col].notna(), "(missing)")
+        groups = [g for g, n in values.value_counts().items() if n >= MIN_GROUP]
+        if len(groups) < 2:
+            continue
+        rate = {w: {g: float(np.mean(p[(values == g).to_numpy()] == ref.pos)) for g in groups}
+                for w, p in (("teacher", pred_t), ("student", pred_s))}
+        gap = {w: max(r.values()) - min(r.values()) for w, r in rate.items()}
+        rows.append({"kind": "parity", "column": col, "groups": len(groups),
+                     "teacher": gap["teacher"], "student": gap["student"]})
+        if best is None or gap["student"] > best[0]:
+            best = (gap["student"], col, groups)
+    if best is None:
+        return None
+    _, col, groups = best
+    values = frame[col].astype(str).where(frame[col].notna(), "(missing)").to_numpy()
+    arrays: dict[str, np.ndarray] = {}
+    for i, g in enumerate(groups):
+        member = (values == g).astype(float)
+        arrays[f"n{i}"] = member
+        arrays[f"t{i}"] = member * (pred_t == ref.pos)
+        arrays[f"s{i}"] = member * (pred_s == ref.pos)
+    reps = paired_means(arrays, n_boot, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rt = np.column_stack([reps[f"t{i}"] / reps[f"n{i}"] for i in range(len(groups))])
+        rs = np.column_stack([reps[f"s{i}"] / reps[f"n{i}"] for i in range(len(groups))])
+    point = {w: next(r[w] for r in rows if r["column"] == col) for w in ("teacher", "student")}
+    m = _paired("demographic_parity_difference", "lower", point["teacher"], point["student"],
+                np.nanmax(rt, axis=1) - np.nanmin(rt, axis=1),
+                np.nanmax(rs, axis=1) - np.nanmin(rs, axis=1), confidence, n=len(pred_s),
+                method=f"the largest difference in the share predicted positive between the "
+                       f"groups (of {MIN_GROUP}+ rows) of {col}, the sensitive column where the "
+                       f"student's gap is widest; paired bootstrap over the rows, {n_boot} "
+                       "replicates", bounds=(0.0, 1.0))
+    return dataclasses.replace(m, breakdown=tuple(rows), params={"by": col})
 
 
 def realized(y: np.ndarray, pred: Mapping[str, np.ndarray], known: Mapping[str, np.ndarray],

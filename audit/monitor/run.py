@@ -58,8 +58,11 @@ def reference_of(run: Any) -> Reference:
         accuracy[who] = float(correct.mean())
     features = run.eval_table.features
     shares = np.bincount(inputs.p_student.argmax(axis=1), minlength=inputs.k)
+    binned = {b.column for b in run.suite.data.bins}
     return Reference(calibration=calibration, accuracy=accuracy, shares=shares,
-                     features=features, n=inputs.n, columns=tuple(map(str, features.columns)))
+                     features=features, n=inputs.n, columns=tuple(map(str, features.columns)),
+                     pos=inputs.pos, sensitive=tuple(c for c in run.suite.data.sensitive
+                                                     if c not in binned))
 
 
 def _typed(frame: pd.DataFrame, reference: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -249,9 +252,11 @@ def run_monitor(spec: MonitorSpec, *, session: Any = None,
                 for message in _cross_check(run, spec, w, features, P):
                     outcome.notes.append(message)
                     store.event("logged_outputs", message)
+            logged = [c for c in reference.sensitive if c in w.rows.columns]
             measured = measure_window(reference, P, shadow, features,
                                       confidence=spec.confidence, n_boot=spec.bootstrap,
-                                      seed=spec.seed)
+                                      seed=spec.seed,
+                                      groups=w.rows[logged].reset_index(drop=True))
             teacher = np.full(w.n, -1, dtype=np.int64)
             teacher[shadow] = P["teacher"].argmax(axis=1)
             if store.add_window(w.key, w.position, w.content, w.n, w.start, w.end, models,

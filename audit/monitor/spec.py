@@ -40,6 +40,10 @@ MONITOR_METRICS: dict[str, Metric] = {m.name: m for m in (
            "regression = the student's drop - the teacher's."),
     Metric("realized_accuracy", "higher", "monitor", False, (0.0, 1.0),
            "Each model's accuracy on the window's rows whose labels have arrived."),
+    Metric("demographic_parity_difference", "lower", "monitor", False, (0.0, 1.0),
+           "Label-free group parity: the largest difference between groups' shares predicted "
+           "positive, on the suite's data.sensitive column (logged in the batches) where the "
+           "student's gap is widest; regression = student - teacher."),
     Metric("prediction_drift", "lower", "monitor", True, (0.0, float("inf")),
            "PSI of the student's predicted-class shares against the reference."),
     Metric("drifted_columns", "lower", "monitor", True, (0.0, float("inf")),
