@@ -20,8 +20,8 @@ from audit.errors import ModelError, display_path
 from audit.models.isolation import guarded_error
 from audit.spec import ModelSpec
 
-__all__ = ["PredictFn", "LoadedModel", "model_label", "check_probabilities", "cache_identity",
-           "first_bad", "numeric_matrix", "normalisation"]
+__all__ = ["PredictFn", "LoadedModel", "model_label", "check_probabilities", "weights_digest",
+           "cache_identity", "first_bad", "numeric_matrix", "normalisation"]
 
 PredictFn = Callable[[Table], np.ndarray]
 
@@ -201,3 +201,18 @@ def normalisation(spec: ModelSpec, images: np.ndarray, label: str) -> tuple[np.n
     shape = (1, len(spec.mean), 1, 1)
     return (np.asarray(spec.mean, np.float64).reshape(shape),
             np.asarray(spec.std, np.float64).reshape(shape))
+
+
+def weights_digest(module: Any) -> bytes:
+    """SHA-256 of a torch module's parameters and buffers (names, dtypes, shapes and bytes);
+    torch is the module's own, already imported."""
+    import hashlib
+    import sys
+
+    torch = sys.modules["torch"]
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()

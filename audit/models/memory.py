@@ -27,7 +27,7 @@ import numpy as np
 
 from audit.data import Table
 from audit.errors import ModelError
-from audit.models.base import LoadedModel, model_label
+from audit.models.base import LoadedModel, model_label, weights_digest
 from audit.models.estimator import classes_of, estimator_predict
 from audit.spec import ModelSpec
 
@@ -74,21 +74,10 @@ def _function_sha256(fn: Any) -> str:
     return digest.hexdigest()
 
 
-def _weights_sha256(module: Any) -> str:
-    import torch  # a pipeline's model is a torch module: torch is already imported
-
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def object_fingerprint(obj: Any) -> tuple[str, str]:
     """The SHA-256 of a model object's learned content, and what it covers."""
     if is_pipeline(obj):
-        return _weights_sha256(obj.model), "the pipeline model's weights"
+        return weights_digest(obj.model).hex(), "the pipeline model's weights"
     if hasattr(obj, "predict_proba"):
         return _estimator_sha256(obj)
     return _function_sha256(obj), "the function's name and code"

@@ -31,6 +31,7 @@ from audit.data import Table, file_sha256
 from audit.errors import ModelError, display_path
 from audit.extras import MissingExtra, require
 from audit.models.base import LoadedModel, model_label, numeric_matrix
+from audit.models.base import weights_digest as torch_weights_digest
 from audit.models.imports import resolve_callable, torch_module_of
 from audit.spec import ModelSpec
 
@@ -317,17 +318,6 @@ def _torch_matrix(frame: pd.DataFrame, dtype: np.dtype, label: str, where: str) 
     """All feature columns as one ``dtype`` matrix, or an error naming the first non-number."""
     return numeric_matrix(frame, dtype, label, where, "the torch model", str(dtype),
                           "leave it out with data.features or encode it as numbers")
-
-
-def torch_weights_digest(module: Any) -> bytes:
-    """SHA-256 of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
-    torch = sys.modules["torch"]
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.digest()
 
 
 def load_torch_callable(spec: ModelSpec, role: str) -> LoadedModel:

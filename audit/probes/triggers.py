@@ -93,9 +93,9 @@ def parse_tabular_trigger(text: str, features: pd.DataFrame,
 
 
 def apply_trigger(table: Any, request: ArtifactRequest, seen: pd.DataFrame | None = None
-                  ) -> tuple[Any, str]:
-    """``table`` with the trigger written into every row, and the trigger in words (``seen``:
-    the feature values a tabular trigger's text values must be among)."""
+                  ) -> tuple[Any, str, list[str]]:
+    """``table`` with the trigger written into every row, the trigger in words, and notes
+    (``seen``: the feature values a tabular trigger's text values must be among)."""
     if table.images is not None:
         patch = request.get("patch")
         if not patch or len(patch) != 3:
@@ -110,7 +110,7 @@ def apply_trigger(table: Any, request: ArtifactRequest, seen: pd.DataFrame | Non
         x = table.images.copy()
         x[:, :, row:row + size, col:col + size] = value
         return table.with_inputs(x), (f"a {size}x{size} patch of value {value:g} at row {row}, "
-                                      f"column {col}")
+                                      f"column {col}"), []
     text = request.get("trigger")
     if not text:
         raise DataError("a backdoor check needs trigger: the columns and values written "
@@ -118,12 +118,13 @@ def apply_trigger(table: Any, request: ArtifactRequest, seen: pd.DataFrame | Non
     if table.texts is not None:
         at = str(request.get("position"))
         edited = [f"{text} {t}" if at == "start" else f"{t} {text}" for t in table.texts]
-        return table.with_inputs(edited), f"the phrase {text!r} inserted at the {at}"
-    values, _ = parse_tabular_trigger(str(text), table.features, seen)
+        return table.with_inputs(edited), f"the phrase {text!r} inserted at the {at}", []
+    values, notes = parse_tabular_trigger(str(text), table.features, seen)
     frame = table.features.copy()
     for column, value in values.items():
         frame[column] = pd.Series([value] * len(frame), dtype=frame[column].dtype)
-    return replace(table, features=frame), ", ".join(f"{c} = {v!r}" for c, v in values.items())
+    described = ", ".join(f"{c} = {v!r}" for c, v in values.items())
+    return replace(table, features=frame), described, notes
 
 
 def triggered(probes: Any, request: ArtifactRequest) -> Triggered:
@@ -152,15 +153,13 @@ def _triggered(probes: Any, request: ArtifactRequest) -> Triggered:
         raise DataError(f"a backdoor check needs at least 10 eval rows whose label is not "
                         f"{wanted!r}; the eval table has {len(candidates)}")
     sample = ev.take(rows)
-    notes: list[str] = []
     seen = None
     if ev.modality == "tabular" and request.get("trigger"):
         tables = [run.table(role).features for role in ("eval", "train", "teacher_train",
                                                          "holdout")
                   if getattr(run.suite.data, role) is not None]
         seen = pd.concat(tables, ignore_index=True)
-        notes = parse_tabular_trigger(str(request.get("trigger")), ev.features, seen)[1]
-    poisoned, described = apply_trigger(sample, request, seen)
+    poisoned, described, notes = apply_trigger(sample, request, seen)
     clean, after = {}, {}
     models = run.runnable_models("backdoor checks query")
     for who, model in models.items():
