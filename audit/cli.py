@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-flips", action="store_true", help="write no flip table")
     run.add_argument("--mlflow", metavar="URI", nargs="?", const="", default=None,
                      help="log each report as an MLflow run (to URI, else MLFLOW_TRACKING_URI)")
+    run.add_argument("--engine", choices=("memory", "stream"),
+                     help="read the eval tables whole (memory) or in batches (stream); default: "
+                          "each suite's settings.engine")
     run.add_argument("--report-dir", type=Path, metavar="DIR",
                      help="folder for timestamped reports (default: reports)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -179,6 +182,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         argv += ["--audit-no-flips"]
     if args.mlflow is not None:
         argv += [f"--audit-mlflow={args.mlflow}"] if args.mlflow else ["--audit-mlflow"]
+    if args.engine:
+        argv += ["--audit-engine", args.engine]
     if args.report_dir:
         argv += ["--audit-report-dir", str(args.report_dir)]
     if args.cache_dir:

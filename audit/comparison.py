@@ -166,7 +166,7 @@ def _table(X: Any, y: Any, sensitive: Any, folder: Path, stem: str, target: str
 
 
 def compare(teacher: Any, student: Any, X: Any, y: Any, *, sensitive: Any = None,
-            checks: Mapping[str, Mapping[str, Any]] | None = None,
+            checks: Mapping[str, Mapping[str, Any]] | None = None, baseline: Any = None,
             train: tuple[Any, Any] | None = None, positive: Any = None,
             classes: Sequence[Any] | None = None, name: str = "compare", seed: int = 0,
             confidence: float = 0.95, bootstrap: int = 1000, target: str = "label") -> Comparison:
@@ -188,6 +188,10 @@ def compare(teacher: Any, student: Any, X: Any, y: Any, *, sensitive: Any = None
     checks : mapping, optional
         Check name -> check, as a suite's ``checks:`` (default :data:`DEFAULT_CHECKS`, plus
         demographic parity by the sensitive columns).
+    baseline : object, optional
+        A third model, as the suite key ``baseline:`` (the model in production today, or the
+        student trained without distillation): measured by every check on the same rows;
+        gates may set ``max_baseline_regression``.
     train : (X_train, y_train), optional
         The student's training rows (membership inference, drift).
     positive, classes, name, seed, confidence, bootstrap, target
@@ -201,8 +205,9 @@ def compare(teacher: Any, student: Any, X: Any, y: Any, *, sensitive: Any = None
     base = Path(tempfile.mkdtemp(prefix="distill-audit-compare-"))
     try:
         report = _report(teacher, student, X, y, base, sensitive=sensitive, checks=checks,
-                         train=train, positive=positive, classes=classes, name=name, seed=seed,
-                         confidence=confidence, bootstrap=bootstrap, target=target)
+                         baseline=baseline, train=train, positive=positive, classes=classes,
+                         name=name, seed=seed, confidence=confidence, bootstrap=bootstrap,
+                         target=target)
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
@@ -210,7 +215,8 @@ def compare(teacher: Any, student: Any, X: Any, y: Any, *, sensitive: Any = None
 
 
 def _report(teacher: Any, student: Any, X: Any, y: Any, base: Path, *, sensitive: Any,
-            checks: Mapping[str, Mapping[str, Any]] | None, train: tuple[Any, Any] | None,
+            checks: Mapping[str, Mapping[str, Any]] | None, baseline: Any,
+            train: tuple[Any, Any] | None,
             positive: Any, classes: Sequence[Any] | None, name: str, seed: int,
             confidence: float, bootstrap: int, target: str) -> Any:
     from audit.runner import AuditSession, SuiteRun
@@ -239,9 +245,13 @@ def _report(teacher: Any, student: Any, X: Any, y: Any, base: Path, *, sensitive
            "teacher": {"callable": "memory:teacher"}, "student": {"callable": "memory:student"},
            "settings": {"seed": seed, "confidence": confidence, "bootstrap": bootstrap},
            "checks": {k: dict(v) for k, v in chosen.items()}}
+    if baseline is not None:
+        raw["baseline"] = {"callable": "memory:baseline"}
     suite = suite_from_dict(raw, base_dir=base)
     given = tuple(classes) if classes is not None else None
     suite = dataclasses.replace(
         suite, teacher=ModelSpec(kind="object", obj=teacher, classes=given),
-        student=ModelSpec(kind="object", obj=student, classes=given))
+        student=ModelSpec(kind="object", obj=student, classes=given),
+        baseline=None if baseline is None else ModelSpec(kind="object", obj=baseline,
+                                                         classes=given))
     return SuiteRun(suite, AuditSession(cache_dir=None)).report()

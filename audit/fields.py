@@ -15,7 +15,7 @@ from typing import Any
 
 from audit.checks.catalogue import metrics
 from audit.checks.registry import Metric, Param
-from audit.spec import DTYPES, MODEL_TIMEOUT, TABLES
+from audit.spec import DTYPES, GATE_KINDS, MODEL_TIMEOUT, TABLES
 
 __all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
            "check_fields", "section_fields", "suite_json_schema", "field_schema"]
@@ -68,6 +68,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
                       required=True),
         "teacher": Field("model", "The reference model.", required=True),
         "student": Field("model", "The distilled model under audit.", required=True),
+        "baseline": Field("model", "Optional third model: the one in production today, or the "
+                                   "student trained without distillation. Every check that "
+                                   "measures models measures it on the same rows, with paired "
+                                   "intervals; gates may bound max_baseline_regression."),
         "settings": Field("section:settings", "Statistical settings."),
         "checks": Field("checks", "Named checks, each a metric with a gate.", required=True),
     },
@@ -168,11 +172,24 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                          "exits or is killed is ERROR at once).",
                                default=MODEL_TIMEOUT,
                                schema=(("exclusiveMinimum", 0), ("maximum", 86_400))),
+        "engine": Field("str", "memory (default) reads the whole eval table; stream reads it in "
+                               "batches of batch_rows, keeping additive tables (exact for count "
+                               "metrics, means and binary ROC AUC) and a seeded uniform sample "
+                               "of sample_rows for the checks that need rows.",
+                        choices=("memory", "stream"), default="memory"),
+        "batch_rows": Field("int", "Rows per batch of a streamed run.", default=250_000,
+                            schema=(("minimum", 1000), ("maximum", 50_000_000))),
+        "sample_rows": Field("int", "Rows of a streamed run's seeded uniform sample (the checks "
+                                    "without an additive form run on it, and say so).",
+                             default=100_000, schema=(("minimum", 1000), ("maximum", 50_000_000))),
     },
     "check": {
         "metric": Field("str", "Registered metric name.", required=True),
         # then each metric's parameters (param_fields), merged from the metrics' declarations
         "description": Field("str", "Why this check exists, in words."),
+        "baseline": Field("bool", "Measure the suite's baseline model in this check too "
+                                  "(default true when the suite names a baseline; false skips "
+                                  "it, e.g. for a long timing or attack).", default=True),
         "gate": Field("section:gate", "Bounds the check must satisfy."),
     },
     "gate": {
@@ -184,6 +201,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "max_relative_regression": Field("number", "How much worse than the teacher, as a fraction "
                                                    "of the teacher's value (>= 0).",
                                          schema=(("minimum", 0),)),
+        "max_baseline_regression": Field("number", "How much worse than the suite's baseline "
+                                                   "model the student may be (absolute, in the "
+                                                   "metric's units; >= 0): \"better than what we "
+                                                   "ship\" at 0.", schema=(("minimum", 0),)),
         "severity": Field("str", "block fails the run; warn only reports.", choices=("block", "warn"),
                           default="block"),
     },
@@ -362,10 +383,10 @@ def suite_json_schema() -> dict[str, Any]:
     rules.append(
         {"if": {"properties": {"metric": {"enum": pairwise}}, "required": ["metric"]},
          "then": {"properties": {"gate": {"not": {"anyOf": [
-             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]}]}}}}})
+             {"required": ["max_regression"]}, {"required": ["max_relative_regression"]},
+             {"required": ["max_baseline_regression"]}]}}}}})
     defs["check"]["allOf"] = rules
-    defs["gate"]["anyOf"] = [{"required": [k]} for k in
-                             ("min", "max", "max_regression", "max_relative_regression")]
+    defs["gate"]["anyOf"] = [{"required": [k]} for k in GATE_KINDS]
     branches = []
     for kind in MODEL_KINDS:
         branch: dict[str, Any] = {"required": [kind, *MODEL_NEEDS.get(kind, ())]}

@@ -34,6 +34,7 @@ is read every gate checks what the measurement rests on (its ``n`` and ``evidenc
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from audit.checks.registry import FAMILIES
@@ -46,12 +47,11 @@ from audit.power import (
     tightest_bound,
 )
 from audit.results import Estimate, GateResult, Measurement, Status
-from audit.spec import GateSpec
+from audit.spec import GATE_KINDS, GateSpec
 from audit.stats import rows_to_pass
 
-__all__ = ["evaluate_gate", "check_status", "describe_bound", "bound_problem", "evidence_floor",
-           "minimum_rows",
-           "MIN_ROWS"]
+__all__ = ["evaluate_gate", "evaluate_baseline_gate", "check_status", "describe_bound",
+           "bound_problem", "evidence_floor", "minimum_rows", "MIN_ROWS"]
 
 MIN_ROWS = 30  # eval rows or attacked rows: no gate is judged on fewer
 # (floor, what n counts) per family; families not named use MIN_ROWS eval rows
@@ -115,6 +115,9 @@ def describe_bound(kind: str, threshold: float, metric: str, direction: str,
         return f"{who}{metric} >= {threshold:g}"
     if kind == "max":
         return f"{who}{metric} <= {threshold:g}"
+    if kind == "max_baseline_regression":
+        worse = "baseline - student" if direction == "higher" else "student - baseline"
+        return f"{metric} regression from the baseline ({worse}) <= {threshold:g}"
     worse = "teacher - student" if direction == "higher" else "student - teacher"
     if kind == "max_regression":
         return f"{metric} regression ({worse}) <= {threshold:g}"
@@ -148,51 +151,71 @@ def _judge(observed: Estimate | None, threshold: float, upper: bool) -> tuple[St
 
 
 def evaluate_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
-    """Judge every bound ``gate`` sets against ``m``."""
-    out = []
-    for kind, threshold in gate.bounds():
-        observed: Estimate | None
-        if kind in ("min", "max"):
-            observed = m.student
-        elif kind == "max_regression":
-            observed = m.regression
-        else:
-            observed = m.relative_regression
-        if observed is None and kind not in ("min", "max"):
-            status = Status.INCONCLUSIVE
-            reason = m.extra.get("no_regression") or f"{m.metric} has no teacher value to regress from"
-        else:
-            status, reason = _judge(observed, threshold, upper=(kind != "min"))
-            status, reason = _enough(kind, threshold, m, status, reason)
-            # -- timing stability (audit.checks.efficiency): a straddle on an interval widened
-            # because the run's two halves disagreed is the machine's noise, and says so
-            if status is Status.INCONCLUSIVE and reason == _STRADDLES:
-                which = "student" if kind in ("min", "max") else kind.removeprefix("max_")
-                reason = str((m.extra.get("too_noisy") or {}).get(which, reason))
-        description = describe_bound(kind, threshold, m.metric, m.direction, m.family)
-        if m.scope:
-            description += f" ({m.scope})"
-        decidable = rows = None
-        family = FAMILIES.get(m.family)
-        # what the family can add (fairness: which group limits it, and the rows it needs)
-        more = (family.explain(m, kind, threshold) if status is Status.INCONCLUSIVE and family
-                and family.explain else None)
-        # an interval that straddles the threshold: say what it decides and the rows that
-        # would decide this one (an evidence floor's reason already names the rows it needs)
-        if status is Status.INCONCLUSIVE and observed is not None and reason.startswith(
-                (_STRADDLES, _TOO_NOISY)):
-            found = what_it_decides(kind, threshold, observed, m)
-            if found is not None:
-                decidable, rows, text = found
-                if more:  # the family's sentence gives the rows: keep what the run decides
-                    text = text.split("; ", 1)[0]
-                reason = f"{reason}; {text}" if reason else text
-        if more:
-            reason = f"{reason}; {more}" if reason else more
-        out.append(GateResult(kind=kind, threshold=threshold, status=status, severity=gate.severity,
-                              description=description, observed=observed, reason=reason,
-                              scope=m.scope, decidable=decidable, rows_needed=rows))
-    return tuple(out)
+    """Judge every bound ``gate`` sets against ``m`` (all but ``max_baseline_regression``, which
+    :func:`evaluate_baseline_gate` judges on the student-vs-baseline measurement)."""
+    return tuple(_bound(kind, threshold, gate.severity, m) for kind, threshold in gate.bounds()
+                 if kind != "max_baseline_regression")
+
+
+def evaluate_baseline_gate(gate: GateSpec, m: Measurement) -> tuple[GateResult, ...]:
+    """Judge ``gate.max_baseline_regression`` against ``m``, the check measured with the
+    suite's baseline in the teacher's place: its ``regression`` is how much worse than the
+    baseline the student is, judged as ``max_regression`` is against the teacher (the same
+    interval rule and minimum evidence)."""
+    if gate.max_baseline_regression is None:
+        return ()
+    judged = _bound("max_regression", gate.max_baseline_regression, gate.severity, m)
+    description = describe_bound("max_baseline_regression", gate.max_baseline_regression,
+                                 m.metric, m.direction, m.family)
+    if m.scope:
+        description += f" ({m.scope})"
+    return (replace(judged, kind="max_baseline_regression", description=description,
+                    reason=judged.reason.replace("teacher value", "baseline value")),)
+
+
+def _bound(kind: str, threshold: float, severity: str, m: Measurement) -> GateResult:
+    """One bound of a gate judged against ``m``."""
+    observed: Estimate | None
+    if kind in ("min", "max"):
+        observed = m.student
+    elif kind == "max_regression":
+        observed = m.regression
+    else:
+        observed = m.relative_regression
+    if observed is None and kind not in ("min", "max"):
+        status = Status.INCONCLUSIVE
+        reason = m.extra.get("no_regression") or f"{m.metric} has no teacher value to regress from"
+    else:
+        status, reason = _judge(observed, threshold, upper=(kind != "min"))
+        status, reason = _enough(kind, threshold, m, status, reason)
+        # -- timing stability (audit.checks.efficiency): a straddle on an interval widened
+        # because the run's two halves disagreed is the machine's noise, and says so
+        if status is Status.INCONCLUSIVE and reason == _STRADDLES:
+            which = "student" if kind in ("min", "max") else kind.removeprefix("max_")
+            reason = str((m.extra.get("too_noisy") or {}).get(which, reason))
+    description = describe_bound(kind, threshold, m.metric, m.direction, m.family)
+    if m.scope:
+        description += f" ({m.scope})"
+    decidable = rows = None
+    family = FAMILIES.get(m.family)
+    # what the family can add (fairness: which group limits it, and the rows it needs)
+    more = (family.explain(m, kind, threshold) if status is Status.INCONCLUSIVE and family
+            and family.explain else None)
+    # an interval that straddles the threshold: say what it decides and the rows that
+    # would decide this one (an evidence floor's reason already names the rows it needs)
+    if status is Status.INCONCLUSIVE and observed is not None and reason.startswith(
+            (_STRADDLES, _TOO_NOISY)):
+        found = what_it_decides(kind, threshold, observed, m)
+        if found is not None:
+            decidable, rows, text = found
+            if more:  # the family's sentence gives the rows: keep what the run decides
+                text = text.split("; ", 1)[0]
+            reason = f"{reason}; {text}" if reason else text
+    if more:
+        reason = f"{reason}; {more}" if reason else more
+    return GateResult(kind=kind, threshold=threshold, status=status, severity=severity,
+                      description=description, observed=observed, reason=reason,
+                      scope=m.scope, decidable=decidable, rows_needed=rows)
 
 
 def what_it_decides(kind: str, threshold: float, observed: Estimate,
@@ -299,11 +322,10 @@ def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] |
     None for the whole gate; the message), or None. A bound that can never be met blocks every
     student; one that can never fail passes every student, which is worse: both are refused
     when the suite is read."""
-    bounds = [k for k in ("min", "max", "max_regression", "max_relative_regression")
-              if vals.get(k) is not None]
+    bounds = [k for k in GATE_KINDS if vals.get(k) is not None]
     if not bounds:
         return None, ("sets no bound; give at least one of min, max, max_regression, "
-                      "max_relative_regression")
+                      "max_relative_regression, max_baseline_regression")
     lo, hi = metric.bounds
     for k in ("min", "max"):
         v = vals.get(k)
@@ -318,6 +340,27 @@ def bound_problem(metric: Any, vals: dict[str, Any]) -> tuple[str | None, str] |
             return k, f"{span}; this bound is always met (it can never fail); remove it"
     if vals.get("min") is not None and vals.get("max") is not None and vals["min"] > vals["max"]:
         return "min", f"is above max={vals['max']:g}; no value can pass (swap them?)"
+    v = vals.get("max_baseline_regression")
+    if v is not None:
+        if metric.family == "data":
+            return "max_baseline_regression", (f"{metric.name} measures the data tables, not a "
+                                               "model, so there is no baseline to regress from; "
+                                               "remove this bound")
+        if metric.pairwise:
+            return "max_baseline_regression", (
+                f"{metric.name} compares the student with the teacher, so it has no regression "
+                "against the baseline; bound the student's own value with min or max (the "
+                "report shows the baseline's value beside it)")
+        if v < 0:
+            return "max_baseline_regression", (
+                "must be >= 0: it bounds how much worse than the baseline the student may be, "
+                "and 0 allows no loss at all (requiring a gain over the baseline is not "
+                "supported)")
+        if v >= hi - lo:
+            return "max_baseline_regression", (
+                f"{metric.name} lies in [{lo:g}, {hi:g}], so the student can be at most "
+                f"{hi - lo:g} worse than the baseline; this bound is always met (it can never "
+                "fail); use a smaller value")
     for k in ("max_regression", "max_relative_regression"):
         v = vals.get(k)
         if v is None:

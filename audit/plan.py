@@ -15,7 +15,7 @@ duplicates, leakage, sizes) need no rows and are listed as such.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from audit.gates import evidence_floor, minimum_rows
 from audit.power import (
@@ -46,10 +46,10 @@ class PlanRow:
 
 
 def _measurement(check: CheckResult, gate: GateResult) -> Measurement | None:
-    for m in check.measurements:
-        if m.scope == gate.scope:
-            return m
-    return None
+    """The measurement ``gate`` judged: for a bound on the regression from the baseline, the
+    check measured with the baseline in the teacher's place."""
+    pool = check.versus_baseline if gate.kind == "max_baseline_regression" else check.measurements
+    return next((m for m in pool if m.scope == gate.scope), None)
 
 
 def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
@@ -57,6 +57,8 @@ def plan_bound(check: CheckResult, gate: GateResult, *, power: float = POWER,
     """The plan for one judged bound of ``check`` (see the module docstring)."""
     bound = gate.description
     m = _measurement(check, gate)
+    if gate.kind == "max_baseline_regression":  # judged as max_regression, from the baseline
+        gate = replace(gate, kind="max_regression")
     if m is None:
         return PlanRow(check.name, bound, None, None, "no measurement to plan from")
     unit = str(m.evidence.get("unit") or "eval rows")

@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "<report>.flips.csv beside the JSON report)")
     group.addoption("--audit-no-flips", action="store_true", default=False,
                     help="write no flip table beside the report")
+    group.addoption("--audit-engine", choices=("memory", "stream"), default=None,
+                    help="run every suite in memory or streamed in batches (default: each "
+                         "suite's settings.engine)")
     group.addoption("--audit-mlflow", metavar="URI", nargs="?", const="", default=None,
                     help="log each suite's report as an MLflow run (to URI, else "
                          "MLFLOW_TRACKING_URI; needs the mlflow extra)")
@@ -86,6 +89,7 @@ class AuditState:
 
             self._session = AuditSession(self.cache_dir(),
                                          trust_cache=self.config.getoption("audit_trust_cache"))
+            self._session.engine = self.config.getoption("audit_engine")
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None and not hasattr(self.config, "workerinput"):
                 self._session.progress = lambda msg: reporter.write_line(f"  [distill-audit] {msg}")

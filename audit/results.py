@@ -269,7 +269,7 @@ class Measurement:
 class GateResult:
     """One bound of a gate, judged: ``status`` is pass, fail or inconclusive."""
 
-    kind: str  # min | max | max_regression | max_relative_regression
+    kind: str  # one of audit.spec.GATE_KINDS
     threshold: float
     status: Status
     severity: str
@@ -316,16 +316,25 @@ class CheckResult:
     location: str = ""  # file:line of the check or the test
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # with a suite baseline: the check measured with the baseline as the student (its values
+    # beside the teacher's) and with the baseline as the teacher (the student's regression
+    # from it, which max_baseline_regression judges); empty without one
+    baseline: tuple[Measurement, ...] = ()
+    versus_baseline: tuple[Measurement, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status.value,
-                "measurements": [m.to_dict() for m in self.measurements],
-                "gates": [g.to_dict() for g in self.gates], "error": self.error,
-                "source": self.source, "location": self.location,
-                "description": self.description, "details": dict(self.details)}
+        d = {"name": self.name, "status": self.status.value,
+             "measurements": [m.to_dict() for m in self.measurements],
+             "gates": [g.to_dict() for g in self.gates], "error": self.error,
+             "source": self.source, "location": self.location,
+             "description": self.description, "details": dict(self.details)}
+        if self.baseline or self.versus_baseline:
+            d.update(baseline=[m.to_dict() for m in self.baseline],
+                     versus_baseline=[m.to_dict() for m in self.versus_baseline])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CheckResult:
@@ -334,7 +343,10 @@ class CheckResult:
                    gates=tuple(GateResult.from_dict(g) for g in d.get("gates", ())),
                    error=d.get("error"), source=d.get("source", "suite"),
                    location=d.get("location", ""), description=d.get("description", ""),
-                   details=dict(d.get("details", {})))
+                   details=dict(d.get("details", {})),
+                   baseline=tuple(Measurement.from_dict(m) for m in d.get("baseline", ())),
+                   versus_baseline=tuple(Measurement.from_dict(m)
+                                         for m in d.get("versus_baseline", ())))
 
     @property
     def passed(self) -> bool:

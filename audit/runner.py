@@ -32,7 +32,7 @@ from audit.data import LabelEncoding, Table, file_sha256, load_table
 from audit.data.inputs import describe as describe_inputs
 from audit.data.inputs import inputs_sha256
 from audit.errors import AuditError, DataError, SuiteError, display_path
-from audit.gates import check_status, evaluate_gate
+from audit.gates import check_status, evaluate_baseline_gate, evaluate_gate
 from audit.models import (
     LoadedModel,
     check_skops_trust,
@@ -63,6 +63,8 @@ class AuditSession:
         # where long computations (black-box attacks) report progress; the pytest plugin
         # writes it to the terminal
         self.progress: Any = None
+        # "memory" or "stream" for every suite (--engine), else each suite's settings.engine
+        self.engine: str | None = None
 
     def run_for(self, suite: Suite) -> SuiteRun:
         """The (memoised) :class:`SuiteRun` of ``suite``."""
@@ -73,11 +75,25 @@ class AuditSession:
 
 
 class SuiteRun:
-    """One suite's loaded data, models, cached predictions and check results."""
+    """One suite's loaded data, models, cached predictions and check results.
 
-    def __init__(self, suite: Suite, session: AuditSession | None = None) -> None:
+    A suite with a ``baseline`` model measures it through two more runs of the same engine
+    (:meth:`baseline_run`): one with the baseline in the student's place (its values, and its
+    regression from the teacher: the numbers a run with the baseline as the student gives) and
+    one with it in the teacher's place (the student's regression from the baseline, judged by
+    ``max_baseline_regression``). They share this run's tables, loaded models and prediction
+    cache, so each model still loads once and predicts once per table.
+    """
+
+    def __init__(self, suite: Suite, session: AuditSession | None = None, *,
+                 parent: SuiteRun | None = None, roles: Mapping[str, str] | None = None) -> None:
         self.suite = suite
-        self.session = session or AuditSession()
+        self.session: AuditSession = session or (
+            parent.session if parent is not None else AuditSession())
+        # a baseline run: the run whose tables and models it shares, and the parent's name of
+        # each of its roles (e.g. {"teacher": "teacher", "student": "baseline"})
+        self._parent = parent
+        self.roles: dict[str, str] = dict(roles or {"teacher": "teacher", "student": "student"})
         self._failure: AuditError | None = None
         self.prediction_sources: dict[str, str] = {}
         self.prediction_checks: dict[str, str] = {}  # role/table -> how a cached entry was checked
@@ -90,6 +106,9 @@ class SuiteRun:
         self._fingerprints: dict[str, tuple[str, str] | None] = {}
         self._untrusted: dict[str, list[str]] = {}  # skops types beyond skops' defaults
         self.probes = Probes(self)  # what metrics need beyond the eval predictions
+        # reuse measurements from the cache; not for a run over a sample (audit.stream),
+        # whose numbers must never stand for the whole table's
+        self.reuse = True
 
     # -- lazily loaded artifacts -----------------------------------------------------
     def _guard(self, build: Any) -> Any:
@@ -103,6 +122,8 @@ class SuiteRun:
 
     @cached_property
     def eval_table(self) -> Table:
+        if self._parent is not None:
+            return self._parent.eval_table
         return self._guard(lambda: load_table(self.suite.data, "eval"))
 
     def train_table(self) -> Table:
@@ -114,13 +135,17 @@ class SuiteRun:
         if the suite names none."""
         if role == "eval":
             return self.eval_table
+        if self._parent is not None:
+            return self._parent.table(role)
         key = f"_table_{role}"
         if key not in self.__dict__:
             self.__dict__[key] = load_table(self.suite.data, role)
         return self.__dict__[key]
 
     def model(self, role: str) -> LoadedModel:
-        """The loaded teacher or student (loaded on first use only)."""
+        """The loaded teacher, student or baseline (loaded on first use only)."""
+        if self._parent is not None:
+            return self._parent.model(self.roles[role])
         if role not in self._models:
             spec = getattr(self.suite, role)
             self._models[role] = self._guard(lambda: load_model(spec, role))
@@ -132,7 +157,7 @@ class SuiteRun:
         models = {who: self.model(who) for who in ("teacher", "student")}
         for who, m in models.items():
             if m.spec.kind == "predictions":
-                raise DataError(f"{doing} the models, but the {who} is a file of precomputed "
+                raise DataError(f"{doing} the models, but the {self.roles[who]} is a file of precomputed "
                                 "predictions; audit a model that runs (skops, onnx, torch, "
                                 "callable)")
         return models
@@ -178,25 +203,74 @@ class SuiteRun:
         persist = spec.kind not in ("callable", "object")
         P, info, source = self._guard(
             lambda: cache.get_with_info(key, compute, persist=persist, verify=verify,
-                                        label=f"{role} predictions on {table.role}"))
+                                        label=f"{self.roles[role]} predictions on {table.role}"))
         how = cache.obtained(key)
-        if spec.kind == "skops" and role not in self._models and source != "computed":
+        if spec.kind == "skops" and not self._loaded(role) and source != "computed":
             # this suite's trust list against the file's types: from a record this session
             # computed, authenticated or verified (it depends only on the file's content), or
             # from the file itself; never from an unverified cache entry
             recorded = info.get("untrusted_types") if how != "unverified" else None
             self._guard(lambda: check_skops_trust(spec, role, recorded))
         # where the predictions came from: later reads of the same table are served from memory
-        self.prediction_sources.setdefault(f"{role}/{table.role}", source)
-        self.prediction_checks.setdefault(f"{role}/{table.role}", cache.describe(key))
+        top, name = self._top(), self.roles[role]
+        top.prediction_sources.setdefault(f"{name}/{table.role}", source)
+        top.prediction_checks.setdefault(f"{name}/{table.role}", cache.describe(key))
         self._classes[role] = tuple(info["classes"])
+        top._classes.setdefault(name, self._classes[role])
         if spec.kind == "skops" and how != "unverified" and "untrusted_types" in info:
-            self._untrusted[role] = list(info["untrusted_types"])
+            top._untrusted[name] = list(info["untrusted_types"])
         return P, self._classes[role]
+
+    def record_classes(self, **classes: tuple[Any, ...]) -> None:
+        """The classes each role's model predicted (for the provenance), as an engine saw them."""
+        self._classes.update({role: tuple(c) for role, c in classes.items()})
+
+    @property
+    def eval_summary(self) -> dict[str, Any] | None:
+        """What the report says about an eval table this run did not read whole."""
+        return self._eval_summary
+
+    @eval_summary.setter
+    def eval_summary(self, summary: dict[str, Any]) -> None:
+        self._eval_summary = summary
+
+    @cached_property
+    def stream(self) -> Any:
+        """The streaming engine when this run streams its eval table (the session's engine,
+        else ``settings.engine``), else ``None``: the whole table in memory."""
+        if self._parent is not None or "eval_table" in self.__dict__:
+            return None
+        if (self.session.engine or self.suite.settings.engine) != "stream":
+            return None
+        from audit.stream.engine import StreamEngine
+
+        return StreamEngine(self)
+
+    def over(self, table: Table, inputs: MetricInput) -> SuiteRun:
+        """A run of this suite, in memory, over ``table`` whose predictions ``inputs`` hold
+        (the streaming engine's sample); it loads no table and predicts none of its rows."""
+        run = SuiteRun(self.suite, self.session)
+        run.__dict__["eval_table"] = table
+        run.__dict__["inputs"] = inputs
+        run.encoding = self.encoding
+        run.reuse = False
+        run._models = self._models  # the same loaded models
+        run._classes = dict(self._classes)
+        return run
+
+    def _top(self) -> SuiteRun:
+        """The run that owns the tables and models (itself, unless a baseline run)."""
+        return self if self._parent is None else self._parent
+
+    def _loaded(self, role: str) -> bool:
+        """Whether the model in ``role`` has been loaded (by this run or the one it shares)."""
+        return self.roles[role] in self._top()._models
 
     def _fingerprint(self, role: str) -> tuple[str, str] | None:
         """``(sha256, cache identity)`` of a file-based model, hashed once per run (``None``
         for models known only once loaded: callables, pickles)."""
+        if self._parent is not None:
+            return self._parent._fingerprint(self.roles[role])
         if role not in self._fingerprints:
             known = model_fingerprint(getattr(self.suite, role), role)
             if known is not None:
@@ -231,15 +305,20 @@ class SuiteRun:
         their classes, encode the labels, and have both models predict the first
         ``PREFLIGHT_ROWS`` eval rows (raises the same errors a run would). Precomputed
         predictions are checked whole (their rows must follow the eval rows)."""
+        if self.stream is not None:
+            return self.stream.preflight()
         table = self.eval_table
         for role in TABLES[1:]:
             if getattr(self.suite.data, role) is not None:
                 self.table(role)
         teacher, student = self.model("teacher"), self.model("student")
+        models = [teacher, student]
+        if self.suite.baseline is not None:
+            models.append(self.model("baseline"))
         head = table.take(slice(0, self.PREFLIGHT_ROWS))
 
         def predict_first_rows() -> None:
-            for model in (teacher, student):
+            for model in models:
                 model.predict_proba(table if model.spec.kind == "predictions" else head)
 
         # a text or image model that cannot read the inputs says so before any class mismatch
@@ -250,6 +329,8 @@ class SuiteRun:
                                              self.suite.data.positive)
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
+        if self.suite.baseline is not None:
+            LabelEncoding.from_models(teacher.classes, models[2].classes, self.suite.data.positive)
         if not inputs_first:
             predict_first_rows()
 
@@ -272,12 +353,15 @@ class SuiteRun:
         try:
             metric = get_metric(spec.metric)
             ms, details = self._measurements(spec, metric)
+            baseline, versus = self._baseline_measurements(spec, metric)
             gates = tuple(g for m in ms for g in evaluate_gate(spec.gate, m)) if spec.gate else ()
+            if spec.gate is not None and spec.gate.max_baseline_regression is not None:
+                gates += tuple(g for m in versus for g in evaluate_baseline_gate(spec.gate, m))
             status = check_status(gates, self.suite.settings.inconclusive)
             details["seconds"] = round(time.perf_counter() - start, 4)
             result = CheckResult(name=spec.name, status=status, measurements=ms, gates=gates,
                                  source=source, location=where, description=spec.description,
-                                 details=details)
+                                 details=details, baseline=baseline, versus_baseline=versus)
             return result, None
         except Exception as exc:
             message = str(exc) if isinstance(exc, AuditError) else (
@@ -286,6 +370,45 @@ class SuiteRun:
                                  location=where, description=spec.description,
                                  details={"seconds": round(time.perf_counter() - start, 4)})
             return result, exc
+
+    # -- the baseline ----------------------------------------------------------------
+    def baseline_run(self, place: str) -> SuiteRun:
+        """The run of this suite with its baseline in the ``place`` of the teacher or the
+        student (memoised); it shares this run's tables, models and cache."""
+        if self.suite.baseline is None:
+            raise SuiteError("the suite names no baseline model; add baseline: <model> at the "
+                             "top level", file=self.suite.path, key="baseline")
+        key = f"_baseline_{place}"
+        if key not in self.__dict__:
+            roles = {"teacher": "teacher", "student": "student", place: "baseline"}
+            baseline = self.suite.baseline
+            suite = (replace(self.suite, baseline=None, student=baseline) if place == "student"
+                     else replace(self.suite, baseline=None, teacher=baseline))
+            self.__dict__[key] = SuiteRun(suite, parent=self, roles=roles)
+        return self.__dict__[key]
+
+    def _baseline_measurements(self, spec: CheckSpec, metric: Metric
+                               ) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...]]:
+        """The check measured with the baseline as the student (its values beside the
+        teacher's), and with the baseline as the teacher (the student's regression from it;
+        for a pairwise metric, the student against the baseline: its agreement with it, its
+        negative flips from it). Empty when the suite names no baseline, the check opts out or
+        it measures the tables, not models."""
+        gated = spec.gate is not None and spec.gate.max_baseline_regression is not None
+        if self.suite.baseline is None:
+            if gated:
+                raise SuiteError("sets max_baseline_regression, but the suite names no "
+                                 "baseline model; add baseline: <model> at the top level",
+                                 file=spec.file, line=spec.line,
+                                 key=f"checks.{spec.name}.gate.max_baseline_regression")
+            return (), ()
+        if self._parent is not None or not spec.baseline or metric.family == "data":
+            return (), ()
+        if self.stream is not None:
+            return self.stream.baseline_measurements(spec, metric)
+        as_student = self.baseline_run("student")._measurements(spec, metric)[0]
+        versus = self.baseline_run("teacher")._measurements(spec, metric)[0]
+        return as_student, versus
 
     def _measure(self, spec: CheckSpec, metric: Metric) -> tuple[Measurement, ...]:
         """The check's measurements, computed: predictions, artifacts, the metric."""
@@ -303,7 +426,10 @@ class SuiteRun:
     def _measurements(self, spec: CheckSpec,
                       metric: Metric) -> tuple[tuple[Measurement, ...], dict[str, Any]]:
         """The check's measurements and details: from an authenticated cache entry when a
-        previous run measured the same thing (see :mod:`audit.reuse`), else computed."""
+        previous run measured the same thing (see :mod:`audit.reuse`), else computed (by the
+        streaming engine when the run streams)."""
+        if self.stream is not None:
+            return self.stream.measurements(spec, metric)
         key = self._reuse_key(spec, metric)
         if key is None:
             return self._measure(spec, metric), self._details()
@@ -327,7 +453,7 @@ class SuiteRun:
         ``None`` when it must be computed: no disk cache, a timing, a model without a
         fingerprint."""
         cache = self.session.cache
-        if not self.session.reuse_measurements or cache.directory is None or (
+        if not self.reuse or not self.session.reuse_measurements or cache.directory is None or (
                 cache.auth is None and not cache.trust):
             return None  # nothing could vouch for a stored measurement
         if measures_the_machine(metric, spec.params):
@@ -358,7 +484,7 @@ class SuiteRun:
         for role in ("teacher", "student"):
             self._classes.setdefault(role, tuple(summary["classes"].get(role, ())))
             spec = getattr(self.suite, role)
-            if spec.kind == "skops" and role not in self._models:
+            if spec.kind == "skops" and not self._loaded(role):
                 recorded = summary["untrusted_types"].get(role) if how == "authenticated" else None
                 self._guard(lambda spec=spec, role=role, r=recorded: check_skops_trust(spec, role, r))
 
@@ -372,7 +498,8 @@ class SuiteRun:
         """Run an ad-hoc check written like a suite entry, e.g.
         ``run.check("acc", {"metric": "accuracy", "gate": {"min": 0.8}})``."""
         spec = parse_check(name, definition, suite_path=self.suite.path,
-                           sensitive=self.suite.data.sensitive)
+                           sensitive=self.suite.data.sensitive,
+                           has_baseline=self.suite.baseline is not None)
         spec = replace(spec, file=None, line=None)
         return self.execute(spec, source="python", location=location or f"<python>::{name}")[0]
 
@@ -396,26 +523,35 @@ class SuiteRun:
         return reports_from_records([self.record(r) for r in results], started=started)[0]
 
     def _details(self) -> dict[str, Any]:
-        """A check's details beyond its measurements (its seconds are added by the caller)."""
+        """A check's details beyond its measurements (its seconds are added by the caller), from
+        the count table (the streaming engine's sum of batches, or the in-memory one)."""
         s = self.suite.settings
+        J = self.stream.joint if self.stream is not None else self.resampler.joint
         assert self.encoding is not None  # set when the inputs were built
+        classes = self.encoding.classes
+        n = int(J.sum())
         d: dict[str, Any] = {
-            "n_eval": self.inputs.n, "classes": [_plain(c) for c in self.encoding.classes],
+            "n_eval": n, "classes": [_plain(c) for c in classes],
             "seed": s.seed, "confidence": s.confidence, "bootstrap": s.bootstrap,
         }
-        if self.encoding is not None and self.encoding.pos_note:
+        if self.encoding.pos_note:
             d["positive"] = self.encoding.pos_note
-        counts = np.bincount(self.inputs.y, minlength=self.inputs.k)
+        counts = J.sum(axis=(1, 2))
         top = int(counts.argmax())
-        d["majority_class"] = (f"{_plain(self.inputs.classes[top])!r} is {counts[top] / counts.sum():.1%} "
+        d["majority_class"] = (f"{_plain(classes[top])!r} is {counts[top] / counts.sum():.1%} "
                                "of the eval rows (a constant prediction's accuracy)")
-        single = _one_class(self.inputs.p_teacher, self.inputs.p_student, self.inputs.classes)
+        single = _one_class(J, classes)
         if single:  # the most common way a distillation run fails: say it on every check
             d["one_class_models"] = single
-            d["one_class"] = one_class_note(single, self.inputs.n)
+            d["one_class"] = one_class_note(single, n)
         return d
 
     # -- provenance ------------------------------------------------------------------
+    def table_sha256(self, role: str) -> str:
+        """The SHA-256 of the table ``role`` (its file, or a Parquet folder's files, with a
+        text or image suite's inputs), hashed once per run."""
+        return self._table_sha256(role)
+
     def _table_sha256(self, role: str) -> str:
         key = f"table:{role}"
         if key not in self._hashes:
@@ -426,7 +562,8 @@ class SuiteRun:
     def artifacts(self) -> dict[str, Any]:
         """Hashes and sizes of what was audited (only what loaded without error)."""
         out: dict[str, Any] = {}
-        for role in ("teacher", "student"):
+        roles = ("teacher", "student") + (("baseline",) if self.suite.baseline is not None else ())
+        for role in roles:
             spec = getattr(self.suite, role)
             entry: dict[str, Any] = {"kind": spec.kind,
                                      "path": str(spec.path) if spec.path else (
@@ -438,7 +575,8 @@ class SuiteRun:
                 entry.update(sha256=model.sha256, size_bytes=model.size_bytes,
                              classes=[_plain(c) for c in model.classes],
                              warnings=list(model.warnings), loaded=True)
-            elif role in self._hashes:  # predictions came from the cache; the model never loaded
+            elif role in self._hashes or (role == "baseline" and self._fingerprint(role)):
+                # predictions came from the cache; the model never loaded
                 entry.update(sha256=self._hashes[role], size_bytes=content_bytes(spec),
                              classes=list(self._classes.get(role, ())), warnings=[], loaded=False)
             out[role] = entry
@@ -471,17 +609,23 @@ class SuiteRun:
             out["student"].setdefault("warnings", []).append(
                 "the student is the teacher: both files have the same SHA-256, so every "
                 "teacher-vs-student comparison is trivially equal")
+        b_sha = out.get("baseline", {}).get("sha256")
+        for who, sha in (("student", s_sha), ("teacher", t_sha)):
+            if b_sha and b_sha == sha:
+                out["baseline"].setdefault("warnings", []).append(
+                    f"the baseline is the {who}: both files have the same SHA-256, so every "
+                    f"comparison of the two is trivially equal")
         return out
 
 
-def _one_class(p_teacher: np.ndarray, p_student: np.ndarray,
-               classes: tuple[Any, ...]) -> dict[str, Any]:
-    """The models whose top-1 prediction is the same class on every row, with that class."""
+def _one_class(J: np.ndarray, classes: tuple[Any, ...]) -> dict[str, Any]:
+    """The models whose top-1 prediction is the same class on every row, with that class, from
+    the count table ``J[true, teacher, student]``."""
     out: dict[str, Any] = {}
-    for who, P in (("student", p_student), ("teacher", p_teacher)):
-        pred = P.argmax(axis=1)
-        if pred.size and bool((pred == pred[0]).all()):
-            out[who] = _plain(classes[int(pred[0])])
+    for who, predicted in (("student", J.sum(axis=(0, 1))), ("teacher", J.sum(axis=(0, 2)))):
+        used = np.flatnonzero(predicted)
+        if len(used) == 1:
+            out[who] = _plain(classes[int(used[0])])
     return out
 
 

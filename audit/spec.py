@@ -13,11 +13,13 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["DTYPES", "TABLES", "TABLE_ROWS", "Binning", "ImageSpec", "DataSpec", "ModelSpec", "Settings",
-           "GateSpec", "CheckSpec", "Suite"]
+__all__ = ["DTYPES", "GATE_KINDS", "TABLES", "TABLE_ROWS", "Binning", "ImageSpec", "DataSpec",
+           "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
 
 
 DTYPES = ("string", "integer", "float", "boolean")  # the column types data.dtypes may declare
+# the bounds a gate can set, in the order they are judged and shown
+GATE_KINDS = ("min", "max", "max_regression", "max_relative_regression", "max_baseline_regression")
 MODEL_TIMEOUT = 300.0  # default settings.model_timeout: seconds a model may take per call
 TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
 TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's rows are
@@ -199,6 +201,9 @@ class Settings:
     bootstrap: int = 1000
     inconclusive: str = "fail"
     model_timeout: float = MODEL_TIMEOUT  # seconds a model may take to load or answer one call
+    engine: str = "memory"  # or "stream": the eval table batch by batch (audit.stream)
+    batch_rows: int = 250_000  # rows per batch of a streamed run
+    sample_rows: int = 100_000  # a streamed run's seeded uniform sample, for checks that need rows
 
 
 @dataclass(frozen=True)
@@ -210,11 +215,13 @@ class GateSpec:
     max_regression: float | None = None
     max_relative_regression: float | None = None
     severity: str = "block"
+    # how much worse than the suite's baseline model the student may be (judged on the
+    # student-vs-baseline measurement, see audit.runner)
+    max_baseline_regression: float | None = None
 
     def bounds(self) -> list[tuple[str, float]]:
         """The set bounds as ``(kind, threshold)`` pairs, in a fixed order."""
-        names = ("min", "max", "max_regression", "max_relative_regression")
-        return [(n, getattr(self, n)) for n in names if getattr(self, n) is not None]
+        return [(n, getattr(self, n)) for n in GATE_KINDS if getattr(self, n) is not None]
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,7 @@ class CheckSpec:
     description: str = ""
     file: Path | None = None
     line: int | None = None
+    baseline: bool = True  # measured on the suite's baseline too (when it names one)
 
     def where(self) -> str:
         """``file:line`` of the check, for messages."""
@@ -245,6 +253,9 @@ class Suite:
     student: ModelSpec
     checks: tuple[CheckSpec, ...]
     settings: Settings = Settings()
+    # a third model (the one in production today, or the student trained without
+    # distillation), measured on the same rows by every check that measures models
+    baseline: ModelSpec | None = None
     description: str = ""
     version: int = 1
     sha256: str = ""

@@ -52,6 +52,7 @@ __all__ = [
     "bootstrap_tables",
     "percentile_interval",
     "normal_interval",
+    "normal_interval_se",
     "z_value",
     "clopper_pearson",
     "tango_interval",
@@ -111,9 +112,13 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> Interval | No
 
 def normal_interval(value: float, influence: np.ndarray, confidence: float) -> Interval | None:
     """Normal interval ``value +- z * sqrt(sum(influence**2))``; ``None`` if undefined."""
+    return normal_interval_se(value, float(np.sqrt(np.sum(np.square(influence)))), confidence)
+
+
+def normal_interval_se(value: float, se: float, confidence: float) -> Interval | None:
+    """Normal interval ``value +- z * se``; ``None`` if either is undefined."""
     if not np.isfinite(value):
         return None
-    se = float(np.sqrt(np.sum(np.square(influence))))
     if not np.isfinite(se):
         return None
     half = z_value(confidence) * se

@@ -126,9 +126,10 @@ def _lc(doc: str) -> str:
 
 
 def parse_check(name: str, definition: Mapping[str, Any], *, suite_path: Path | None = None,
-                sensitive: tuple[str, ...] = ()) -> CheckSpec:
+                sensitive: tuple[str, ...] = (), has_baseline: bool | None = None) -> CheckSpec:
     """Validate one check written in code like a suite entry (``{"metric": ..., "gate": ...}``)."""
     parser = SuiteParser(located_from_value({}), suite_path, sensitive=sensitive)
+    parser.has_baseline = has_baseline
     return parser.check(("checks", name), name, dict(definition))
 
 
@@ -141,6 +142,7 @@ class SuiteParser:
         self.sensitive = sensitive  # the suite's data.sensitive, for checks' by:
         self.tables: set[str] | None = None  # the data tables the suite names (None: unknown)
         self.modality: str | None = None  # what the suite's models read (None: unknown)
+        self.has_baseline: bool | None = None  # whether the suite names a baseline (None: unknown)
         self.located = located
         self.path = path
         self.base_dir = base_dir
@@ -328,6 +330,11 @@ class SuiteParser:
         settings = self.settings(top.get("settings", {}))
         teacher = replace(self.model(("teacher",), top["teacher"]), timeout=settings.model_timeout)
         student = replace(self.model(("student",), top["student"]), timeout=settings.model_timeout)
+        baseline = None
+        if top.get("baseline") is not None:
+            baseline = replace(self.model(("baseline",), top["baseline"]),
+                               timeout=settings.model_timeout)
+        self.has_baseline = baseline is not None
         checks = self.checks(top["checks"])
         return Suite(
             name=name,
@@ -337,6 +344,7 @@ class SuiteParser:
             student=student,
             checks=checks,
             settings=settings,
+            baseline=baseline,
             description=self.get((), top, "description", "suite") or "",
             version=version,
             sha256=hashlib.sha256(text.encode("utf-8")).hexdigest() if text else "",
@@ -344,18 +352,27 @@ class SuiteParser:
             includes=includes,
         )
 
+    def table_path(self, kp: KeyPath, raw: str) -> Path:
+        """A table's path: a .csv or .parquet file, or a folder of .parquet files (one dataset,
+        its files in name order)."""
+        resolved = self.path_of(kp, raw, must_exist=False)
+        if resolved.is_dir():
+            if not any(p.suffix.lower() in (".parquet", ".pq") for p in resolved.iterdir()):
+                raise self.bad(kp, raw, "is a folder with no .parquet files; name a .csv or "
+                                        ".parquet file, or a folder of .parquet files")
+            return resolved
+        path = self.path_of(kp, raw)
+        _check_table_suffix(self, kp, path)
+        return path
+
     def data(self, value: Any) -> DataSpec:
         kp: KeyPath = ("data",)
         d = self.section(kp, value, "data")
-        eval_path = self.path_of((*kp, "eval"), self.get(kp, d, "eval", "data"))
-        _check_table_suffix(self, (*kp, "eval"), eval_path)
+        eval_path = self.table_path((*kp, "eval"), self.get(kp, d, "eval", "data"))
         optional: dict[str, Path | None] = {}
         for role in TABLES[1:]:
             raw = self.get(kp, d, role, "data")
-            path = None if raw is None else self.path_of((*kp, role), raw)
-            if path is not None:
-                _check_table_suffix(self, (*kp, role), path)
-            optional[role] = path
+            optional[role] = None if raw is None else self.table_path((*kp, role), raw)
         target = self.get(kp, d, "target", "data")
         features = self.get(kp, d, "features", "data")
         sensitive, bins = self.sensitive_entries((*kp, "sensitive"), d.get("sensitive"))
@@ -539,9 +556,15 @@ class SuiteParser:
         timeout = self.get(kp, s, "model_timeout", "settings")
         self.in_range((*kp, "model_timeout"), timeout,
                       dict(SECTIONS["settings"]["model_timeout"].schema))
+        for key in ("batch_rows", "sample_rows"):
+            self.in_range((*kp, key), self.get(kp, s, key, "settings"),
+                          dict(SECTIONS["settings"][key].schema))
         return Settings(seed=seed, confidence=confidence, bootstrap=boot,
                         inconclusive=self.get(kp, s, "inconclusive", "settings"),
-                        model_timeout=float(timeout))
+                        model_timeout=float(timeout),
+                        engine=self.get(kp, s, "engine", "settings"),
+                        batch_rows=self.get(kp, s, "batch_rows", "settings"),
+                        sample_rows=self.get(kp, s, "sample_rows", "settings"))
 
     def model(self, kp: KeyPath, value: Any) -> ModelSpec:
         if isinstance(value, str) and (self.path_of(kp, value, must_exist=False)
@@ -658,7 +681,7 @@ class SuiteParser:
         valid = None
         if isinstance(value, dict) and value.get("metric") in metric_names():
             takes = get_metric(value["metric"]).params
-            valid = ["metric", *(k for k in keys if k in takes), "description", "gate"]
+            valid = ["metric", *(k for k in keys if k in takes), "description", "baseline", "gate"]
         c = self.section(kp, value, "check", valid)
         metric_name = self.get(kp, c, "metric", "check")
         names = metric_names()
@@ -728,11 +751,24 @@ class SuiteParser:
                                    "the suite's "
                                    f"data section does not name; add data.{role}: <a .csv or "
                                    ".parquet file>")
+        with_baseline = self.get(kp, c, "baseline", "check")
         gate = None
         if "gate" in c:
             gate = self.gate((*kp, "gate"), c["gate"], metric)
+            if gate.max_baseline_regression is not None:
+                at: KeyPath = (*kp, "gate", "max_baseline_regression")
+                if self.has_baseline is False:
+                    raise self.bad(at, gate.max_baseline_regression,
+                                   "bounds the student against the suite's baseline model, but "
+                                   "the suite names none; add baseline: <the model in "
+                                   "production today> at the top level, or remove this bound")
+                if with_baseline is False:
+                    raise self.bad(at, gate.max_baseline_regression,
+                                   "needs the baseline measured, but this check sets baseline: "
+                                   "false; remove one of the two")
         org = self.located.origin(kp)
         return CheckSpec(name=name, metric=metric_name, params=params, gate=gate,
+                         baseline=with_baseline is not False,
                          description=self.get(kp, c, "description", "check") or "",
                          file=(org.file if org.file is not None and org.file.name != "<suite>"
                                else self.path),
@@ -748,6 +784,7 @@ class SuiteParser:
                            message)
         return GateSpec(min=vals["min"], max=vals["max"], max_regression=vals["max_regression"],
                         max_relative_regression=vals["max_relative_regression"],
+                        max_baseline_regression=vals["max_baseline_regression"],
                         severity=vals["severity"])
 
 

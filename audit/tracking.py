@@ -43,21 +43,29 @@ def metric_key(check: str, metric: str, scope: str, part: str) -> str:
     return "/".join(_safe(p) for p in (check, metric, *([scope] if scope else []), part))
 
 
+# (the check's measurements, the part of each logged, the key's last part): the baseline's
+# value, and the student's regression from the baseline (or a pairwise metric's value against it)
+_PARTS = (("measurements", "student", "student"), ("measurements", "teacher", "teacher"),
+          ("measurements", "regression", "regression"), ("baseline", "student", "baseline"),
+          ("versus_baseline", "regression", "baseline_regression"),
+          ("versus_baseline", "student", "versus_baseline"))
+
+
 def _metrics(report: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for c in report.get("checks", []):
-        for m in c.get("measurements", []):
-            scope = _scope(m)
-            for part in ("student", "teacher", "regression"):
+        for where, part, name in _PARTS:
+            for m in c.get(where, []):
                 est = m.get(part)
                 if not isinstance(est, dict) or est.get("value") is None:
                     continue
                 values = [("", est["value"])]
                 if est.get("ci"):
                     values += [("_lo", est["ci"][0]), ("_hi", est["ci"][1])]
+                key = metric_key(c["name"], m["metric"], _scope(m), name)
                 for suffix, v in values:
                     if v is not None and math.isfinite(float(v)):
-                        out[metric_key(c["name"], m["metric"], scope, part + suffix)] = float(v)
+                        out[key + suffix] = float(v)
     return out
 
 
@@ -81,7 +89,7 @@ def _tags(report: dict[str, Any]) -> dict[str, str]:
 def _params(report: dict[str, Any]) -> dict[str, str]:
     prov = report.get("provenance", {})
     params = {"suite": str(report.get("suite", {}).get("name")), "seed": str(prov.get("seed"))}
-    for who in ("teacher", "student"):
+    for who in ("teacher", "student", "baseline"):
         entry = prov.get(who) or {}
         for key in ("kind", "sha256", "size_bytes"):
             if entry.get(key) is not None:

@@ -122,8 +122,9 @@ OK = "ok: bad.audit.yaml: suite 'bad', 1 check (acc)"
 CASES = [
     # paths that are folders, not files
     case(suite(eval="tables"), None,
-         "error: bad.audit.yaml:4 data.eval='tables': is a folder (tables), not a file; name the "
-         "file inside it", files={"tables/eval.csv": EVAL}, id="folder-as-eval-path"),
+         "error: bad.audit.yaml:4 data.eval='tables': is a folder with no .parquet files; name a "
+         ".csv or .parquet file, or a folder of .parquet files", files={"tables/eval.csv": EVAL},
+         id="folder-as-eval-path"),
     case(suite(teacher="{predictions: preds, columns: [p_No, p_Yes], classes: [\"No\", \"Yes\"]}"), EVAL,
          "error: bad.audit.yaml:7 teacher.predictions='preds': is a folder (preds), not a file; name "
          "the file inside it", files={"preds/teacher.csv": "p_No,p_Yes\n"},

@@ -462,17 +462,17 @@ def test_a_cache_hit_does_not_load_file_based_models(tmp_path: Path, built: dict
              if get_metric(c.metric).family not in ("efficiency", "robustness")]
     first = SuiteRun(suite, AuditSession(tmp_path / "cache"))
     before = [first.run_check(n).to_dict() for n in names]
-    assert sorted(first._models) == ["student", "teacher"]
+    assert sorted(first._models) == ["baseline", "student", "teacher"]
     again = SuiteRun(suite, AuditSession(tmp_path / "cache"))
     after = [again.run_check(n).to_dict() for n in names]
     assert again._models == {}
-    assert again.prediction_sources == {"teacher/eval": "disk", "student/eval": "disk",
-                                        "teacher/train": "disk", "student/train": "disk"}
+    assert again.prediction_sources == {f"{role}/{table}": "disk" for table in ("eval", "train")
+                                        for role in ("teacher", "student", "baseline")}
     for b, a in zip(before, after, strict=True):
         b["details"].pop("seconds"), a["details"].pop("seconds")
         assert a == b
     art, ref = again.artifacts(), first.artifacts()
-    for role in ("teacher", "student"):
+    for role in ("teacher", "student", "baseline"):
         assert art[role]["sha256"] == ref[role]["sha256"]
         assert art[role]["classes"] == ref[role]["classes"] == ["No", "Yes"]
         assert (art[role]["loaded"], ref[role]["loaded"]) == (False, True)

@@ -40,7 +40,7 @@ checks:
   acc: {metric: accuracy, gaet: {min: 0.5}}
 """
 INVALID_MESSAGE = ("suites/broken.audit.yaml:7 checks.acc.gaet: unknown key; did you mean 'gate'? "
-                   "(valid: metric, description, gate)")
+                   "(valid: metric, description, baseline, gate)")
 
 
 @pytest.fixture

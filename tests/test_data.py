@@ -371,8 +371,8 @@ def test_a_folder_is_not_a_missing_file(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(DataError) as info:
         load_table(spec(folder))
-    assert str(info.value) == (f"{where(folder)}: is a folder, not a file; name the .csv or "
-                               ".parquet file inside it")
+    assert str(info.value) == (f"{where(folder)}: is a folder with no .parquet files; name the "
+                               ".csv or .parquet file inside it")
 
 
 @pytest.mark.parametrize("cell", ["0.9999999", "2.5", "inf", "1e20"])

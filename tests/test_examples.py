@@ -28,6 +28,8 @@ def _variant(tmp_path: Path, source: Path, **changes: object) -> Path:
         raw["data"]["train"] = str(suite.data.train)
     raw["teacher"] = {"skops": str(suite.teacher.path), "trusted_types": list(suite.teacher.trusted_types)}
     raw["student"] = str(suite.student.path)
+    if suite.baseline is not None:
+        raw["baseline"] = {"skops": str(suite.baseline.path)}
     raw.update(changes)
     path = tmp_path / f"variant-{source.name}"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -89,7 +91,10 @@ def test_a_clearly_less_accurate_student_fails_its_gates(tmp_path: Path, built: 
     run = SuiteRun(load_suite(path))
     acc = run.run_check("accuracy")
     assert acc.status == "fail"
-    assert [g.status for g in acc.gates] == ["fail", "fail"]  # min 0.78 and max_regression 0.02
+    # min 0.78, max_regression 0.02 and max_baseline_regression 0.01 (the baseline, the same
+    # model fitted on the labels, is 18 points more accurate than this student)
+    assert [(g.kind, g.status) for g in acc.gates] == [
+        ("min", "fail"), ("max_regression", "fail"), ("max_baseline_regression", "fail")]
     text = format_check(acc)
     assert "regression +0.1" in text and "->  FAIL" not in text and "-> FAIL" in text
     assert run.run_check("agreement").status == "fail"

@@ -489,7 +489,7 @@ def test_cli_history_traces_release_audits_and_flags_flips(tmp_path: Path,
     assert main(["history", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "  20261201T000000Z: accuracy: accuracy min: pass -> fail" in out
-    assert out[0] == "arrests-distilled: 2 release audit(s), 40 gate bound(s), 1 flip(s)"
+    assert out[0] == "arrests-distilled: 2 release audit(s), 41 gate bound(s), 1 flip(s)"
     assert out[-1] == f"distill-audit: trend {folder / 'history' / 'history.html'}"
 
 

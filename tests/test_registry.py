@@ -115,7 +115,7 @@ def test_one_key_has_one_kind_and_the_check_section_is_generated() -> None:
     declared = {k: {p.kind for m in METRICS.values() for kk, p in m.params.items() if kk == k}
                 for k in fields}
     assert all(len(kinds) == 1 for kinds in declared.values()), declared
-    assert list(check_fields()) == ["metric", *fields, "description", "gate"]
+    assert list(check_fields()) == ["metric", *fields, "description", "baseline", "gate"]
     # the order the suite's messages list them in: each key with the first family declaring it
     first_seen = list(dict.fromkeys(k for m in catalogue.metrics().values() for k in m.params))
     assert list(fields) == first_seen

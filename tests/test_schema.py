@@ -62,9 +62,9 @@ def test_check_keys_are_every_metrics_declared_parameters() -> None:
     schema = suite_json_schema()
     declared = {key for m in metrics().values() for key in m.params}
     check = schema["$defs"]["check"]
-    assert set(check["properties"]) == declared | {"metric", "description", "gate"}
+    assert set(check["properties"]) == declared | {"metric", "description", "baseline", "gate"}
     assert list(check["properties"])[0] == "metric"
-    assert list(check["properties"])[-2:] == ["description", "gate"]
+    assert list(check["properties"])[-3:] == ["description", "baseline", "gate"]
     # a parameter key is refused on every metric that does not declare it, and only there
     for rule in check["allOf"][:len(declared)]:
         (key,) = rule["then"]["not"]["required"]

@@ -31,7 +31,11 @@ edit = edit_suite
 TEACHER = 'teacher: {predictions: teacher.csv, columns: [p_No, p_Yes], classes: ["No", "Yes"]}'
 GATE = "gate: {min: 0.5, max_regression: 0.02}"
 METRICS = ", ".join(metric_names())  # the registry is the list the message shows
-TOP_KEYS = "version, name, description, include, data, teacher, student, settings, checks"
+TOP_KEYS = ("version, name, description, include, data, teacher, student, baseline, settings, "
+            "checks")
+# the base with a baseline model after the student (line 8; later lines move down by one)
+WITH_BASELINE = ("settings: {", "baseline: {predictions: teacher.csv, columns: [p_No, p_Yes], "
+                                "classes: [\"No\", \"Yes\"]}\nsettings: {")
 KINDS = "skops, onnx, callable, predictions, pickle, torch, transformers"
 
 
@@ -108,11 +112,12 @@ CASES = [
          id="unknown-top-level-key-no-suggestion"),
     case(edit("gate: {min", "gaet: {min"),
          "x.audit.yaml:12 checks.acc.gaet: unknown key; did you mean 'gate'? "
-         "(valid: metric, description, gate)",
+         "(valid: metric, description, baseline, gate)",
          id="unknown-check-key-gaet"),
     case(edit("{min: 0.5,", "{minimum: 0.5,"),
          "x.audit.yaml:12 checks.acc.gate.minimum: unknown key; did you mean 'min'? "
-         "(valid: min, max, max_regression, max_relative_regression, severity)",
+         "(valid: min, max, max_regression, max_relative_regression, max_baseline_regression, "
+         "severity)",
          id="unknown-gate-key"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, klasses: [a, b]}"),
          "x.audit.yaml:6 teacher.klasses: unknown key; did you mean 'classes'? (valid: skops, "
@@ -174,7 +179,7 @@ CASES = [
          id="inconclusive-typo"),
     case(edit("settings: {seed: 0, bootstrap: 200}", "settings: fast"),
          "x.audit.yaml:8 settings='fast': must be a mapping with keys seed, confidence, "
-         "bootstrap, inconclusive, model_timeout",
+         "bootstrap, inconclusive, model_timeout, engine, batch_rows, sample_rows",
          id="settings-not-a-mapping"),
     case(edit("name: synth", "name: my suite"),
          "x.audit.yaml:2 name='my suite': use letters, digits, '_', '.' and '-' only (it names "
@@ -321,9 +326,44 @@ CASES = [
          "so the student can lose at most all (1) of the teacher's value; this bound is always "
          "met (it can never fail); use a fraction below 1",
          id="max-relative-regression-always-met"),
+    # a suite baseline (line 8 below: the base's lines 8-12 move down by one)
+    case(edit(GATE, "gate: {max_baseline_regression: 0.01}"),
+         "x.audit.yaml:12 checks.acc.gate.max_baseline_regression=0.01: bounds the student "
+         "against the suite's baseline model, but the suite names none; add baseline: <the "
+         "model in production today> at the top level, or remove this bound",
+         id="baseline-gate-without-baseline"),
+    case(edit(*WITH_BASELINE, GATE, "baseline: false\n    gate: {max_baseline_regression: 0.01}"),
+         "x.audit.yaml:14 checks.acc.gate.max_baseline_regression=0.01: needs the baseline "
+         "measured, but this check sets baseline: false; remove one of the two",
+         id="baseline-gate-on-a-check-without-baseline"),
+    case(edit(*WITH_BASELINE, "metric: accuracy\n    " + GATE,
+              "metric: agreement\n    gate: {max_baseline_regression: 0.01}"),
+         "x.audit.yaml:13 checks.acc.gate.max_baseline_regression=0.01: agreement compares the "
+         "student with the teacher, so it has no regression against the baseline; bound the "
+         "student's own value with min or max (the report shows the baseline's value beside it)",
+         id="baseline-gate-on-a-pairwise-metric"),
+    case(edit(*WITH_BASELINE, GATE, "gate: {max_baseline_regression: -0.01}"),
+         "x.audit.yaml:13 checks.acc.gate.max_baseline_regression=-0.01: must be >= 0: it bounds "
+         "how much worse than the baseline the student may be, and 0 allows no loss at all "
+         "(requiring a gain over the baseline is not supported)",
+         id="baseline-gate-negative"),
+    case(edit(*WITH_BASELINE, GATE, "gate: {max_baseline_regression: 1}"),
+         "x.audit.yaml:13 checks.acc.gate.max_baseline_regression=1: accuracy lies in [0, 1], so "
+         "the student can be at most 1 worse than the baseline; this bound is always met (it can "
+         "never fail); use a smaller value",
+         id="baseline-gate-always-met"),
+    case(edit(*WITH_BASELINE, GATE, "baseline: maybe\n    " + GATE),
+         "x.audit.yaml:13 checks.acc.baseline='maybe': must be true or false",
+         id="check-baseline-not-a-bool"),
+    case(edit("student: {predictions: student.csv, columns: [p_No, p_Yes], classes: [\"No\", "
+              "\"Yes\"]}\n", "student: {predictions: student.csv, columns: [p_No, p_Yes], "
+              "classes: [\"No\", \"Yes\"]}\nbaseline: {predictions: nowhere.csv}\n"),
+         "x.audit.yaml:8 baseline.predictions='nowhere.csv': file not found (nowhere.csv); paths "
+         "are relative to the file that names them",
+         id="baseline-file-not-found"),
     case(edit(GATE, "gate: {severity: warn}"),
          "x.audit.yaml:12 checks.acc.gate={'severity': 'warn'}: sets no bound; give at least one "
-         "of min, max, max_regression, max_relative_regression",
+         "of min, max, max_regression, max_relative_regression, max_baseline_regression",
          id="gate-without-bounds"),
     case(edit(GATE, "gate: {min: .nan}"),
          "x.audit.yaml:12 checks.acc.gate.min=nan: must be a finite number",
@@ -357,7 +397,7 @@ CASES = [
          "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
          "non_members, attribute, rows, attack_model, outputs, budgets, source, thief, trigger, "
          "target_class, patch, patch_value, position, corruptions, severities, edits, candidates, "
-         "description, gate",
+         "description, baseline, gate",
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),
@@ -472,7 +512,7 @@ CASES = [
          files={"list.yaml": "- settings\n"}, id="include-not-a-mapping"),
     case(edit("version: 1\n", "version: 1\ninclude: defaults.yaml\n"),
          "defaults.yaml:3 settings.sed: unknown key; did you mean 'seed'? (valid: seed, "
-         "confidence, bootstrap, inconclusive, model_timeout)",
+         "confidence, bootstrap, inconclusive, model_timeout, engine, batch_rows, sample_rows)",
          files={"defaults.yaml": "# shared\nsettings:\n  sed: 0\n"},
          id="include-unknown-key-names-included-file"),
     case(edit("version: 1\n", "version: 1\ninclude: defaults.yaml\n",

@@ -39,6 +39,14 @@ def test_a_report_logged_reads_back_through_the_client(arrests_report: Any, tmp_
     scope = fair["gates"][0]["scope"]
     assert run.data.tags[f"gate/parity_amplification/max_regression/{scope}"] == \
         fair["gates"][0]["status"]
+    # the example suite's baseline: its value, and the student's regression from it
+    check = next(c for c in report["checks"] if c["name"] == "accuracy")
+    assert run.data.metrics[metric_key("accuracy", "accuracy", "", "baseline")] == \
+        pytest.approx(check["baseline"][0]["student"]["value"])
+    assert run.data.metrics[metric_key("accuracy", "accuracy", "", "baseline_regression_hi")] == \
+        pytest.approx(check["versus_baseline"][0]["regression"]["ci"][1])
+    assert run.data.tags["gate/accuracy/max_baseline_regression"] == "pass"
+    assert run.data.params["baseline.sha256"] == report["provenance"]["baseline"]["sha256"]
     assert run.data.params["teacher.sha256"] == report["provenance"]["teacher"]["sha256"]
     assert run.data.params["data.eval.sha256"] == report["provenance"]["data"]["eval"]["sha256"]
     assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["r.json"]

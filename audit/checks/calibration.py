@@ -35,7 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.checks.performance import CLT_INTERVAL, log_loss_influence, mean_with_influence
+from audit.checks.performance import (
+    CLT_INTERVAL,
+    log_loss_influence,
+    log_loss_rows,
+    mean_with_influence,
+)
 from audit.checks.registry import Family, Metric, MetricInput, Param, register, register_family
 from audit.results import Figure, Measurement, Table
 
@@ -305,11 +310,16 @@ def _measure_binned(metric: Metric, params: Mapping[str, Any], inputs: MetricInp
     return (m,)
 
 
-def _brier(y: np.ndarray, P: np.ndarray, pos: int | None,
-           params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+def _brier_rows(y: np.ndarray, P: np.ndarray, pos: int | None,
+                params: Mapping[str, Any]) -> np.ndarray:
     onehot = np.zeros_like(P)
     onehot[np.arange(y.shape[0]), y] = 1.0
-    return mean_with_influence(((P - onehot) ** 2).sum(axis=1) / 2.0)
+    return ((P - onehot) ** 2).sum(axis=1) / 2.0
+
+
+def _brier(y: np.ndarray, P: np.ndarray, pos: int | None,
+           params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+    return mean_with_influence(_brier_rows(y, P, pos, params))
 
 
 _BIN_PARAMS = {
@@ -334,10 +344,10 @@ register(Metric("classwise_ece", "lower", "calibration", False, (0.0, 1.0),
                 custom=_measure_binned, params=_BIN_PARAMS))
 register(Metric("brier", "lower", "calibration", False, (0.0, 1.0),
                 "Brier score: mean of Σ_c (p_c − onehot_c)² / 2 (for binary: scikit-learn's "
-                "brier_score_loss).", influence=_brier, interval=CLT_INTERVAL))
+                "brier_score_loss).", influence=_brier, rows=_brier_rows, interval=CLT_INTERVAL))
 register(Metric("nll", "lower", "calibration", False, (0.0, float("inf")),
                 "Negative log-likelihood of the true label; the same number as log_loss.",
-                influence=log_loss_influence, interval=CLT_INTERVAL))
+                influence=log_loss_influence, rows=log_loss_rows, interval=CLT_INTERVAL))
 
 
 # -- report section ----------------------------------------------------------------------

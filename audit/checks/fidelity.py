@@ -50,13 +50,21 @@ def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return (xlogy(p, p) - xlogy(p, q)).sum(axis=1)
 
 
+def _kl_pair_rows(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    return _kl_rows(pt, ps)
+
+
+def _js_rows(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    m = (pt + ps) / 2.0
+    return 0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m)
+
+
 def _kl(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
-    return mean_with_influence(_kl_rows(pt, ps))
+    return mean_with_influence(_kl_pair_rows(y, pt, ps))
 
 
 def _js(y: np.ndarray, pt: np.ndarray, ps: np.ndarray) -> tuple[float, np.ndarray]:
-    m = (pt + ps) / 2.0
-    return mean_with_influence(0.5 * _kl_rows(pt, m) + 0.5 * _kl_rows(ps, m))
+    return mean_with_influence(_js_rows(y, pt, ps))
 
 
 DEFAULT_FLIPS = 200  # rows of the flip table a report carries (and writes beside itself)
@@ -88,11 +96,12 @@ register(Metric("positive_flip_rate", "higher", "fidelity", True, (0.0, 1.0),
                 identical=0.0))
 register(Metric("kl_divergence", "lower", "fidelity", True, (0.0, float("inf")),
                 "Mean KL(teacher ‖ student) of the class distributions, in nats. Interval: normal "
-                "approximation of a mean.", pair_influence=_kl, interval=CLT_INTERVAL,
+                "approximation of a mean.", pair_influence=_kl, pair_rows=_kl_pair_rows,
+                interval=CLT_INTERVAL,
                 identical=0.0))
 register(Metric("js_divergence", "lower", "fidelity", True, (0.0, float(np.log(2))),
                 "Mean Jensen-Shannon divergence of the class distributions, in nats (<= ln 2). "
-                "Interval: normal approximation of a mean.", pair_influence=_js,
+                "Interval: normal approximation of a mean.", pair_influence=_js, pair_rows=_js_rows,
                 interval=CLT_INTERVAL, identical=0.0))
 
 

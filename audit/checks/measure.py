@@ -32,7 +32,7 @@ from audit.stats import (
     bootstrap_tables,
     clopper_pearson,
     joint_table,
-    normal_interval,
+    normal_interval_se,
     percentile_interval,
     tango_interval,
     union,
@@ -218,16 +218,20 @@ def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,
         out = metric.custom(metric, params, inputs, resampler, confidence)
         return tuple(m if m.evidence else dataclasses.replace(m, evidence=_evidence(m, confidence))
                      for m in out)
-    m = measure(metric, params, inputs, resampler, confidence)
-    shown = inputs.artifacts.get("examples")
+    return (with_rows(measure(metric, params, inputs, resampler, confidence), inputs.artifacts),)
+
+
+def with_rows(m: Measurement, artifacts: Mapping[str, Any]) -> Measurement:
+    """``m`` with the rows its artifacts show beside the number: examples, the flip table."""
+    shown = artifacts.get("examples")
     if shown is not None and shown.rows:  # rows a reviewer wants to see beside the number
         m = dataclasses.replace(m, extra={**m.extra, "examples": [dict(r) for r in shown.rows]})
-    flips = inputs.artifacts.get("flips")
+    flips = artifacts.get("flips")
     if flips is not None:  # the rows where the models disagree, worst first (capped)
         m = dataclasses.replace(m, extra={**m.extra, "flips": {
             "columns": list(flips.columns), "rows": [dict(r) for r in flips.rows],
             "counts": dict(flips.counts), "cap": flips.cap, "left_out": list(flips.left_out)}})
-    return (m,)
+    return m
 
 
 def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resampler: Resampler,
@@ -253,38 +257,59 @@ def measure(metric: Metric, params: Mapping[str, Any], inputs: MetricInput, resa
             if counts is not None:
                 student = _joined(student, _exact(counts["pair"], confidence))
             m = Measurement(metric.name, metric.direction, student, method=method,
-                            n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
+                            n=int(J.sum()), params=params, notes=tuple(notes), family=metric.family)
             return dataclasses.replace(m, evidence=_evidence(m, confidence, counts))
         assert metric.counts is not None
         fn = metric.counts
         m = paired_measurement(
             metric, float(fn(J.sum(axis=2), k, pos, params)), float(fn(J.sum(axis=1), k, pos, params)),
             fn(R.sum(axis=3), k, pos, params), fn(R.sum(axis=2), k, pos, params), confidence,
-            method=method, n=inputs.n, params=params)
+            method=method, n=int(J.sum()), params=params)
         if counts is not None:
             m = _with_exact(m, metric, counts, confidence)
         return dataclasses.replace(m, evidence=_evidence(m, confidence, counts))
-    else:
-        method = metric.interval
-        if metric.pairwise:
-            assert metric.pair_influence is not None
-            value, infl = metric.pair_influence(inputs.y, inputs.p_teacher, inputs.p_student)
-            student = _est(value, normal_interval(value, infl, confidence), metric.bounds)
-            return Measurement(metric.name, metric.direction, student, method=method,
-                               n=inputs.n, params=params, notes=tuple(notes), family=metric.family)
-        assert metric.influence is not None
-        t, it = metric.influence(inputs.y, inputs.p_teacher, pos, params)
-        s, is_ = metric.influence(inputs.y, inputs.p_student, pos, params)
-        teacher = _est(t, normal_interval(t, it, confidence), metric.bounds)
-        student = _est(s, normal_interval(s, is_, confidence), metric.bounds)
-        r = metric.sign * (t - s)
-        reg = _est(r, normal_interval(r, metric.sign * (it - is_), confidence))
-    for who, est in (("teacher", teacher), ("student", student)):
+    if metric.pairwise:
+        assert metric.pair_influence is not None
+        value, infl = metric.pair_influence(inputs.y, inputs.p_teacher, inputs.p_student)
+        return normal_measurement(metric, params, confidence, n=inputs.n,
+                                  student=(value, _se(infl)))
+    assert metric.influence is not None
+    t, it = metric.influence(inputs.y, inputs.p_teacher, pos, params)
+    s, is_ = metric.influence(inputs.y, inputs.p_student, pos, params)
+    return normal_measurement(metric, params, confidence, n=inputs.n, teacher=(t, _se(it)),
+                              student=(s, _se(is_)),
+                              regression=(metric.sign * (t - s), _se(metric.sign * (it - is_))))
+
+
+def _se(influence: np.ndarray) -> float:
+    """The standard error an influence vector gives: ``sqrt(sum(influence**2))``."""
+    return float(np.sqrt(np.sum(np.square(influence))))
+
+
+def normal_measurement(metric: Metric, params: Mapping[str, Any], confidence: float, *, n: int,
+                       student: tuple[float, float],
+                       teacher: tuple[float, float] | None = None,
+                       regression: tuple[float, float] | None = None) -> Measurement:
+    """A measurement with normal intervals from ``(value, standard error)`` pairs: the
+    student's (or the pair's, for a pairwise metric) and, per model, the teacher's and the
+    regression's (already oriented: positive = student worse). The in-memory engine gets the
+    errors from influence vectors, the streaming engine from summed moments."""
+    method = metric.interval
+    params = dict(params)
+    notes: list[str] = []
+    s_est = _est(student[0], normal_interval_se(*student, confidence), metric.bounds)
+    if teacher is None:
+        return Measurement(metric.name, metric.direction, s_est, method=method, n=n,
+                           params=params, notes=(), family=metric.family)
+    assert regression is not None
+    t_est = _est(teacher[0], normal_interval_se(*teacher, confidence), metric.bounds)
+    reg = _est(regression[0], normal_interval_se(*regression, confidence))
+    for who, est in (("teacher", t_est), ("student", s_est)):
         if not np.isfinite(est.value):
             notes.append(f"{metric.name} is undefined for the {who} on this data "
                          "(e.g. a class with no rows)")
-    m = Measurement(metric.name, metric.direction, student, teacher=teacher, regression=reg,
-                    relative_regression=_relative(reg, teacher), method=method, n=inputs.n,
+    m = Measurement(metric.name, metric.direction, s_est, teacher=t_est, regression=reg,
+                    relative_regression=_relative(reg, t_est), method=method, n=n,
                     family=metric.family, params=params, notes=tuple(notes))
     return dataclasses.replace(m, evidence=_evidence(m, confidence))
 

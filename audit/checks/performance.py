@@ -74,12 +74,17 @@ def _prf(which: str):
     return fn
 
 
-def log_loss_influence(y: np.ndarray, P: np.ndarray, pos: int | None,
-              params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+def log_loss_rows(y: np.ndarray, P: np.ndarray, pos: int | None,
+                  params: Mapping[str, Any]) -> np.ndarray:
+    """Per-row negative log-likelihood of the true label (clipped to the dtype's eps)."""
     eps = np.finfo(P.dtype).eps
     p_true = np.clip(P[np.arange(y.shape[0]), y], eps, 1 - eps)
-    values = -np.log(p_true)
-    return mean_with_influence(values)
+    return -np.log(p_true)
+
+
+def log_loss_influence(y: np.ndarray, P: np.ndarray, pos: int | None,
+                       params: Mapping[str, Any]) -> tuple[float, np.ndarray]:
+    return mean_with_influence(log_loss_rows(y, P, pos, params))
 
 
 def mean_with_influence(values: np.ndarray) -> tuple[float, np.ndarray]:
@@ -159,7 +164,8 @@ register(Metric("roc_auc", "higher", "performance", False, (0.0, 1.0),
 register(Metric("log_loss", "lower", "performance", False, (0.0, float("inf")),
                 "Mean negative log-likelihood of the true label (natural log), probabilities "
                 "clipped to [eps, 1-eps] as scikit-learn does. Interval: normal approximation of "
-                "a mean (paired).", influence=log_loss_influence, interval=CLT_INTERVAL))
+                "a mean (paired).", influence=log_loss_influence, rows=log_loss_rows,
+                interval=CLT_INTERVAL))
 
 
 FAMILY = register_family(Family("performance", "Predictive performance", order=10))

@@ -129,6 +129,9 @@ JointFn = Callable[[np.ndarray, int], np.ndarray]
 InfluenceFn = Callable[[np.ndarray, np.ndarray, "int | None", Mapping[str, Any]], tuple[float, np.ndarray]]
 # influence metrics (pairwise): f(y, P_teacher, P_student) -> (value, per-row influence)
 PairInfluenceFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+# mean metrics' per-row values: f(y, P, pos, params) per model, f(y, P_teacher, P_student) a pair
+RowsFn = Callable[[np.ndarray, np.ndarray, "int | None", Mapping[str, Any]], np.ndarray]
+PairRowsFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # a family's own engine: f(metric, params, inputs, resampler, confidence) -> measurements
 CustomFn = Callable[..., tuple[Any, ...]]
 
@@ -164,6 +167,11 @@ class Metric:
     influence: InfluenceFn | None = None
     pair_influence: PairInfluenceFn | None = None
     custom: CustomFn | None = None
+    # a mean of per-row values (log loss, Brier, KL, JS): the values, f(y, P, pos, params) per
+    # model or f(y, P_teacher, P_student) for a pair; the streaming engine (audit.stream) sums
+    # them batch by batch, the in-memory engine uses ``influence`` (the same mean)
+    rows: RowsFn | None = None
+    pair_rows: PairRowsFn | None = None
     params: Mapping[str, Param] = field(default_factory=dict)
     interval: str = ""  # how an influence metric's interval is computed, in words
     # the data tables (besides eval) a check of this metric reads, given its parameters, each

@@ -38,7 +38,8 @@ __all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
 
 
 def is_csv(path: Path) -> bool:
-    return path.suffix.lower() not in (".parquet", ".pq")
+    """Whether ``path`` is read as CSV (anything but a Parquet file or a folder of them)."""
+    return path.suffix.lower() not in (".parquet", ".pq") and not path.is_dir()
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -48,12 +49,17 @@ def read_table(path: Path) -> pd.DataFrame:
     that hold text (labels, sensitive, declared and text columns) literally."""
     where = display_path(path)
     is_parquet = not is_csv(path)
-    if path.is_dir():
-        raise DataError(f"{where}: is a folder, not a file; name the .csv or .parquet file inside it")
+    parts = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq")) \
+        if path.is_dir() else []
+    if path.is_dir() and not parts:
+        raise DataError(f"{where}: is a folder with no .parquet files; name the .csv or .parquet "
+                        "file inside it")
     if is_parquet:
         require("pyarrow", f"{where} (a Parquet table)")
     try:
-        if is_parquet:
+        if parts:  # a dataset: its files in name order
+            frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        elif is_parquet:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path)
@@ -349,6 +355,12 @@ def _quantile_edges(values: pd.Series, q: int) -> tuple[float, ...]:
     return tuple(float(e) for e in np.unique(np.quantile(present, np.arange(1, q) / q)))
 
 
+def bin_column(series: pd.Series, col: str, edges: tuple[float, ...], missing_group: bool,
+               where: str) -> pd.Series:
+    """A numeric column cut at fixed ``edges`` into its bins' names (see :class:`Binning`)."""
+    return _binned(_numbers(series, col, where), col, edges, missing_group)
+
+
 def _binned(values: pd.Series, col: str, edges: tuple[float, ...], missing_group: bool
             ) -> pd.Series:
     """Each value's bin name, as an ordered categorical (lowest bin first, then ``missing``)."""
@@ -467,8 +479,9 @@ class LabelEncoding:
         keys = [_key(c) for c in model_classes]
         return np.array([keys.index(_key(c)) for c in self.classes])
 
-    def encode(self, labels: pd.Series, where: str) -> np.ndarray:
-        """Map raw labels to indices ``0..k-1``; unknown labels are an error."""
+    def encode(self, labels: pd.Series, where: str, *, offset: int = 0) -> np.ndarray:
+        """Map raw labels to indices ``0..k-1``; unknown labels are an error (naming the first
+        one's data row; ``offset``: the rows before these, for a batch of a larger table)."""
         lookup = {_key(c): i for i, c in enumerate(self.classes)}
         # a label written "1.0" or "true" in a CSV (read as text) names the class 1 or True
         loose = {_loose_key(c): i for i, c in enumerate(self.classes)}
@@ -484,7 +497,7 @@ class LabelEncoding:
             bad = list(dict.fromkeys(labels[unknown].tolist()))  # first-seen order, raw values
             shown = repr(bad[:5])[:-1] + (f", ... {len(bad) - 5} more]" if len(bad) > 5 else "]")
             raise DataError(f"{where}: labels {shown} ({_rows(int(unknown.sum()))}, first at data "
-                            f"row {first + 1}) are not among the models' classes "
+                            f"row {first + 1 + offset:,}) are not among the models' classes "
                             f"{list(self.classes)}; drop those rows or audit models that know "
                             "those classes")
         return codes

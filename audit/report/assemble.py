@@ -60,7 +60,7 @@ def reports_from_records(records: list[dict[str, Any]], *, started: str,
         data = artifacts.get("data", {})
         if "sha256" in data.get("eval", {}):
             data["sha256"] = data["eval"]["sha256"]
-        warnings = sorted({w for role in ("teacher", "student")
+        warnings = sorted({w for role in ("teacher", "student", "baseline")
                            for w in artifacts.get(role, {}).get("warnings", [])})
         cache = artifacts.get("cache") or {}
         if cache.get("mode") == "trusted" and any(

@@ -13,6 +13,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from audit.report.baseline import (
+    COMPARISON,
+    baseline_for,
+    baseline_rows,
+    baseline_summary,
+    has_baseline,
+)
 from audit.report.plots import figure_svg
 from audit.report.regulation import CAVEAT, SOURCES, mapping_for
 from audit.report.scorecard import (
@@ -66,13 +73,18 @@ def _parts(e: Any, signed: bool = False) -> tuple[str, str]:
 
 
 def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> dict[str, Any]:
+    versus = baseline_for(c, m.scope)[1] if m else None
+    if g is not None and g.kind == "max_baseline_regression":
+        regression = _parts(versus.regression if versus else None, signed=True)
+    elif g is not None and g.kind == "max_relative_regression":
+        regression = _parts(m.relative_regression if m else None, signed=True)
+    else:
+        regression = _parts(m.regression, signed=True) if m else ("", "")
     return {
         "check": c.name, "metric": (m.metric + (f" ({m.scope})" if m.scope else "")) if m else "",
         "teacher": _parts(m.teacher) if m else ("", ""),
         "student": _parts(m.student) if m else ("", ""),
-        "regression": (_parts(m.relative_regression, signed=True) if g is not None
-                       and g.kind == "max_relative_regression" else _parts(m.regression, signed=True))
-        if m else ("", ""),
+        "regression": regression,
         "gate": g.description if g else ("no gate (measured only)" if c.status is not Status.ERROR else
                                          "could not run"),
         "status": g.status if g else c.status, "severity": g.severity if g else "",
@@ -100,6 +112,12 @@ def _summary(report: AuditReport) -> str:
         parts.append(f"Warning: {one}.")
     if base:
         parts.append(f"For scale: {base}.")
+    if has_baseline(report):
+        baseline = prov.get("baseline") or {}
+        sentence = baseline_summary(baseline_rows(report.to_dict()))
+        parts.append(f"A baseline ({baseline.get('kind', '?')} model "
+                     f"{_name(baseline.get('path'))}) was measured on the same rows."
+                     + (f" {sentence}" if sentence else ""))
     n = len(report.checks)
     passed = len(by_status.get(Status.PASS, [])) + len(by_status.get(Status.INFO, []))
     parts.append(f"{passed} of {n} checks passed or were measured without a gate.")
@@ -127,7 +145,7 @@ def _why(c: CheckResult) -> str:
     g = deciding_gate(c)  # the gate that decided the check's status (a FAIL before an INCONCLUSIVE)
     if g is None:
         return c.name
-    observed = _est(g.observed, signed=g.kind.startswith("max_r"))
+    observed = _est(g.observed, signed=g.kind.startswith(("max_r", "max_b")))
     more = f"; and {len(bad) - 1} more" if len(bad) > 1 else ""
     return f"{c.name} ({g.description}, observed {observed}{more})"
 
@@ -268,6 +286,8 @@ def view(data: dict[str, Any], *, rendered_at: str | None = None,
         "counts": [(k, v) for k, v in counts.items() if v],
         "scorecard": [_scorecard_row(r) for r in scorecard(data, families=declared.values())],
         "gate_rows": gate_rows, "sections": sections,
+        "has_baseline": has_baseline(report),
+        "baseline_rows": [_baseline_row(r) for r in baseline_rows(data)],
         "regulation": {"rows": [{**row, "title": titles[row["family"]]} for row in
                                 mapping_for(f for f in order if f != OTHER)],
                        "caveat": CAVEAT, "sources": SOURCES},
@@ -288,7 +308,27 @@ def _scorecard_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"title": r["title"], "anchor": r["anchor"], "status": r["status"], "check": r["check"],
             "metric": r["metric"] + (f" ({r['scope']})" if r["scope"] else ""),
             "teacher": _point(r["teacher"]), "student": _point(r["student"]),
+            "baseline": _point(r.get("baseline")),
             "gate": r["gate_text"], "error": r["error"]}
+
+
+def _against(cell: tuple[str, str]) -> tuple[str, str]:
+    """A pairwise metric's value for the student against the baseline, labelled as such."""
+    return f"{cell[0]} (student vs baseline)", cell[1]
+
+
+def _baseline_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A row of :func:`audit.report.baseline.baseline_rows` as the template prints it."""
+    def parts(e: dict[str, Any] | None, signed: bool = False) -> tuple[str, str]:
+        return _parts(None if e is None else Estimate.from_dict(e), signed)
+
+    return {"check": r["check"], "metric": r["metric"] + (f" ({r['scope']})" if r["scope"] else ""),
+            "teacher": parts(r["teacher"]), "baseline": parts(r["baseline"]),
+            "student": parts(r["student"]),
+            "versus": (parts(r["versus"], signed=True) if r["versus"] else
+                       _against(parts(r["against"])) if r["against"] else ("\u2014", "")),
+            "comparison": COMPARISON[r["comparison"]] if r["versus"] else "",
+            "tone": {"better": "pass", "worse": "fail"}.get(r["comparison"], "info")}
 
 
 def _point(e: dict[str, Any] | None) -> str:
@@ -313,8 +353,10 @@ def _cache_view(prov: Provenance) -> dict[str, Any] | None:
 
 def _artifact_rows(prov: Provenance) -> list[dict[str, str]]:
     rows = []
-    for role in ("teacher", "student"):
-        a = getattr(prov, role) or {}
+    for role in ("teacher", "student", "baseline"):
+        if role == "baseline" and "baseline" not in prov:
+            continue
+        a = prov.get(role) or {}
         rows.append({"what": role, "kind": a.get("kind", ""), "path": str(a.get("path", "")),
                      "sha256": a.get("sha256", "not loaded")})
     data = prov.data or {}

@@ -24,6 +24,13 @@ from typing import Any
 from urllib.parse import quote
 
 from audit.errors import display_path
+from audit.report.baseline import (
+    COMPARISON,
+    baseline_for,
+    baseline_rows,
+    baseline_summary,
+    has_baseline,
+)
 from audit.report.html import VERDICT_WORDS, declared_families
 from audit.report.scorecard import measurement_for, scorecard
 from audit.results import (
@@ -116,6 +123,9 @@ def _head(report: AuditReport) -> list[str]:
     data = (prov.data or {}).get("eval") or {}
     about = (f"Student {md_text(_name(student.get('path')))} against teacher "
              f"{md_text(_name(teacher.get('path')))}")
+    baseline = prov.get("baseline") or {}
+    if baseline:
+        about += f" and baseline {md_text(_name(baseline.get('path')))}"
     if data.get("rows"):
         about += f" on {data['rows']:,} eval rows of {md_text(_name(data.get('path')))}"
     if prov.created:
@@ -132,14 +142,38 @@ def _head(report: AuditReport) -> list[str]:
     return lines
 
 
-def _scorecard(data: dict[str, Any], html_name: str | None) -> list[str]:
+def _scorecard(data: dict[str, Any], html_name: str | None, baseline: bool) -> list[str]:
+    models = ("Teacher", "Baseline", "Student") if baseline else ("Teacher", "Student")
     lines = ["", "## Scorecard", "",
-             *_header("Family", "Status", "Check", "Metric", "Teacher", "Student", "Gate")]
+             *_header("Family", "Status", "Check", "Metric", *models, "Gate")]
     for r in scorecard(data, families=declared_families()):
         metric = md_text(r["metric"] + (f" ({r['scope']})" if r["scope"] else "")) or NONE
+        values = ((r["teacher"], r.get("baseline"), r["student"]) if baseline
+                  else (r["teacher"], r["student"]))
         lines.append(_row(_link(md_text(r["title"]), html_name, r["anchor"]),
                           _verdict(r["status"]), md_text(r["check"]), metric,
-                          _value(r["teacher"]), _value(r["student"]), md_text(r["gate_text"])))
+                          *map(_value, values), md_text(r["gate_text"])))
+    return lines
+
+
+def _against_baseline(data: dict[str, Any]) -> list[str]:
+    """The section comparing the student with the suite's baseline model (none without one)."""
+    rows = baseline_rows(data)
+    if not rows:
+        return []
+    lines = ["", "## Against the baseline", "", baseline_summary(rows), "",
+             *_header("Check", "Metric", "Teacher", "Baseline", "Student",
+                      "Student's regression from the baseline", "Reading")]
+    for r in rows:
+        metric = md_text(r["metric"] + (f" ({r['scope']})" if r["scope"] else ""))
+        lines.append(_row(md_text(r["check"]), metric,
+                          *(_interval(None if r[k] is None else Estimate.from_dict(r[k]))
+                            for k in ("teacher", "baseline", "student")),
+                          _interval(Estimate.from_dict(r["versus"]), signed=True)
+                          if r["versus"] is not None else
+                          _interval(Estimate.from_dict(r["against"])) + " (student vs baseline)"
+                          if r["against"] is not None else NONE,
+                          COMPARISON[r["comparison"]] if r["versus"] else NONE))
     return lines
 
 
@@ -157,6 +191,9 @@ def _unmet(checks: tuple[CheckResult, ...]) -> list[str]:
             m = measurement_for(c, g)
             relative = g.kind == "max_relative_regression"
             regression = None if m is None else m.relative_regression if relative else m.regression
+            if g.kind == "max_baseline_regression":
+                versus = baseline_for(c, g.scope)[1]
+                regression = versus.regression if versus else None
             rows.append(_row(md_text(c.name), md_text(g.description),
                              _interval(m.teacher if m else None), _interval(m.student if m else None),
                              _interval(regression, signed=True),
@@ -173,7 +210,7 @@ def _every_gate(checks: tuple[CheckResult, ...]) -> list[str]:
     for c in checks:
         if c.gates:
             rows += [_row(md_text(c.name), md_text(g.description),
-                          _interval(g.observed, signed=g.kind.startswith("max_r")),
+                          _interval(g.observed, signed=g.kind.startswith(("max_r", "max_b"))),
                           _verdict(g.status.value, g.severity)) for g in c.gates]
         elif c.status is Status.ERROR:
             rows.append(_row(md_text(c.name), "could not run", NONE, _verdict("error")))
@@ -206,8 +243,8 @@ def render_markdown(report: dict[str, Any], *, html_name: str | None = None,
     """
     parsed = AuditReport.from_dict(report)
     lines: list[tuple[str, bool]] = [(line, False) for line in _head(parsed)]
-    lines += [(line, False) for line in _scorecard(report, html_name)]
-    for section in (_unmet(parsed.checks), _every_gate(parsed.checks)):
+    lines += [(line, False) for line in _scorecard(report, html_name, has_baseline(parsed))]
+    for section in (_unmet(parsed.checks), _against_baseline(report), _every_gate(parsed.checks)):
         # a section's rows are the lines after its header's separator
         start = next((i + 1 for i, line in enumerate(section) if line.startswith("|---")),
                      len(section))

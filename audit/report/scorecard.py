@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from audit.report.baseline import baseline_for
 from audit.results import AuditReport, CheckResult, GateResult, Measurement, Status
 
 __all__ = ["scorecard", "deciding_gate", "gate_text", "measurement_for", "family_of", "section_order",
@@ -79,7 +80,8 @@ def measurement_for(check: CheckResult, gate: GateResult) -> Measurement | None:
 
 
 _BOUND = {"min": "student \u2265", "max": "student \u2264", "max_regression": "regression \u2264",
-          "max_relative_regression": "relative regression \u2264"}
+          "max_relative_regression": "relative regression \u2264",
+          "max_baseline_regression": "regression from the baseline \u2264"}
 
 
 def gate_text(gate: GateResult | None, check: CheckResult) -> str:
@@ -124,7 +126,9 @@ def scorecard(report: dict[str, Any], *,
         that set the status: the first with it) and ``gates`` (how many it has), ``metric``
         and ``scope`` of the number that decided it, ``teacher``, ``student`` and
         ``regression`` (estimate dicts or ``None``; the relative regression for a relative
-        gate), ``gate`` (the deciding gate's dict, or ``None`` when every gate passed: the
+        gate, the student's regression from the baseline for a baseline gate), ``baseline``
+        (the suite's baseline model's value, when it has one), ``gate`` (the deciding gate's
+        dict, or ``None`` when every gate passed: the
         values are then the first measurement's), ``gate_text`` (that in words:
         :func:`gate_text`) and ``error`` (the first line of a check that could not run).
 
@@ -150,6 +154,11 @@ def scorecard(report: dict[str, Any], *,
         m = (measurement_for(worst, gate) if gate is not None
              else worst.measurements[0] if worst.measurements else None)
         relative = gate is not None and gate.kind == "max_relative_regression"
+        base, versus = baseline_for(worst, m.scope) if m else (None, None)
+        if gate is not None and gate.kind == "max_baseline_regression":
+            regression = versus.regression if versus else None
+        else:
+            regression = (m.relative_regression if relative else m.regression) if m else None
         rows.append({
             "family": name,
             "title": titles.get(name, OTHER_TITLE),
@@ -162,8 +171,8 @@ def scorecard(report: dict[str, Any], *,
             "scope": m.scope if m else "",
             "teacher": _estimate(m.teacher) if m else None,
             "student": _estimate(m.student) if m else None,
-            "regression": _estimate((m.relative_regression if relative else m.regression)
-                                    if m else None),
+            "baseline": _estimate(base.student) if base else None,
+            "regression": _estimate(regression),
             "gate": gate.to_dict() if gate is not None else None,
             "gate_text": gate_text(gate, worst),
             "error": (worst.error or "").split("\n")[0] if worst.status is Status.ERROR else "",

@@ -24,13 +24,14 @@ def gate_line(g: GateResult, *, data: bool = False) -> str:
     -> FAIL``. ``data``: the bound is a data check's (the tables, not a model: ``value``)."""
     upper = g.kind != "min"
     who = {"min": "student", "max": "student", "max_regression": "regression",
-           "max_relative_regression": "relative regression"}[g.kind]
+           "max_relative_regression": "relative regression",
+           "max_baseline_regression": "regression from baseline"}[g.kind]
     if g.kind in ("min", "max") and data:
         who = "value"  # a data check's bound: the tables, not a model
     if g.scope:
         who += f" [{g.scope}]"
     op = {Status.PASS: "<=" if upper else ">=", Status.FAIL: ">" if upper else "<"}.get(g.status, "~")
-    signed = g.kind.startswith("max_r")
+    signed = g.kind.startswith(("max_r", "max_b"))
     observed = format_estimate(g.observed, signed=signed)
     if g.observed is not None and g.observed.ci is not None:
         ends = [x for x in g.observed.ci if x != g.threshold]

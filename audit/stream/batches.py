@@ -1,0 +1,185 @@
+"""Reading an eval table batch by batch: Parquet row groups and CSV blocks, with pyarrow.
+
+Each batch becomes a :class:`~audit.data.tables.Table` of its rows (features, labels,
+sensitive columns), typed as :func:`~audit.data.tables.load_table` types a whole table: the
+label, the sensitive columns and the declared text columns of a CSV are read as written (only
+an empty cell is missing), declared types are applied, Parquet keeps its own. A problem is named
+by its row in the whole table (``data row 7,654,321``) and, for a folder of Parquet files, by
+its file. A folder is read as one dataset: its ``.parquet`` files in name order.
+
+What streaming cannot do (refused with the fix): quantile bins of a sensitive column (they need
+the whole column; give ``bins:`` edges), text and image suites (their inputs are files beside
+the table; not streamed yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import DataError, display_path
+from audit.spec import DataSpec
+
+__all__ = ["Batch", "iter_batches", "dataset_files", "count_rows", "DEFAULT_BATCH_ROWS"]
+
+DEFAULT_BATCH_ROWS = 250_000  # rows per batch: about 100 MB of a 20-column float table
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of rows: its table, the file it came from and its first row's position in
+    the whole dataset (0-based)."""
+
+    table: Any  # audit.data.tables.Table
+    path: Path
+    start: int
+
+
+def dataset_files(path: Path) -> list[Path]:
+    """The files of a dataset: the file itself, or a folder's ``.parquet`` files by name."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+        if not files:
+            raise DataError(f"{display_path(path)}: a folder with no .parquet files; a streamed "
+                            "dataset is a .csv or .parquet file, or a folder of .parquet files")
+        return files
+    if not path.is_file():
+        raise DataError(f"{display_path(path)}: file not found")
+    return [path]
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows of a Parquet dataset from its footers (``None`` for a CSV: unknown until read)."""
+    import pyarrow.parquet as pq
+
+    files = dataset_files(path)
+    if any(_is_csv(f) for f in files):
+        return None
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _literal(spec: DataSpec) -> list[str]:
+    """The columns a CSV is read literally in (as text): label, sensitive, declared text."""
+    text = [c for c, t in spec.declared_types().items() if t == "string"]
+    return list(dict.fromkeys([spec.target, *spec.sensitive, *text]))
+
+
+def _frames(path: Path, spec: DataSpec, batch_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+
+    where = display_path(path)
+    try:
+        if _is_csv(path):
+            import pyarrow.csv as pcsv
+
+            header = pd.read_csv(path, nrows=0).columns
+            literal = [c for c in _literal(spec) if c in header]
+            reader = pcsv.open_csv(
+                path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in literal}, strings_can_be_null=False,
+                    null_values=[""], quoted_strings_can_be_null=False))
+            pending: list[pd.DataFrame] = []
+            have = 0
+            for record in reader:
+                frame = record.to_pandas()
+                for c in literal:  # an empty cell is missing; everything else as written
+                    frame[c] = frame[c].where(frame[c] != "", None)
+                pending.append(frame)
+                have += len(frame)
+                while have >= batch_rows:
+                    whole = pd.concat(pending, ignore_index=True)
+                    yield whole.iloc[:batch_rows].reset_index(drop=True)
+                    rest = whole.iloc[batch_rows:].reset_index(drop=True)
+                    pending, have = ([rest] if len(rest) else []), len(rest)
+            if have:
+                yield pd.concat(pending, ignore_index=True)
+        else:
+            import pyarrow.parquet as pq
+
+            for record in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                yield record.to_pandas().reset_index(drop=True)  # a saved index is not a row
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{where}: cannot read the table ({type(exc).__name__}: "
+                        f"{str(exc).strip()[:300]})") from None
+
+
+def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAULT_BATCH_ROWS
+                 ) -> Iterator[Batch]:
+    """The table ``spec`` names for ``role`` as :class:`Batch` es of up to ``batch_rows`` rows."""
+    from audit.coltypes import convert, from_text
+    from audit.data.tables import Table
+
+    path = getattr(spec, role)
+    if spec.modality != "tabular":
+        raise DataError(f"settings.engine: stream reads feature tables; this suite's models read "
+                        f"{spec.modality} (data.{spec.text and 'text' or 'images'}), which is "
+                        "not streamed yet; use settings.engine: memory")
+    quantiled = [b.column for b in spec.bins if b.quantiles is not None]
+    if quantiled:
+        raise DataError(f"settings.engine: stream cannot cut {quantiled[0]!r} at quantiles (they "
+                        "need the whole column before the first batch); give fixed edges, e.g. "
+                        "bins: [25, 40, 60]")
+    start = 0
+    declared = spec.declared_types()
+    for file in dataset_files(path):
+        where = display_path(file)
+        csv = _is_csv(file)
+        for frame in _frames(file, spec, batch_rows):
+            missing = [c for c in (spec.target, *spec.sensitive, *(spec.features or ()))
+                       if c not in frame.columns]
+            if missing:
+                raise DataError(f"{where}: column {missing[0]!r} not found (columns: "
+                                f"{', '.join(map(str, frame.columns))})")
+            features = list(spec.features) if spec.features is not None else [
+                c for c in frame.columns if c != spec.target]
+            changes = {}
+            for c, t in declared.items():
+                if c in features:
+                    changes[c] = (from_text(frame[c].astype(object), t, where) if csv and t != "string"
+                                  else convert(frame[c], t, where))
+            if changes:
+                frame = frame.assign(**changes)
+            labels = frame[spec.target]
+            gaps = labels.isna().to_numpy()
+            if gaps.any():
+                first = start + int(np.flatnonzero(gaps)[0])
+                raise DataError(f"{where}: target column {spec.target!r} has a missing value at "
+                                f"data row {first + 1:,}; drop or label those rows")
+            sensitive = _groups(frame, spec, where, start)
+            table = Table(role=role, path=file, sha256="", features=frame[features],
+                          labels=labels.reset_index(drop=True), sensitive=sensitive)
+            yield Batch(table=table, path=file, start=start)
+            start += len(frame)
+
+
+def _groups(frame: pd.DataFrame, spec: DataSpec, where: str, start: int) -> pd.DataFrame:
+    """The sensitive columns of a batch as groups (fixed bins applied; a missing value is an
+    error naming its row, or its own group under ``data.missing_sensitive: group``)."""
+    from audit.data.tables import MISSING_GROUP, bin_column
+
+    out = frame[list(spec.sensitive)].reset_index(drop=True).copy()
+    for col in spec.sensitive:
+        binning = spec.binning(col)
+        if binning is not None:
+            out[col] = bin_column(out[col], col, binning.edges, spec.missing_sensitive == "group",
+                                  where)
+        gaps = out[col].isna()
+        if not gaps.any():
+            continue
+        if spec.missing_sensitive == "group":
+            out[col] = out[col].astype(object).where(~gaps, MISSING_GROUP)
+            continue
+        first = start + int(np.flatnonzero(gaps.to_numpy())[0])
+        raise DataError(f"{where}: sensitive column {col!r} has a missing value at data row "
+                        f"{first + 1:,}; fill it, or set data.missing_sensitive: group")
+    return out

@@ -1,0 +1,273 @@
+"""The streaming engine of a suite run: the eval table read batch by batch
+(``settings.engine: stream``, or ``--engine stream``).
+
+One pass reads the table in batches (:mod:`audit.stream.batches`); each model predicts each
+batch once; the batch is counted into the additive tables (:mod:`audit.stream.partials`) and
+offered to a seeded uniform sample of ``settings.sample_rows`` rows; then it is dropped. Peak
+memory is set by the batch and the sample, not the table.
+
+A check whose metric has an additive form (count metrics, means of per-row values, binary ROC
+AUC) is measured from the tables: the same numbers as the in-memory engine on the whole table
+(exactly for counts, to summation order for means). Every other check runs unchanged on the
+sample, through an in-memory run over the sample's rows, and each of its measurements says so
+(``measured on a seeded uniform sample of 100,000 of the 10,000,000 eval rows``). So does a
+suite's baseline.
+
+A :class:`~audit.runner.SuiteRun` whose engine is ``stream`` hands its measurements to a
+:class:`StreamEngine` (it keeps the gates, the report and the provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.checks.measure import Resampler, measure, normal_measurement, with_rows
+from audit.checks.registry import Metric, MetricInput
+from audit.data import LabelEncoding
+from audit.errors import SuiteError, display_path
+from audit.results import Measurement
+from audit.stream.batches import iter_batches
+from audit.stream.partials import Partials, auc_from_counts
+from audit.suite import CheckSpec
+
+__all__ = ["StreamEngine", "streamable"]
+
+PROGRESS_EVERY = 5.0  # seconds between progress lines of the pass
+
+
+def streamable(metric: Metric, params: Any = None) -> bool:
+    """Whether ``metric`` is measured from the additive tables (else on the sample)."""
+    if metric.custom is not None:
+        return False
+    if metric.engine == "counts":
+        return True
+    return metric.rows is not None or metric.pair_rows is not None or metric.name == "roc_auc"
+
+
+class _Counted(Resampler):
+    """A :class:`Resampler` over a count table that was added up batch by batch: its replicates
+    are the same multinomial draws the in-memory engine makes from the same table."""
+
+    def __init__(self, joint: np.ndarray, n_boot: int, seed: int) -> None:
+        self.inputs = None  # type: ignore[assignment]
+        self.n_boot, self.seed, self._memo = n_boot, seed, {}
+        self.__dict__["joint"] = joint
+
+
+class StreamEngine:
+    """How a :class:`~audit.runner.SuiteRun` measures when its eval table is streamed (see the
+    module doc): ``run`` is the run it measures for (its models, session, suite)."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.suite = run.suite
+
+    # -- the pass ------------------------------------------------------------------------
+    @cached_property
+    def stream(self) -> dict[str, Any]:
+        """The pass over the eval table: its additive tables, sample and counts."""
+        return self.run._guard(self._pass)
+
+    def _pass(self) -> dict[str, Any]:
+        s = self.suite.settings
+        run = self.run
+        teacher, student = run.model("teacher"), run.model("student")
+        encoding = LabelEncoding.from_models(teacher.classes, student.classes,
+                                             self.suite.data.positive)
+        run.encoding = encoding
+        t_order = encoding.reorder(teacher.classes)
+        s_order = encoding.reorder(student.classes)
+        means = []
+        params: dict[str, dict[str, Any]] = {}
+        from audit.checks.registry import get_metric
+
+        auc = False
+        for spec in self.suite.checks:
+            metric = get_metric(spec.metric)
+            if metric.rows is not None or metric.pair_rows is not None:
+                fn = metric.rows if metric.rows is not None else metric.pair_rows
+                if spec.metric not in params:
+                    means.append((spec.metric, fn, metric.pair_rows is not None))
+                    params[spec.metric] = dict(spec.params)
+            auc = auc or metric.name == "roc_auc"
+        partials = Partials(len(encoding.classes), encoding.pos, tuple(means))
+        partials.auc = auc
+        sample_keys = np.zeros(0)
+        sample: pd.DataFrame | None = None
+        rng = np.random.default_rng(s.seed)
+        progress = run.session.progress
+        start = last = time.perf_counter()
+        first_path = None
+        for batch in iter_batches(self.suite.data, "eval", batch_rows=s.batch_rows):
+            table = batch.table
+            first_path = first_path or batch.path
+            where = (f"{display_path(batch.path)} column {self.suite.data.target!r}")
+            y = encoding.encode(table.labels, where, offset=batch.start)
+            p_t = teacher.predict_proba(table)[:, t_order]
+            p_s = student.predict_proba(table)[:, s_order]
+            partials.add(y, p_t, p_s, params)
+            # a bottom-k sample: every row draws a key from one seeded stream (the same keys
+            # whatever the batch size); the sample_rows smallest keys are kept
+            keys = rng.random(table.n_rows)
+            k = p_t.shape[1]
+            frame = pd.concat([table.features, table.labels.rename("__label__"),
+                               table.sensitive.add_prefix("__sensitive__"),
+                               pd.Series(np.arange(batch.start, batch.start + table.n_rows),
+                                         name="__row__"),
+                               pd.DataFrame(np.column_stack([y, p_t, p_s]),
+                                            columns=["__y__", *(f"__pt{i}__" for i in range(k)),
+                                                     *(f"__ps{i}__" for i in range(k))])],
+                              axis=1)
+            keep = keys < (sample_keys.max() if len(sample_keys) >= s.sample_rows else 2.0)
+            if keep.any():
+                merged_keys = np.concatenate([sample_keys, keys[keep]])
+                merged = pd.concat([*([sample] if sample is not None else []),
+                                    frame[keep]], ignore_index=True)
+                order = np.argsort(merged_keys, kind="stable")[:s.sample_rows]
+                sample_keys, sample = merged_keys[order], merged.iloc[order].reset_index(drop=True)
+            now = time.perf_counter()
+            if progress is not None and now - last > PROGRESS_EVERY:
+                last = now
+                rate = partials.rows / (now - start)
+                total = self._total_rows()
+                eta = f", about {(total - partials.rows) / rate:.0f} s left" if total else ""
+                progress(f"streaming {display_path(batch.path)}: {partials.rows:,} rows "
+                         f"({rate:,.0f} rows/s{eta})")
+        if partials.rows == 0:
+            raise SuiteError("the eval table has no rows", file=self.suite.path, key="data.eval")
+        assert sample is not None
+        # in the table's order: a sample of every row is the table itself
+        sample = sample.sort_values("__row__", kind="stable").reset_index(drop=True)
+        run.load_seconds = time.perf_counter() - start
+        run.prediction_sources.update({"teacher/eval": "streamed", "student/eval": "streamed"})
+        run.record_classes(teacher=teacher.classes, student=student.classes)
+        run.eval_summary = {"rows": partials.rows,
+                            "features": [c for c in sample.columns if not c.startswith("__")]}
+        return {"partials": partials, "sample": sample, "rows": partials.rows,
+                "path": first_path}
+
+    def _total_rows(self) -> int | None:
+        from audit.stream.batches import count_rows
+
+        if "_total" not in self.__dict__:
+            self.__dict__["_total"] = count_rows(self.suite.data.eval)
+        return self.__dict__["_total"]
+
+    @cached_property
+    def sample_run(self) -> Any:
+        """An in-memory run over the sample's rows (the checks with no additive form), with
+        the stream's predictions of them: no model predicts these rows again."""
+        from audit.data.tables import Table
+
+        frame = self.stream["sample"]
+        sens = [c for c in frame.columns if c.startswith("__sensitive__")]
+        features = [c for c in frame.columns if not c.startswith("__")]
+        table = Table(role="eval", path=self.suite.data.eval,
+                      sha256=(f"sample:{self.suite.settings.seed}:{len(frame)}:"
+                              f"{self.run.table_sha256('eval')}"),
+                      features=frame[features], labels=frame["__label__"],
+                      sensitive=frame[sens].rename(columns=lambda c: c[len("__sensitive__"):]))
+        encoding = self.run.encoding
+        assert encoding is not None
+        k = len(encoding.classes)
+        inputs = MetricInput(
+            y=frame["__y__"].to_numpy().astype(np.int64),
+            p_teacher=frame[[f"__pt{i}__" for i in range(k)]].to_numpy(),
+            p_student=frame[[f"__ps{i}__" for i in range(k)]].to_numpy(),
+            classes=encoding.classes, pos=encoding.pos, sensitive=table.sensitive)
+        return self.run.over(table, inputs)
+
+    def sample_note(self) -> str:
+        n, total = len(self.stream["sample"]), self.stream["rows"]
+        if n >= total:
+            return ""
+        return (f"measured on a seeded uniform sample of {n:,} of the {total:,} eval rows "
+                "(settings.engine: stream; this metric has no additive form)")
+
+    # -- checks --------------------------------------------------------------------------
+    def measurements(self, spec: CheckSpec, metric: Metric
+                     ) -> tuple[tuple[Measurement, ...], dict[str, Any]]:
+        """The check's measurements and details: from the tables, or from the sample."""
+        if not streamable(metric, spec.params):
+            ms, details = self.sample_run._measurements(spec, metric)
+            return self._noted(ms), {**details, "engine": "stream (sample)"}
+        return self._from_tables(spec, metric), {**self.run._details(), "engine": "stream"}
+
+    def baseline_measurements(self, spec: CheckSpec, metric: Metric
+                              ) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...]]:
+        """The baseline's measurements of the check, on the sample (the tables hold two
+        models)."""
+        base, versus = self.sample_run._baseline_measurements(spec, metric)
+        return self._noted(base), self._noted(versus)
+
+    def _noted(self, ms: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
+        note = self.sample_note()
+        if not note:
+            return ms
+        return tuple(dataclasses.replace(m, notes=(*m.notes, note)) for m in ms)
+
+    def _from_tables(self, spec: CheckSpec, metric: Metric) -> tuple[Measurement, ...]:
+        partials: Partials = self.stream["partials"]
+        s = self.suite.settings
+        encoding = self.run.encoding
+        assert encoding is not None
+        k, pos, n = partials.k, partials.pos, partials.rows
+        params = dict(spec.params)
+        if spec.params.get("average") == "binary" and pos is None:
+            raise SuiteError(f"='binary': the models have {k} classes; use macro, micro or "
+                             "weighted", file=spec.file, line=spec.line,
+                             key=f"checks.{spec.name}.average")
+        if metric.engine == "counts":
+            empty = np.zeros(0, dtype=np.int64)
+            inputs = MetricInput(y=empty, p_teacher=np.zeros((0, k)), p_student=np.zeros((0, k)),
+                                 classes=encoding.classes, pos=pos)
+            m = measure(metric, params, inputs, _Counted(partials.joint, s.bootstrap, s.seed),
+                        s.confidence)
+            if metric.needs is not None:  # the rows shown beside it (flips): from the sample
+                sample = self.sample_run
+                m = with_rows(m, {r.kind: sample.probes.build(r) for r in metric.needs(params)})
+                note = self.sample_note()
+                if note and "flips" in m.extra:
+                    m = dataclasses.replace(m, notes=(*m.notes, "the flip table's rows are from "
+                                                      "the seeded sample the other checks use"))
+            return (m,)
+        if metric.name == "roc_auc":
+            if pos is None:  # macro one-vs-rest: needs the rows
+                ms, _ = self.sample_run._measurements(spec, metric)
+                return self._noted(ms)
+            auc_t, auc_s, auc_r = auc_from_counts(partials.auc_keys, partials.auc_counts)
+            return (normal_measurement(metric, params, s.confidence, n=n, teacher=auc_t,
+                                       student=auc_s,
+                                       regression=(metric.sign * auc_r[0], auc_r[1])),)
+        got = partials.moments[metric.name]
+        if metric.pair_rows is not None:
+            pair = got["student"]
+            return (normal_measurement(metric, params, s.confidence, n=n,
+                                       student=(pair.mean, pair.se)),)
+        t, st, d = got["teacher"], got["student"], got["diff"]
+        return (normal_measurement(metric, params, s.confidence, n=n, teacher=(t.mean, t.se),
+                                   student=(st.mean, st.se),
+                                   regression=(metric.sign * (t.mean - st.mean), d.se)),)
+
+    @property
+    def joint(self) -> np.ndarray:
+        """The count table ``J[true, teacher, student]`` of every streamed row."""
+        return self.stream["partials"].joint
+
+    def preflight(self) -> None:
+        """Load both models and predict the first rows of the first batch."""
+        batch = next(iter(iter_batches(self.suite.data, "eval",
+                                       batch_rows=self.suite.settings.batch_rows)))
+        head = batch.table.take(slice(0, self.run.PREFLIGHT_ROWS))
+        teacher, student = self.run.model("teacher"), self.run.model("student")
+        encoding = LabelEncoding.from_models(teacher.classes, student.classes,
+                                             self.suite.data.positive)
+        encoding.encode(head.labels, display_path(batch.path))
+        for model in (teacher, student):
+            model.predict_proba(head)
