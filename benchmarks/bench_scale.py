@@ -133,8 +133,8 @@ def floor_worker(table: Path, batch_rows: int) -> dict[str, Any]:
         y = (frame["released"].to_numpy() == classes[1]).astype(np.int64)
         joint += np.bincount((y * 2 + p_t.argmax(1)) * 2 + p_s.argmax(1), minlength=8)
         rows += len(frame)
-    return {"rows": rows, "accuracy_teacher": float(joint.reshape(2, 2, 2)[[0, 1], [0, 1]].sum()
-                                                    / rows)}
+    J = joint.reshape(2, 2, 2)  # [label, teacher, student]
+    return {"rows": rows, "accuracy_teacher": float((J[0, 0].sum() + J[1, 1].sum()) / rows)}
 
 
 def engine_worker(suite_path: Path) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def engine_worker(suite_path: Path) -> dict[str, Any]:
     if errors:
         raise SystemExit(errors[0])
     acc = next(c for c in results if c.name == "accuracy").measurements[0]
-    return {"rows": acc.n, "accuracy_teacher": acc.teacher.value if acc.teacher else None,
+    return {"rows": int(acc.evidence["trials"]),
+            "accuracy_teacher": acc.teacher.value if acc.teacher else None,
             "statuses": {c.name: c.status.value for c in results}}
 
 
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                                    str(write_suite(table, args.batch_rows, "memory"))]
         for name, cmd in runs.items():
             got = timed(cmd)
-            rows.append({"rows": n, "run": name, **got})
+            rows.append({**got, "counted": got["rows"], "rows": n, "run": name})
             print(f"  {n:>11,} {name:<7} {got['seconds']:8.1f} s  {got['rss_mib']:8.0f} MiB",
                   flush=True)
     print()
@@ -225,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         ok &= met
         print(f"target stream peak RSS at {big:,} <= {TARGET_RSS}x the 1,000,000-row run: "
               f"{m:.2f}x {'met' if met else 'MISSED'}")
-    for r in rows:  # the engine and the floor count the same rows and the same accuracy
-        assert r["rows"] == r["rows"], r
+    for r in rows:  # every engine counts the floor's rows and its teacher accuracy
+        f = floor[r["rows"]]
+        if r["counted"] != r["rows"] or abs(r["accuracy_teacher"] - f["accuracy_teacher"]) > 1e-12:
+            raise SystemExit(f"{r['run']} at {r['rows']:,} rows disagrees with the floor: "
+                             f"accuracy {r['accuracy_teacher']} vs {f['accuracy_teacher']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_scale.json").write_text(json.dumps(
         {"rows": rows, "batch_rows": args.batch_rows, "cores": os.cpu_count(),
