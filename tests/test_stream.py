@@ -377,3 +377,15 @@ def test_the_cli_streams_with_engine_stream(tmp_path: Path) -> None:
     assert data["provenance"]["data"]["eval"]["rows"] == 6000
     acc = next(c for c in data["checks"] if c["name"] == "accuracy")
     assert acc["details"]["engine"] == "stream" and acc["measurements"][0]["n"] == 6000
+
+
+def test_a_missing_group_deep_in_a_table_is_named_by_its_row(tmp_path: Path) -> None:
+    write_data(tmp_path)
+    frame = pd.read_csv(tmp_path / "eval.csv")
+    frame.loc[[3499, 5000], "group"] = None
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    checks = {"p": {"metric": "demographic_parity_difference", "by": ["group"]}}
+    (c,) = StreamRun(make_suite(tmp_path, checks, batch_rows=1000)).run_all()
+    assert c.error == ("eval.csv: sensitive column 'group' has 1 row with a missing value, first "
+                       "at data row 3,500; fill them, or set data.missing_sensitive: group to "
+                       "slice them as their own group 'missing'")

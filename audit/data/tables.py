@@ -292,18 +292,25 @@ def _sensitive(frame: pd.DataFrame, spec: DataSpec, where: str, role: str
             cut.append((col, edges))
         elif role == "eval" and col not in text:
             _refuse_many_numbers(out[col], col, spec, where)
-        gaps = out[col].isna()
-        if not gaps.any():
-            continue
-        if spec.missing_sensitive == "group":
-            out[col] = out[col].astype(object).where(~gaps, MISSING_GROUP)
-            continue
-        first = int(np.flatnonzero(gaps.to_numpy())[0])
-        raise DataError(f"{where}: sensitive column {col!r} has {_rows(int(gaps.sum()))} with a "
-                        f"missing value, first at data row {first + 1}; fill them, or set "
-                        f"data.missing_sensitive: group to slice them as their own group "
-                        f"{MISSING_GROUP!r}")
+        out[col] = fill_missing_groups(out[col], spec, where)
     return out, tuple(cut)
+
+
+def fill_missing_groups(values: pd.Series, spec: DataSpec, where: str, offset: int = 0
+                        ) -> pd.Series:
+    """A sensitive column's missing values as the group :data:`MISSING_GROUP` under
+    ``data.missing_sensitive: group``, else an error naming the first one's data row
+    (``offset``: the rows before these, for a batch of a larger table)."""
+    gaps = values.isna()
+    if not gaps.any():
+        return values
+    if spec.missing_sensitive == "group":
+        return values.astype(object).where(~gaps, MISSING_GROUP)
+    first = offset + int(np.flatnonzero(gaps.to_numpy())[0])
+    raise DataError(f"{where}: sensitive column {values.name!r} has {_rows(int(gaps.sum()))} "
+                    f"with a missing value, first at data row {first + 1:,}; fill them, or set "
+                    f"data.missing_sensitive: group to slice them as their own group "
+                    f"{MISSING_GROUP!r}")
 
 
 def _as_numbers(series: pd.Series) -> pd.Series | None:

@@ -165,7 +165,7 @@ def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAUL
 def _groups(frame: pd.DataFrame, spec: DataSpec, where: str, start: int) -> pd.DataFrame:
     """The sensitive columns of a batch as groups (fixed bins applied; a missing value is an
     error naming its row, or its own group under ``data.missing_sensitive: group``)."""
-    from audit.data.tables import MISSING_GROUP, bin_column
+    from audit.data.tables import bin_column, fill_missing_groups
 
     out = frame[list(spec.sensitive)].reset_index(drop=True).copy()
     for col in spec.sensitive:
@@ -173,13 +173,5 @@ def _groups(frame: pd.DataFrame, spec: DataSpec, where: str, start: int) -> pd.D
         if binning is not None:
             out[col] = bin_column(out[col], col, binning.edges, spec.missing_sensitive == "group",
                                   where)
-        gaps = out[col].isna()
-        if not gaps.any():
-            continue
-        if spec.missing_sensitive == "group":
-            out[col] = out[col].astype(object).where(~gaps, MISSING_GROUP)
-            continue
-        first = start + int(np.flatnonzero(gaps.to_numpy())[0])
-        raise DataError(f"{where}: sensitive column {col!r} has a missing value at data row "
-                        f"{first + 1:,}; fill it, or set data.missing_sensitive: group")
+        out[col] = fill_missing_groups(out[col], spec, where, start)
     return out
