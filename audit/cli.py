@@ -139,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("data", type=Path, help="the eval table (.csv or .parquet)")
     ini.add_argument("--target", help="the label column (default: guessed, or asked)")
     ini.add_argument("--train", type=Path, help="the training table (privacy and drift checks)")
+    ini.add_argument("--baseline", type=Path,
+                     help="a third model: the one in production today (the suite's baseline:)")
     ini.add_argument("-o", "--output", type=Path, metavar="PATH.audit.yaml",
                      help="where to write it (default: distilled.audit.yaml; never overwritten)")
 
@@ -489,7 +491,8 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from audit.init import cmd_init
 
-    return cmd_init(args.teacher, args.student, args.data, args.target, args.output, args.train)
+    return cmd_init(args.teacher, args.student, args.data, args.target, args.output, args.train,
+                    args.baseline)
 
 
 def main(argv: list[str] | None = None) -> int:

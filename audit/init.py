@@ -248,6 +248,10 @@ def _suggested_sensitive(features: list[str]) -> list[str]:
 
 # -- the suite text -----------------------------------------------------------------------------
 _GATE_ADVICE = {
+    "baseline": "max_baseline_regression: how much accuracy the student may lose against the "
+                "baseline (0.01 = one point; judged on the interval, so 0 would demand proof that "
+                "the student is no worse at all); the report's Against the baseline table shows "
+                "every check's comparison.",
     "accuracy": "max_regression: how much accuracy the student may lose against its teacher "
                 "(0.02 = two points). A gate passes only when its whole interval is on the right "
                 "side, so with few eval rows a tight value comes out INCONCLUSIVE: distill-audit "
@@ -299,7 +303,8 @@ def _check(lines: list[str], name: str, metric: str, gate: str, advice: str, *,
 
 
 def draft_suite(teacher: Path, student: Path, data: Path, *, target: str | None, out: Path,
-                train: Path | None = None, sensitive: Sequence[str] | None = None) -> Draft:
+                train: Path | None = None, sensitive: Sequence[str] | None = None,
+                baseline: Path | None = None) -> Draft:
     """The starter suite :func:`init_suite` writes, as text, with what the user must review.
 
     Reads the tables and the models (loading a model only where that runs none of its code);
@@ -314,6 +319,8 @@ def draft_suite(teacher: Path, student: Path, data: Path, *, target: str | None,
     columns = [str(c) for c in frame.columns]
     where = display_path(data)
     models = [_read_model(teacher, "teacher"), _read_model(student, "student")]
+    if baseline is not None:
+        models.append(_read_model(Path(baseline), "baseline"))
     review: list[str] = []
     notes: list[str] = []
     if target is None:
@@ -336,9 +343,12 @@ def draft_suite(teacher: Path, student: Path, data: Path, *, target: str | None,
     labels = sorted({_text(v) for v in frame[target].dropna().unique()})
     known = [m.classes for m in models if m.classes is not None]
     k = len(known[0]) if known else len(labels)
-    if len(known) == 2 and {_text(c) for c in known[0]} != {_text(c) for c in known[1]}:
-        review.append(f"the teacher's classes ({', '.join(map(_text, known[0]))}) differ from the "
-                      f"student's ({', '.join(map(_text, known[1]))}): the run will refuse them")
+    for m in models[1:]:
+        if models[0].classes is not None and m.classes is not None and \
+                {_text(c) for c in models[0].classes} != {_text(c) for c in m.classes}:
+            review.append(f"the teacher's classes ({', '.join(map(_text, models[0].classes))}) "
+                          f"differ from the {m.role}'s ({', '.join(map(_text, m.classes))}): the "
+                          "run will refuse them")
     unknown = [v for v in labels if known and v not in {_text(c) for c in known[0]}]
     if unknown:
         review.append(f"labels in {target} that the models do not know: {', '.join(unknown)}")
@@ -386,6 +396,9 @@ def draft_suite(teacher: Path, student: Path, data: Path, *, target: str | None,
         lines.append(f"  # positive: {_scalar(labels[-1])}   # the class selection rates, precision "
                      "and recall are of (default: inferred, and stated in the report)")
     for model in models:
+        if model.role == "baseline":
+            lines.append("# the model in production today (or the student trained without "
+                         "distillation): every check measures it too")
         lines += _model_lines(model, base, review, notes)
     lines += [
         "settings:",
@@ -395,7 +408,11 @@ def draft_suite(teacher: Path, student: Path, data: Path, *, target: str | None,
         "  inconclusive: fail   # an undecided gate blocks the release (warn: it passes with a warning)",
         "checks:",
     ]
-    _check(lines, "accuracy", "accuracy", "{max_regression: 0.02}", _GATE_ADVICE["accuracy"])
+    if baseline is not None:
+        _check(lines, "accuracy", "accuracy", "{max_regression: 0.02, max_baseline_regression: 0.01}",
+               _GATE_ADVICE["accuracy"] + " " + _GATE_ADVICE["baseline"])
+    else:
+        _check(lines, "accuracy", "accuracy", "{max_regression: 0.02}", _GATE_ADVICE["accuracy"])
     _check(lines, "agreement", "agreement", "{min: 0.9}", _GATE_ADVICE["agreement"])
     _check(lines, "calibration", "ece", "{max_regression: 0.02}", _GATE_ADVICE["calibration"])
     # demographic parity needs a positive class; with more classes, the worst group's accuracy
@@ -529,7 +546,8 @@ def _write(draft: Draft, out: Path) -> Path:
 
 
 def init_suite(teacher: Path, student: Path, data: Path, *, target: str | None, out: Path,
-               train: Path | None = None, sensitive: Sequence[str] | None = None) -> Path:
+               train: Path | None = None, sensitive: Sequence[str] | None = None,
+               baseline: Path | None = None) -> Path:
     """Write a starter suite for ``teacher`` and ``student`` on the table ``data``.
 
     Parameters
@@ -548,6 +566,9 @@ def init_suite(teacher: Path, student: Path, data: Path, *, target: str | None, 
     sensitive : sequence of str or None, default None
         Sensitive columns to slice the fairness check by. Without them, columns whose names
         suggest one are written as a commented suggestion, and the fairness check commented.
+    baseline : Path or None, default None
+        A third model file (the model in production today): the suite's ``baseline:``, and a
+        bound on the accuracy regression from it.
 
     Returns
     -------
@@ -564,12 +585,12 @@ def init_suite(teacher: Path, student: Path, data: Path, *, target: str | None, 
     out = Path(out)
     _check_out(out)
     draft = draft_suite(teacher, student, data, target=target, out=out, train=train,
-                        sensitive=sensitive)
+                        sensitive=sensitive, baseline=baseline)
     return _write(draft, out)
 
 
 def cmd_init(teacher: Path, student: Path, data: Path, target: str | None, out: Path | None,
-             train: Path | None) -> int:
+             train: Path | None, baseline: Path | None = None) -> int:
     """``distill-audit init TEACHER STUDENT DATA [--target COL] [--train TABLE] [-o PATH]``.
 
     Writes the starter suite (default ``distilled.audit.yaml`` here), prints what it guessed,
@@ -579,7 +600,8 @@ def cmd_init(teacher: Path, student: Path, data: Path, target: str | None, out: 
     try:
         _check_out(out)
         draft = draft_suite(Path(teacher), Path(student), Path(data), target=target, out=out,
-                            train=None if train is None else Path(train))
+                            train=None if train is None else Path(train),
+                            baseline=None if baseline is None else Path(baseline))
         _write(draft, out)
     except AuditError as exc:
         print(visible(f"error: {exc}", newlines=True), file=sys.stderr)

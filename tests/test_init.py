@@ -253,3 +253,15 @@ def test_column_names_that_need_quoting_stay_one_valid_value(arrests: Path, tmp_
     assert suite.data.target == "label"  # the usual name, as no model could be read
     assert suite.data.sensitive == ("colour\n# injected: true", "age", "sex: #1", "citizen")
     assert not marker.exists()
+
+
+def test_init_with_a_baseline_writes_it_and_a_bound_on_it(arrests: Path, tmp_path: Path) -> None:
+    out = init_suite(arrests / "teacher.skops", arrests / "student.onnx", arrests / "eval.csv",
+                     target=None, out=tmp_path / "b.audit.yaml",
+                     baseline=arrests / "baseline.skops")
+    suite = load_suite(out)
+    assert suite.baseline is not None and suite.baseline.kind == "skops"
+    assert suite.check("accuracy").gate.max_baseline_regression == 0.01
+    text = out.read_text(encoding="utf-8")
+    (line,) = [x for x in text.splitlines() if x.startswith("baseline: ")]
+    assert line.endswith("baseline.skops   # skops; classes No, Yes (read from the model)")
