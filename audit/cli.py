@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-flips", action="store_true", help="write no flip table")
     run.add_argument("--mlflow", metavar="URI", nargs="?", const="", default=None,
                      help="log each report as an MLflow run (to URI, else MLFLOW_TRACKING_URI)")
-    run.add_argument("--engine", choices=("memory", "stream"),
+    run.add_argument("--engine", choices=("memory", "stream", "ray"),
                      help="read the eval tables whole (memory) or in batches (stream); default: "
                           "each suite's settings.engine")
     run.add_argument("--report-dir", type=Path, metavar="DIR",

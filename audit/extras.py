@@ -39,7 +39,7 @@ GRADIENT_ATTACKS = ("fgsm", "pgd")
 
 # top-level module -> the extra that installs it
 EXTRAS: dict[str, str] = {"torch": "torch", "pyarrow": "parquet", "transformers": "text",
-                          "tokenizers": "text", "PIL": "images", "mlflow": "mlflow"}
+                          "tokenizers": "text", "PIL": "images", "mlflow": "mlflow", "ray": "ray"}
 
 
 class MissingExtra(AuditError, ImportError):

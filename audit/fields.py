@@ -176,7 +176,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
                                "batches of batch_rows, keeping additive tables (exact for count "
                                "metrics, means and binary ROC AUC) and a seeded uniform sample "
                                "of sample_rows for the checks that need rows.",
-                        choices=("memory", "stream"), default="memory"),
+                        choices=("memory", "stream", "ray"), default="memory"),
         "batch_rows": Field("int", "Rows per batch of a streamed run.", default=250_000,
                             schema=(("minimum", 1000), ("maximum", 50_000_000))),
         "sample_rows": Field("int", "Rows of a streamed run's seeded uniform sample (the checks "

@@ -51,7 +51,7 @@ from audit.spec import GATE_KINDS, GateSpec
 from audit.stats import rows_to_pass
 
 __all__ = ["evaluate_gate", "evaluate_baseline_gate", "check_status", "describe_bound",
-           "bound_problem", "evidence_floor", "minimum_rows", "MIN_ROWS"]
+           "bound_problem", "evidence_floor", "is_table_fact", "minimum_rows", "MIN_ROWS"]
 
 MIN_ROWS = 30  # eval rows or attacked rows: no gate is judged on fewer
 # (floor, what n counts) per family; families not named use MIN_ROWS eval rows
@@ -61,10 +61,16 @@ _FLOORS = {"robustness": (MIN_ROWS, "attacked rows"),
 _ESTIMATED_DATA = ("max_psi", "drifted_columns")  # the data family's inferences (the rest are facts)
 
 
+def is_table_fact(metric: str, family: str) -> bool:
+    """Whether a data check's metric is an exact fact of the tables (missing values,
+    duplicates, leakage, class shares, constant columns): no interval and no floor."""
+    return family == "data" and metric not in _ESTIMATED_DATA
+
+
 def evidence_floor(m: Measurement) -> tuple[int, str] | None:
     """The fewest ``n`` a gate on ``m`` is judged on, and what n counts; ``None`` when ``m`` is
     exact (a fact of the table, a size ratio) or declares no family (built by hand)."""
-    if not m.family or (m.family == "data" and m.metric not in _ESTIMATED_DATA):
+    if not m.family or is_table_fact(m.metric, m.family):
         return None
     if m.family == "efficiency" and m.n == 0:  # sizes on disk: measured, not sampled
         return None

@@ -48,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "<report>.flips.csv beside the JSON report)")
     group.addoption("--audit-no-flips", action="store_true", default=False,
                     help="write no flip table beside the report")
-    group.addoption("--audit-engine", choices=("memory", "stream"), default=None,
+    group.addoption("--audit-engine", choices=("memory", "stream", "ray"), default=None,
                     help="run every suite in memory or streamed in batches (default: each "
                          "suite's settings.engine)")
     group.addoption("--audit-mlflow", metavar="URI", nargs="?", const="", default=None,

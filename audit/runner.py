@@ -201,16 +201,20 @@ class SuiteRun:
                         "\0".join(f"{c}:{t}" for c, t in table.features.dtypes.astype(str).items()))
         # a callable's behaviour may depend on files we cannot see: never reuse it across runs
         persist = spec.kind not in ("callable", "object")
-        P, info, source = self._guard(
-            lambda: cache.get_with_info(key, compute, persist=persist, verify=verify,
-                                        label=f"{self.roles[role]} predictions on {table.role}"))
+        def get() -> tuple[np.ndarray, dict[str, Any], str]:
+            return cache.get_with_info(key, compute, persist=persist, verify=verify,
+                                       label=f"{self.roles[role]} predictions on {table.role}")
+
+        # a failure on the eval table stops every check; on another table (a predictions file
+        # that covers the eval rows only) it is the failure of the checks that read that table
+        P, info, source = self._guard(get) if table.role == "eval" else get()
         how = cache.obtained(key)
         if spec.kind == "skops" and not self._loaded(role) and source != "computed":
             # this suite's trust list against the file's types: from a record this session
             # computed, authenticated or verified (it depends only on the file's content), or
             # from the file itself; never from an unverified cache entry
             recorded = info.get("untrusted_types") if how != "unverified" else None
-            self._guard(lambda: check_skops_trust(spec, role, recorded))
+            self._guard(lambda: check_skops_trust(spec, self.roles[role], recorded))
         # where the predictions came from: later reads of the same table are served from memory
         top, name = self._top(), self.roles[role]
         top.prediction_sources.setdefault(f"{name}/{table.role}", source)
@@ -240,11 +244,12 @@ class SuiteRun:
         else ``settings.engine``), else ``None``: the whole table in memory."""
         if self._parent is not None or "eval_table" in self.__dict__:
             return None
-        if (self.session.engine or self.suite.settings.engine) != "stream":
+        engine = self.session.engine or self.suite.settings.engine
+        if engine == "memory":
             return None
         from audit.stream.engine import StreamEngine
 
-        return StreamEngine(self)
+        return StreamEngine(self, engine)
 
     def over(self, table: Table, inputs: MetricInput) -> SuiteRun:
         """A run of this suite, in memory, over ``table`` whose predictions ``inputs`` hold
@@ -285,8 +290,9 @@ class SuiteRun:
             table = self.eval_table
             p_teacher, teacher_classes = self.predictions("teacher", table)
             p_student, student_classes = self.predictions("student", table)
-            self.encoding = LabelEncoding.from_models(teacher_classes, student_classes,
-                                                      self.suite.data.positive)
+            self.encoding = LabelEncoding.from_models(
+                teacher_classes, student_classes, self.suite.data.positive,
+                names=(self.roles["teacher"], self.roles["student"]))
             y = self.encoding.encode(table.labels, f"{display_path(table.path)} column "
                                                    f"{self.suite.data.target!r}")
             inputs = MetricInput(y=y, p_teacher=p_teacher[:, self.encoding.reorder(teacher_classes)],
@@ -330,7 +336,8 @@ class SuiteRun:
         encoding.encode(table.labels, f"{display_path(table.path)} column "
                                       f"{self.suite.data.target!r}")
         if self.suite.baseline is not None:
-            LabelEncoding.from_models(teacher.classes, models[2].classes, self.suite.data.positive)
+            LabelEncoding.from_models(teacher.classes, models[2].classes, self.suite.data.positive,
+                                      names=("teacher", "baseline"))
         if not inputs_first:
             predict_first_rows()
 
@@ -353,7 +360,15 @@ class SuiteRun:
         try:
             metric = get_metric(spec.metric)
             ms, details = self._measurements(spec, metric)
-            baseline, versus = self._baseline_measurements(spec, metric)
+            try:
+                baseline, versus = self._baseline_measurements(spec, metric)
+            except AuditError as exc:
+                if spec.gate is not None and spec.gate.max_baseline_regression is not None:
+                    raise  # a gate on the baseline cannot be judged: the check fails closed
+                # the student's own numbers stand; the report says why the baseline has none
+                baseline, versus = (), ()
+                details["baseline_error"] = (f"{exc}; the baseline is not measured by this "
+                                             "check (set baseline: false on it to skip it)")
             gates = tuple(g for m in ms for g in evaluate_gate(spec.gate, m)) if spec.gate else ()
             if spec.gate is not None and spec.gate.max_baseline_regression is not None:
                 gates += tuple(g for m in versus for g in evaluate_baseline_gate(spec.gate, m))
@@ -408,7 +423,7 @@ class SuiteRun:
             return self.stream.baseline_measurements(spec, metric)
         as_student = self.baseline_run("student")._measurements(spec, metric)[0]
         versus = self.baseline_run("teacher")._measurements(spec, metric)[0]
-        return as_student, versus
+        return _numbers_only(as_student), _numbers_only(versus)
 
     def _measure(self, spec: CheckSpec, metric: Metric) -> tuple[Measurement, ...]:
         """The check's measurements, computed: predictions, artifacts, the metric."""
@@ -486,7 +501,8 @@ class SuiteRun:
             spec = getattr(self.suite, role)
             if spec.kind == "skops" and not self._loaded(role):
                 recorded = summary["untrusted_types"].get(role) if how == "authenticated" else None
-                self._guard(lambda spec=spec, role=role, r=recorded: check_skops_trust(spec, role, r))
+                self._guard(lambda spec=spec, role=role, r=recorded:
+                            check_skops_trust(spec, self.roles[role], r))
 
     def run_check(self, spec: CheckSpec | str) -> CheckResult:
         """Run a check of the suite (by name or spec) and return its result."""
@@ -616,6 +632,13 @@ class SuiteRun:
                     f"the baseline is the {who}: both files have the same SHA-256, so every "
                     f"comparison of the two is trivially equal")
         return out
+
+
+def _numbers_only(ms: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
+    """Baseline measurements without the rows shown beside a check (the flip table and the
+    examples are the teacher's and the student's)."""
+    return tuple(replace(m, extra={k: v for k, v in m.extra.items()
+                                   if k not in ("flips", "examples")}) for m in ms)
 
 
 def _one_class(J: np.ndarray, classes: tuple[Any, ...]) -> dict[str, Any]:

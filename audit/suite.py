@@ -328,6 +328,13 @@ class SuiteParser:
         self.modality = data.modality
         self.tables = {role for role in TABLES if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
+        if settings.engine != "memory":
+            quantiled = [b.column for b in data.bins if b.quantiles is not None]
+            if quantiled:
+                raise self.bad(("settings", "engine"), settings.engine,
+                               f"cannot cut data.sensitive {quantiled[0]!r} at quantiles: a "
+                               "streamed run reads no column whole before its first batch; give "
+                               "fixed edges (bins: [25, 40, 60]) or use engine: memory")
         teacher = replace(self.model(("teacher",), top["teacher"]), timeout=settings.model_timeout)
         student = replace(self.model(("student",), top["student"]), timeout=settings.model_timeout)
         baseline = None

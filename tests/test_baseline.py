@@ -77,8 +77,14 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def measurements(result: Any) -> list[dict[str, Any]]:
-    return [m.to_dict() for m in result.measurements]
+def measurements(result: Any, *, rows: bool = True) -> list[dict[str, Any]]:
+    """The result's measurements as dicts; ``rows=False``: without the rows shown beside them
+    (flip table, examples), which a baseline's measurements do not carry."""
+    out = [m.to_dict() for m in result.measurements]
+    if not rows:
+        for d in out:
+            d["extra"] = {k: v for k, v in d["extra"].items() if k not in ("flips", "examples")}
+    return out
 
 
 def test_baseline_measurements_equal_runs_with_the_baseline_in_each_place(folder: Path) -> None:
@@ -95,9 +101,10 @@ def test_baseline_measurements_equal_runs_with_the_baseline_in_each_place(folder
         if name == "missing":  # a fact of the table: no model, no baseline
             assert c.baseline == () and c.versus_baseline == ()
             continue
-        assert [m.to_dict() for m in c.baseline] == measurements(as_student[name]), name
+        assert [m.to_dict() for m in c.baseline] == measurements(as_student[name], rows=False), name
         # for a pairwise metric (agreement, slices) the student against the baseline
-        assert [m.to_dict() for m in c.versus_baseline] == measurements(as_teacher[name]), name
+        assert [m.to_dict() for m in c.versus_baseline] == measurements(as_teacher[name],
+                                                                         rows=False), name
 
 
 def test_the_baseline_gate_fails_a_student_worse_than_the_baseline(folder: Path) -> None:
@@ -230,3 +237,16 @@ def test_an_ad_hoc_check_with_a_baseline_gate_needs_a_baseline(folder: Path) -> 
                    AuditSession())
     with pytest.raises(Exception, match="the suite names none; add baseline"):
         run.check("acc", {"metric": "accuracy", "gate": {"max_baseline_regression": 0.01}})
+
+
+def test_diff_shows_a_changed_baseline_and_its_moves(folder: Path) -> None:
+    from audit.report.diff import diff_reports
+
+    old = SuiteRun(suite(folder)).report()
+    write_baseline(folder, degrade=0.45, seed=9)  # a much worse baseline
+    new = SuiteRun(suite(folder)).report()
+    d = diff_reports(old, new)
+    assert [h["artifact"] for h in d.changed_hashes] == ["baseline"]
+    whos = {(m["check"], m["who"]) for m in d.moved}
+    assert ("accuracy", "baseline") in whos and ("accuracy", "baseline regression") in whos
+    assert ("accuracy", "student") not in whos  # the student did not change

@@ -389,3 +389,64 @@ def test_a_missing_group_deep_in_a_table_is_named_by_its_row(tmp_path: Path) -> 
     assert c.error == ("eval.csv: sensitive column 'group' has 1 row with a missing value, first "
                        "at data row 3,500; fill them, or set data.missing_sensitive: group to "
                        "slice them as their own group 'missing'")
+
+
+def test_a_fact_of_the_whole_table_is_not_judged_on_a_sample(tmp_path: Path) -> None:
+    write_data(tmp_path)
+    checks = {"missing": {"metric": "missing_rate", "gate": {"max": 0}}}
+    (c,) = StreamRun(make_suite(tmp_path, checks, batch_rows=1000, sample_rows=1000)).run_all()
+    assert c.status == "error"
+    assert c.error == ("missing_rate is an exact fact of the whole table (judged with no "
+                       "interval), which settings.engine: stream would only see on its sample; "
+                       "run this check with settings.engine: memory")
+    # a table no larger than the sample is its own sample: the fact is exact there
+    (c,) = StreamRun(make_suite(tmp_path, checks, batch_rows=1000, sample_rows=6000)).run_all()
+    assert c.status == "pass"
+
+
+def test_the_baseline_is_counted_in_the_same_pass(tmp_path: Path) -> None:
+    """Streamed, the baseline's count, mean and AUC measurements come from the whole table
+    (as in memory), not from the sample."""
+    write_data(tmp_path)
+    (tmp_path / "models.py").write_text(MODEL + '''
+
+def baseline(X):
+    p = 1 / (1 + np.exp(-0.7 * X["x"].to_numpy()))
+    return np.column_stack([1 - p, p])
+''')
+    raw = make_suite(tmp_path, EXACT, batch_rows=1000, sample_rows=1000)
+    from audit.spec import ModelSpec
+
+    suite = dataclasses.replace(raw, baseline=ModelSpec(kind="callable",
+                                                        target="models:baseline",
+                                                        classes=("No", "Yes"),
+                                                        base_dir=tmp_path))
+    memory = SuiteRun(suite, AuditSession()).run_all()
+    run = StreamRun(suite)
+    streamed = run.run_all()
+    for a, b in zip(memory, streamed, strict=True):
+        for key in ("baseline", "versus_baseline"):
+            got = [m.to_dict() for m in getattr(b, key)]
+            want = [m.to_dict() for m in getattr(a, key)]
+            assert close(got, want), (a.name, key)
+            assert all(m["n"] == 6000 for m in got)
+    assert run.prediction_sources["baseline/eval"] == "streamed"
+
+
+def test_a_streamed_suite_with_quantile_bins_is_refused_when_read(tmp_path: Path) -> None:
+    from audit.errors import SuiteError
+    from audit.suite import load_suite
+
+    write_data(tmp_path)
+    (tmp_path / "q.audit.yaml").write_text(
+        "version: 1\nname: q\ndata:\n  eval: eval.csv\n  target: label\n"
+        "  sensitive: [{column: x, quantiles: 4}]\n"
+        "teacher: {callable: 'models:teacher', classes: [No, Yes]}\n"
+        "student: {callable: 'models:student', classes: [No, Yes]}\n"
+        "settings: {engine: stream}\nchecks:\n  a: {metric: accuracy}\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(tmp_path / "q.audit.yaml")
+    assert str(info.value) == (
+        "q.audit.yaml:9 settings.engine='stream': cannot cut data.sensitive 'x' at quantiles: a "
+        "streamed run reads no column whole before its first batch; give fixed edges (bins: "
+        "[25, 40, 60]) or use engine: memory")

@@ -445,17 +445,20 @@ class LabelEncoding:
 
     @classmethod
     def from_models(cls, teacher_classes: tuple[Any, ...], student_classes: tuple[Any, ...],
-                    positive: Any = None) -> LabelEncoding:
-        """Check that both models predict the same classes and choose the positive class."""
+                    positive: Any = None, names: tuple[str, str] = ("teacher", "student")
+                    ) -> LabelEncoding:
+        """Check that both models predict the same classes and choose the positive class
+        (``names``: the two models' roles, for the message)."""
+        first, second = names
         t = [_key(c) for c in teacher_classes]
         s = [_key(c) for c in student_classes]
         if sorted(t) != sorted(s):
             only_t = [c for c, k in zip(teacher_classes, t) if k not in s]
             only_s = [c for c, k in zip(student_classes, s) if k not in t]
             diff = "; ".join(part for part in (
-                f"only the teacher knows {only_t}" if only_t else "",
-                f"only the student knows {only_s}" if only_s else "") if part)
-            raise DataError(f"the teacher predicts classes {list(teacher_classes)} but the student "
+                f"only the {first} knows {only_t}" if only_t else "",
+                f"only the {second} knows {only_s}" if only_s else "") if part)
+            raise DataError(f"the {first} predicts classes {list(teacher_classes)} but the {second} "
                             f"predicts {list(student_classes)} ({diff or 'repeated classes'}); "
                             "both must know the same classes (fix the model's classes: in the "
                             "suite if its metadata is wrong)")

@@ -55,6 +55,7 @@ def _artifacts(report: AuditReport) -> dict[str, str | None]:
         "suite": report.suite.get("sha256") or None,
         "teacher": (prov.get("teacher") or {}).get("sha256"),
         "student": (prov.get("student") or {}).get("sha256"),
+        "baseline": (prov.get("baseline") or {}).get("sha256"),
         **{f"{role.replace('_', ' ')} data": (data.get(role) or {}).get("sha256")
            for role in TABLES},
     }
@@ -71,18 +72,26 @@ def diff_reports(old: AuditReport, new: AuditReport) -> ReportDiff:
                          "new": b.status if b else "absent"})
         if a is None or b is None:
             continue
-        old_ms = {(m.metric, m.scope): m for m in a.measurements}
-        for m in b.measurements:
-            before = old_ms.get((m.metric, m.scope))
-            if before is None:
-                continue
-            for who in ("student", "teacher", "regression"):
-                x, y = getattr(before, who), getattr(m, who)
-                if _beyond(x, y):
-                    moved.append({"check": name, "metric": m.metric, "scope": m.scope, "who": who,
-                                  "old": format_estimate(x, signed=who == "regression"),
-                                  "new": format_estimate(y, signed=who == "regression"),
-                                  "delta": y.value - x.value})  # type: ignore[union-attr]
+        # the student's, the teacher's and the regression; and with a baseline, the
+        # baseline's value and the student's regression from it
+        for old_list, new_list, parts in (
+                (a.measurements, b.measurements, (("student", "student"), ("teacher", "teacher"),
+                                                  ("regression", "regression"))),
+                (a.baseline, b.baseline, (("student", "baseline"),)),
+                (a.versus_baseline, b.versus_baseline, (("regression", "baseline regression"),))):
+            old_ms = {(m.metric, m.scope): m for m in old_list}
+            for m in new_list:
+                before = old_ms.get((m.metric, m.scope))
+                if before is None:
+                    continue
+                for attr, who in parts:
+                    x, y = getattr(before, attr), getattr(m, attr)
+                    if _beyond(x, y):
+                        signed = attr == "regression"
+                        moved.append({"check": name, "metric": m.metric, "scope": m.scope,
+                                      "who": who, "old": format_estimate(x, signed=signed),
+                                      "new": format_estimate(y, signed=signed),
+                                      "delta": y.value - x.value})  # type: ignore[union-attr]
     old_art, new_art = _artifacts(old), _artifacts(new)
     hashes = [{"artifact": k, "old": old_art[k], "new": new_art[k]} for k in old_art
               if old_art[k] or new_art[k]]

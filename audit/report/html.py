@@ -74,15 +74,20 @@ def _parts(e: Any, signed: bool = False) -> tuple[str, str]:
 
 def _gate_row(c: CheckResult, m: Measurement | None, g: GateResult | None) -> dict[str, Any]:
     versus = baseline_for(c, m.scope)[1] if m else None
+    teacher = _parts(m.teacher) if m else ("", "")
     if g is not None and g.kind == "max_baseline_regression":
         regression = _parts(versus.regression if versus else None, signed=True)
+        # the bound compares the student with the baseline: its value stands where the
+        # teacher's does, labelled
+        value, ci = _parts(versus.teacher if versus else None)
+        teacher = (f"baseline {value}", ci)
     elif g is not None and g.kind == "max_relative_regression":
         regression = _parts(m.relative_regression if m else None, signed=True)
     else:
         regression = _parts(m.regression, signed=True) if m else ("", "")
     return {
         "check": c.name, "metric": (m.metric + (f" ({m.scope})" if m.scope else "")) if m else "",
-        "teacher": _parts(m.teacher) if m else ("", ""),
+        "teacher": teacher,
         "student": _parts(m.student) if m else ("", ""),
         "regression": regression,
         "gate": g.description if g else ("no gate (measured only)" if c.status is not Status.ERROR else

@@ -191,11 +191,13 @@ def _unmet(checks: tuple[CheckResult, ...]) -> list[str]:
             m = measurement_for(c, g)
             relative = g.kind == "max_relative_regression"
             regression = None if m is None else m.relative_regression if relative else m.regression
-            if g.kind == "max_baseline_regression":
+            teacher = _interval(m.teacher if m else None)
+            if g.kind == "max_baseline_regression":  # the baseline's value in the teacher's place
                 versus = baseline_for(c, g.scope)[1]
                 regression = versus.regression if versus else None
+                teacher = "baseline " + _interval(versus.teacher if versus else None)
             rows.append(_row(md_text(c.name), md_text(g.description),
-                             _interval(m.teacher if m else None), _interval(m.student if m else None),
+                             teacher, _interval(m.student if m else None),
                              _interval(regression, signed=True),
                              _verdict(g.status.value, g.severity), md_text(g.reason) or NONE))
     if not rows:

@@ -25,7 +25,8 @@ import pandas as pd
 from audit.errors import DataError, display_path
 from audit.spec import DataSpec
 
-__all__ = ["Batch", "iter_batches", "dataset_files", "count_rows", "DEFAULT_BATCH_ROWS"]
+__all__ = ["Batch", "iter_batches", "table_of", "dataset_files", "count_rows", "refuse",
+           "DEFAULT_BATCH_ROWS"]
 
 DEFAULT_BATCH_ROWS = 250_000  # rows per batch: about 100 MB of a 20-column float table
 
@@ -116,10 +117,17 @@ def _frames(path: Path, spec: DataSpec, batch_rows: int) -> Iterator[pd.DataFram
 def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAULT_BATCH_ROWS
                  ) -> Iterator[Batch]:
     """The table ``spec`` names for ``role`` as :class:`Batch` es of up to ``batch_rows`` rows."""
-    from audit.coltypes import convert, from_text
-    from audit.data.tables import Table
-
     path = getattr(spec, role)
+    refuse(spec)
+    start = 0
+    for file in dataset_files(path):
+        for frame in _frames(file, spec, batch_rows):
+            yield Batch(table=table_of(frame, spec, role, file, start), path=file, start=start)
+            start += len(frame)
+
+
+def refuse(spec: DataSpec) -> None:
+    """What a streamed run cannot read, as an error with the fix."""
     if spec.modality != "tabular":
         raise DataError(f"settings.engine: stream reads feature tables; this suite's models read "
                         f"{spec.modality} (data.{spec.text and 'text' or 'images'}), which is "
@@ -129,37 +137,40 @@ def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAUL
         raise DataError(f"settings.engine: stream cannot cut {quantiled[0]!r} at quantiles (they "
                         "need the whole column before the first batch); give fixed edges, e.g. "
                         "bins: [25, 40, 60]")
-    start = 0
-    declared = spec.declared_types()
-    for file in dataset_files(path):
-        where = display_path(file)
-        csv = _is_csv(file)
-        for frame in _frames(file, spec, batch_rows):
-            missing = [c for c in (spec.target, *spec.sensitive, *(spec.features or ()))
-                       if c not in frame.columns]
-            if missing:
-                raise DataError(f"{where}: column {missing[0]!r} not found (columns: "
-                                f"{', '.join(map(str, frame.columns))})")
-            features = list(spec.features) if spec.features is not None else [
-                c for c in frame.columns if c != spec.target]
-            changes = {}
-            for c, t in declared.items():
-                if c in features:
-                    changes[c] = (from_text(frame[c].astype(object), t, where) if csv and t != "string"
-                                  else convert(frame[c], t, where))
-            if changes:
-                frame = frame.assign(**changes)
-            labels = frame[spec.target]
-            gaps = labels.isna().to_numpy()
-            if gaps.any():
-                first = start + int(np.flatnonzero(gaps)[0])
-                raise DataError(f"{where}: target column {spec.target!r} has a missing value at "
-                                f"data row {first + 1:,}; drop or label those rows")
-            sensitive = _groups(frame, spec, where, start)
-            table = Table(role=role, path=file, sha256="", features=frame[features],
-                          labels=labels.reset_index(drop=True), sensitive=sensitive)
-            yield Batch(table=table, path=file, start=start)
-            start += len(frame)
+
+
+def table_of(frame: pd.DataFrame, spec: DataSpec, role: str, file: Path, start: int) -> Any:
+    """A batch's rows as a :class:`~audit.data.tables.Table`: declared types applied, the
+    label checked, the sensitive columns as groups; problems named by their row in the whole
+    dataset (``start``: the rows before this batch) and by ``file``."""
+    from audit.coltypes import convert, from_text
+    from audit.data.tables import Table
+
+    where = display_path(file)
+    csv = _is_csv(file)
+    missing = [c for c in (spec.target, *spec.sensitive, *(spec.features or ()))
+               if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where}: column {missing[0]!r} not found (columns: "
+                        f"{', '.join(map(str, frame.columns))})")
+    features = list(spec.features) if spec.features is not None else [
+        c for c in frame.columns if c != spec.target]
+    changes = {}
+    for c, t in spec.declared_types().items():
+        if c in features:
+            changes[c] = (from_text(frame[c].astype(object), t, where) if csv and t != "string"
+                          else convert(frame[c], t, where))
+    if changes:
+        frame = frame.assign(**changes)
+    labels = frame[spec.target]
+    gaps = labels.isna().to_numpy()
+    if gaps.any():
+        first = start + int(np.flatnonzero(gaps)[0])
+        raise DataError(f"{where}: target column {spec.target!r} has a missing value at "
+                        f"data row {first + 1:,}; drop or label those rows")
+    sensitive = _groups(frame, spec, where, start)
+    return Table(role=role, path=file, sha256="", features=frame[features],
+                 labels=labels.reset_index(drop=True), sensitive=sensitive)
 
 
 def _groups(frame: pd.DataFrame, spec: DataSpec, where: str, start: int) -> pd.DataFrame:

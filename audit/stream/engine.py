@@ -30,7 +30,7 @@ import pandas as pd
 from audit.checks.measure import Resampler, measure, normal_measurement, with_rows
 from audit.checks.registry import Metric, MetricInput
 from audit.data import LabelEncoding
-from audit.errors import SuiteError, display_path
+from audit.errors import DataError, SuiteError, display_path
 from audit.results import Measurement
 from audit.stream.batches import iter_batches
 from audit.stream.partials import Partials, auc_from_counts
@@ -60,13 +60,27 @@ class _Counted(Resampler):
         self.__dict__["joint"] = joint
 
 
+def _sample_frame(table: Any, rows: np.ndarray, y: np.ndarray, p_t: np.ndarray,
+                  p_s: np.ndarray) -> pd.DataFrame:
+    """Rows offered to the sample: features, label, groups, their position in the dataset and
+    both models' probabilities (so the sample is never predicted again)."""
+    k = p_t.shape[1]
+    return pd.concat([table.features.reset_index(drop=True), table.labels.rename("__label__"),
+                      table.sensitive.add_prefix("__sensitive__"),
+                      pd.Series(rows, name="__row__"),
+                      pd.DataFrame(np.column_stack([y, p_t, p_s]),
+                                   columns=["__y__", *(f"__pt{i}__" for i in range(k)),
+                                            *(f"__ps{i}__" for i in range(k))])], axis=1)
+
+
 class StreamEngine:
     """How a :class:`~audit.runner.SuiteRun` measures when its eval table is streamed (see the
     module doc): ``run`` is the run it measures for (its models, session, suite)."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, kind: str = "stream") -> None:
         self.run = run
         self.suite = run.suite
+        self.kind = kind  # "stream": batches on this machine; "ray": row groups on Ray workers
 
     # -- the pass ------------------------------------------------------------------------
     @cached_property
@@ -78,11 +92,18 @@ class StreamEngine:
         s = self.suite.settings
         run = self.run
         teacher, student = run.model("teacher"), run.model("student")
+        self._refuse_predictions()
         encoding = LabelEncoding.from_models(teacher.classes, student.classes,
                                              self.suite.data.positive)
         run.encoding = encoding
         t_order = encoding.reorder(teacher.classes)
         s_order = encoding.reorder(student.classes)
+        baseline = None
+        if self.suite.baseline is not None:  # counted in the same pass, as two more pairs
+            baseline = run.model("baseline")
+            LabelEncoding.from_models(teacher.classes, baseline.classes, self.suite.data.positive,
+                                      names=("teacher", "baseline"))
+            b_order = encoding.reorder(baseline.classes)
         means = []
         params: dict[str, dict[str, Any]] = {}
         from audit.checks.registry import get_metric
@@ -98,13 +119,22 @@ class StreamEngine:
             auc = auc or metric.name == "roc_auc"
         partials = Partials(len(encoding.classes), encoding.pos, tuple(means))
         partials.auc = auc
+        pairs: dict[str, Partials] = {}
+        if baseline is not None:
+            for name in ("as_student", "versus"):
+                pairs[name] = Partials(len(encoding.classes), encoding.pos, tuple(means))
+                pairs[name].auc = auc
         sample_keys = np.zeros(0)
         sample: pd.DataFrame | None = None
         rng = np.random.default_rng(s.seed)
         progress = run.session.progress
         start = last = time.perf_counter()
         first_path = None
-        for batch in iter_batches(self.suite.data, "eval", batch_rows=s.batch_rows):
+        batches = iter_batches(self.suite.data, "eval", batch_rows=s.batch_rows) \
+            if self.kind == "stream" else ()
+        if self.kind == "ray":
+            partials, pairs, sample = self._on_ray(partials, encoding, params)
+        for batch in batches:
             table = batch.table
             first_path = first_path or batch.path
             where = (f"{display_path(batch.path)} column {self.suite.data.target!r}")
@@ -112,18 +142,15 @@ class StreamEngine:
             p_t = teacher.predict_proba(table)[:, t_order]
             p_s = student.predict_proba(table)[:, s_order]
             partials.add(y, p_t, p_s, params)
+            if baseline is not None:
+                p_b = baseline.predict_proba(table)[:, b_order]
+                pairs["as_student"].add(y, p_t, p_b, params)  # the baseline as the student
+                pairs["versus"].add(y, p_b, p_s, params)  # ... and as the teacher
             # a bottom-k sample: every row draws a key from one seeded stream (the same keys
             # whatever the batch size); the sample_rows smallest keys are kept
             keys = rng.random(table.n_rows)
-            k = p_t.shape[1]
-            frame = pd.concat([table.features, table.labels.rename("__label__"),
-                               table.sensitive.add_prefix("__sensitive__"),
-                               pd.Series(np.arange(batch.start, batch.start + table.n_rows),
-                                         name="__row__"),
-                               pd.DataFrame(np.column_stack([y, p_t, p_s]),
-                                            columns=["__y__", *(f"__pt{i}__" for i in range(k)),
-                                                     *(f"__ps{i}__" for i in range(k))])],
-                              axis=1)
+            frame = _sample_frame(table, np.arange(batch.start, batch.start + table.n_rows),
+                                  y, p_t, p_s)
             keep = keys < (sample_keys.max() if len(sample_keys) >= s.sample_rows else 2.0)
             if keep.any():
                 merged_keys = np.concatenate([sample_keys, keys[keep]])
@@ -145,12 +172,46 @@ class StreamEngine:
         # in the table's order: a sample of every row is the table itself
         sample = sample.sort_values("__row__", kind="stable").reset_index(drop=True)
         run.load_seconds = time.perf_counter() - start
-        run.prediction_sources.update({"teacher/eval": "streamed", "student/eval": "streamed"})
+        run.prediction_sources.update({f"{role}/eval": "streamed" for role in (
+            "teacher", "student", *(("baseline",) if baseline is not None else ()))})
         run.record_classes(teacher=teacher.classes, student=student.classes)
         run.eval_summary = {"rows": partials.rows,
                             "features": [c for c in sample.columns if not c.startswith("__")]}
-        return {"partials": partials, "sample": sample, "rows": partials.rows,
+        return {"partials": partials, "pairs": pairs, "sample": sample, "rows": partials.rows,
                 "path": first_path}
+
+    def _refuse_predictions(self) -> None:
+        for role in ("teacher", "student", "baseline"):
+            spec = getattr(self.suite, role)
+            if spec is not None and spec.kind == "predictions":
+                raise DataError(f"the {role} is a file of precomputed predictions, which follows "
+                                "the eval rows one to one and is not streamed; use "
+                                "settings.engine: memory (or audit a model that runs)")
+
+    def _on_ray(self, like: Partials, encoding: Any, params: dict[str, dict[str, Any]]
+                ) -> tuple[Partials, dict[str, Partials], pd.DataFrame | None]:
+        """The additive tables counted on Ray workers, and the local engine's sample (the same
+        seeded keys), read and predicted here."""
+        from audit.extras import require
+        from audit.stream.batches import dataset_files, refuse, table_of
+        from audit.stream.distributed import ray_partials, read_rows, sample_indices
+
+        require("ray", "settings.engine: ray")
+        refuse(self.suite.data)
+        s = self.suite.settings
+        files = dataset_files(self.suite.data.eval)
+        partials, pairs = ray_partials(self.suite, files, like, self.run.session.progress)
+        teacher, student = self.run.model("teacher"), self.run.model("student")
+        frames = []
+        rows = sample_indices(partials.rows, s.sample_rows, s.seed)
+        for path, start, frame in read_rows(files, rows):
+            table = table_of(frame, self.suite.data, "eval", path, start)
+            y = encoding.encode(table.labels, display_path(path))
+            mine = rows[(rows >= start) & (rows < start + table.n_rows)]
+            frames.append(_sample_frame(
+                table, mine, y, teacher.predict_proba(table)[:, encoding.reorder(teacher.classes)],
+                student.predict_proba(table)[:, encoding.reorder(student.classes)]))
+        return partials, pairs, (pd.concat(frames, ignore_index=True) if frames else None)
 
     def _total_rows(self) -> int | None:
         from audit.stream.batches import count_rows
@@ -195,14 +256,26 @@ class StreamEngine:
                      ) -> tuple[tuple[Measurement, ...], dict[str, Any]]:
         """The check's measurements and details: from the tables, or from the sample."""
         if not streamable(metric, spec.params):
+            from audit.gates import is_table_fact
+
+            if is_table_fact(metric.name, metric.family) and self.sample_note():
+                # a fact of the whole table, seen on a sample, could pass a release unseen
+                raise DataError(f"{metric.name} is an exact fact of the whole table (judged with "
+                                "no interval), which settings.engine: stream would only see on "
+                                "its sample; run this check with settings.engine: memory")
             ms, details = self.sample_run._measurements(spec, metric)
             return self._noted(ms), {**details, "engine": "stream (sample)"}
         return self._from_tables(spec, metric), {**self.run._details(), "engine": "stream"}
 
     def baseline_measurements(self, spec: CheckSpec, metric: Metric
                               ) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...]]:
-        """The baseline's measurements of the check, on the sample (the tables hold two
-        models)."""
+        """The baseline's measurements of the check: from the pass's tables of the two pairs
+        it forms (as the student, as the teacher), or on the sample."""
+        pairs = self.stream["pairs"]
+        if streamable(metric, spec.params) and not (metric.name == "roc_auc"
+                                                    and self.stream["partials"].pos is None):
+            return (self._from_tables(spec, metric, pairs["as_student"]),
+                    self._from_tables(spec, metric, pairs["versus"]))
         base, versus = self.sample_run._baseline_measurements(spec, metric)
         return self._noted(base), self._noted(versus)
 
@@ -212,8 +285,13 @@ class StreamEngine:
             return ms
         return tuple(dataclasses.replace(m, notes=(*m.notes, note)) for m in ms)
 
-    def _from_tables(self, spec: CheckSpec, metric: Metric) -> tuple[Measurement, ...]:
-        partials: Partials = self.stream["partials"]
+    def _from_tables(self, spec: CheckSpec, metric: Metric,
+                     partials: Partials | None = None) -> tuple[Measurement, ...]:
+        """The check measured from one pair's tables (the teacher and the student's unless
+        ``partials`` says otherwise)."""
+        if partials is None:
+            partials = self.stream["partials"]
+        assert partials is not None
         s = self.suite.settings
         encoding = self.run.encoding
         assert encoding is not None
@@ -229,7 +307,8 @@ class StreamEngine:
                                  classes=encoding.classes, pos=pos)
             m = measure(metric, params, inputs, _Counted(partials.joint, s.bootstrap, s.seed),
                         s.confidence)
-            if metric.needs is not None:  # the rows shown beside it (flips): from the sample
+            if metric.needs is not None and partials is self.stream["partials"]:
+                # the rows shown beside it (flips): from the sample
                 sample = self.sample_run
                 m = with_rows(m, {r.kind: sample.probes.build(r) for r in metric.needs(params)})
                 note = self.sample_note()
@@ -265,9 +344,15 @@ class StreamEngine:
         batch = next(iter(iter_batches(self.suite.data, "eval",
                                        batch_rows=self.suite.settings.batch_rows)))
         head = batch.table.take(slice(0, self.run.PREFLIGHT_ROWS))
+        self._refuse_predictions()
         teacher, student = self.run.model("teacher"), self.run.model("student")
+        models = [teacher, student]
         encoding = LabelEncoding.from_models(teacher.classes, student.classes,
                                              self.suite.data.positive)
+        if self.suite.baseline is not None:
+            models.append(self.run.model("baseline"))
+            LabelEncoding.from_models(teacher.classes, models[2].classes,
+                                      self.suite.data.positive, names=("teacher", "baseline"))
         encoding.encode(head.labels, display_path(batch.path))
-        for model in (teacher, student):
+        for model in models:
             model.predict_proba(head)

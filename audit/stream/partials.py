@@ -80,8 +80,10 @@ class Partials:
     means: tuple[tuple[str, Any, bool], ...] = ()  # (name, rows function, pairwise)
     joint: np.ndarray = field(init=False)
     moments: dict[str, dict[str, Moments]] = field(init=False)
-    auc_keys: np.ndarray = field(init=False)  # distinct (is positive, teacher score, student score)
-    auc_counts: np.ndarray = field(init=False)
+    _auc_keys: np.ndarray = field(init=False)  # distinct (is positive, teacher, student score)
+    _auc_counts: np.ndarray = field(init=False)
+    _pending: list[tuple[np.ndarray, np.ndarray]] = field(init=False)
+    _pending_rows: int = field(init=False, default=0)
     rows: int = 0
     auc: bool = False
 
@@ -89,8 +91,10 @@ class Partials:
         self.joint = np.zeros((self.k,) * 3, dtype=np.int64)
         self.moments = {name: {"teacher": Moments(), "student": Moments(), "diff": Moments()}
                         for name, _, _ in self.means}
-        self.auc_keys = np.zeros((0, 3))
-        self.auc_counts = np.zeros(0, dtype=np.int64)
+        self._auc_keys = np.zeros((0, 3))
+        self._auc_counts = np.zeros(0, dtype=np.int64)
+        self._pending = []
+        self._pending_rows = 0
 
     def add(self, y: np.ndarray, p_teacher: np.ndarray, p_student: np.ndarray,
             params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -116,8 +120,40 @@ class Partials:
             self._add_auc(keys, counts)
 
     def _add_auc(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        self.auc_keys, self.auc_counts = _unique_counts(
-            np.concatenate([self.auc_keys, keys]), np.concatenate([self.auc_counts, counts]))
+        # batches wait until they hold as many keys as the table (amortised: each key is
+        # sorted O(log n) times, not once per batch)
+        self._pending.append((keys, counts))
+        self._pending_rows += len(keys)
+        if self._pending_rows > max(1 << 20, len(self._auc_keys)):
+            self._consolidate()
+
+    def _consolidate(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self._auc_keys, *(k for k, _ in self._pending)])
+        counts = np.concatenate([self._auc_counts, *(c for _, c in self._pending)])
+        self._auc_keys, self._auc_counts = _unique_counts(keys, counts)
+        self._pending, self._pending_rows = [], 0
+
+    @property
+    def auc_keys(self) -> np.ndarray:
+        """The distinct (is positive, teacher score, student score) rows counted so far."""
+        self._consolidate()
+        return self._auc_keys
+
+    @auc_keys.setter
+    def auc_keys(self, keys: np.ndarray) -> None:
+        self._auc_keys, self._pending, self._pending_rows = keys, [], 0
+
+    @property
+    def auc_counts(self) -> np.ndarray:
+        """How many rows each of :attr:`auc_keys` counts."""
+        self._consolidate()
+        return self._auc_counts
+
+    @auc_counts.setter
+    def auc_counts(self, counts: np.ndarray) -> None:
+        self._auc_counts = counts
 
     def merge(self, other: Partials) -> None:
         """Add ``other`` (the tables of other rows) into this one."""
