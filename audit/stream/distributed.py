@@ -224,9 +224,10 @@ def sample_indices(total: int, size: int, seed: int, chunk: int = 1 << 20) -> np
     return np.sort(rows)
 
 
-def read_rows(files: list[Path], rows: np.ndarray) -> list[tuple[Path, int, pd.DataFrame]]:
-    """The rows ``rows`` (positions in the whole dataset) of ``files``: per file, its first
-    row's position and those rows."""
+def read_rows(files: list[Path], rows: np.ndarray
+              ) -> list[tuple[Path, int, np.ndarray, pd.DataFrame]]:
+    """The rows ``rows`` (sorted positions in the whole dataset) of ``files``: per file, its
+    first row's position, the positions read from it and those rows."""
     import pyarrow.parquet as pq
 
     out, start = [], 0
@@ -235,6 +236,6 @@ def read_rows(files: list[Path], rows: np.ndarray) -> list[tuple[Path, int, pd.D
         mine = rows[(rows >= start) & (rows < start + n)] - start
         if len(mine):
             frame = pq.read_table(f).take(mine).to_pandas().reset_index(drop=True)
-            out.append((f, start, frame))
+            out.append((f, start, mine + start, frame))
         start += n
     return out

@@ -204,10 +204,9 @@ class StreamEngine:
         teacher, student = self.run.model("teacher"), self.run.model("student")
         frames = []
         rows = sample_indices(partials.rows, s.sample_rows, s.seed)
-        for path, start, frame in read_rows(files, rows):
+        for path, start, mine, frame in read_rows(files, rows):
             table = table_of(frame, self.suite.data, "eval", path, start)
             y = encoding.encode(table.labels, display_path(path))
-            mine = rows[(rows >= start) & (rows < start + table.n_rows)]
             frames.append(_sample_frame(
                 table, mine, y, teacher.predict_proba(table)[:, encoding.reorder(teacher.classes)],
                 student.predict_proba(table)[:, encoding.reorder(student.classes)]))
