@@ -100,8 +100,7 @@ def test_partials_travel_as_plain_arrays() -> None:
     from audit.stream.partials import Partials
 
     rng = np.random.default_rng(0)
-    p = Partials(2, 1, (("log_loss", log_loss_rows, False),))
-    p.auc = True
+    p = Partials(2, 1, (("log_loss", log_loss_rows, False),), auc=True)
     p.add(rng.integers(0, 2, 50), rng.dirichlet([1, 1], 50).round(2),
           rng.dirichlet([1, 1], 50).round(2))
     back = from_bytes(to_bytes(p), p)

@@ -251,8 +251,7 @@ def test_partials_of_two_parts_merge_into_the_whole(n: int, cut: int, seed: int)
     means = (("log_loss", log_loss_rows, False),)
 
     def part(rows: slice) -> Partials:
-        p = Partials(2, 1, means)
-        p.auc = True
+        p = Partials(2, 1, means, auc=True)
         p.add(y[rows], pt[rows], ps[rows])
         return p
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from audit.errors import AuditError, DataError, display_path
-from audit.stream.partials import Moments, Partials
+from audit.stream.partials import Moments, Partials, table_plan
 
 __all__ = ["ray_partials", "sample_indices", "to_bytes", "from_bytes", "read_rows"]
 
@@ -44,8 +44,7 @@ def to_bytes(p: Partials) -> bytes:
 def from_bytes(data: bytes, like: Partials) -> Partials:
     """The :class:`Partials` :func:`to_bytes` wrote, shaped as ``like`` (same classes, means)."""
     z = np.load(io.BytesIO(data), allow_pickle=False)
-    out = Partials(like.k, like.pos, like.means)
-    out.auc = like.auc
+    out = like.blank()
     out.joint = z["joint"].astype(np.int64)
     out.rows = int(z["rows"][0])
     for i, (name, _, _) in enumerate(like.means):
@@ -75,8 +74,7 @@ def row_groups(files: list[Path]) -> list[dict[str, Any]]:
 class _Worker:
     """A Ray actor: both models loaded once; each call counts its row groups."""
 
-    def __init__(self, suite: Any, template: bytes) -> None:
-        from audit.checks.catalogue import metrics
+    def __init__(self, suite: Any) -> None:
         from audit.data import LabelEncoding
         from audit.models import load_model
 
@@ -87,13 +85,7 @@ class _Worker:
                          else load_model(suite.baseline, "baseline"))
         self.encoding = LabelEncoding.from_models(self.teacher.classes, self.student.classes,
                                                   suite.data.positive)
-        z = np.load(io.BytesIO(template), allow_pickle=False)
-        names = [str(n) for n in z["names"]]
-        registry = metrics()  # a worker process: the metric modules register here
-        self.means = tuple((n, registry[n].rows or registry[n].pair_rows,
-                            registry[n].pair_rows is not None) for n in names)
-        self.params = {n: dict(c.params) for c in suite.checks for n in names if c.metric == n}
-        self.auc = bool(z["auc"][0])
+        self.means, self.params, self.auc = table_plan(suite)  # as the driver plans it
 
     def __call__(self, items: pd.DataFrame) -> pd.DataFrame:
         try:
@@ -111,10 +103,8 @@ class _Worker:
         from audit.stream.batches import table_of
 
         k = len(self.encoding.classes)
-        tables = []
-        for _ in range(3 if self.baseline is not None else 1):
-            tables.append(Partials(k, self.encoding.pos, self.means))
-            tables[-1].auc = self.auc
+        tables = [Partials(k, self.encoding.pos, self.means, auc=self.auc)
+                  for _ in range(3 if self.baseline is not None else 1)]
         t_order = self.encoding.reorder(self.teacher.classes)
         s_order = self.encoding.reorder(self.student.classes)
         for file, group, start in zip(items["file"], items["group"], items["start"], strict=True):
@@ -174,23 +164,16 @@ def _ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any
     context.enable_progress_bars = False  # the audit reports its own progress
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = row_groups(files)
-    buf = io.BytesIO()
-    np.savez(buf, names=np.array([n for n, _, _ in like.means], dtype=str),
-             auc=np.array([like.auc]))
     cpus = max(1, int(ray.available_resources().get("CPU", 1)))
     gpus = int(ray.available_resources().get("GPU", 0))
     device = suite.teacher.device or suite.student.device
     out = ray.data.from_items(items).map_batches(
-        _Worker, fn_constructor_kwargs={"suite": suite, "template": buf.getvalue()},
+        _Worker, fn_constructor_kwargs={"suite": suite},
         batch_size=1, batch_format="pandas", concurrency=min(cpus, max(1, len(items))),
         num_gpus=1 if gpus and device == "cuda" else 0)
-    def empty() -> Partials:
-        p = Partials(like.k, like.pos, like.means)
-        p.auc = like.auc
-        return p
-
-    total = empty()
-    pairs = {"as_student": empty(), "versus": empty()} if suite.baseline is not None else {}
+    total = like.blank()
+    pairs = {"as_student": like.blank(), "versus": like.blank()} if suite.baseline is not None \
+        else {}
     for batch in out.iter_batches(batch_format="pandas", batch_size=None):
         for i, (data, error, kind) in enumerate(zip(batch["partial"], batch["error"],
                                                     batch["kind"], strict=True)):

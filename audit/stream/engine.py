@@ -33,7 +33,7 @@ from audit.data import LabelEncoding
 from audit.errors import DataError, SuiteError, display_path
 from audit.results import Measurement
 from audit.stream.batches import iter_batches
-from audit.stream.partials import Partials, auc_from_counts
+from audit.stream.partials import Partials, auc_from_counts, table_plan
 from audit.suite import CheckSpec
 
 __all__ = ["StreamEngine", "streamable"]
@@ -104,26 +104,10 @@ class StreamEngine:
             LabelEncoding.from_models(teacher.classes, baseline.classes, self.suite.data.positive,
                                       names=("teacher", "baseline"))
             b_order = encoding.reorder(baseline.classes)
-        means = []
-        params: dict[str, dict[str, Any]] = {}
-        from audit.checks.registry import get_metric
-
-        auc = False
-        for spec in self.suite.checks:
-            metric = get_metric(spec.metric)
-            if metric.rows is not None or metric.pair_rows is not None:
-                fn = metric.rows if metric.rows is not None else metric.pair_rows
-                if spec.metric not in params:
-                    means.append((spec.metric, fn, metric.pair_rows is not None))
-                    params[spec.metric] = dict(spec.params)
-            auc = auc or metric.name == "roc_auc"
-        partials = Partials(len(encoding.classes), encoding.pos, tuple(means))
-        partials.auc = auc
-        pairs: dict[str, Partials] = {}
-        if baseline is not None:
-            for name in ("as_student", "versus"):
-                pairs[name] = Partials(len(encoding.classes), encoding.pos, tuple(means))
-                pairs[name].auc = auc
+        means, params, auc = table_plan(self.suite)
+        partials = Partials(len(encoding.classes), encoding.pos, means, auc=auc)
+        pairs = ({name: partials.blank() for name in ("as_student", "versus")}
+                 if baseline is not None else {})
         sample_keys = np.zeros(0)
         sample: pd.DataFrame | None = None
         rng = np.random.default_rng(s.seed)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Moments", "Partials", "auc_from_counts"]
+__all__ = ["Moments", "Partials", "auc_from_counts", "table_plan"]
 
 
 @dataclass
@@ -95,6 +95,10 @@ class Partials:
         self._auc_counts = np.zeros(0, dtype=np.int64)
         self._pending = []
         self._pending_rows = 0
+
+    def blank(self) -> Partials:
+        """Empty tables of the same shape (classes, mean metrics, AUC or not)."""
+        return Partials(self.k, self.pos, self.means, auc=self.auc)
 
     def add(self, y: np.ndarray, p_teacher: np.ndarray, p_student: np.ndarray,
             params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -203,3 +207,23 @@ def auc_from_counts(keys: np.ndarray, counts: np.ndarray
         return math.sqrt(float((counts * np.square(x) * scale).sum()))
 
     return (at, se(it)), (as_, se(is_)), (at - as_, se(it - is_))
+
+
+def table_plan(suite: Any) -> tuple[tuple[tuple[str, Any, bool], ...],
+                                     dict[str, dict[str, Any]], bool]:
+    """What a pass over ``suite``'s eval table counts beyond the count table: each mean
+    metric once ``(name, per-row values, pairwise)``, its parameters (its first check's), and
+    whether a check reads binary ROC AUC. The registry is loaded here, so a worker process
+    (:mod:`audit.stream.distributed`) gets the same plan from the suite alone."""
+    from audit.checks.catalogue import metrics
+
+    registry = metrics()
+    means: list[tuple[str, Any, bool]] = []
+    params: dict[str, dict[str, Any]] = {}
+    for spec in suite.checks:
+        metric = registry[spec.metric]
+        fn = metric.rows if metric.rows is not None else metric.pair_rows
+        if fn is not None and spec.metric not in params:
+            means.append((spec.metric, fn, metric.pair_rows is not None))
+            params[spec.metric] = dict(spec.params)
+    return tuple(means), params, any(spec.metric == "roc_auc" for spec in suite.checks)
