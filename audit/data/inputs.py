@@ -31,16 +31,17 @@ from audit.data.hashing import file_sha256
 from audit.errors import DataError, display_path
 from audit.spec import DataSpec, ImageSpec
 
-__all__ = ["read_texts", "read_images", "inputs_sha256", "image_paths"]
+__all__ = ["read_texts", "read_images", "inputs_sha256", "image_paths", "as_images",
+           "read_image_files", "image_mode", "check_claimed_size"]
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a larger one is refused before it is decoded
 MAX_ARRAY_BYTES = 8 << 30  # an .npz member that inflates past this is refused unread
 _GREY = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow modes without colour
 
 
-def read_texts(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
+def read_texts(frame: pd.DataFrame, column: str, where: str, offset: int = 0) -> np.ndarray:
     """The strings of ``column`` as an object array, or an error naming the first row that is
-    not a non-empty string."""
+    not a non-empty string (``offset``: the rows before ``frame`` in its table)."""
     series = frame[column]
     values = series.to_numpy(dtype=object)
     for i, value in enumerate(values):
@@ -50,10 +51,10 @@ def read_texts(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
             else:
                 problem = f"{value!r} ({type(value).__name__}), not text"
             raise DataError(f"{where}: text column {column!r} (data.text) holds {problem} at data "
-                            f"row {i + 1}; every row needs a text (drop the row or fill it)")
+                            f"row {offset + i + 1:,}; every row needs a text (drop the row or fill it)")
         if not value.strip():
             raise DataError(f"{where}: text column {column!r} (data.text) holds an empty text "
-                            f"({value!r}) at data row {i + 1}; drop the row or fill it")
+                            f"({value!r}) at data row {offset + i + 1:,}; drop the row or fill it")
     return values
 
 
@@ -63,7 +64,7 @@ def read_images(spec: DataSpec, role: str, frame: pd.DataFrame, table: Path) -> 
     assert images is not None
     n = len(frame)
     if images.column is not None:
-        return _read_files(images, frame, table, display_path(table))
+        return read_image_files(images, frame, table)
     path = images.array(role)
     if path is None:
         raise DataError(f"data.images names no array for the {role} table; add "
@@ -76,7 +77,7 @@ def _read_array(path: Path, n: int, table: str) -> np.ndarray:
     try:
         # our own handle: np.load(path) leaks the one it opens when a .npz is torn
         with path.open("rb") as fh:
-            _check_claimed_size(fh, where)  # before numpy allocates what a header claims
+            check_claimed_size(fh, where)  # before numpy allocates what a header claims
             loaded = np.load(fh, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):  # by content, whatever the suffix
                 with loaded as archive:
@@ -97,10 +98,10 @@ def _read_array(path: Path, n: int, table: str) -> np.ndarray:
         raise DataError(f"{where}: cannot read as a numpy array ({type(exc).__name__}: "
                         f"{str(exc).strip()[:200]}); save plain uint8 or float images with "
                         "numpy.save") from None
-    return _as_images(raw, n, where, table)
+    return as_images(raw, n, where, table)
 
 
-def _check_claimed_size(fh: Any, where: str) -> None:
+def check_claimed_size(fh: Any, where: str) -> None:
     """Refuse an array file whose header claims more than it holds: a .npy header (shape and
     dtype) asking for more bytes than follow it, or an .npz member that inflates past
     :data:`MAX_ARRAY_BYTES` (a zip bomb). The file position is restored."""
@@ -134,8 +135,9 @@ def _check_claimed_size(fh: Any, where: str) -> None:
         fh.seek(start)
 
 
-def _as_images(raw: np.ndarray, n: int, where: str, table: str) -> np.ndarray:
-    """Validate an image array against the table's ``n`` rows and scale it to [0, 1]."""
+def as_images(raw: np.ndarray, n: int, where: str, table: str, offset: int = 0) -> np.ndarray:
+    """Validate an image array against the table's ``n`` rows and scale it to [0, 1]
+    (``offset``: the images before ``raw`` in its array, for the image named in an error)."""
     if raw.ndim == 3:
         raw = raw[:, None]
     if raw.ndim != 4 or not 1 <= raw.shape[1] <= 4:
@@ -157,13 +159,15 @@ def _as_images(raw: np.ndarray, n: int, where: str, table: str) -> np.ndarray:
         value = float(x[i].reshape(-1)[np.flatnonzero(bad[i].reshape(-1))[0]])
         hint = (" (pixels 0-255: save them as uint8, or divide by 255)" if value > 1 and
                 np.isfinite(value) else "")
-        raise DataError(f"{where}: image {i + 1} holds the value {value:g}; float images must lie "
+        raise DataError(f"{where}: image {offset + i + 1:,} holds the value {value:g}; float images must lie "
                         f"in [0, 1]{hint}")
     return x
 
 
-def image_paths(images: ImageSpec, frame: pd.DataFrame, table: Path) -> list[Path]:
-    """The image file of each row of ``frame``, checked to stay in the table's folder."""
+def image_paths(images: ImageSpec, frame: pd.DataFrame, table: Path, offset: int = 0
+                ) -> list[Path]:
+    """The image file of each row of ``frame``, checked to stay in the table's folder
+    (``offset``: the rows before ``frame`` in its table, for the row named in an error)."""
     assert images.column is not None
     folder = table.parent.resolve()
     where = display_path(table)
@@ -172,48 +176,64 @@ def image_paths(images: ImageSpec, frame: pd.DataFrame, table: Path) -> list[Pat
         if not isinstance(raw, str) or not raw.strip():
             raise DataError(f"{where}: image column {images.column!r} (data.images.column) holds "
                             f"{'an empty cell' if not isinstance(raw, str) else repr(raw)} at "
-                            f"data row {i + 1}; every row needs an image path")
+                            f"data row {offset + i + 1:,}; every row needs an image path")
         resolved = (folder / raw).resolve()
         if Path(raw).is_absolute():
-            raise DataError(f"{where}: data row {i + 1} names the image {raw!r} by an absolute "
+            raise DataError(f"{where}: data row {offset + i + 1:,} names the image {raw!r} by an absolute "
                             f"path; image paths are relative to the table's folder "
                             f"({display_path(folder)}) and must stay in it")
         if not resolved.is_relative_to(folder):
-            raise DataError(f"{where}: data row {i + 1} names the image {raw!r}, which is outside "
+            raise DataError(f"{where}: data row {offset + i + 1:,} names the image {raw!r}, which is outside "
                             f"the table's folder ({display_path(folder)}); image paths are "
                             "relative to the table and must stay in its folder")
         out.append(resolved)
     return out
 
 
-def _read_files(images: ImageSpec, frame: pd.DataFrame, table: Path, where: str) -> np.ndarray:
+def image_mode(images: ImageSpec, paths: list[Path]) -> str:
+    """The Pillow mode images are read in: ``data.images.channels``' (``L`` or ``RGB``), else
+    grey unless one of ``paths`` has colour (opening a file reads its header only)."""
+    from PIL import Image
+
+    mode = {1: "L", 3: "RGB"}.get(images.channels or 0)
+    if mode is not None:
+        return mode
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.mode not in _GREY:
+                    return "RGB"
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # the reading names the file
+    return "L"
+
+
+def read_image_files(images: ImageSpec, frame: pd.DataFrame, table: Path, *, offset: int = 0,
+                     mode: str | None = None, first: tuple[int, int] | None = None
+                     ) -> np.ndarray:
+    """The image files ``frame``'s rows name, as float32 ``(N, C, H, W)`` in [0, 1].
+
+    ``offset`` is the rows before ``frame`` in its table (for the row an error names), ``mode``
+    the Pillow mode (else :func:`image_mode` of these files) and ``first`` the (height, width)
+    every image must have without ``data.images.size`` (else the first one's)."""
     from PIL import Image, UnidentifiedImageError
 
-    paths = image_paths(images, frame, table)
+    where = display_path(table)
+    paths = image_paths(images, frame, table, offset)
     decoded: list[np.ndarray] = []
-    mode = {1: "L", 3: "RGB"}.get(images.channels or 0)
+    mode = mode or image_mode(images, paths)
     size = None if images.size is None else (images.size[1], images.size[0])  # Pillow: (w, h)
-    first: tuple[int, int] | None = None
-    if mode is None:  # grey unless an image has colour (opening a file reads its header only)
-        mode = "L"
-        for path in paths:
-            try:
-                with Image.open(path) as img:
-                    if img.mode not in _GREY:
-                        mode = "RGB"
-                        break
-            except (OSError, ValueError, Image.DecompressionBombError):
-                continue  # the reading below names the file
     for i, path in enumerate(paths):
         name = display_path(path)
+        row = f"data row {offset + i + 1:,}"
         try:
             with Image.open(path) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{where}: data row {i + 1}: {name} is {img.width}x"
+                    raise DataError(f"{where}: {row}: {name} is {img.width}x"
                                     f"{img.height} pixels, more than the {MAX_IMAGE_PIXELS} "
                                     "allowed; resize it first")
                 if img.format not in ("PNG", "JPEG"):
-                    raise DataError(f"{where}: data row {i + 1}: {name} is a {img.format} "
+                    raise DataError(f"{where}: {row}: {name} is a {img.format} "
                                     "image; image files must be PNG or JPEG")
                 source: Image.Image = img
                 if img.mode.startswith("I"):  # 16-bit grey: convert() would clip it at 255
@@ -226,20 +246,20 @@ def _read_files(images: ImageSpec, frame: pd.DataFrame, table: Path, where: str)
         except DataError:
             raise
         except FileNotFoundError:
-            raise DataError(f"{where}: data row {i + 1} names {name}, which does not exist") from None
+            raise DataError(f"{where}: {row} names {name}, which does not exist") from None
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise DataError(f"{where}: data row {i + 1}: cannot read {name} as an image "
+            raise DataError(f"{where}: {row}: cannot read {name} as an image "
                             f"({type(exc).__name__}: {str(exc).strip()[:160]})") from None
         shape = pixels.shape[:2]
         if first is None:
             first = shape
         elif shape != first:
-            raise DataError(f"{where}: data row {i + 1}: {name} is {shape[1]}x{shape[0]} but the "
+            raise DataError(f"{where}: {row}: {name} is {shape[1]}x{shape[0]} but the "
                             f"first image is {first[1]}x{first[0]}; set data.images.size: "
                             "[height, width] to resize them all")
         decoded.append(pixels if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0))
     x = np.stack(decoded)
-    return _as_images(x, len(frame), where, where)
+    return as_images(x, len(frame), where, where, offset)
 
 
 def inputs_sha256(spec: DataSpec, role: str, table_sha256: str, frame: pd.DataFrame | None = None,

@@ -34,7 +34,8 @@ from audit.errors import DataError, SuiteError, display_path
 from audit.extras import require
 from audit.spec import Binning, DataSpec, edge_text
 
-__all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256"]
+__all__ = ["Table", "LabelEncoding", "read_table", "load_table", "file_sha256", "csv_header",
+           "check_header", "locate_bad_row"]
 
 
 def is_csv(path: Path) -> bool:
@@ -124,12 +125,58 @@ def _check_csv_shape(path: Path, frame: pd.DataFrame, where: str) -> None:
                                     "(write an empty field as two commas)")
     except (OSError, csv.Error):  # pandas read it; its own column names stand
         return
+    check_header(header, where)
+
+
+def check_header(header: list[str], where: str) -> None:
+    """Refuse a CSV header that names a column twice (pandas would rename the second)."""
     seen: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in seen and name.strip():  # pandas names empty headers "Unnamed: i" itself
             raise DataError(f"{where}: duplicate column name {name!r} in the header (columns "
                             f"{seen[name] + 1} and {i + 1}); column names must be unique")
         seen[name] = i
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header of a CSV file, checked (:func:`check_header`)."""
+    where = display_path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            header = next(csv.reader(fh), [])
+    except FileNotFoundError:
+        raise DataError(f"{where}: file not found") from None
+    except (OSError, csv.Error) as exc:
+        raise DataError(f"{where}: cannot read the header ({type(exc).__name__}: {exc})") from None
+    if not header:
+        raise DataError(f"{where}: the file is empty; it needs a header row and data rows")
+    check_header(header, where)
+    return header
+
+
+def locate_bad_row(path: Path) -> None:
+    """Name the first data row of a CSV whose fields do not match the header's, read row by
+    row in constant memory (what a streaming parser's error leaves unsaid); nothing if every
+    row matches."""
+    where = display_path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            row = 0
+            for fields in reader:
+                if not fields:  # a blank line is no row
+                    continue
+                row += 1
+                if len(fields) != len(header):
+                    raise DataError(
+                        f"{where}: data row {row:,} (line {reader.line_num:,}) has {len(fields)} "
+                        f"field(s) but the header names {len(header)} columns; give every row as "
+                        "many fields as the header (an unquoted comma, or an empty field left "
+                        "out?)")
+    except csv.Error as exc:
+        raise DataError(f"{where}: cannot parse as CSV near line {reader.line_num:,} ({exc}); "
+                        "close every quote") from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,9 +7,14 @@ an empty cell is missing), declared types are applied, Parquet keeps its own. A 
 by its row in the whole table (``data row 7,654,321``) and, for a folder of Parquet files, by
 its file. A folder is read as one dataset: its ``.parquet`` files in name order.
 
-What streaming cannot do (refused with the fix): quantile bins of a sensitive column (they need
-the whole column; give ``bins:`` edges), text and image suites (their inputs are files beside
-the table; not streamed yet).
+A text or image suite's inputs come with each batch (:mod:`audit.stream.inputs`): the text
+column, the rows of the image array, the image files the rows name. What streaming cannot do
+(refused with the fix): quantile bins of a sensitive column (they need the whole column; give
+``bins:`` edges).
+
+A CSV is parsed by pyarrow, quoted newlines included; where it stops on a malformed line (a
+row with more or fewer fields than the header, an unclosed quote) the file is read again row by
+row to name the row and line (:func:`~audit.data.tables.locate_bad_row`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from audit.errors import DataError, display_path
 from audit.spec import DataSpec
 
 __all__ = ["Batch", "iter_batches", "table_of", "dataset_files", "count_rows", "refuse",
-           "DEFAULT_BATCH_ROWS"]
+           "column_frames", "DEFAULT_BATCH_ROWS"]
 
 DEFAULT_BATCH_ROWS = 250_000  # rows per batch: about 100 MB of a 20-column float table
 
@@ -69,12 +74,15 @@ def count_rows(path: Path) -> int | None:
 
 
 def _literal(spec: DataSpec) -> list[str]:
-    """The columns a CSV is read literally in (as text): label, sensitive, declared text."""
+    """The columns a CSV is read literally in (as text): label, sensitive, declared text, and
+    the models' text or image path column."""
     text = [c for c, t in spec.declared_types().items() if t == "string"]
-    return list(dict.fromkeys([spec.target, *spec.sensitive, *text]))
+    return list(dict.fromkeys([spec.target, *spec.sensitive, *text, *spec.input_columns]))
 
 
-def _frames(path: Path, spec: DataSpec, batch_rows: int) -> Iterator[pd.DataFrame]:
+def _frames(path: Path, spec: DataSpec, batch_rows: int, columns: list[str] | None = None
+            ) -> Iterator[pd.DataFrame]:
+    """The rows of one file in frames of ``batch_rows`` (only ``columns``, if given)."""
     import pyarrow as pa
 
     where = display_path(path)
@@ -82,19 +90,24 @@ def _frames(path: Path, spec: DataSpec, batch_rows: int) -> Iterator[pd.DataFram
         if _is_csv(path):
             import pyarrow.csv as pcsv
 
-            header = pd.read_csv(path, nrows=0).columns
+            from audit.data.tables import csv_header
+
+            header = csv_header(path)
             literal = [c for c in _literal(spec) if c in header]
             reader = pcsv.open_csv(
                 path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.string() for c in literal}, strings_can_be_null=False,
-                    null_values=[""], quoted_strings_can_be_null=False))
+                    null_values=[""], quoted_strings_can_be_null=False,
+                    include_columns=columns))
             pending: list[pd.DataFrame] = []
             have = 0
             for record in reader:
                 frame = record.to_pandas()
                 for c in literal:  # an empty cell is missing; everything else as written
-                    frame[c] = frame[c].where(frame[c] != "", None)
+                    if c in frame:
+                        frame[c] = frame[c].where(frame[c] != "", None)
                 pending.append(frame)
                 have += len(frame)
                 while have >= batch_rows:
@@ -107,31 +120,51 @@ def _frames(path: Path, spec: DataSpec, batch_rows: int) -> Iterator[pd.DataFram
         else:
             import pyarrow.parquet as pq
 
-            for record in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            for record in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                            columns=columns):
                 yield record.to_pandas().reset_index(drop=True)  # a saved index is not a row
     except (pa.ArrowInvalid, OSError) as exc:
+        if _is_csv(path) and isinstance(exc, pa.ArrowInvalid):
+            from audit.data.tables import locate_bad_row
+
+            locate_bad_row(path)  # names the row pyarrow stopped at, where it can
         raise DataError(f"{where}: cannot read the table ({type(exc).__name__}: "
                         f"{str(exc).strip()[:300]})") from None
 
 
 def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAULT_BATCH_ROWS
                  ) -> Iterator[Batch]:
-    """The table ``spec`` names for ``role`` as :class:`Batch` es of up to ``batch_rows`` rows."""
+    """The table ``spec`` names for ``role`` as :class:`Batch` es of up to ``batch_rows`` rows,
+    a text or image suite's inputs with them."""
+    from audit.stream.inputs import InputReader
+
     path = getattr(spec, role)
     refuse(spec)
+    files = dataset_files(path)
+    reader = InputReader(spec, role)
+    reader.prepare(column_frames(spec, files, batch_rows))
     start = 0
-    for file in dataset_files(path):
-        for frame in _frames(file, spec, batch_rows):
-            yield Batch(table=table_of(frame, spec, role, file, start), path=file, start=start)
-            start += len(frame)
+    try:
+        for file in files:
+            for frame in _frames(file, spec, batch_rows):
+                yield Batch(table=table_of(frame, spec, role, file, start, reader), path=file,
+                            start=start)
+                start += len(frame)
+        reader.finish(start)
+    finally:
+        reader.close()
+
+
+def column_frames(spec: DataSpec, files: list[Path], batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The image path column of a dataset's ``files``, in frames (nothing for other suites)."""
+    if spec.images is None or spec.images.column is None:
+        return
+    for file in files:
+        yield from _frames(file, spec, batch_rows, [spec.images.column])
 
 
 def refuse(spec: DataSpec) -> None:
     """What a streamed run cannot read, as an error with the fix."""
-    if spec.modality != "tabular":
-        raise DataError(f"settings.engine: stream reads feature tables; this suite's models read "
-                        f"{spec.modality} (data.{spec.text and 'text' or 'images'}), which is "
-                        "not streamed yet; use settings.engine: memory")
     quantiled = [b.column for b in spec.bins if b.quantiles is not None]
     if quantiled:
         raise DataError(f"settings.engine: stream cannot cut {quantiled[0]!r} at quantiles (they "
@@ -139,22 +172,24 @@ def refuse(spec: DataSpec) -> None:
                         "bins: [25, 40, 60]")
 
 
-def table_of(frame: pd.DataFrame, spec: DataSpec, role: str, file: Path, start: int) -> Any:
+def table_of(frame: pd.DataFrame, spec: DataSpec, role: str, file: Path, start: int,
+             reader: Any = None) -> Any:
     """A batch's rows as a :class:`~audit.data.tables.Table`: declared types applied, the
-    label checked, the sensitive columns as groups; problems named by their row in the whole
-    dataset (``start``: the rows before this batch) and by ``file``."""
+    label checked, the sensitive columns as groups, a text or image suite's inputs read by
+    ``reader`` (an :class:`~audit.stream.inputs.InputReader`); problems named by their row in
+    the whole dataset (``start``: the rows before this batch) and by ``file``."""
     from audit.coltypes import convert, from_text
     from audit.data.tables import Table
 
     where = display_path(file)
     csv = _is_csv(file)
-    missing = [c for c in (spec.target, *spec.sensitive, *(spec.features or ()))
-               if c not in frame.columns]
+    missing = [c for c in (spec.target, *spec.sensitive, *(spec.features or ()),
+                           *spec.input_columns) if c not in frame.columns]
     if missing:
         raise DataError(f"{where}: column {missing[0]!r} not found (columns: "
                         f"{', '.join(map(str, frame.columns))})")
     features = list(spec.features) if spec.features is not None else [
-        c for c in frame.columns if c != spec.target]
+        c for c in frame.columns if c != spec.target and c not in spec.input_columns]
     changes = {}
     for c, t in spec.declared_types().items():
         if c in features:
@@ -169,8 +204,13 @@ def table_of(frame: pd.DataFrame, spec: DataSpec, role: str, file: Path, start: 
         raise DataError(f"{where}: target column {spec.target!r} has a missing value at "
                         f"data row {first + 1:,}; drop or label those rows")
     sensitive = _groups(frame, spec, where, start)
+    if reader is None and spec.modality != "tabular":
+        from audit.stream.inputs import InputReader
+
+        reader = InputReader(spec, role)
+    inputs = reader.inputs(frame, file, start) if reader is not None else {}
     return Table(role=role, path=file, sha256="", features=frame[features],
-                 labels=labels.reset_index(drop=True), sensitive=sensitive)
+                 labels=labels.reset_index(drop=True), sensitive=sensitive, **inputs)
 
 
 def _groups(frame: pd.DataFrame, spec: DataSpec, where: str, start: int) -> pd.DataFrame:

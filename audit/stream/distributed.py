@@ -74,11 +74,14 @@ def row_groups(files: list[Path]) -> list[dict[str, Any]]:
 class _Worker:
     """A Ray actor: both models loaded once; each call counts its row groups."""
 
-    def __init__(self, suite: Any) -> None:
+    def __init__(self, suite: Any, decisions: dict[str, Any]) -> None:
         from audit.data import LabelEncoding
         from audit.models import load_model
+        from audit.stream.inputs import InputReader
 
         self.suite = suite
+        # a text or image suite's inputs, read as the driver decided (image mode and size)
+        self.reader = InputReader(suite.data, "eval", **decisions)
         self.teacher = load_model(suite.teacher, "teacher")
         self.student = load_model(suite.student, "student")
         self.baseline = (None if suite.baseline is None
@@ -111,7 +114,7 @@ class _Worker:
             path = Path(file)
             frame = pq.ParquetFile(path).read_row_group(int(group)).to_pandas().reset_index(
                 drop=True)
-            table = table_of(frame, self.suite.data, "eval", path, int(start))
+            table = table_of(frame, self.suite.data, "eval", path, int(start), self.reader)
             y = self.encoding.encode(table.labels, f"{display_path(path)} column "
                                                    f"{self.suite.data.target!r}", offset=int(start))
             p_t = self.teacher.predict_proba(table)[:, t_order]
@@ -138,20 +141,21 @@ def _worker_error(kind: str, message: str) -> AuditError:
     return DataError(message)
 
 
-def ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any = None
-                 ) -> tuple[Partials, dict[str, Partials]]:
+def ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any = None,
+                 decisions: dict[str, Any] | None = None) -> tuple[Partials, dict[str, Partials]]:
     """Every row group of ``files`` counted on Ray workers and added up: the teacher and the
-    student's tables, and with a baseline those of the two pairs it forms."""
+    student's tables, and with a baseline those of the two pairs it forms. ``decisions`` are
+    the driver's :attr:`~audit.stream.inputs.InputReader.decisions` (how image files read)."""
     import warnings
 
     with warnings.catch_warnings():  # Ray's own deprecations are not the audit's business
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        return _ray_partials(suite, files, like, progress)
+        return _ray_partials(suite, files, like, progress, decisions or {})
 
 
-def _ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any
-                  ) -> tuple[Partials, dict[str, Partials]]:
+def _ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any,
+                  decisions: dict[str, Any]) -> tuple[Partials, dict[str, Partials]]:
     import logging
     import os
 
@@ -168,7 +172,7 @@ def _ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any
     gpus = int(ray.available_resources().get("GPU", 0))
     device = suite.teacher.device or suite.student.device
     out = ray.data.from_items(items).map_batches(
-        _Worker, fn_constructor_kwargs={"suite": suite},
+        _Worker, fn_constructor_kwargs={"suite": suite, "decisions": decisions},
         batch_size=1, batch_format="pandas", concurrency=min(cpus, max(1, len(items))),
         num_gpus=1 if gpus and device == "cuda" else 0)
     total = like.blank()
@@ -179,7 +183,10 @@ def _ray_partials(suite: Any, files: list[Path], like: Partials, progress: Any
                                                     batch["kind"], strict=True)):
             if error:  # named as the driver names files (a worker's folder may differ)
                 message = str(error)
-                for f in files:
+                images = suite.data.images
+                named = [*files, *([images.array("eval")] if images is not None
+                                   and images.array("eval") is not None else [])]
+                for f in named:
                     message = message.replace(str(f.resolve()), display_path(f))
                 raise _worker_error(str(kind), message)
             total.merge(from_bytes(data, like))

@@ -73,6 +73,54 @@ def _sample_frame(table: Any, rows: np.ndarray, y: np.ndarray, p_t: np.ndarray,
                                             *(f"__ps{i}__" for i in range(k))])], axis=1)
 
 
+def _model_inputs(table: Any) -> np.ndarray | None:
+    """What a text or image model reads of ``table`` (``None`` for a tabular one)."""
+    return table.texts if table.texts is not None else table.images
+
+
+class _Sample:
+    """A seeded bottom-``size`` sample of a stream of rows: every row draws a key from one
+    seeded stream (the same keys whatever the batch size) and the ``size`` rows with the
+    smallest keys are kept, with their model inputs (texts, images) beside them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys = np.zeros(0)
+        self.frame: pd.DataFrame | None = None
+        self.inputs: np.ndarray | None = None
+
+    def offer(self, keys: np.ndarray, frame: pd.DataFrame, inputs: np.ndarray | None) -> None:
+        keep = keys < (self.keys.max() if len(self.keys) >= self.size else 2.0)
+        if not keep.any():
+            return
+        merged_keys = np.concatenate([self.keys, keys[keep]])
+        order = np.argsort(merged_keys, kind="stable")[:self.size]
+        frames = [*([self.frame] if self.frame is not None else []), frame[keep]]
+        self.keys = merged_keys[order]
+        self.frame = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
+        if inputs is not None:
+            parts = [*([self.inputs] if self.inputs is not None else []), inputs[keep]]
+            self.inputs = np.concatenate(parts)[order]
+
+    def rows(self) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+        """The sample in the table's order (a sample of every row is the table itself)."""
+        if self.frame is None:
+            return None, None
+        order = np.argsort(self.frame["__row__"].to_numpy(), kind="stable")
+        return (self.frame.iloc[order].reset_index(drop=True),
+                None if self.inputs is None else self.inputs[order])
+
+
+class _Given:
+    """An input reader that hands back inputs already read (the sample's rows on Ray)."""
+
+    def __init__(self, inputs: dict[str, np.ndarray]) -> None:
+        self._inputs = inputs
+
+    def inputs(self, frame: pd.DataFrame, file: Any, start: int) -> dict[str, np.ndarray]:
+        return self._inputs
+
+
 class StreamEngine:
     """How a :class:`~audit.runner.SuiteRun` measures when its eval table is streamed (see the
     module doc): ``run`` is the run it measures for (its models, session, suite)."""
@@ -108,8 +156,7 @@ class StreamEngine:
         partials = Partials(len(encoding.classes), encoding.pos, means, auc=auc)
         pairs = ({name: partials.blank() for name in ("as_student", "versus")}
                  if baseline is not None else {})
-        sample_keys = np.zeros(0)
-        sample: pd.DataFrame | None = None
+        sample = _Sample(s.sample_rows)
         rng = np.random.default_rng(s.seed)
         progress = run.session.progress
         start = last = time.perf_counter()
@@ -130,18 +177,9 @@ class StreamEngine:
                 p_b = baseline.predict_proba(table)[:, b_order]
                 pairs["as_student"].add(y, p_t, p_b, params)  # the baseline as the student
                 pairs["versus"].add(y, p_b, p_s, params)  # ... and as the teacher
-            # a bottom-k sample: every row draws a key from one seeded stream (the same keys
-            # whatever the batch size); the sample_rows smallest keys are kept
-            keys = rng.random(table.n_rows)
-            frame = _sample_frame(table, np.arange(batch.start, batch.start + table.n_rows),
-                                  y, p_t, p_s)
-            keep = keys < (sample_keys.max() if len(sample_keys) >= s.sample_rows else 2.0)
-            if keep.any():
-                merged_keys = np.concatenate([sample_keys, keys[keep]])
-                merged = pd.concat([*([sample] if sample is not None else []),
-                                    frame[keep]], ignore_index=True)
-                order = np.argsort(merged_keys, kind="stable")[:s.sample_rows]
-                sample_keys, sample = merged_keys[order], merged.iloc[order].reset_index(drop=True)
+            rows = np.arange(batch.start, batch.start + table.n_rows)
+            sample.offer(rng.random(table.n_rows), _sample_frame(table, rows, y, p_t, p_s),
+                         _model_inputs(table))
             now = time.perf_counter()
             if progress is not None and now - last > PROGRESS_EVERY:
                 last = now
@@ -152,17 +190,16 @@ class StreamEngine:
                          f"({rate:,.0f} rows/s{eta})")
         if partials.rows == 0:
             raise SuiteError("the eval table has no rows", file=self.suite.path, key="data.eval")
-        assert sample is not None
-        # in the table's order: a sample of every row is the table itself
-        sample = sample.sort_values("__row__", kind="stable").reset_index(drop=True)
+        frame, inputs = sample.rows()
+        assert frame is not None
         run.load_seconds = time.perf_counter() - start
         run.prediction_sources.update({f"{role}/eval": "streamed" for role in (
             "teacher", "student", *(("baseline",) if baseline is not None else ()))})
         run.record_classes(teacher=teacher.classes, student=student.classes)
         run.eval_summary = {"rows": partials.rows,
-                            "features": [c for c in sample.columns if not c.startswith("__")]}
-        return {"partials": partials, "pairs": pairs, "sample": sample, "rows": partials.rows,
-                "path": first_path}
+                            "features": [c for c in frame.columns if not c.startswith("__")]}
+        return {"partials": partials, "pairs": pairs, "sample": frame, "inputs": inputs,
+                "rows": partials.rows, "path": first_path}
 
     def _refuse_predictions(self) -> None:
         for role in ("teacher", "student", "baseline"):
@@ -173,28 +210,40 @@ class StreamEngine:
                                 "settings.engine: memory (or audit a model that runs)")
 
     def _on_ray(self, like: Partials, encoding: Any, params: dict[str, dict[str, Any]]
-                ) -> tuple[Partials, dict[str, Partials], pd.DataFrame | None]:
+                ) -> tuple[Partials, dict[str, Partials], _Sample]:
         """The additive tables counted on Ray workers, and the local engine's sample (the same
         seeded keys), read and predicted here."""
         from audit.extras import require
-        from audit.stream.batches import dataset_files, refuse, table_of
+        from audit.stream.batches import column_frames, dataset_files, refuse, table_of
         from audit.stream.distributed import ray_partials, read_rows, sample_indices
+        from audit.stream.inputs import InputReader
 
         require("ray", "settings.engine: ray")
         refuse(self.suite.data)
         s = self.suite.settings
         files = dataset_files(self.suite.data.eval)
-        partials, pairs = ray_partials(self.suite, files, like, self.run.session.progress)
-        teacher, student = self.run.model("teacher"), self.run.model("student")
-        frames = []
-        rows = sample_indices(partials.rows, s.sample_rows, s.seed)
-        for path, start, mine, frame in read_rows(files, rows):
-            table = table_of(frame, self.suite.data, "eval", path, start)
-            y = encoding.encode(table.labels, display_path(path))
-            frames.append(_sample_frame(
-                table, mine, y, teacher.predict_proba(table)[:, encoding.reorder(teacher.classes)],
-                student.predict_proba(table)[:, encoding.reorder(student.classes)]))
-        return partials, pairs, (pd.concat(frames, ignore_index=True) if frames else None)
+        reader = InputReader(self.suite.data, "eval")
+        reader.prepare(column_frames(self.suite.data, files, s.batch_rows))
+        try:
+            partials, pairs = ray_partials(self.suite, files, like, self.run.session.progress,
+                                           reader.decisions)
+            teacher, student = self.run.model("teacher"), self.run.model("student")
+            sample = _Sample(s.sample_rows)
+            rows = sample_indices(partials.rows, s.sample_rows, s.seed)
+            for path, start, mine, frame in read_rows(files, rows):
+                inputs = reader.take(frame, mine, path)
+                table = table_of(frame, self.suite.data, "eval", path, start, _Given(inputs))
+                y = encoding.encode(table.labels, display_path(path))
+                p_t = teacher.predict_proba(table)[:, encoding.reorder(teacher.classes)]
+                p_s = student.predict_proba(table)[:, encoding.reorder(student.classes)]
+                # the rows' own order stands: keys only need to keep every row
+                sample.offer(np.zeros(len(mine)), _sample_frame(table, mine, y, p_t, p_s),
+                             _model_inputs(table))
+            if self.suite.data.images is not None and self.suite.data.images.column is None:
+                reader.finish(partials.rows)
+        finally:
+            reader.close()
+        return partials, pairs, sample
 
     def _total_rows(self) -> int | None:
         from audit.stream.batches import count_rows
@@ -212,11 +261,15 @@ class StreamEngine:
         frame = self.stream["sample"]
         sens = [c for c in frame.columns if c.startswith("__sensitive__")]
         features = [c for c in frame.columns if not c.startswith("__")]
+        given = self.stream["inputs"]
+        modality = self.suite.data.modality
         table = Table(role="eval", path=self.suite.data.eval,
                       sha256=(f"sample:{self.suite.settings.seed}:{len(frame)}:"
                               f"{self.run.table_sha256('eval')}"),
                       features=frame[features], labels=frame["__label__"],
-                      sensitive=frame[sens].rename(columns=lambda c: c[len("__sensitive__"):]))
+                      sensitive=frame[sens].rename(columns=lambda c: c[len("__sensitive__"):]),
+                      texts=given if modality == "text" else None,
+                      images=given if modality == "images" else None)
         encoding = self.run.encoding
         assert encoding is not None
         k = len(encoding.classes)
