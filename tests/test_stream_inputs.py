@@ -198,6 +198,28 @@ def _forged(folder: Path) -> dict[str, Path]:
     out["forged"] = folder / "forged.npy"
     (folder / "junk.npy").write_bytes(b"not an array at all")
     out["junk"] = folder / "junk.npy"
+    for name, shape, descr in (("negative", "(2, -1, 4)", "'|u1'"), ("ints", "(2, 3, 3)", "'<i4'"),
+                               ("subarray", "(2, 3, 3)", "('<f4', (3,))"),
+                               ("wrapped", "(1, 4611686018427387905, 4)", "'|u1'")):
+        header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}".encode()
+        header += b" " * (118 - len(header)) + b"\n"
+        raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(400)
+        if name == "wrapped":  # an .npz member, whose claimed size the zip cannot check
+            import zipfile
+
+            with zipfile.ZipFile(folder / "wrapped.npz", "w") as z:
+                z.writestr("images.npy", raw)
+            out[name] = folder / "wrapped.npz"
+        else:
+            (folder / f"{name}.npy").write_bytes(raw)
+            out[name] = folder / f"{name}.npy"
+    # a .npy whose pixels end with a whole .npz: numpy.load reads it as the .npy it starts as
+    np.savez(folder / "inner.npz", x=np.full((2, 2, 2), 7, dtype=np.uint8))
+    inner = (folder / "inner.npz").read_bytes()
+    outer = np.zeros((2, 1, 1, len(inner)), dtype=np.uint8)
+    outer[1, 0, 0, :] = np.frombuffer(inner, dtype=np.uint8)
+    np.save(folder / "poly.npy", outer)
+    out["poly"] = folder / "poly.npy"
     return out
 
 
@@ -214,12 +236,64 @@ def _forged(folder: Path) -> dict[str, Path]:
                "save the images again with numpy.save"),
     ("junk", "junk.npy: cannot read as a numpy array (ValueError: the magic string is not "
              "correct; expected b'\\x93NUMPY', got b'not an')"),
+    ("negative", "negative.npy: images of shape (2, -1, 4); expected (N, H, W) or (N, C, H, W) "
+                 "with 1 to 4 channels first"),
+    ("ints", "ints.npy: images of dtype int32; expected uint8 (0-255) or float (0-1)"),
+    ("subarray", "subarray.npy: images of dtype ('<f4', (3,)); expected uint8 (0-255) or float "
+                 "(0-1)"),
+    ("wrapped", "wrapped.npz: its header claims an array of shape (1, 4611686018427387905, 4) "
+                "but the file holds less; it is truncated or forged"),
 ])
 def test_hostile_array_files_are_refused_unread(tmp_path: Path, case: str, message: str) -> None:
     path = _forged(tmp_path)[case]
     with pytest.raises(DataError) as info:
         ArrayRows(path)
     assert str(info.value).startswith(message)
+
+
+def test_a_npy_is_read_as_numpy_reads_it_whatever_it_ends_with(tmp_path: Path) -> None:
+    path = _forged(tmp_path)["poly"]
+    reader = ArrayRows(path)
+    try:
+        assert reader.shape == np.load(path).shape and np.array_equal(reader.read(0, 2),
+                                                                       np.load(path))
+    finally:
+        reader.close()
+
+
+def test_image_batches_are_capped_by_their_bytes(tmp_path: Path) -> None:
+    from audit.stream.batches import IMAGE_BATCH_BYTES, image_batch_rows
+
+    _, x = image_table(tmp_path, n=10)
+    np.save(tmp_path / "eval.npy", x)
+    spec = suite_of(tmp_path, {"images": {"eval": "eval.npy"}}).data
+    big = 4 * 3 * 224 * 224  # a float32 RGB 224x224 image
+    assert image_batch_rows(spec, 250_000, big) == IMAGE_BATCH_BYTES // big == 891
+    assert image_batch_rows(spec, 500, big) == 500
+    text = dataclasses.replace(spec, images=None, text="review")
+    assert image_batch_rows(text, 250_000, big) == 250_000
+
+
+def test_a_missing_image_column_is_named_when_streamed(tmp_path: Path) -> None:
+    image_table(tmp_path, n=20)
+    (c,) = StreamRun(suite_of(tmp_path, {"images": {"column": "paht"}},
+                              {"a": {"metric": "accuracy"}})).run_all()
+    assert c.error.startswith("eval.csv: image path column 'paht' (data.images.column) not found")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('"' + "x" * 200_000 + '",a,Yes\nok,b,No\nbad,a,No,extra\n',
+     "eval.csv: data row 3 (line 4) has 4 field(s) but the header names 3 columns"),
+    ('ok,a,No\n"never closed,a,No\nok,b,Yes\n',
+     "eval.csv: data row 2 (line 3): a quote opened there is never closed; close it, or double "
+     'a quote inside a quoted field ("")'),
+], ids=["after-a-long-text", "unclosed-quote"])
+def test_where_pyarrow_stops_the_row_is_named(tmp_path: Path, body: str, message: str) -> None:
+    text_table(tmp_path, n=5)
+    (tmp_path / "eval.csv").write_text("review,group,label\n" + body)
+    (c,) = StreamRun(suite_of(tmp_path, {"text": "review"}, {"a": {"metric": "accuracy"}})
+                     ).run_all()
+    assert c.error.startswith(message), c.error
 
 
 @settings(max_examples=40, deadline=None)
@@ -262,8 +336,7 @@ def test_a_malformed_csv_line_deep_in_a_stream_is_named_by_its_row(tmp_path: Pat
     path.write_text(out.getvalue())
     one = {"a": {"metric": "accuracy"}}
     (c,) = StreamRun(batched(suite_of(tmp_path, {"text": "review"}, one), 500)).run_all()
-    ends = line + frame.loc[2345, "review"].count("\n")  # csv names the line a row ends on
-    assert c.error == (f"eval.csv: data row 2,346 (line {ends:,}) has 4 field(s) but the header "
+    assert c.error == (f"eval.csv: data row 2,346 (line {line:,}) has 4 field(s) but the header "
                        "names 3 columns; give every row as many fields as the header (an unquoted "
                        "comma, or an empty field left out?)")
 

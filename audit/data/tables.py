@@ -159,24 +159,38 @@ def locate_bad_row(path: Path) -> None:
     row in constant memory (what a streaming parser's error leaves unsaid); nothing if every
     row matches."""
     where = display_path(path)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # a long text is a field (csv's default stops at 128 KB)
     try:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, [])
-            row = 0
+            row, begins = 0, reader.line_num + 1
             for fields in reader:
                 if not fields:  # a blank line is no row
+                    begins = reader.line_num + 1
                     continue
                 row += 1
                 if len(fields) != len(header):
+                    opened = (len(fields) < len(header) and reader.line_num > begins
+                              and next(reader, None) is None)  # it ran to the end of the file
+                    if opened:  # one field swallowed the rest of the file
+                        raise DataError(f"{where}: data row {row:,} (line {begins:,}): a quote "
+                                        "opened there is never closed; close it, or double a "
+                                        'quote inside a quoted field ("")')
                     raise DataError(
-                        f"{where}: data row {row:,} (line {reader.line_num:,}) has {len(fields)} "
+                        f"{where}: data row {row:,} (line {begins:,}) has {len(fields)} "
                         f"field(s) but the header names {len(header)} columns; give every row as "
                         "many fields as the header (an unquoted comma, or an empty field left "
                         "out?)")
+                begins = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(f"{where}: cannot parse as CSV near line {reader.line_num:,} ({exc}); "
                         "close every quote") from None
+    except OSError:
+        return  # the reader's own error stands
+    finally:
+        csv.field_size_limit(limit)
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.errors import DataError, display_path
+from audit.errors import DataError, did_you_mean, display_path
 from audit.spec import DataSpec
 
 __all__ = ["Batch", "iter_batches", "table_of", "dataset_files", "count_rows", "refuse",
-           "column_frames", "DEFAULT_BATCH_ROWS"]
+           "column_frames", "image_batch_rows", "DEFAULT_BATCH_ROWS", "IMAGE_BATCH_BYTES"]
 
 DEFAULT_BATCH_ROWS = 250_000  # rows per batch: about 100 MB of a 20-column float table
+IMAGE_BATCH_BYTES = 512 << 20  # an image suite's batch: at most this many bytes of pixels
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _frames(path: Path, spec: DataSpec, batch_rows: int, columns: list[str] | No
                                                             columns=columns):
                 yield record.to_pandas().reset_index(drop=True)  # a saved index is not a row
     except (pa.ArrowInvalid, OSError) as exc:
-        if _is_csv(path) and isinstance(exc, pa.ArrowInvalid):
+        if _is_csv(path) and isinstance(exc, pa.ArrowInvalid) and "CSV parse error" in str(exc):
             from audit.data.tables import locate_bad_row
 
             locate_bad_row(path)  # names the row pyarrow stopped at, where it can
@@ -143,10 +144,11 @@ def iter_batches(spec: DataSpec, role: str = "eval", *, batch_rows: int = DEFAUL
     files = dataset_files(path)
     reader = InputReader(spec, role)
     reader.prepare(column_frames(spec, files, batch_rows))
+    rows = image_batch_rows(spec, batch_rows, reader.row_bytes())
     start = 0
     try:
         for file in files:
-            for frame in _frames(file, spec, batch_rows):
+            for frame in _frames(file, spec, rows):
                 yield Batch(table=table_of(frame, spec, role, file, start, reader), path=file,
                             start=start)
                 start += len(frame)
@@ -159,12 +161,41 @@ def column_frames(spec: DataSpec, files: list[Path], batch_rows: int) -> Iterato
     """The image path column of a dataset's ``files``, in frames (nothing for other suites)."""
     if spec.images is None or spec.images.column is None:
         return
+    column = spec.images.column
     for file in files:
-        yield from _frames(file, spec, batch_rows, [spec.images.column])
+        names = _columns(file)
+        if column not in names:
+            raise DataError(f"{display_path(file)}: image path column {column!r} "
+                            f"(data.images.column) not found{did_you_mean(column, names)} "
+                            f"(columns: {', '.join(names)})")
+        yield from _frames(file, spec, batch_rows, [column])
+
+
+def _columns(file: Path) -> list[str]:
+    """A file's column names, read from its header (a CSV) or its schema (Parquet)."""
+    if _is_csv(file):
+        from audit.data.tables import csv_header
+
+        return csv_header(file)
+    import pyarrow.parquet as pq
+
+    return [str(n) for n in pq.ParquetFile(file).schema_arrow.names]
+
+
+def image_batch_rows(spec: DataSpec, batch_rows: int, row_bytes: int | None) -> int:
+    """``batch_rows``, lowered for an image suite so a batch's float32 pixels stay within
+    :data:`IMAGE_BATCH_BYTES` (``row_bytes``: one image's float32 bytes, when known)."""
+    if spec.images is None or not row_bytes:
+        return batch_rows
+    return max(1, min(batch_rows, IMAGE_BATCH_BYTES // row_bytes))
 
 
 def refuse(spec: DataSpec) -> None:
     """What a streamed run cannot read, as an error with the fix."""
+    if spec.modality == "choices":
+        raise DataError(f"{display_path(spec.eval)}: multiple-choice items are read whole (a "
+                        "language model scores each item's choices); use settings.engine: "
+                        "memory")
     quantiled = [b.column for b in spec.bins if b.quantiles is not None]
     if quantiled:
         raise DataError(f"settings.engine: stream cannot cut {quantiled[0]!r} at quantiles (they "
@@ -205,9 +236,7 @@ def table_of(frame: pd.DataFrame, spec: DataSpec, role: str, file: Path, start: 
                         f"data row {first + 1:,}; drop or label those rows")
     sensitive = _groups(frame, spec, where, start)
     if reader is None and spec.modality != "tabular":
-        from audit.stream.inputs import InputReader
-
-        reader = InputReader(spec, role)
+        raise TypeError("a text or image suite's batch needs an InputReader")
     inputs = reader.inputs(frame, file, start) if reader is not None else {}
     return Table(role=role, path=file, sha256="", features=frame[features],
                  labels=labels.reset_index(drop=True), sensitive=sensitive, **inputs)

@@ -224,6 +224,14 @@ class StreamEngine:
         files = dataset_files(self.suite.data.eval)
         reader = InputReader(self.suite.data, "eval")
         reader.prepare(column_frames(self.suite.data, files, s.batch_rows))
+        if self.suite.data.images is not None and self.suite.data.images.column is None and (
+                reader.array().compressed):
+            path = reader.array().path
+            reader.close()  # each worker would inflate the member again for every row group
+            raise DataError(f"{display_path(path)}: a compressed .npz is read "
+                            "from its start for every row group, which settings.engine: ray "
+                            "reads in any order; save the images with numpy.save (.npy) or "
+                            "numpy.savez (stored), or use engine: stream")
         try:
             partials, pairs = ray_partials(self.suite, files, like, self.run.session.progress,
                                            reader.decisions)
@@ -377,8 +385,8 @@ class StreamEngine:
 
     def preflight(self) -> None:
         """Load both models and predict the first rows of the first batch."""
-        batch = next(iter(iter_batches(self.suite.data, "eval",
-                                       batch_rows=self.suite.settings.batch_rows)))
+        batch = next(iter(iter_batches(self.suite.data, "eval",  # the first rows only
+                                       batch_rows=self.run.PREFLIGHT_ROWS)))
         head = batch.table.take(slice(0, self.run.PREFLIGHT_ROWS))
         self._refuse_predictions()
         teacher, student = self.run.model("teacher"), self.run.model("student")

@@ -20,6 +20,7 @@ a pass over the files' headers) and the size every image must share without
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,36 @@ from audit.data.inputs import (
 from audit.errors import DataError, display_path
 from audit.spec import DataSpec
 
-__all__ = ["ArrayRows", "InputReader"]
+__all__ = ["ArrayRows", "InputReader", "is_npz"]
+
+
+def is_npz(fh: Any) -> bool:
+    """Whether the file ``fh`` is a zip archive (an ``.npz``) by its first bytes, as
+    ``numpy.load`` decides (a zip record at the end of a ``.npy`` does not make it one)."""
+    start = fh.tell()
+    try:
+        return bool(fh.read(4) == b"PK\x03\x04")
+    finally:
+        fh.seek(start)
+
+
+def _header_problem(shape: tuple[int, ...], dtype: np.dtype, fortran: bool) -> str:
+    """What makes an array header unfit to stream as images (``""``: nothing), checked before
+    any pixel is read: what the in-memory reader would refuse once it had read them all."""
+    if dtype.hasobject:
+        return ("cannot read as a numpy array (an object array, which only a pickle can hold; it "
+                "is never unpickled); save plain uint8 or float images with numpy.save")
+    if dtype.subdtype is not None or dtype.names is not None or not (
+            dtype == np.uint8 or dtype.kind == "f"):
+        return (f"images of dtype {dtype}; expected uint8 (0-255) or float (0-1)")
+    if any(d < 0 for d in shape) or len(shape) not in (3, 4) or (
+            len(shape) == 4 and not 1 <= shape[1] <= 4):
+        return (f"images of shape {shape}; expected (N, H, W) or (N, C, H, W) with 1 to 4 "
+                "channels first (move a channels-last axis with numpy.moveaxis(x, -1, 1))")
+    if fortran:
+        return ("the array is stored in Fortran order, which cannot be read row by row; save "
+                "numpy.ascontiguousarray(images) instead")
+    return ""
 
 
 class ArrayRows:
@@ -57,25 +87,29 @@ class ArrayRows:
         except FileNotFoundError:
             raise DataError(f"{where}: file not found") from None
         self._zip: zipfile.ZipFile | None = None
+        self.compressed = False  # an .npz member inflated as it is read (seeking back re-reads)
         try:
             check_claimed_size(self._file, where)
             fh: Any = self._file
-            if zipfile.is_zipfile(self._file):
-                self._file.seek(0)
+            if is_npz(self._file):  # by its first bytes, as numpy.load decides
                 self._zip = zipfile.ZipFile(self._file)
                 names = self._zip.namelist()
                 if len(names) != 1:
                     raise DataError(f"{where}: holds {len(names)} arrays "
                                     f"({', '.join(n.removesuffix('.npy') for n in names[:5])}); "
                                     "save the images as the only array of the .npz, or as a .npy")
+                info = self._zip.getinfo(names[0])
+                self.compressed = info.compress_type != zipfile.ZIP_STORED
                 fh = self._zip.open(names[0])
-                size = self._zip.getinfo(names[0]).file_size
+                size = info.file_size
             else:
                 self._file.seek(0, 2)
                 size = self._file.tell()
                 self._file.seek(0)
             fmt = np.lib.format
             version = fmt.read_magic(fh)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"the .npy format version {version} is not one numpy writes")
             header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = header(fh)
         except DataError:
@@ -86,21 +120,13 @@ class ArrayRows:
             raise DataError(f"{where}: cannot read as a numpy array ({type(exc).__name__}: "
                             f"{str(exc).strip()[:200]}); save plain uint8 or float images with "
                             "numpy.save") from None
-        if dtype.hasobject:
+        problem = _header_problem(tuple(int(d) for d in shape), dtype, fortran)
+        if problem:
             self.close()
-            raise DataError(f"{where}: cannot read as a numpy array (an object array, which only "
-                            "a pickle can hold; it is never unpickled); save plain uint8 or float "
-                            "images with numpy.save")
-        if fortran and len(shape) > 1:
-            self.close()
-            raise DataError(f"{where}: the array is stored in Fortran order, which cannot be "
-                            "read row by row; save numpy.ascontiguousarray(images) instead")
-        if len(shape) == 0:
-            self.close()
-            raise DataError(f"{where}: images of shape (); expected (N, H, W) or (N, C, H, W)")
+            raise DataError(f"{where}: {problem}")
         self._fh, self._data = fh, fh.tell()
         self.shape, self.dtype = tuple(int(d) for d in shape), dtype
-        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.row_bytes = math.prod(self.shape[1:]) * dtype.itemsize  # Python ints: no overflow
         if self._data + self.rows * self.row_bytes > size:
             self.close()
             raise DataError(f"{where}: its header claims an array of shape {self.shape} but the "
@@ -173,6 +199,18 @@ class InputReader:
                 mode = "RGB"
             start += len(frame)
         self.mode = mode or "L"
+
+    def row_bytes(self) -> int | None:
+        """One image's bytes as the models get it (float32), when known before reading."""
+        images = self.spec.images
+        if images is None:
+            return None
+        if images.column is None:
+            shape = self.array().shape
+            return 4 * math.prod(shape[1:]) if len(shape) > 1 else None
+        size = images.size or self.first
+        channels = images.channels or (3 if self.mode == "RGB" else 1)
+        return None if size is None else 4 * channels * size[0] * size[1]
 
     def inputs(self, frame: pd.DataFrame, file: Path, start: int) -> dict[str, np.ndarray]:
         """The texts or images of ``frame``, the rows ``start..`` of the table (``file``: the
