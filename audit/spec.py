@@ -137,10 +137,17 @@ class DataSpec:
     text: str | None = None  # the column of strings a text model reads
     images: ImageSpec | None = None  # the images an image model reads
     private: tuple[str, ...] = ()  # columns never exported (flip table, shown rows)
+    # multiple-choice items (a .jsonl eval table): the field holding each item's choices and
+    # the template of the context a language model scores them after (audit.data.items)
+    choices: str | None = None
+    context: str = "{context}"
 
     @property
     def modality(self) -> str:
-        """What the models read: ``tabular`` (feature columns), ``text`` or ``images``."""
+        """What the models read: ``tabular`` (feature columns), ``text``, ``images`` or
+        ``choices`` (multiple-choice items, scored by a language model)."""
+        if self.choices is not None:
+            return "choices"
         return "text" if self.text is not None else "images" if self.images is not None else (
             "tabular")
 
@@ -182,6 +189,8 @@ class ModelSpec:
     # model (the attacks' eps stays in pixel units of [0, 1])
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    # a language model's choice scores: sum of log-likelihoods (acc) or per character (acc_norm)
+    scoring: str = "sum"
     # kind "object": a fitted model held in memory (audit.compare); never from a suite file
     obj: Any = field(default=None, compare=False, repr=False, hash=False)
 

@@ -23,6 +23,7 @@ from audit.checks.registry import Param
 from audit.errors import SuiteError, did_you_mean, display_path
 from audit.fields import (
     CALLABLE_RE,
+    LM_KINDS,
     MAX_NAME,
     MODEL_KEYS,
     MODEL_KINDS,
@@ -141,6 +142,7 @@ class SuiteParser:
                  sensitive: tuple[str, ...] = ()) -> None:
         self.sensitive = sensitive  # the suite's data.sensitive, for checks' by:
         self.tables: set[str] | None = None  # the data tables the suite names (None: unknown)
+        self.choice_classes: tuple[int, ...] | None = None  # positions of items' choices
         self.modality: str | None = None  # what the suite's models read (None: unknown)
         self.has_baseline: bool | None = None  # whether the suite names a baseline (None: unknown)
         self.located = located
@@ -326,6 +328,11 @@ class SuiteParser:
         data = self.data(top["data"])
         self.sensitive = data.sensitive
         self.modality = data.modality
+        if data.choices is not None:  # the classes of multiple-choice items: their positions
+            from audit.data.items import count_choices
+
+            k = count_choices(data.eval, data.choices)
+            self.choice_classes = None if k is None else tuple(range(k))
         self.tables = {role for role in TABLES if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
         if settings.engine != "memory":
@@ -428,7 +435,28 @@ class SuiteParser:
                                f"is also data.{other}; the models read this column as "
                                f"{'text' if text else 'image paths'}, so it cannot be "
                                f"{'the label' if other == 'target' else other + ' too'}")
+        items = eval_path.suffix.lower() == ".jsonl"
+        choices = self.get(kp, d, "choices", "data")
+        context = self.get(kp, d, "context", "data")
+        for key, raw in (("choices", choices), ("context", context)):
+            if raw is not None and not items:
+                raise self.bad((*kp, key), raw, "describes multiple-choice items, but data.eval "
+                                                "is a table; name a .jsonl file of items")
+        if items:
+            if text is not None or images is not None:
+                raise self.bad((*kp, "text" if text is not None else "images"),
+                               text or d["images"], "but data.eval is a .jsonl file of "
+                               "multiple-choice items, whose contexts the models read; remove it")
+            if context is not None:
+                from audit.data.items import template_fields
+
+                try:
+                    template_fields(context)
+                except ValueError as exc:
+                    raise self.bad((*kp, "context"), context, str(exc)) from None
         return DataSpec(eval=eval_path, target=target, **optional, features=features,
+                        choices=(choices or "choices") if items else None,
+                        context=context or "{context}",
                         sensitive=sensitive, bins=bins,
                         positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
@@ -619,7 +647,18 @@ class SuiteParser:
             base = org.file.parent if org.file is not None else self.base_dir
             return ModelSpec(kind=kind, target=raw, classes=classes, base_dir=base,
                              output=spec.get("output"))
-        spec["path"] = self.path_of((*kp, kind), raw, folder=kind == "transformers")
+        if (kind in LM_KINDS) != (self.modality == "choices") and self.modality is not None:
+            if kind in LM_KINDS:
+                raise self.bad((*kp, kind), raw, "scores multiple-choice items, but data.eval is "
+                                                 "a table; name a .jsonl file of items as "
+                                                 "data.eval")
+            raise self.bad((*kp, kind), raw, "is not a language model, and data.eval is a .jsonl "
+                                             "file of multiple-choice items; audit them with "
+                                             "causal_lm or lm_eval models")
+        spec["path"] = self.path_of((*kp, kind), raw, folder=kind in ("transformers", "causal_lm"))
+        if kind in LM_KINDS:
+            spec["scoring"] = self.get(kp, m, "scoring", "model") or "sum"
+            spec["classes"] = classes if classes is not None else self.choice_classes
         for key in ("max_length", "batch_size", "device"):
             if key in allowed:
                 if key == "device" and str(m.get(key)).lower() == "gpu":  # difflib offers cpu
@@ -719,7 +758,8 @@ class SuiteParser:
         modality = self.modality
         if modality is not None and modality not in metric.modalities:
             reads = {"text": "texts (data.text)", "images": "images (data.images)",
-                     "tabular": "feature columns"}[modality]
+                     "tabular": "feature columns",
+                     "choices": "multiple-choice items (a .jsonl data.eval)"}[modality]
             fix = {"edit_accuracy": "it edits texts: use robust_accuracy or corruption_accuracy "
                                     "on an image suite",
                    "corruption_accuracy": "it corrupts images: use edit_accuracy on a text "
@@ -730,7 +770,10 @@ class SuiteParser:
                                                    "columns: audit a tabular suite",
                    "extraction_agreement": "its thieves read feature columns or images",
                    "extraction_accuracy": "its thieves read feature columns or images"}.get(
-                metric_name, "on a text suite use edit_accuracy (text edits)")
+                metric_name, "on a text suite use edit_accuracy (text edits)"
+                if modality != "choices" else "a choice-level check reads the models' "
+                "probabilities over the choices (accuracy, agreement, flips, KL, ECE, fairness, "
+                "slices)")
             raise self.bad((*kp, "metric"), metric_name, f"does not apply here: this suite's "
                                                          f"models read {reads}; {fix}")
         if modality == "images" and metric.family == "robustness":
@@ -801,8 +844,11 @@ def _item_range(p: Param) -> dict[str, Any]:
 
 
 def _check_table_suffix(parser: SuiteParser, kp: KeyPath, path: Path) -> None:
+    if path.suffix.lower() in (".jsonl",) and kp[:1] == ("data",):
+        return  # multiple-choice items (audit.data.items)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file")
+        raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file (or, for a "
+                                             "language model's items, a .jsonl file)")
 
 
 # what other tools call our column types, for the did-you-mean of data.dtypes

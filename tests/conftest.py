@@ -110,3 +110,13 @@ def quantized() -> Path:
     from fixtures.quantized import build_quantized
 
     return build_quantized()["quantized/student_int8.onnx"].parent
+
+
+@pytest.fixture(scope="session")
+def lm_pair() -> Path:
+    """The language-model pair (a Llama-style teacher, 4 layers x 192, and a student distilled
+    on its next-token distributions, 2 x 96, as transformers folders) and its items, built once
+    (cached by its manifest; a few minutes on 2 cores the first time)."""
+    from fixtures.lm import build
+
+    return build()["lm/cloze.jsonl"].parent

@@ -139,8 +139,10 @@ def baseline(X):
                      [m.to_dict() for m in a.versus_baseline])
 
 
+# every example suite but those of a language model's multiple-choice items, which are read
+# whole (tests/test_lm_choices.py: streaming them is refused with the fix)
 EXAMPLES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "suites").glob(
-    "*.audit.yaml"))
+    "*.audit.yaml") if "-lm" not in p.name)
 BUILDS = {"mnist": "mnist", "rotten": "rotten", "poisoned": "poisoned", "quantized": "quantized"}
 # a dynamically quantized (int8) model scales each batch by that batch's own range, so a row's
 # probabilities depend on the rows predicted with it: these suites are read in one batch

@@ -86,6 +86,7 @@ def test_a_parameter_key_takes_the_union_of_its_declarations() -> None:
 def test_example_suites_exist() -> None:
     assert [p.name for p in EXAMPLES] == ["arrests-quantized.audit.yaml",
                                           "arrests-security.audit.yaml", "arrests.audit.yaml",
+                                          "cloze-lm.audit.yaml",
                                           "digits-torch.audit.yaml", "digits.audit.yaml",
                                           "mnist.audit.yaml", "poisoned-defended.audit.yaml",
                                           "poisoned.audit.yaml", "rotten.audit.yaml"]

@@ -295,7 +295,9 @@ for _name, _doc in (
     ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR (0.1% is in the report)."),
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
-                    params=_PARAMS, tables=_tables_read, needs=_needs_for(_name)))
+                    params=_PARAMS, tables=_tables_read, needs=_needs_for(_name),
+                    # a language model's membership is of documents, not of scored items
+                    modalities=("tabular", "text", "images")))
 
 
 # -- report section ----------------------------------------------------------------------

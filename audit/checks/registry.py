@@ -186,7 +186,7 @@ class Metric:
     identical: float | None = None
     # what the suite's models must read for this metric to apply (tabular, text, images): the
     # parser refuses it on other suites
-    modalities: tuple[str, ...] = ("tabular", "text", "images")
+    modalities: tuple[str, ...] = ("tabular", "text", "images", "choices")
 
     @property
     def engine(self) -> Literal["counts", "influence", "custom"]:

@@ -207,6 +207,9 @@ class Table:
     bins: tuple[tuple[str, tuple[float, ...]], ...] = ()
     texts: np.ndarray | None = None  # data.text: what a text model reads (object array of str)
     images: np.ndarray | None = None  # data.images: float32 (N, C, H, W) in [0, 1]
+    # multiple-choice items: each row's continuations (an object array of tuples of str); the
+    # contexts they follow are ``texts``
+    choices: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -215,6 +218,8 @@ class Table:
     @property
     def modality(self) -> str:
         """What a model reads from this table: ``text``, ``images`` or ``tabular``."""
+        if self.choices is not None:
+            return "choices"
         return "text" if self.texts is not None else "images" if self.images is not None else (
             "tabular")
 
@@ -226,7 +231,8 @@ class Table:
                        labels=self.labels.iloc[rows].reset_index(drop=True),
                        sensitive=self.sensitive.iloc[rows].reset_index(drop=True),
                        texts=None if self.texts is None else self.texts[index],
-                       images=None if self.images is None else self.images[index])
+                       images=None if self.images is None else self.images[index],
+                       choices=None if self.choices is None else self.choices[index])
 
     def with_inputs(self, inputs: Any) -> Table:
         """The same rows with other model inputs (edited texts, perturbed images), which
@@ -252,6 +258,8 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
     path = getattr(spec, role)
     if path is None:
         raise DataError(f"the suite names no {role} table; add data.{role}")
+    if spec.choices is not None:
+        return _load_items(spec, role, path)
     frame = read_table(path)
     where = display_path(path)
     columns = [str(c) for c in frame.columns]
@@ -302,6 +310,26 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
         texts=texts,
         images=images,
     )
+
+
+def _load_items(spec: DataSpec, role: str, path: Path) -> Table:
+    """A table of multiple-choice items (:mod:`audit.data.items`): its rows are the items,
+    the labels their answers' positions, the texts their contexts."""
+    from audit.data.items import read_items
+
+    where = display_path(path)
+    frame, answers, contexts, continuations = read_items(
+        path, template=spec.context, choices=spec.choices or "choices", target=spec.target)
+    for col in spec.sensitive:
+        if col not in frame.columns:
+            raise DataError(f"{where}: the items have no field {col!r} (data.sensitive) to slice "
+                            f"by (fields: {', '.join(map(str, frame.columns))})")
+    sensitive, bins = _sensitive(frame, spec, where, role)
+    features = [c for c in frame.columns if c not in spec.sensitive] if spec.features is None \
+        else list(spec.features)
+    return Table(role=role, path=path, sha256=file_sha256(path), features=frame[features],
+                 labels=answers, sensitive=sensitive, bins=bins, texts=contexts,
+                 choices=continuations)
 
 
 def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],

@@ -83,6 +83,14 @@ def load_model(spec: ModelSpec, role: str) -> LoadedModel:
         from audit.models.transformers import load_transformers
 
         return load_transformers(spec, role)
+    if spec.kind == "causal_lm":
+        from audit.models.causal_lm import load_causal_lm
+
+        return load_causal_lm(spec, role)
+    if spec.kind == "lm_eval":
+        from audit.models.lm_eval import load_lm_eval
+
+        return load_lm_eval(spec, role)
     if spec.kind == "object":  # in memory (audit.compare): a torch module goes to its adapter
         if _is_torch_module(spec.obj):
             from audit.models.torch import load_torch_object

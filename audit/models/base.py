@@ -159,6 +159,8 @@ def cache_identity(spec: ModelSpec, sha256: str) -> str:
     running = [f"{key}={getattr(spec, key)}" for key in ("max_length", "batch_size", "device",
                                                           "mean", "std")
                if getattr(spec, key) is not None]
+    if spec.kind in ("causal_lm", "lm_eval"):  # sums or per character: other probabilities
+        running.append(f"scoring={spec.scoring}")
     return identity if not running else identity + "\0" + "\0".join(running)
 
 

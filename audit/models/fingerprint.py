@@ -20,7 +20,7 @@ def content_bytes(spec: ModelSpec) -> int | None:
     from audit.models.folder import folder_bytes
 
     label = f"{spec.kind} model {spec.path}"
-    if spec.kind == "transformers":
+    if spec.kind in ("transformers", "causal_lm"):
         return folder_bytes(spec.path, label)
     size = spec.path.stat().st_size
     # a text model ships with its tokenizer, as a transformers folder does
@@ -37,7 +37,7 @@ def content_sha256(spec: ModelSpec) -> str:
     is its bytes' SHA-256. The cache keys on :func:`identity_sha256` instead."""
     assert spec.path is not None
     label = f"{spec.kind} model {spec.path}"
-    if spec.kind == "transformers":
+    if spec.kind in ("transformers", "causal_lm"):
         return folder_sha256(spec.path, label)
     if spec.kind != "onnx":
         return file_sha256(spec.path)

@@ -36,12 +36,12 @@ from audit.models.text import (
 )
 from audit.spec import ModelSpec
 
-__all__ = ["load_transformers"]
+__all__ = ["load_transformers", "read_config", "safe_weights", "torch_device"]
 
 PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def _weights(folder: Path, label: str, trust: bool) -> bool:
+def safe_weights(folder: Path, label: str, trust: bool) -> bool:
     """Whether the folder's weights are safetensors (``True``) or a trusted pickle."""
     files = [p.name for p in folder.iterdir() if p.is_file()]
     safe = [f for f in files if f.endswith(".safetensors") or f == "model.safetensors.index.json"]
@@ -59,7 +59,7 @@ def _weights(folder: Path, label: str, trust: bool) -> bool:
     return False
 
 
-def _config(folder: Path, label: str) -> dict[str, Any]:
+def read_config(folder: Path, label: str) -> dict[str, Any]:
     import json
 
     path = folder / "config.json"
@@ -105,7 +105,7 @@ def _classes(config: dict[str, Any], spec: ModelSpec, label: str) -> tuple[Any, 
     return names
 
 
-def _device(torch: Any, spec: ModelSpec, label: str) -> Any:
+def torch_device(torch: Any, spec: ModelSpec, label: str) -> Any:
     if spec.device == "cuda":
         if not torch.cuda.is_available():
             raise ModelError(f"{label}: device: cuda, but torch sees no CUDA device here; "
@@ -119,8 +119,8 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
     assert spec.path is not None
     label = model_label(role, spec)
     folder = spec.path
-    config = _config(folder, label)
-    safetensors = _weights(folder, label, spec.trust)
+    config = read_config(folder, label)
+    safetensors = safe_weights(folder, label, spec.trust)
     classes = _classes(config, spec, label)
     sha256 = folder_sha256(folder, label)  # before anything reads the files
     try:
@@ -155,7 +155,7 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
                          f"are named ({list(classes)}); name one class per output")
     tokenizer = load_tokenizer(spec.tokenizer or folder, label,
                                getattr(model.config, "vocab_size", None))
-    device = _device(torch, spec, label)
+    device = torch_device(torch, spec, label)
     model.to(device).eval()
     max_length = max_length_of(tokenizer, spec.max_length,
                                getattr(model.config, "max_position_embeddings", None), label)

@@ -1,0 +1,221 @@
+"""Multiple-choice items for language models: a JSONL file, one item per line.
+
+An item is a context and a list of choices; a language model scores each choice by its
+log-likelihood given the context, which turns the item into a probability vector over its
+choices, so every metric of a classifier (accuracy, agreement, flips, KL, ECE, fairness by
+group, slices) runs on it unchanged. Two forms are read:
+
+* the suite's own items: ``{"question": ..., "choices": [...], "answer": 2, "subject": ...}``.
+  The context is ``data.context`` (default ``"{context}"``) filled from the item's fields with
+  ``str.format`` names only (``{question}``; never an attribute, an index or code), the
+  choices are the ``data.choices`` field (default ``choices``), the answer is the
+  ``data.target`` field: a choice's index or the choice itself. Scalar fields are columns to
+  slice by (``data.sensitive``);
+* lm-evaluation-harness ``--log_samples`` output (``samples_<task>_<time>.jsonl``): each line's
+  ``arguments`` hold the context and the continuations it scored, ``target`` the answer and
+  ``doc`` the item's fields; ``doc_id`` and ``doc_hash`` are kept, to join the other model's
+  file item by item.
+
+A choice is scored as lm-evaluation-harness scores it: the continuation is ``" " + choice``
+(its ``target_delimiter``) after the context. Every item of a suite has the same number of
+choices (the classes are the positions ``0..k-1``). A problem is named by its file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import DataError, display_path
+
+__all__ = ["ITEM_FIELDS", "LM_EVAL_FIELDS", "is_lm_eval", "template_fields", "read_items",
+           "count_choices"]
+
+ITEM_FIELDS = ("context", "choices")  # what a rendered item holds beside its fields
+LM_EVAL_FIELDS = ("doc_id", "doc", "arguments", "filtered_resps")  # a --log_samples line
+DELIMITER = " "  # lm-evaluation-harness's default target_delimiter
+MAX_LINE = 1 << 20  # bytes per item: a longer line is refused unread
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names of a context template, or a ``ValueError`` saying what is not allowed:
+    only plain ``{name}`` fields (no attribute, index, conversion or format spec)."""
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc}); write fields as {{name}} and a "
+                         "literal brace as {{ or }}") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"has the field {{{name}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}}; a template names item fields "
+                             "only, as {name} (no attribute, index, conversion or format)")
+        names.append(name)
+    if not names:
+        raise ValueError("names no item field; write e.g. \"Question: {question}\\nAnswer:\"")
+    return names
+
+
+def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    where = display_path(path)
+    out = []
+    try:
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if len(raw) > MAX_LINE:
+                    raise DataError(f"{where}:{number}: a line of {len(raw):,} bytes, more than "
+                                    f"the {MAX_LINE:,} an item may hold")
+                if not raw.strip():
+                    continue
+                try:
+                    item = json.loads(raw)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise DataError(f"{where}:{number}: not a JSON object ({exc}); write one "
+                                    "item per line as a JSON object") from None
+                if not isinstance(item, dict):
+                    raise DataError(f"{where}:{number}: a JSON {type(item).__name__}, not an "
+                                    "object; write one item per line as a JSON object")
+                out.append((number, item))
+    except FileNotFoundError:
+        raise DataError(f"{where}: file not found") from None
+    if not out:
+        raise DataError(f"{where}: no items; write one JSON object per line")
+    return out
+
+
+def is_lm_eval(item: dict[str, Any]) -> bool:
+    """Whether ``item`` is a line of lm-evaluation-harness ``--log_samples`` output."""
+    return all(k in item for k in LM_EVAL_FIELDS)
+
+
+def lm_eval_arguments(item: dict[str, Any], where: str) -> tuple[str, list[str]]:
+    """The context and continuations a ``--log_samples`` line scored (without the empty-context
+    half ``acc_mutual_info`` adds)."""
+    args = item.get("arguments")
+    if not isinstance(args, dict) or not args:
+        raise DataError(f"{where}: 'arguments' is not the object of gen_args_<i> lm-evaluation-"
+                        "harness writes for a multiple_choice task")
+    pairs = []
+    for i in range(len(args)):
+        one = args.get(f"gen_args_{i}")
+        if not isinstance(one, dict) or not isinstance(one.get("arg_0"), str) or not isinstance(
+                one.get("arg_1"), str):
+            raise DataError(f"{where}: arguments.gen_args_{i} is not a (context, continuation) "
+                            "pair of strings; audit a multiple_choice task's samples")
+        pairs.append((one["arg_0"], one["arg_1"]))
+    half = len(pairs) // 2
+    if len(pairs) % 2 == 0 and half and all(c == "" for c, _ in pairs[half:]) and pairs[0][0]:
+        pairs = pairs[:half]  # acc_mutual_info's unconditional scores
+    contexts = {c for c, _ in pairs}
+    if len(contexts) != 1:
+        raise DataError(f"{where}: its choices are scored after different contexts; audit a "
+                        "multiple_choice task's samples")
+    return pairs[0][0], [c for _, c in pairs]
+
+
+def read_items(path: Path, *, template: str = "{context}", choices: str = "choices",
+               target: str = "answer") -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray]:
+    """The items of ``path``: their fields (a frame of scalar columns), the answers (choice
+    indices), the contexts and the continuations (an object array of tuples of strings)."""
+    where = display_path(path)
+    lines = _lines(path)
+    lm_eval = is_lm_eval(lines[0][1])
+    fields = template_fields(template) if not lm_eval else []
+    rows, answers, contexts, continuations = [], [], [], []
+    k = None
+    for number, item in lines:
+        at = f"{where}:{number}"
+        if lm_eval:
+            if not is_lm_eval(item):
+                raise DataError(f"{at}: lacks {[f for f in LM_EVAL_FIELDS if f not in item]}; "
+                                "every line must be lm-evaluation-harness --log_samples output")
+            context, conts = lm_eval_arguments(item, at)
+            bare = [c[len(DELIMITER):] if c.startswith(DELIMITER) else c for c in conts]
+            answer: Any = item.get("target")
+            doc = item["doc"] if isinstance(item["doc"], dict) else {}
+            row = {"doc_id": item["doc_id"], "doc_hash": str(item.get("doc_hash", "")),
+                   **{f: v for f, v in doc.items() if _scalar(v)}}
+        else:
+            missing = [f for f in (*fields, choices, target) if f not in item]
+            if missing:
+                key = ("context" if missing[0] in fields else
+                       "choices" if missing[0] == choices else "target")
+                raise DataError(f"{at}: the item has no field {missing[0]!r} (fields: "
+                                f"{', '.join(map(str, item))}); add it, or name another with "
+                                f"data.{key}")
+            context = template.format_map({f: _text(item[f]) for f in fields})
+            bare = item[choices]
+            if not isinstance(bare, list) or not all(isinstance(c, str) and c for c in bare):
+                raise DataError(f"{at}: field {choices!r} is not a list of non-empty strings")
+            conts = [DELIMITER + c for c in bare]
+            answer = item[target]
+            row = {f: v for f, v in item.items() if _scalar(v) and f not in (choices, target)}
+        if len(bare) < 2:
+            raise DataError(f"{at}: {len(bare)} choice(s); an item needs two or more")
+        if k is None:
+            k = len(bare)
+        elif len(bare) != k:
+            raise DataError(f"{at}: {len(bare)} choices but the first item has {k}; every item of "
+                            "a suite has the same number of choices (split the file by it)")
+        answers.append(_answer(answer, bare, at))
+        rows.append(row)
+        contexts.append(context)
+        continuations.append(tuple(conts))
+    frame = pd.DataFrame(rows)
+    out = np.empty(len(continuations), dtype=object)
+    out[:] = continuations
+    return (frame, pd.Series(answers, name=target, dtype=np.int64),
+            np.array(contexts, dtype=object), out)
+
+
+def count_choices(path: Path, choices: str = "choices") -> int | None:
+    """The number of choices of the first item of ``path`` (``None`` if it cannot be read)."""
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                if raw.strip():
+                    item = json.loads(raw)
+                    break
+            else:
+                return None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(item, dict):
+        return None
+    if is_lm_eval(item):
+        try:
+            return len(lm_eval_arguments(item, "")[1])
+        except DataError:
+            return None
+    value = item.get(choices)
+    return len(value) if isinstance(value, list) else None
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _answer(value: Any, choices: list[str], at: str) -> int:
+    """A choice's index from an index, its digits or the choice itself."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < len(choices):
+        return value
+    if isinstance(value, str) and value in choices:
+        return choices.index(value)
+    raise DataError(f"{at}: the answer {value!r} is neither a choice's index (0 to "
+                    f"{len(choices) - 1}) nor one of the choices")
