@@ -328,3 +328,60 @@ def test_the_lm_example_fails_on_its_real_finding(lm_pair: Path, tmp_path: Path)
     assert status["calibration"] == "fail"
     accuracy = next(c for c in report.checks if c.name == "accuracy").measurements[0]
     assert accuracy.teacher.value > accuracy.student.value > 0.25  # both above chance
+
+
+def test_what_identifies_items_and_models_follows_how_they_are_read(small: Path,
+                                                                     tmp_path: Path) -> None:
+    """The items' hash (the prediction cache's key) covers the template and the choices field;
+    a causal LM's covers a tokenizer of its own; ids and prompt fields are not features."""
+    from audit.data.tables import load_table
+    from audit.models.fingerprint import content_sha256
+
+    items = write(tmp_path / "items.jsonl", {**ITEM, "id": "a", "topic": "x"},
+                  {**ITEM, "id": "b", "topic": "y"})
+    plain = lm_suite(small, items, {"a": {"metric": "accuracy"}})
+    other = lm_suite(small, items, {"a": {"metric": "accuracy"}}, context="Q: {context}")
+    assert load_table(plain.data).sha256 != load_table(other.data).sha256
+    assert load_table(plain.data).features.columns.tolist() == ["topic"]
+    shutil.copytree(small / "teacher", tmp_path / "tok")
+    tokenized = lm_suite(small, items, {"a": {"metric": "accuracy"}},
+                         teacher={"causal_lm": str(small / "teacher"),
+                                  "tokenizer": str(tmp_path / "tok")})
+    assert content_sha256(tokenized.teacher) != content_sha256(plain.teacher)
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ({**ITEM, "context": "Caf\ud83d"}, "items.jsonl:1: holds a character that is not text"),
+], ids=["surrogate"])
+def test_items_that_are_not_text_are_named(tmp_path: Path, item: Any, message: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps(item) + "\n")  # ensure_ascii: the surrogate as \\ud83d
+    with pytest.raises(DataError, match=message):
+        read_items(path)
+
+
+def test_a_digit_answer_that_is_a_choice_names_that_choice(tmp_path: Path) -> None:
+    path = write(tmp_path / "items.jsonl", {"context": "n", "choices": ["1", "2", "3"],
+                                            "answer": "2"})
+    assert read_items(path)[1].tolist() == [1]  # the choice "2", as the harness reads it
+
+
+def test_a_continuation_longer_than_max_length_is_a_clear_error(small: Path,
+                                                                tmp_path: Path) -> None:
+    items = write(tmp_path / "items.jsonl", {**ITEM, "choices": ["four " * 20, "five"]})
+    (c,) = SuiteRun(lm_suite(small, items, {"a": {"metric": "accuracy"}},
+                             teacher={"causal_lm": str(small / "teacher"), "max_length": 8})
+                    ).run_all()
+    assert c.status.value == "error"
+    assert "choice 1: the continuation is" in c.error and "more than max_length 8" in c.error
+
+
+def test_a_context_that_starts_with_the_bos_text_gets_no_second_bos(small: Path) -> None:
+    from audit.models.causal_lm import ChoiceScorer
+
+    tok = transformers.AutoTokenizer.from_pretrained(small / "teacher", local_files_only=True)
+    scorer = ChoiceScorer(torch, None, tok, None, 512, 1)
+    ctx, cont = scorer.encode_pair(tok.bos_token + "The sky is", " blue")
+    assert ctx.count(tok.bos_token_id) == 1 and ctx == scorer.encode_pair("The sky is", " b")[0]

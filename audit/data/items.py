@@ -33,10 +33,11 @@ import pandas as pd
 
 from audit.errors import DataError, display_path
 
-__all__ = ["ITEM_FIELDS", "LM_EVAL_FIELDS", "is_lm_eval", "template_fields", "read_items",
+__all__ = ["ITEM_FIELDS", "ID_FIELDS", "LM_EVAL_FIELDS", "is_lm_eval", "template_fields", "read_items",
            "count_choices"]
 
 ITEM_FIELDS = ("context", "choices")  # what a rendered item holds beside its fields
+ID_FIELDS = ("id", "doc_id", "doc_hash", "prompt_hash")  # identify an item; never features
 LM_EVAL_FIELDS = ("doc_id", "doc", "arguments", "filtered_resps")  # a --log_samples line
 DELIMITER = " "  # lm-evaluation-harness's default target_delimiter
 MAX_LINE = 1 << 20  # bytes per item: a longer line is refused unread
@@ -83,6 +84,12 @@ def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 if not isinstance(item, dict):
                     raise DataError(f"{where}:{number}: a JSON {type(item).__name__}, not an "
                                     "object; write one item per line as a JSON object")
+                try:  # a lone surrogate (\\ud83d) is valid JSON but no text a tokenizer reads
+                    json.dumps(item, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise DataError(f"{where}:{number}: holds a character that is not text "
+                                    f"({exc.reason}: {exc.object[exc.start:exc.end]!r}); write "
+                                    "whole characters (a truncated emoji?)") from None
                 out.append((number, item))
     except FileNotFoundError:
         raise DataError(f"{where}: file not found") from None
@@ -141,8 +148,9 @@ def read_items(path: Path, *, template: str = "{context}", choices: str = "choic
             bare = [c[len(DELIMITER):] if c.startswith(DELIMITER) else c for c in conts]
             answer: Any = item.get("target")
             doc = item["doc"] if isinstance(item["doc"], dict) else {}
-            row = {"doc_id": item["doc_id"], "doc_hash": str(item.get("doc_hash", "")),
-                   **{f: v for f, v in doc.items() if _scalar(v)}}
+            row = {**{f: v for f, v in doc.items() if _scalar(v) and f not in ID_FIELDS},
+                   "doc_id": item["doc_id"], "doc_hash": str(item.get("doc_hash", "")),
+                   "prompt_hash": str(item.get("prompt_hash", ""))}
         else:
             missing = [f for f in (*fields, choices, target) if f not in item]
             if missing:
@@ -211,6 +219,8 @@ def _answer(value: Any, choices: list[str], at: str) -> int:
     """A choice's index from an index, its digits or the choice itself."""
     if isinstance(value, bool):
         value = None
+    if isinstance(value, str) and value in choices:  # the choice itself, even "2" (as the harness)
+        return choices.index(value)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, int) and 0 <= value < len(choices):

@@ -210,6 +210,7 @@ class Table:
     # multiple-choice items: each row's continuations (an object array of tuples of str); the
     # contexts they follow are ``texts``
     choices: np.ndarray | None = None
+    ids: pd.DataFrame | None = None  # items: what identifies each one (doc_id, doc_hash, ...)
 
     @property
     def n_rows(self) -> int:
@@ -232,7 +233,9 @@ class Table:
                        sensitive=self.sensitive.iloc[rows].reset_index(drop=True),
                        texts=None if self.texts is None else self.texts[index],
                        images=None if self.images is None else self.images[index],
-                       choices=None if self.choices is None else self.choices[index])
+                       choices=None if self.choices is None else self.choices[index],
+                       ids=None if self.ids is None else self.ids.iloc[rows].reset_index(
+                           drop=True))
 
     def with_inputs(self, inputs: Any) -> Table:
         """The same rows with other model inputs (edited texts, perturbed images), which
@@ -315,7 +318,7 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
 def _load_items(spec: DataSpec, role: str, path: Path) -> Table:
     """A table of multiple-choice items (:mod:`audit.data.items`): its rows are the items,
     the labels their answers' positions, the texts their contexts."""
-    from audit.data.items import read_items
+    from audit.data.items import ID_FIELDS, read_items, template_fields
 
     where = display_path(path)
     frame, answers, contexts, continuations = read_items(
@@ -325,11 +328,16 @@ def _load_items(spec: DataSpec, role: str, path: Path) -> Table:
             raise DataError(f"{where}: the items have no field {col!r} (data.sensitive) to slice "
                             f"by (fields: {', '.join(map(str, frame.columns))})")
     sensitive, bins = _sensitive(frame, spec, where, role)
-    features = [c for c in frame.columns if c not in spec.sensitive] if spec.features is None \
-        else list(spec.features)
-    return Table(role=role, path=path, sha256=file_sha256(path), features=frame[features],
+    if spec.features is None:  # what to slice and describe by: not ids nor the prompt's fields
+
+        used = set(template_fields(spec.context)) | set(ID_FIELDS) | set(spec.sensitive)
+        features = [c for c in frame.columns if c not in used]
+    else:
+        features = list(spec.features)
+    return Table(role=role, path=path, sha256=inputs_sha256(spec, role, file_sha256(path)),
+                 features=frame[features],
                  labels=answers, sensitive=sensitive, bins=bins, texts=contexts,
-                 choices=continuations)
+                 choices=continuations, ids=frame[[c for c in ID_FIELDS if c in frame.columns]])
 
 
 def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],

@@ -32,7 +32,7 @@ from audit.data import Table
 from audit.errors import ModelError, display_path
 from audit.extras import MissingExtra, require
 from audit.models.base import LoadedModel, model_label
-from audit.models.folder import folder_bytes, folder_sha256
+from audit.models.folder import folder_bytes, folder_sha256, with_tokenizer
 from audit.models.text import import_transformers, load_tokenizer, softmax
 from audit.models.transformers import read_config, safe_weights, torch_device
 from audit.spec import ModelSpec
@@ -79,8 +79,12 @@ class ChoiceScorer:
             if cont and cont[0] == self.prefix:
                 return cont[:1], cont[1:]
             return [self.prefix], cont
-        whole = self.tokenizer(context + continuation)["input_ids"]
-        ctx = self.tokenizer(context)["input_ids"]
+        # a string that already starts with the BOS text gets no second one (the harness's
+        # has_bos_prefix)
+        bos = self.tokenizer.bos_token
+        special = not (bos and context.startswith(bos))
+        whole = self.tokenizer(context + continuation, add_special_tokens=special)["input_ids"]
+        ctx = self.tokenizer(context, add_special_tokens=special)["input_ids"]
         return ctx, whole[len(ctx):]
 
     def __call__(self, contexts: Any, continuations: Any) -> np.ndarray:
@@ -93,6 +97,11 @@ class ChoiceScorer:
                 if not tokens:
                     raise ModelError(f"item {i + 1}, choice {j + 1}: the continuation {cont!r} "
                                      "has no tokens to score")
+                if len(tokens) > self.max_length:
+                    raise ModelError(f"item {i + 1}, choice {j + 1}: the continuation is "
+                                     f"{len(tokens)} tokens, more than max_length "
+                                     f"{self.max_length}; raise the model's max_length or "
+                                     "shorten the choice")
                 whole = (ctx + tokens)[-(self.max_length + 1):][:-1]
                 requests.append((i, j, whole, len(tokens), tokens))
         out = np.zeros((len(contexts), k), dtype=np.float64)
@@ -124,6 +133,8 @@ def load_causal_lm(spec: ModelSpec, role: str) -> LoadedModel:
         raise ModelError(f"{label}: the number of choices is unknown (the items file could not be "
                          "read when the suite was); check data.eval")
     sha256 = folder_sha256(folder, label)
+    if spec.tokenizer is not None:  # its own tokenizer: part of what it is
+        sha256 = with_tokenizer(sha256, 0, spec.tokenizer, label)[0]
     try:
         torch = require("torch", f"{label}: a causal language model")
     except MissingExtra as exc:

@@ -38,7 +38,8 @@ def content_sha256(spec: ModelSpec) -> str:
     assert spec.path is not None
     label = f"{spec.kind} model {spec.path}"
     if spec.kind in ("transformers", "causal_lm"):
-        return folder_sha256(spec.path, label)
+        sha = folder_sha256(spec.path, label)  # a tokenizer of its own changes its outputs
+        return sha if spec.tokenizer is None else with_tokenizer(sha, 0, spec.tokenizer, label)[0]
     if spec.kind != "onnx":
         return file_sha256(spec.path)
     from audit.models.onnx import onnx_sha256

@@ -73,7 +73,8 @@ def read_log_samples(path: str, label: str) -> dict[int, tuple[str, tuple[str, .
             raise ModelError(f"{label}: {at}: doc_id {doc_id!r} is "
                              f"{'repeated' if doc_id in out else 'not an integer'}; audit one "
                              "task's samples file per model")
-        out[doc_id] = (str(item.get("doc_hash", "")), tuple(conts), ll)
+        out[doc_id] = (str(item.get("doc_hash", "")) + "\0" + str(item.get("prompt_hash", "")),
+                       tuple(conts), ll)
     if not out:
         raise ModelError(f"{label}: {where}: no samples")
     return out
@@ -89,12 +90,14 @@ def load_lm_eval(spec: ModelSpec, role: str) -> LoadedModel:
     def predict(table: Table) -> np.ndarray:
         from audit.models.causal_lm import choice_probabilities
 
-        if table.choices is None or "doc_id" not in table.features.columns:
+        ids = table.ids
+        if table.choices is None or ids is None or "doc_id" not in ids.columns:
             raise ModelError(f"{label}: lm-evaluation-harness samples answer the items of an "
                              f"lm-evaluation-harness samples file; name one as data.eval")
         ll = np.zeros((table.n_rows, len(table.choices[0])))
-        hashes = table.features["doc_hash"] if "doc_hash" in table.features else None
-        for i, doc_id in enumerate(table.features["doc_id"].tolist()):
+        hashes = (ids["doc_hash"].astype(str) + "\0" + ids["prompt_hash"].astype(str)
+                  ) if "doc_hash" in ids and "prompt_hash" in ids else None
+        for i, doc_id in enumerate(ids["doc_id"].tolist()):
             got = samples.get(int(doc_id))
             if got is None:
                 raise ModelError(f"{label}: has no sample of doc_id {doc_id} (item {i + 1} of "
@@ -105,8 +108,9 @@ def load_lm_eval(spec: ModelSpec, role: str) -> LoadedModel:
                 conts == tuple(table.choices[i]))
             if not same or conts != tuple(table.choices[i]):
                 raise ModelError(f"{label}: doc_id {doc_id} is another item than in "
-                                 f"{display_path(table.path)} (its doc_hash or choices differ); "
-                                 "run both models on the same task version")
+                                 f"{display_path(table.path)} (its doc_hash, prompt_hash or "
+                                 "choices differ: another task version, or other few-shot "
+                                 "examples); run both models on the same task and prompt")
             ll[i] = values
         return choice_probabilities(ll, table.choices, scoring)
 

@@ -25,7 +25,7 @@ from audit.data import Table
 from audit.errors import ModelError, display_path
 from audit.extras import MissingExtra, require
 from audit.models.base import LoadedModel, model_label
-from audit.models.folder import folder_bytes, folder_sha256
+from audit.models.folder import folder_bytes, folder_sha256, with_tokenizer
 from audit.models.text import (
     DEFAULT_TEXT_BATCH,
     TextBatches,
@@ -123,6 +123,8 @@ def load_transformers(spec: ModelSpec, role: str) -> LoadedModel:
     safetensors = safe_weights(folder, label, spec.trust)
     classes = _classes(config, spec, label)
     sha256 = folder_sha256(folder, label)  # before anything reads the files
+    if spec.tokenizer is not None:  # its own tokenizer: part of what it is
+        sha256 = with_tokenizer(sha256, 0, spec.tokenizer, label)[0]
     try:
         torch = require("torch", f"{label}: a transformers model")
     except MissingExtra as exc:
