@@ -844,11 +844,12 @@ def _item_range(p: Param) -> dict[str, Any]:
 
 
 def _check_table_suffix(parser: SuiteParser, kp: KeyPath, path: Path) -> None:
-    if path.suffix.lower() in (".jsonl",) and kp[:1] == ("data",):
+    if path.suffix.lower() in (".jsonl",) and kp[:2] == ("data", "eval"):
         return  # multiple-choice items (audit.data.items)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise parser.bad(kp, str(path.name), "must be a .csv or .parquet file (or, for a "
-                                             "language model's items, a .jsonl file)")
+        items = " (or, for a language model's items, a .jsonl file)" if kp[:2] == (
+            "data", "eval") else ""
+        raise parser.bad(kp, str(path.name), f"must be a .csv or .parquet file{items}")
 
 
 # what other tools call our column types, for the did-you-mean of data.dtypes

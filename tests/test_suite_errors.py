@@ -36,7 +36,7 @@ TOP_KEYS = ("version, name, description, include, data, teacher, student, baseli
 # the base with a baseline model after the student (line 8; later lines move down by one)
 WITH_BASELINE = ("settings: {", "baseline: {predictions: teacher.csv, columns: [p_No, p_Yes], "
                                 "classes: [\"No\", \"Yes\"]}\nsettings: {")
-KINDS = "skops, onnx, callable, predictions, pickle, torch, transformers"
+KINDS = "skops, onnx, callable, predictions, pickle, torch, transformers, causal_lm, lm_eval"
 
 
 def case(text: str | bytes, expected: str, *, files: dict[str, str | bytes] | None = None,
@@ -121,8 +121,9 @@ CASES = [
          id="unknown-gate-key"),
     case(edit(TEACHER, "teacher: {onnx: m.onnx, klasses: [a, b]}"),
          "x.audit.yaml:6 teacher.klasses: unknown key; did you mean 'classes'? (valid: skops, "
-         "onnx, callable, predictions, pickle, torch, transformers, classes, columns, trusted_types, "
-         "trust, output, tokenizer, max_length, batch_size, device, mean, std)",
+         "onnx, callable, predictions, pickle, torch, transformers, causal_lm, lm_eval, scoring, "
+         "classes, columns, trusted_types, trust, output, tokenizer, max_length, batch_size, "
+         "device, mean, std)",
          files=MODEL_FILES, id="unknown-model-key"),
     case(edit("metric: accuracy", "metric: acuracy"),
          f"x.audit.yaml:11 checks.acc.metric='acuracy': unknown metric; did you mean 'accuracy'? "
@@ -194,7 +195,8 @@ CASES = [
          "the file that names them",
          id="missing-eval-file"),
     case(edit("eval: eval.csv", "eval: eval.txt"),
-         "x.audit.yaml:4 data.eval='eval.txt': must be a .csv or .parquet file",
+         "x.audit.yaml:4 data.eval='eval.txt': must be a .csv or .parquet file (or, for a "
+         "language model's items, a .jsonl file)",
          files={"eval.txt": "x,label\n1,No\n"}, id="eval-not-csv-or-parquet"),
     case(edit("  target: label\n", "  target: label\n  features: [x, label]\n"),
          "x.audit.yaml:6 data.features=['x', 'label']: lists the target 'label'; the label must "
