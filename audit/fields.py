@@ -114,6 +114,18 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "context": Field("str", "Multiple-choice items: the context the choices are scored "
                                 "after, filled from the item's fields with {name} fields only "
                                 "(default \"{context}\")."),
+
+        "options": Field("str", "Multiple-choice items whose context lists the options: the "
+                                "field of each item's list of options, named once in "
+                                "data.context and shown there lettered (A. ..., B. ...); the "
+                                "choices scored are then the letters, and answer-order checks "
+                                "can rotate them."),
+        "documents": Field("path", "Language models: held-out documents (.jsonl, one {\"text\": "
+                                   "...} per line) the token-level checks read; in such a suite "
+                                   "train, teacher_train and holdout are documents too."),
+        "pairs": Field("path", "Language models: minimal pairs (.jsonl, one {\"more\": ..., "
+                               "\"less\": ..., \"bias_type\": ...} per line; CrowS-Pairs' "
+                               "sent_more and sent_less are read too) for stereotype checks."),
     },
     "images": {
         "eval": Field("path", "Images of the eval rows: .npy, or .npz with one array; shape "

@@ -15,7 +15,8 @@ is read every gate checks what the measurement rests on (its ``n`` and ``evidenc
 
 * **a floor on n**, per family: 30 eval rows (performance, fidelity, calibration, fairness,
   slices, drift), 30 attacked rows (robustness), 60 scored rows, 30 members and 30
-  non-members (privacy), 5 timed runs (efficiency). Below it the gate is inconclusive,
+  non-members (privacy), 5 timed runs (efficiency), 30 documents (token-level fidelity), 30
+  minimal pairs (stereotypes). Below it the gate is inconclusive,
   whatever the interval says, and the reason names the rows there are and the rows needed.
   Facts of a table that are not estimates (missing values, duplicates, leakage, class shares,
   constant columns) and the size ratio are exact and have no floor.
@@ -57,7 +58,8 @@ MIN_ROWS = 30  # eval rows or attacked rows: no gate is judged on fewer
 # (floor, what n counts) per family; families not named use MIN_ROWS eval rows
 _FLOORS = {"robustness": (MIN_ROWS, "attacked rows"),
            "privacy": (2 * MIN_ROWS, "scored rows (members and non-members)"),
-           "efficiency": (5, "timed runs")}
+           "efficiency": (5, "timed runs"),
+           "tokens": (MIN_ROWS, "documents"), "stereotype": (MIN_ROWS, "minimal pairs")}
 _ESTIMATED_DATA = ("max_psi", "drifted_columns")  # the data family's inferences (the rest are facts)
 
 

@@ -29,7 +29,7 @@ from audit.spec import CheckSpec, DataSpec, ModelSpec, Settings
 __all__ = ["code_fingerprint", "measurement_key", "measures_the_machine", "REUSE_NEVER"]
 
 # artifact kinds that measure this machine now: never reused
-REUSE_NEVER = frozenset({"timings"})
+REUSE_NEVER = frozenset({"timings", "lm_timings"})
 # the libraries whose versions can change a number
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "fairlearn", "netcal",
              "adversarial-robustness-toolbox", "skops", "onnxruntime", "torch", "pyarrow", "transformers",

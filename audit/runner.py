@@ -44,7 +44,7 @@ from audit.probes.predictions import verify_predictions
 from audit.probes.probe import Probes
 from audit.results import AuditReport, CheckResult, Measurement, Status
 from audit.reuse import measurement_key, measures_the_machine
-from audit.spec import TABLES
+from audit.spec import TABLES, TEXTS
 from audit.suite import CheckSpec, Suite, parse_check
 
 __all__ = ["AuditSession", "SuiteRun", "suite_info"]
@@ -314,9 +314,18 @@ class SuiteRun:
         if self.stream is not None:
             return self.stream.preflight()
         table = self.eval_table
+        data = self.suite.data
         for role in TABLES[1:]:
-            if getattr(self.suite.data, role) is not None:
+            if getattr(data, role) is not None and data.choices is None:
                 self.table(role)
+        if data.choices is not None:  # a language model's documents and pairs: read whole
+            from audit.data.documents import read_documents, read_pairs
+
+            for role in (*TABLES[1:], "documents"):
+                if getattr(data, role) is not None:
+                    read_documents(getattr(data, role), role)
+            if data.pairs is not None:
+                read_pairs(data.pairs)
         teacher, student = self.model("teacher"), self.model("student")
         models = [teacher, student]
         if self.suite.baseline is not None:
@@ -479,7 +488,7 @@ class SuiteRun:
             if known is None:
                 return None
             models[role] = (known[1], getattr(self.suite, role))
-        tables = {role: self._table_sha256(role) for role in TABLES
+        tables = {role: self._table_sha256(role) for role in (*TABLES, *TEXTS)
                   if getattr(self.suite.data, role) is not None}
         return measurement_key(spec, self.suite.data, self.suite.settings, models, tables)
 
@@ -598,6 +607,10 @@ class SuiteRun:
             out[role] = entry
         data: dict[str, Any] = {"target": self.suite.data.target,
                                 "sensitive": list(self.suite.data.sensitive)}
+        if self.suite.data.choices is not None:  # how the items' contexts and choices are read
+            d = self.suite.data
+            data["items"] = {"context": d.context, "choices": d.options or d.choices,
+                             "lettered": d.options is not None}
         if "eval_table" in self.__dict__:
             t: Table = self.__dict__["eval_table"]
             data["eval"] = {"path": str(t.path), "sha256": t.sha256, "rows": t.n_rows,
@@ -609,7 +622,7 @@ class SuiteRun:
                             **self._eval_summary}
         else:
             data["eval"] = {"path": str(self.suite.data.eval)}
-        for role in TABLES[1:]:  # hashed even when no check read them
+        for role in (*TABLES[1:], *TEXTS):  # hashed even when no check read them
             path = getattr(self.suite.data, role)
             if path is not None:
                 data[role] = {"path": str(path), "sha256": self._table_sha256(role)}

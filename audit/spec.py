@@ -13,7 +13,7 @@ from typing import Any
 
 from audit.errors import SuiteError, did_you_mean, display_path
 
-__all__ = ["DTYPES", "GATE_KINDS", "TABLES", "TABLE_ROWS", "Binning", "ImageSpec", "DataSpec",
+__all__ = ["DTYPES", "GATE_KINDS", "TABLES", "TEXTS", "TABLE_ROWS", "Binning", "ImageSpec", "DataSpec",
            "ModelSpec", "Settings", "GateSpec", "CheckSpec", "Suite"]
 
 
@@ -22,10 +22,13 @@ DTYPES = ("string", "integer", "float", "boolean")  # the column types data.dtyp
 GATE_KINDS = ("min", "max", "max_regression", "max_relative_regression", "max_baseline_regression")
 MODEL_TIMEOUT = 300.0  # default settings.model_timeout: seconds a model may take per call
 TABLES = ("eval", "train", "holdout", "teacher_train")  # the tables a suite can name
+TEXTS = ("documents", "pairs")  # a language-model suite's other files (audit.data.documents)
 TABLE_ROWS = {"eval": "the rows the audit is judged on",  # what each table's rows are
               "train": "the rows the student was trained on",
               "holdout": "rows neither model was trained on",
-              "teacher_train": "the rows the teacher was trained on"}
+              "teacher_train": "the rows the teacher was trained on",
+              "documents": "held-out documents, for token-level checks",
+              "pairs": "minimal pairs of sentences, for stereotype checks"}
 
 
 def edge_text(edge: float) -> str:
@@ -141,6 +144,10 @@ class DataSpec:
     # the template of the context a language model scores them after (audit.data.items)
     choices: str | None = None
     context: str = "{context}"
+    # a language-model suite's texts: held-out documents (token-level checks) and minimal pairs
+    documents: Path | None = None
+    pairs: Path | None = None
+    options: str | None = None  # items whose context lists their options, lettered
 
     @property
     def modality(self) -> str:

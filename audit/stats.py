@@ -50,6 +50,7 @@ __all__ = [
     "Interval",
     "joint_table",
     "bootstrap_tables",
+    "cluster_ratio_replicates",
     "percentile_interval",
     "normal_interval",
     "normal_interval_se",
@@ -98,6 +99,37 @@ def bootstrap_tables(table: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n, flat / n, size=n_boot)
     return draws.reshape((n_boot, *table.shape))
+
+
+def cluster_ratio_replicates(numerators: np.ndarray, denominators: np.ndarray, n_boot: int,
+                             seed: int, chunk: int = 256) -> np.ndarray:
+    """Bootstrap replicates of ``sum(numerators) / sum(denominators)``, resampling clusters.
+
+    Row ``i`` is one cluster (a document): ``numerators[i]`` (or ``numerators[i, j]`` for
+    ``j`` several statistics at once) sums a value over its units (tokens), ``denominators[i]``
+    counts them. Units inside a cluster are correlated, so the clusters are what is resampled,
+    with replacement, the same draws for every column: a replicate is
+    ``counts @ numerators / counts @ denominators`` with ``counts`` one multinomial draw of
+    how often each cluster is picked. Returns shape ``(n_boot,)`` or ``(n_boot, j)``; a
+    replicate whose clusters hold no unit is ``NaN``.
+
+    >>> reps = cluster_ratio_replicates(np.array([1.0, 3.0]), np.array([1.0, 1.0]), 4, 0)
+    >>> bool(np.all((reps >= 1) & (reps <= 3)))
+    True
+    """
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    n = len(den)
+    rng = np.random.default_rng([seed, 7])
+    out = np.empty((n_boot, *num.shape[1:]))
+    for start in range(0, n_boot, chunk):
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - start))
+        counts = counts.astype(np.float64)
+        total = counts @ den
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + len(counts)] = (counts @ num) / (
+                total[:, None] if num.ndim > 1 else total)
+    return out
 
 
 def percentile_interval(samples: np.ndarray, confidence: float) -> Interval | None:

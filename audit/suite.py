@@ -43,6 +43,7 @@ from audit.spec import (
     DTYPES,
     TABLE_ROWS,
     TABLES,
+    TEXTS,
     Binning,
     CheckSpec,
     DataSpec,
@@ -331,9 +332,9 @@ class SuiteParser:
         if data.choices is not None:  # the classes of multiple-choice items: their positions
             from audit.data.items import count_choices
 
-            k = count_choices(data.eval, data.choices)
+            k = count_choices(data.eval, data.options or data.choices)
             self.choice_classes = None if k is None else tuple(range(k))
-        self.tables = {role for role in TABLES if getattr(data, role) is not None}
+        self.tables = {role for role in (*TABLES, *TEXTS) if getattr(data, role) is not None}
         settings = self.settings(top.get("settings", {}))
         if settings.engine != "memory":
             quantiled = [b.column for b in data.bins if b.quantiles is not None]
@@ -379,14 +380,26 @@ class SuiteParser:
         _check_table_suffix(self, kp, path)
         return path
 
+    def documents_path(self, kp: KeyPath, raw: str) -> Path:
+        """A language-model suite's text file: documents or minimal pairs, a .jsonl file."""
+        path = self.path_of(kp, raw)
+        if path.suffix.lower() != ".jsonl":
+            what = "minimal pairs" if kp[-1] == "pairs" else "documents"
+            raise self.bad(kp, str(path.name), f"must be a .jsonl file of {what} (this suite's "
+                                               "data.eval is multiple-choice items)")
+        return path
+
     def data(self, value: Any) -> DataSpec:
         kp: KeyPath = ("data",)
         d = self.section(kp, value, "data")
         eval_path = self.table_path((*kp, "eval"), self.get(kp, d, "eval", "data"))
+        items = eval_path.suffix.lower() == ".jsonl"
         optional: dict[str, Path | None] = {}
         for role in TABLES[1:]:
             raw = self.get(kp, d, role, "data")
-            optional[role] = None if raw is None else self.table_path((*kp, role), raw)
+            optional[role] = None if raw is None else (
+                self.documents_path((*kp, role), raw) if items else
+                self.table_path((*kp, role), raw))
         target = self.get(kp, d, "target", "data")
         features = self.get(kp, d, "features", "data")
         sensitive, bins = self.sensitive_entries((*kp, "sensitive"), d.get("sensitive"))
@@ -435,10 +448,17 @@ class SuiteParser:
                                f"is also data.{other}; the models read this column as "
                                f"{'text' if text else 'image paths'}, so it cannot be "
                                f"{'the label' if other == 'target' else other + ' too'}")
-        items = eval_path.suffix.lower() == ".jsonl"
         choices = self.get(kp, d, "choices", "data")
         context = self.get(kp, d, "context", "data")
-        for key, raw in (("choices", choices), ("context", context)):
+        texts: dict[str, Path | None] = {}
+        for key in TEXTS:
+            raw = self.get(kp, d, key, "data")
+            if raw is not None and not items:
+                raise self.bad((*kp, key), raw, "is for language models, whose data.eval is a "
+                                                ".jsonl file of multiple-choice items")
+            texts[key] = None if raw is None else self.documents_path((*kp, key), raw)
+        options = self.get(kp, d, "options", "data")
+        for key, raw in (("choices", choices), ("context", context), ("options", options)):
             if raw is not None and not items:
                 raise self.bad((*kp, key), raw, "describes multiple-choice items, but data.eval "
                                                 "is a table; name a .jsonl file of items")
@@ -451,12 +471,25 @@ class SuiteParser:
                 from audit.data.items import template_fields
 
                 try:
-                    template_fields(context)
+                    names = template_fields(context)
                 except ValueError as exc:
                     raise self.bad((*kp, "context"), context, str(exc)) from None
+            else:
+                names = ["context"]
+            if options is not None:
+                if choices is not None:
+                    raise self.bad((*kp, "options"), options, "and data.choices both name the "
+                                   "choices; with options the choices are their letters: "
+                                   "remove data.choices")
+                if names.count(options) != 1:
+                    raise self.bad((*kp, "options"), options, "must be named once in "
+                                   f"data.context, as {{{options}}}, where the lettered options "
+                                   "go")
         return DataSpec(eval=eval_path, target=target, **optional, features=features,
                         choices=(choices or "choices") if items else None,
                         context=context or "{context}",
+                        documents=texts["documents"], pairs=texts["pairs"],
+                        options=options if items else None,
                         sensitive=sensitive, bins=bins,
                         positive=self.get(kp, d, "positive", "data"),
                         missing_sensitive=self.get(kp, d, "missing_sensitive", "data"),
@@ -770,7 +803,9 @@ class SuiteParser:
                                                    "columns: audit a tabular suite",
                    "extraction_agreement": "its thieves read feature columns or images",
                    "extraction_accuracy": "its thieves read feature columns or images"}.get(
-                metric_name, "on a text suite use edit_accuracy (text edits)"
+                metric_name, "it audits language models: name a .jsonl file of multiple-choice "
+                "items as data.eval and causal_lm models" if metric.modalities == ("choices",)
+                else "on a text suite use edit_accuracy (text edits)"
                 if modality != "choices" else "a choice-level check reads the models' "
                 "probabilities over the choices (accuracy, agreement, flips, KL, ECE, fairness, "
                 "slices)")
@@ -799,8 +834,8 @@ class SuiteParser:
                     raise self.bad((*kp, key), c.get(key, metric_name),
                                    f"{metric_name} reads data.{role} ({TABLE_ROWS[role]}), which "
                                    "the suite's "
-                                   f"data section does not name; add data.{role}: <a .csv or "
-                                   ".parquet file>")
+                                   f"data section does not name; add data.{role}: "
+                                   f"{_file_kind(role, self.modality)}")
         with_baseline = self.get(kp, c, "baseline", "check")
         gate = None
         if "gate" in c:
@@ -841,6 +876,15 @@ class SuiteParser:
 def _item_range(p: Param) -> dict[str, Any]:
     """A parameter's range in the form :meth:`SuiteParser.in_range` reads (lists: per item)."""
     return {"items": p.range} if p.kind.endswith("_list") else p.range
+
+
+def _file_kind(role: str, modality: str | None) -> str:
+    """What ``data.<role>`` is, as a suite's message asks for it."""
+    if role == "pairs":
+        return "<a .jsonl file of minimal pairs>"
+    if role == "documents" or modality == "choices":
+        return "<a .jsonl file of documents>"
+    return "<a .csv or .parquet file>"
 
 
 def _check_table_suffix(parser: SuiteParser, kp: KeyPath, path: Path) -> None:

@@ -270,8 +270,12 @@ def test_what_a_suite_of_items_refuses_when_parsed(small: Path, tmp_path: Path) 
     with pytest.raises(SuiteError, match="is not a language model, and data.eval is a .jsonl"):
         lm_suite(small, items, {"a": {"metric": "accuracy"}},
                  student={"skops": str(tmp_path / "m.skops")})
-    with pytest.raises(SuiteError, match="'mia_auc': does not apply here: this suite's "
+    with pytest.raises(SuiteError, match="'robust_accuracy': does not apply here: this suite's "
                                          "models read multiple-choice items"):
+        lm_suite(small, items, {"a": {"metric": "robust_accuracy"}})
+    with pytest.raises(SuiteError, match=r"mia_auc reads data.train \(the rows the student was "
+                                         r"trained on\), which the suite's data section does not "
+                                         r"name; add data.train: <a .jsonl file of documents>"):
         lm_suite(small, items, {"a": {"metric": "mia_auc"}})
     with pytest.raises(SuiteError, match="a template names item fields only"):
         lm_suite(small, items, {"a": {"metric": "accuracy"}}, context="{context.__class__}")

@@ -79,6 +79,15 @@ NEEDS_A_SUITE = {
     **dict.fromkeys(["extraction_agreement", "extraction_accuracy"],
                     "extraction: queries the models"),
     "backdoor_success_rate": "backdoor: queries the models with a trigger",
+    # language models: documents, minimal pairs, re-scored items, generation
+    **dict.fromkeys(["token_agreement", "token_topk_overlap", "token_kl", "token_reverse_kl",
+                     "token_acceptance", "bits_per_byte"], "tokens: runs both models on documents"),
+    "stereotype_preference": "stereotype: scores minimal pairs with the models",
+    **dict.fromkeys(["typo_accuracy", "typo_consistency", "order_consistency",
+                     "circular_accuracy"], "choice_robustness: re-scores edited items"),
+    **dict.fromkeys(["prefill_tokens_per_s", "decode_tokens_per_s", "time_to_first_token_ms",
+                     "per_token_latency_ms", "peak_memory_mb", "decode_speedup"],
+                    "lm_speed: times generation"),
 }
 # metrics of image or text inputs: the same properties run through image and text suites in
 # tests/test_modalities.py (an identical student, row order, JSON)
@@ -330,8 +339,10 @@ def _suite_results(folder: Path, *, identical: bool,
     evaluation.to_csv(folder / "eval.csv", index=False)
     for who, model in (("teacher", teacher), ("student", student)):
         (folder / f"{who}.pkl").write_bytes(pickle.dumps(model))
+    # every metric a tabular suite takes (a language model's are in tests/test_lm_*.py)
     checks: dict[str, Any] = {name: {"metric": name} for name in metric_names()
-                              if name not in OTHER_MODALITY}
+                              if name not in OTHER_MODALITY
+                              and "tabular" in get_metric(name).modalities}
     for name in checks:
         if get_metric(name).family == "robustness":
             checks[name].update(ATTACK)
@@ -362,7 +373,7 @@ def test_every_registered_metric_goes_through_the_properties() -> None:
     """The exceptions are explicit and counted: each names a registered metric and a reason."""
     names = set(metric_names())
     assert set(NEEDS_A_SUITE) <= names and set(BINARY_ONLY) <= names
-    assert len(NEEDS_A_SUITE) == 23 and len(BINARY_ONLY) == 4
+    assert len(NEEDS_A_SUITE) == 40 and len(BINARY_ONLY) == 4
     assert len(NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) == 2 and len(NO_TEACHER_STUDENT_COMPARISON) == 7
     assert len(ORDER_DEPENDENT) == 6 and len(ORDER_INVARIANT_VALUES_ONLY) == 3
     for table in (NOT_ZERO_FOR_AN_IDENTICAL_STUDENT, NO_TEACHER_STUDENT_COMPARISON,
@@ -372,12 +383,18 @@ def test_every_registered_metric_goes_through_the_properties() -> None:
     assert set(_pure()) | set(NEEDS_A_SUITE) == names
 
 
+def _tabular_suite_metrics() -> set[str]:
+    """The metrics the registry suite runs: all but other modalities' (and language models')."""
+    return {n for n in metric_names() if n not in OTHER_MODALITY
+            and "tabular" in get_metric(n).modalities}
+
+
 def test_every_metric_through_a_suite_an_identical_student_has_zero_regression(
         tmp_path: Path) -> None:
     from audit.spec import GateSpec as Gate
 
     results = _suite_results(tmp_path / "same", identical=True)
-    assert set(results) == set(metric_names()) - set(OTHER_MODALITY)
+    assert set(results) == _tabular_suite_metrics()
     checked = set()
     for name, result in results.items():
         if name in NOT_ZERO_FOR_AN_IDENTICAL_STUDENT or name in NO_TEACHER_STUDENT_COMPARISON:
@@ -402,7 +419,7 @@ def test_every_metric_through_a_suite_an_identical_student_has_zero_regression(
     for m in results["transfer_accuracy"].measurements:
         assert m.student.value == robust[m.scope]
     checked.add("transfer_accuracy")
-    unchecked = set(metric_names()) - set(OTHER_MODALITY) - checked - set(
+    unchecked = _tabular_suite_metrics() - checked - set(
         NOT_ZERO_FOR_AN_IDENTICAL_STUDENT) - set(
         NO_TEACHER_STUDENT_COMPARISON)
     assert not unchecked, f"{sorted(unchecked)}: no regression; declare identical= where it is " \
@@ -416,7 +433,7 @@ def test_every_metric_through_a_suite_row_order_and_json(tmp_path: Path) -> None
     order = np.random.default_rng(5).permutation(SUITE_ROWS)
     a = _suite_results(tmp_path / "a", identical=False)
     b = _suite_results(tmp_path / "b", identical=False, order=order)
-    for name in set(metric_names()) - set(OTHER_MODALITY):
+    for name in _tabular_suite_metrics():
         for ma, mb in zip(a[name].measurements, b[name].measurements, strict=True):
             da, db = _untimed(ma.to_dict()), _untimed(mb.to_dict())
             # recalibration advice fits on a seeded half of the rows, which depends on their order

@@ -76,7 +76,8 @@ def test_a_parameter_key_takes_the_union_of_its_declarations() -> None:
     fields = param_fields()
     assert fields["attack"].choices == ("auto", "strongest", "fgsm", "pgd", "hopskipjump", "noise",
                                         "loss_threshold", "blackbox", "label_only",
-                                        "decision_boundary")  # robustness's, then privacy's
+                                        "decision_boundary", "loss", "zlib", "min_k",
+                                        "min_k_plus", "reference")  # robustness's, then privacy's
     assert fields["bins"].default is None  # 15, 10 and 5: the description says which is whose
     assert "(default 15)" in fields["bins"].doc and "(default 5)" in fields["bins"].doc
     assert fields["intersections"].default is True  # one declaration: its default

@@ -396,10 +396,11 @@ CASES = [
     case(edit("  acc:\n    metric: accuracy\n    " + GATE + "\n", "  acc: accuracy\n"),
          "x.audit.yaml:10 checks.acc='accuracy': must be a mapping with keys metric, average, "
          "flips, bins, binning, by, intersections, min_group_size, group_metric, batch_sizes, repeats, "
-         "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, members, "
-         "non_members, attribute, rows, attack_model, outputs, budgets, source, thief, trigger, "
-         "target_class, patch, patch_value, position, corruptions, severities, edits, candidates, "
-         "description, baseline, gate",
+         "max_seconds, columns, fdr, max_conditions, attack, eps, norm, samples, fraction, "
+         "members, non_members, attribute, rows, attack_model, outputs, budgets, source, thief, "
+         "trigger, target_class, patch, patch_value, position, corruptions, severities, edits, "
+         "candidates, k, bias_type, typos, prompt_tokens, new_tokens, prompts, description, "
+         "baseline, gate",
          id="check-not-a-mapping"),
     # -- metric parameters ----------------------------------------------------------------
     case(edit("    metric: accuracy\n", "    metric: accuracy\n    bins: 10\n"),

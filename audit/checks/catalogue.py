@@ -42,6 +42,11 @@ MODULES: tuple[str, ...] = (
     "audit.checks.backdoor",
     "audit.checks.confidence",
     "audit.checks.corruption",
+    # language models (a suite of multiple-choice items)
+    "audit.checks.tokens",
+    "audit.checks.stereotype",
+    "audit.checks.choice_robustness",
+    "audit.checks.lm_speed",
 )
 
 _loaded = False

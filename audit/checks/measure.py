@@ -38,8 +38,8 @@ from audit.stats import (
     union,
 )
 
-__all__ = ["Resampler", "measure", "measure_all", "paired_measurement", "proportion_counts",
-           "EXACT_METHOD", "UNITS"]
+__all__ = ["Resampler", "measure", "measure_all", "paired_measurement", "pair_measurement",
+           "proportion_counts", "EXACT_METHOD", "UNITS"]
 
 EXACT_METHOD = "joined with exact intervals (Clopper-Pearson; Tango for the paired difference)"
 # what a measurement's n counts, by family (eval rows unless named here)
@@ -48,7 +48,8 @@ UNITS = {"robustness": "attacked rows", "privacy": "scored rows (members and non
          "corruption": "sampled eval rows (corrupted or edited for both models)",
          "attribute": "scored rows (the attack's held-out half)",
          "extraction": "eval rows the thieves did not query",
-         "backdoor": "triggered eval rows"}
+         "backdoor": "triggered eval rows", "tokens": "documents",
+         "stereotype": "minimal pairs"}
 # families whose metrics are shares of their n rows although their engine is their own: the
 # paired difference is of two proportions on the same rows (no exact interval without the rows,
 # but the gates' rule on the rows a PASS needs applies)
@@ -208,6 +209,17 @@ def paired_measurement(metric: Metric, teacher: float, student: float, rep_teach
                        relative_regression=_relative(reg, t), method=method, n=n,
                        params=dict(params), notes=tuple(all_notes), breakdown=tuple(breakdown),
                        extra=dict(extra or {}), family=metric.family)
+
+
+def pair_measurement(metric: Metric, value: float, replicates: np.ndarray, confidence: float, *,
+                     method: str, n: int, params: Mapping[str, Any], breakdown: Any = (),
+                     extra: Any = None, notes: tuple[str, ...] = ()) -> Measurement:
+    """A pairwise (student-to-teacher) measurement from its point value and bootstrap
+    replicates: one value, no regression."""
+    est = _est(value, percentile_interval(replicates, confidence), metric.bounds)
+    return Measurement(metric.name, metric.direction, est, method=method, n=n, params=dict(params),
+                       notes=tuple(notes), breakdown=tuple(breakdown), extra=dict(extra or {}),
+                       family=metric.family)
 
 
 def measure_all(metric: Metric, params: Mapping[str, Any], inputs: MetricInput,

@@ -28,6 +28,24 @@ Members come from ``data.train`` (``members: train``, default) or ``data.teacher
 non-members from ``data.holdout`` when the suite names it, else the eval rows
 (``non_members: eval | holdout``).
 
+A language-model suite's members and non-members are documents (``data.train``,
+``data.teacher_train``; non-members ``data.holdout``, else ``data.documents``), each model's
+every token scored once (:mod:`audit.probes.tokens`), and the attacks are the published
+scores of a document's membership (higher = more likely a member), ``fraction`` (default 0.2)
+for the min-k attacks:
+
+* ``attack: loss`` (default; Yeom et al. 2018): minus the mean negative log-likelihood per token;
+* ``attack: zlib`` (Carlini et al. 2021): minus the summed NLL divided by the document's
+  zlib-compressed size in bytes (text that is easy to compress is easy to predict);
+* ``attack: min_k`` (Min-K% Prob, Shi et al. 2024): the mean log-probability of the
+  ``max(1, floor(fraction * n))`` least likely of the document's ``n`` tokens;
+* ``attack: min_k_plus`` (Min-K%++, Zhang et al. 2025): the same over each token's
+  ``(log p - mu) / sigma``, ``mu`` and ``sigma`` the mean and standard deviation of ``log p``
+  under the model's own next-token distribution at that position;
+* ``attack: reference`` (Carlini et al. 2022): the teacher as the reference model: the student's
+  score is the teacher's mean NLL minus the student's, what the student knows of a document
+  beyond what its teacher does. It has one value, the student's: gate it with ``max``.
+
 Metrics (direction lower = less leakage; per model, the regression is student minus teacher):
 ``mia_auc`` (ROC AUC, members positive), ``mia_advantage`` (max over thresholds of TPR - FPR)
 and ``mia_tpr_at_fpr`` (TPR at 1% FPR; 0.1% is in the breakdown). With ``m`` non-members the
@@ -58,14 +76,19 @@ from audit.checks.roc import (
     stratified_counts,
 )
 from audit.errors import DataError
-from audit.probes.artifacts import ArtifactRequest, MembershipSample
+from audit.probes.artifacts import ArtifactRequest, DocumentMembership, MembershipSample
 from audit.results import Figure, Measurement, Table
 from audit.stats import z_value
 
-__all__ = ["ATTACKS", "DEFAULT_SAMPLES"]
+__all__ = ["ATTACKS", "CLASSIFIER_ATTACKS", "DOCUMENT_ATTACKS", "DEFAULT_SAMPLES",
+           "document_scores"]
 
-ATTACKS = ("loss_threshold", "blackbox", "label_only", "decision_boundary")
+CLASSIFIER_ATTACKS = ("loss_threshold", "blackbox", "label_only", "decision_boundary")
+DOCUMENT_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus", "reference")  # a language model's
+ATTACKS = CLASSIFIER_ATTACKS + DOCUMENT_ATTACKS
 DEFAULT_ATTACK = "loss_threshold"
+DEFAULT_DOCUMENT_ATTACK = "loss"
+DEFAULT_FRACTION = 0.2  # of a document's tokens, the least likely, for min_k and min_k_plus
 DEFAULT_SAMPLES = 500
 BOUNDARY_SAMPLES = 50  # members and non-members each: HopSkipJump costs a query budget per row
 DEFAULT_MAX_SECONDS = 30.0  # the decision-boundary attack's safety stop
@@ -160,6 +183,63 @@ def _scores(sample: MembershipSample, attack: str, k: int, seed: int) -> dict[st
             "accuracy": accuracy, "members": members, "non_members": non_members}
 
 
+def _lowest_mean(values: np.ndarray, fraction: float) -> float:
+    n = max(1, math.floor(fraction * len(values)))
+    return float(np.mean(np.sort(values)[:n]))
+
+
+def document_scores(scores: Any, attack: str, fraction: float = DEFAULT_FRACTION,
+                    reference: Any = None) -> np.ndarray:
+    """Each document's membership score under ``attack`` (higher = more likely a member),
+    from a model's :class:`~audit.probes.artifacts.TokenScores` (and the reference model's,
+    for ``reference``)."""
+    per_token = scores.nll / scores.tokens
+    if attack == "loss":
+        return -per_token
+    if attack == "zlib":
+        return -scores.nll / scores.zlib
+    if attack == "reference":
+        assert reference is not None
+        return reference.nll / reference.tokens - per_token
+    out = np.empty(scores.n)
+    for i in range(scores.n):
+        logp = scores.document(i, scores.logp)
+        if attack == "min_k_plus":
+            sigma = scores.document(i, scores.sigma)
+            logp = (logp - scores.document(i, scores.mu)) / np.where(sigma > 0, sigma, np.inf)
+        out[i] = _lowest_mean(logp, fraction)
+    return out
+
+
+_DOCUMENT_HOW = {
+    "loss": "loss: score = minus the mean negative log-likelihood per token",
+    "zlib": "zlib: score = minus the summed NLL over the document's zlib-compressed bytes",
+    "min_k": "Min-K% Prob: score = the mean log-probability of the {pct} least likely tokens",
+    "min_k_plus": "Min-K%++: score = the mean of the {pct} lowest (log p - mu) / sigma",
+    "reference": "reference (the teacher): score = the teacher's mean NLL per token minus the "
+                 "student's"}
+
+
+def _document_attack(sample: DocumentMembership, attack: str, fraction: float) -> dict[str, Any]:
+    """Score the sampled member and non-member documents of both models with ``attack``."""
+    m = sample.m
+    labels = np.r_[np.ones(m), np.zeros(m)]
+    who_scored = ("student",) if attack == "reference" else ("teacher", "student")
+    scores = {}
+    for who in who_scored:
+        sides = sample.scores[who]
+        ref = sample.scores["teacher"] if attack == "reference" else (None, None)
+        scores[who] = np.r_[document_scores(sides[0], attack, fraction, ref[0]),
+                            document_scores(sides[1], attack, fraction, ref[1])]
+    how = _DOCUMENT_HOW[attack].format(pct=f"{fraction:.0%}")
+    how += f", on {m} member and {m} non-member documents"
+    loss = {who: {side: float(s.nll.sum() / s.tokens.sum())
+                  for side, s in zip(("members", "non_members"), sides, strict=True)}
+            for who, sides in sample.scores.items()}
+    return {"labels": labels, "scores": scores, "how": how, "notes": list(sample.notes), "m": m,
+            "loss": loss, "members": sample.members, "non_members": sample.non_members}
+
+
 def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Stratified paired bootstrap: the same resampled rows for teacher and student."""
     counts = stratified_counts(result["labels"], n_boot, np.random.default_rng([seed, 1]))
@@ -167,8 +247,9 @@ def _replicates(result: dict[str, Any], n_boot: int, seed: int) -> dict[str, dic
             for who, s in result["scores"].items()}
 
 
-def _run(sample: MembershipSample, attack: str, k: int, resampler: Any) -> dict[str, Any]:
-    result = _scores(sample, attack, k, resampler.seed)
+def _run(sample: Any, attack: str, k: int, fraction: float, resampler: Any) -> dict[str, Any]:
+    result = (_document_attack(sample, attack, fraction) if isinstance(sample, DocumentMembership)
+              else _scores(sample, attack, k, resampler.seed))
     labels = result["labels"]
     result["points"] = {who: roc_stats(s, labels) for who, s in result["scores"].items()}
     result["replicates"] = _replicates(result, resampler.n_boot, resampler.seed)
@@ -180,16 +261,25 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                      resampler: Any, confidence: float) -> tuple[Any, ...]:
     from audit.checks.measure import paired_measurement
 
-    sample: MembershipSample | None = inputs.artifacts.get("membership")
+    sample: MembershipSample | DocumentMembership | None = inputs.artifacts.get("membership")
     if sample is None:
         raise DataError(f"{metric.name} reads the training table and the models; run it through "
                         "a suite")
     request = _request(metric.name, params)
-    attack, samples = request.get("attack"), request.get("samples")
+    documents = isinstance(sample, DocumentMembership)
+    attack = request.get("attack") or (DEFAULT_DOCUMENT_ATTACK if documents else DEFAULT_ATTACK)
+    if (attack in DOCUMENT_ATTACKS) != documents:
+        raise DataError(f"{metric.name}: attack {attack} scores "
+                        f"{'documents' if attack in DOCUMENT_ATTACKS else 'table rows'}, but this "
+                        f"suite's members are {'documents' if documents else 'rows'}; use one of "
+                        f"{', '.join(DOCUMENT_ATTACKS if documents else CLASSIFIER_ATTACKS)}")
+    samples = request.get("samples")
+    fraction = float(params.get("fraction", DEFAULT_FRACTION))
     members, non_members = sample.members, sample.non_members
     max_seconds = request.get("max_seconds")
-    result = resampler.memo(("privacy", attack, samples, members, non_members, max_seconds),
-                            lambda: _run(sample, attack, inputs.k, resampler))
+    result = resampler.memo(("privacy", attack, samples, members, non_members, max_seconds,
+                             fraction),
+                            lambda: _run(sample, attack, inputs.k, fraction, resampler))
     key = {"mia_auc": "auc", "mia_advantage": "advantage",
            "mia_tpr_at_fpr": f"tpr@{FPR_LEVELS[0]:g}"}[metric.name]
     labels = result["labels"]
@@ -209,7 +299,9 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
                                         "members": n_in, "non_members": n_out,
                                         "member_table": members, "non_member_table": non_members,
                                         "sampled_each": result["m"], "fpr_floor": floor}]
-    for who in ("teacher", "student"):
+    if "fraction" in params and attack not in ("min_k", "min_k_plus"):
+        notes.append(f"fraction {fraction:g} did not apply: only min_k and min_k_plus read it")
+    for who in result["scores"]:
         fpr, tpr = result["roc"][who]
         point = result["points"][who]
         breakdown.append({"kind": "roc", "model": who, "fpr": fpr, "tpr": tpr,
@@ -218,20 +310,39 @@ def _measure_privacy(metric: Metric, params: Mapping[str, Any], inputs: MetricIn
             breakdown.append({"kind": "tpr_at_fpr", "model": who, "fpr": level,
                               "tpr": float(point[f"tpr@{level:g}"]),
                               "below_floor": bool(level < floor)})
+    for who in ("teacher", "student"):
+        if documents:
+            loss = result["loss"][who]
+            breakdown.append({"kind": "generalisation_loss", "model": who,
+                              "nll_members": loss["members"],
+                              "nll_non_members": loss["non_members"],
+                              "gap": loss["non_members"] - loss["members"]})
+            continue
         acc = result["accuracy"][who]
         breakdown.append({"kind": "generalisation", "model": who,
                           "accuracy_members": acc["members"],
                           "accuracy_non_members": acc["non_members"],
                           "gap": acc["members"] - acc["non_members"]})
     reps = result["replicates"]
-    method = (f"{result['how']}; stratified paired bootstrap over the scored rows, "
+    rows = "documents" if documents else "rows"
+    method = (f"{result['how']}; stratified paired bootstrap over the scored {rows}, "
               f"{resampler.n_boot} replicates")
+    shown = {"attack": attack, "samples": result["m"], "members": members,
+             "non_members": non_members}
+    if attack in ("min_k", "min_k_plus"):
+        shown["fraction"] = fraction
+    if attack == "reference":  # the student's score, calibrated by its teacher: one value
+        from audit.checks.measure import pair_measurement
+
+        return (pair_measurement(metric, float(result["points"]["student"][key]),
+                                 reps["student"][key], confidence,
+                                 method=method.replace("paired bootstrap", "bootstrap"),
+                                 n=n_in + n_out, params=shown, breakdown=breakdown,
+                                 notes=tuple(notes)),)
     m = paired_measurement(metric, float(result["points"]["teacher"][key]),
                            float(result["points"]["student"][key]), reps["teacher"][key],
                            reps["student"][key], confidence, method=method, n=n_in + n_out,
-                           params={"attack": attack, "samples": result["m"],
-                                   "members": members, "non_members": non_members},
-                           breakdown=breakdown, notes=tuple(notes))
+                           params=shown, breakdown=breakdown, notes=tuple(notes))
     if metric.name == "mia_auc" and m.teacher is not None and n_in and n_out:
         # the teacher's AUC against 0.5 by the Mann-Whitney null spread: a function of the
         # point value and the counts only, so the note never depends on the resampling
@@ -255,8 +366,8 @@ def _needs_for(name: str) -> Callable[[Mapping[str, Any]], tuple[ArtifactRequest
 def _request(name: str, params: Mapping[str, Any]) -> ArtifactRequest:
     """The sampled members and non-members (with their boundary distances for
     ``decision_boundary``), shaped by the attack, samples, tables and cap."""
-    attack = str(params.get("attack", DEFAULT_ATTACK))
-    if attack not in ATTACKS:
+    attack = params.get("attack")
+    if attack is not None and attack not in ATTACKS:
         raise DataError(f"{name} runs a membership-inference attack; attack={attack!r} is "
                         f"a robustness attack (use one of {', '.join(ATTACKS)})")
     return ArtifactRequest.of(
@@ -276,7 +387,12 @@ def _tables_read(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 _PARAMS = {
     "attack": Param("str", "The membership-inference attack: loss_threshold, blackbox, label_only "
-                           "or decision_boundary.", default=DEFAULT_ATTACK, choices=ATTACKS),
+                           "or decision_boundary; on a language model's documents loss "
+                           "(default), zlib, min_k, min_k_plus or reference.",
+                    default=DEFAULT_ATTACK, choices=ATTACKS),
+    "fraction": Param("number", "min_k and min_k_plus: the share of a document's tokens, the "
+                                "least likely, whose scores are averaged.",
+                      default=DEFAULT_FRACTION, exclusive_minimum=0, maximum=1),
     "samples": Param("int", "Members and non-members each (default min(members, non-members, "
                             f"{DEFAULT_SAMPLES}); {BOUNDARY_SAMPLES} for decision_boundary).",
                      minimum=10),
@@ -284,7 +400,8 @@ _PARAMS = {
                             "the teacher's training rows?).", default="train",
                      choices=("train", "teacher_train")),
     "non_members": Param("str", "The non-members' table: eval or holdout (default: holdout when "
-                                "the suite names one, else eval).", choices=("eval", "holdout")),
+                                "the suite names one, else eval; for a language model holdout, "
+                                "else documents).", choices=("eval", "holdout", "documents")),
     "max_seconds": Param("number", "A safety stop on the decision-boundary attack.",
                          default=DEFAULT_MAX_SECONDS, exclusive_minimum=0),
 }
@@ -295,9 +412,7 @@ for _name, _doc in (
     ("mia_tpr_at_fpr", "Membership-inference TPR at 1% FPR (0.1% is in the report)."),
 ):
     register(Metric(_name, "lower", "privacy", False, (0.0, 1.0), _doc, custom=_measure_privacy,
-                    params=_PARAMS, tables=_tables_read, needs=_needs_for(_name),
-                    # a language model's membership is of documents, not of scored items
-                    modalities=("tabular", "text", "images")))
+                    params=_PARAMS, tables=_tables_read, needs=_needs_for(_name)))
 
 
 # -- report section ----------------------------------------------------------------------
@@ -314,7 +429,10 @@ def _privacy_tables(m: Measurement) -> tuple[Table, ...]:
         Table.of_rows(m.breakdown, "tpr_at_fpr", "True-positive rate at low false-positive rates",
                       ("model", "fpr", "tpr", "below_floor")),
         Table.of_rows(m.breakdown, "generalisation", "Accuracy on members and non-members",
-                      ("model", "accuracy_members", "accuracy_non_members", "gap")))
+                      ("model", "accuracy_members", "accuracy_non_members", "gap")),
+        Table.of_rows(m.breakdown, "generalisation_loss",
+                      "Loss per token on members and non-members",
+                      ("model", "nll_members", "nll_non_members", "gap")))
     return tuple(t for t in tables if t is not None)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Metric", "MetricInput", "Param", "yaml_text", "register", "add_loader", "get_metric",
+__all__ = ["Direction", "Metric", "MetricInput", "Param", "yaml_text", "register", "add_loader", "get_metric",
            "metric_names", "METRICS", "Family", "register_family", "families", "FAMILIES"]
 
 Direction = Literal["higher", "lower"]

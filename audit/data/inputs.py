@@ -267,9 +267,11 @@ def inputs_sha256(spec: DataSpec, role: str, table_sha256: str, frame: pd.DataFr
     """What a table's rows and inputs are made of, as one hash: the table file's hash alone
     for a tabular or text suite, with the array file's (or every image file's) content for
     an image suite. ``frame`` (the table's path column) is read from ``table`` when not given."""
+    if spec.choices is not None and role != "eval":  # a language model's documents or pairs
+        return table_sha256
     if spec.choices is not None:  # items: the file, and how contexts and choices are read from it
-        return hashlib.sha256(f"{table_sha256}\0items\0{spec.context}\0{spec.choices}".encode()
-                              ).hexdigest()
+        return hashlib.sha256(f"{table_sha256}\0items\0{spec.context}\0{spec.choices}"
+                              f"\0{spec.options}".encode()).hexdigest()
     images = spec.images
     if images is None:
         return table_sha256

@@ -34,7 +34,8 @@ import pandas as pd
 from audit.errors import DataError, display_path
 
 __all__ = ["ITEM_FIELDS", "ID_FIELDS", "LM_EVAL_FIELDS", "is_lm_eval", "template_fields", "read_items",
-           "count_choices"]
+           "count_choices", "json_lines", "option_layouts", "read_item_file", "with_options",
+           "render_options", "LETTERS"]
 
 ITEM_FIELDS = ("context", "choices")  # what a rendered item holds beside its fields
 ID_FIELDS = ("id", "doc_id", "doc_hash", "prompt_hash")  # identify an item; never features
@@ -65,7 +66,10 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
-def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def json_lines(path: Path, what: str = "items") -> list[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSONL file with their line numbers (blank lines skipped); a
+    line that is not an object, holds a lone surrogate or passes :data:`MAX_LINE` bytes is a
+    :class:`DataError` naming the file and line."""
     where = display_path(path)
     out = []
     try:
@@ -73,17 +77,17 @@ def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
             for number, raw in enumerate(fh, start=1):
                 if len(raw) > MAX_LINE:
                     raise DataError(f"{where}:{number}: a line of {len(raw):,} bytes, more than "
-                                    f"the {MAX_LINE:,} an item may hold")
+                                    f"the {MAX_LINE:,} a line may hold")
                 if not raw.strip():
                     continue
                 try:
                     item = json.loads(raw)
                 except (ValueError, UnicodeDecodeError) as exc:
                     raise DataError(f"{where}:{number}: not a JSON object ({exc}); write one "
-                                    "item per line as a JSON object") from None
+                                    f"{what[:-1]} per line as a JSON object") from None
                 if not isinstance(item, dict):
                     raise DataError(f"{where}:{number}: a JSON {type(item).__name__}, not an "
-                                    "object; write one item per line as a JSON object")
+                                    f"object; write one {what[:-1]} per line as a JSON object")
                 try:  # a lone surrogate (\\ud83d) is valid JSON but no text a tokenizer reads
                     json.dumps(item, ensure_ascii=False).encode("utf-8")
                 except UnicodeEncodeError as exc:
@@ -94,7 +98,7 @@ def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     except FileNotFoundError:
         raise DataError(f"{where}: file not found") from None
     if not out:
-        raise DataError(f"{where}: no items; write one JSON object per line")
+        raise DataError(f"{where}: no {what}; write one JSON object per line")
     return out
 
 
@@ -128,15 +132,58 @@ def lm_eval_arguments(item: dict[str, Any], where: str) -> tuple[str, list[str]]
     return pairs[0][0], [c for _, c in pairs]
 
 
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SLOT = "\0options\0"  # where the lettered options go in a rendered context
+
+
+def render_options(options: Any) -> str:
+    """Lettered options, one per line, as lm-evaluation-harness's MMLU prompt writes them.
+
+    >>> render_options(["Paris", "Rome"])
+    'A. Paris\\nB. Rome'
+    """
+    return "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+
+
+def with_options(layout: tuple[str, str, tuple[str, ...]], order: Any) -> str:
+    """An item's context with its options (``layout``: the text before them, after them, and
+    the options) listed in ``order`` (positions into the options)."""
+    before, after, options = layout
+    return before + render_options([options[i] for i in order]) + after
+
+
 def read_items(path: Path, *, template: str = "{context}", choices: str = "choices",
-               target: str = "answer") -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray]:
+               target: str = "answer", options: str | None = None
+               ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray]:
     """The items of ``path``: their fields (a frame of scalar columns), the answers (choice
-    indices), the contexts and the continuations (an object array of tuples of strings)."""
+    indices), the contexts and the continuations (an object array of tuples of strings).
+
+    With ``options`` (the field of a list the context shows, lettered, where the template names
+    it), the choices are the letters and the answer an index, a letter or an option; the
+    layouts are :func:`option_layouts`."""
+    return read_item_file(path, template, choices, target, options)[:4]
+
+
+def option_layouts(path: Path, *, template: str, options: str, choices: str = "choices",
+                   target: str = "answer") -> np.ndarray:
+    """Each item's context as ``(text before the options, text after, the options)``, for
+    re-rendering them in another order (:func:`with_options`)."""
+    return read_item_file(path, template, choices, target, options)[4]
+
+
+def read_item_file(path: Path, template: str, choices: str, target: str, options: str | None
+                   ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`read_items` and :func:`option_layouts` in one read (the layouts are empty
+    without ``options``)."""
     where = display_path(path)
-    lines = _lines(path)
+    lines = json_lines(path)
     lm_eval = is_lm_eval(lines[0][1])
     fields = template_fields(template) if not lm_eval else []
-    rows, answers, contexts, continuations = [], [], [], []
+    if options is not None and (lm_eval or template_fields(template).count(options) != 1):
+        raise DataError(f"{where}: data.options {options!r} is a field the context template "
+                        "names once ({" + options + "}), in a suite's own items (lm-evaluation-"
+                        "harness samples were scored as they were)")
+    rows, answers, contexts, continuations, layouts = [], [], [], [], []
     k = None
     for number, item in lines:
         at = f"{where}:{number}"
@@ -152,19 +199,36 @@ def read_items(path: Path, *, template: str = "{context}", choices: str = "choic
                    "doc_id": item["doc_id"], "doc_hash": str(item.get("doc_hash", "")),
                    "prompt_hash": str(item.get("prompt_hash", ""))}
         else:
-            missing = [f for f in (*fields, choices, target) if f not in item]
+            missing = [f for f in (*fields, options or choices, target) if f not in item]
             if missing:
                 key = ("context" if missing[0] in fields else
-                       "choices" if missing[0] == choices else "target")
+                       "target" if missing[0] == target else "options" if options else "choices")
                 raise DataError(f"{at}: the item has no field {missing[0]!r} (fields: "
                                 f"{', '.join(map(str, item))}); add it, or name another with "
                                 f"data.{key}")
-            context = template.format_map({f: _text(item[f]) for f in fields})
-            bare = item[choices]
-            if not isinstance(bare, list) or not all(isinstance(c, str) and c for c in bare):
-                raise DataError(f"{at}: field {choices!r} is not a list of non-empty strings")
-            conts = [DELIMITER + c for c in bare]
             answer = item[target]
+            if options is not None:
+                listed = item[options]
+                if not isinstance(listed, list) or not all(isinstance(c, str) and c
+                                                           for c in listed):
+                    raise DataError(f"{at}: field {options!r} (data.options) is not a list of "
+                                    "non-empty strings")
+                if len(listed) > len(LETTERS):
+                    raise DataError(f"{at}: {len(listed)} options; letters name at most "
+                                    f"{len(LETTERS)}")
+                if isinstance(answer, str) and answer in listed:
+                    answer = listed.index(answer)
+                parts = template.format_map({f: _SLOT if f == options else _text(item[f])
+                                             for f in fields}).split(_SLOT)
+                layouts.append((parts[0], parts[1], tuple(listed)))
+                context = parts[0] + render_options(listed) + parts[1]
+                bare = list(LETTERS[:len(listed)])
+            else:
+                context = template.format_map({f: _text(item[f]) for f in fields})
+                bare = item[choices]
+                if not isinstance(bare, list) or not all(isinstance(c, str) and c for c in bare):
+                    raise DataError(f"{at}: field {choices!r} is not a list of non-empty strings")
+            conts = [DELIMITER + c for c in bare]
             row = {f: v for f, v in item.items() if _scalar(v) and f not in (choices, target)}
         if len(bare) < 2:
             raise DataError(f"{at}: {len(bare)} choice(s); an item needs two or more")
@@ -180,8 +244,10 @@ def read_items(path: Path, *, template: str = "{context}", choices: str = "choic
     frame = pd.DataFrame(rows)
     out = np.empty(len(continuations), dtype=object)
     out[:] = continuations
+    shapes = np.empty(len(layouts), dtype=object)
+    shapes[:] = layouts
     return (frame, pd.Series(answers, name=target, dtype=np.int64),
-            np.array(contexts, dtype=object), out)
+            np.array(contexts, dtype=object), out, shapes)
 
 
 def count_choices(path: Path, choices: str = "choices") -> int | None:

@@ -211,6 +211,9 @@ class Table:
     # contexts they follow are ``texts``
     choices: np.ndarray | None = None
     ids: pd.DataFrame | None = None  # items: what identifies each one (doc_id, doc_hash, ...)
+    # items whose context lists their options (data.options): (before, after, options) each,
+    # to list them in another order (audit.data.items.with_options)
+    layouts: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -235,7 +238,8 @@ class Table:
                        images=None if self.images is None else self.images[index],
                        choices=None if self.choices is None else self.choices[index],
                        ids=None if self.ids is None else self.ids.iloc[rows].reset_index(
-                           drop=True))
+                           drop=True),
+                       layouts=None if self.layouts is None else self.layouts[index])
 
     def with_inputs(self, inputs: Any) -> Table:
         """The same rows with other model inputs (edited texts, perturbed images), which
@@ -262,6 +266,9 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
     if path is None:
         raise DataError(f"the suite names no {role} table; add data.{role}")
     if spec.choices is not None:
+        if role != "eval":
+            raise DataError(f"data.{role} of a language-model suite is documents, not items: the "
+                            "checks that read it take its texts (audit.data.documents)")
         return _load_items(spec, role, path)
     frame = read_table(path)
     where = display_path(path)
@@ -318,11 +325,12 @@ def load_table(spec: DataSpec, role: str = "eval") -> Table:
 def _load_items(spec: DataSpec, role: str, path: Path) -> Table:
     """A table of multiple-choice items (:mod:`audit.data.items`): its rows are the items,
     the labels their answers' positions, the texts their contexts."""
-    from audit.data.items import ID_FIELDS, read_items, template_fields
+    from audit.data.items import ID_FIELDS, read_item_file, template_fields
 
     where = display_path(path)
-    frame, answers, contexts, continuations = read_items(
-        path, template=spec.context, choices=spec.choices or "choices", target=spec.target)
+    frame, answers, contexts, continuations, shapes = read_item_file(
+        path, spec.context, spec.choices or "choices", spec.target, spec.options)
+    layouts = None if spec.options is None else shapes
     for col in spec.sensitive:
         if col not in frame.columns:
             raise DataError(f"{where}: the items have no field {col!r} (data.sensitive) to slice "
@@ -337,7 +345,8 @@ def _load_items(spec: DataSpec, role: str, path: Path) -> Table:
     return Table(role=role, path=path, sha256=inputs_sha256(spec, role, file_sha256(path)),
                  features=frame[features],
                  labels=answers, sensitive=sensitive, bins=bins, texts=contexts,
-                 choices=continuations, ids=frame[[c for c in ID_FIELDS if c in frame.columns]])
+                 choices=continuations, ids=frame[[c for c in ID_FIELDS if c in frame.columns]],
+                 layouts=layouts)
 
 
 def _typed(path: Path, frame: pd.DataFrame, spec: DataSpec, features: list[str],

@@ -45,6 +45,8 @@ class LoadedModel:
     # there (the pipe to the process is not the model's cost); None for in-process models
     own_call_ms: Callable[[], float | None] | None = field(default=None, repr=False)
     n_parameters: int | None = None  # learned numbers, when the adapter counts them itself
+    # a causal LM's audit.models.lm_text.LanguageModel: what the token-level probes read
+    language_model: Any = field(default=None, repr=False)
 
     @property
     def cache_identity(self) -> str:

@@ -33,6 +33,7 @@ from audit.errors import ModelError, display_path
 from audit.extras import MissingExtra, require
 from audit.models.base import LoadedModel, model_label
 from audit.models.folder import folder_bytes, folder_sha256, with_tokenizer
+from audit.models.lm_text import LanguageModel
 from audit.models.text import import_transformers, load_tokenizer, softmax
 from audit.models.transformers import read_config, safe_weights, torch_device
 from audit.spec import ModelSpec
@@ -161,8 +162,8 @@ def load_causal_lm(spec: ModelSpec, role: str) -> LoadedModel:
     device = torch_device(torch, spec, label)
     model.to(device).eval()
     positions = getattr(model.config, "max_position_embeddings", None) or 2048
-    scorer = ChoiceScorer(torch, model, tokenizer, device, int(spec.max_length or positions),
-                          spec.batch_size or DEFAULT_LM_BATCH)
+    max_length, batch_size = int(spec.max_length or positions), spec.batch_size or DEFAULT_LM_BATCH
+    scorer = ChoiceScorer(torch, model, tokenizer, device, max_length, batch_size)
     scoring = spec.scoring
 
     def predict(table: Table) -> np.ndarray:
@@ -172,4 +173,6 @@ def load_causal_lm(spec: ModelSpec, role: str) -> LoadedModel:
         return choice_probabilities(scorer(table.texts, table.choices), table.choices, scoring)
 
     return LoadedModel(role, spec, tuple(spec.classes), sha256, folder_bytes(folder, label),
-                       predict, n_parameters=int(sum(p.numel() for p in model.parameters())))
+                       predict, n_parameters=int(sum(p.numel() for p in model.parameters())),
+                       language_model=LanguageModel(torch, model, tokenizer, device, max_length,
+                                                    batch_size, label))

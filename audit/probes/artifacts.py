@@ -17,7 +17,8 @@ import pandas as pd
 
 __all__ = ["ArtifactRequest", "ModelSizes", "Timings", "DataTables", "AttackOutcome",
            "Adversarial", "Corrupted", "TextEdits", "Examples", "BoundaryDistances", "MembershipSample",
-           "AttributeSample", "Extraction", "Triggered", "FlipTable"]
+           "AttributeSample", "Extraction", "Triggered", "FlipTable", "TokenScores", "TokenAgreement",
+           "PairScores", "DocumentMembership", "ChoiceEdits", "ChoiceOrders"]
 
 
 def _frozen(value: Any) -> Any:
@@ -264,3 +265,107 @@ class FlipTable:
     counts: Mapping[str, int]
     cap: int
     left_out: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """One language model on the documents of ``data.<table>``, every token predicted once.
+
+    Per document: ``tokens`` (the tokens predicted), ``bytes`` (its UTF-8 bytes), ``nll`` (the
+    summed negative log-likelihood, nats) and ``zlib`` (the bytes of its zlib compression).
+    Per token, documents one after another (document ``i`` is ``offsets[i]:offsets[i + 1]``):
+    ``logp`` the log-probability of the token, ``mu`` and ``sigma`` the mean and standard
+    deviation of ``log p`` under the model's own next-token distribution at that position
+    (what min-k%++ standardises by)."""
+
+    table: str
+    ids: tuple[str, ...]
+    tokens: np.ndarray
+    bytes: np.ndarray
+    nll: np.ndarray
+    zlib: np.ndarray
+    offsets: np.ndarray
+    logp: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(len(self.tokens))
+
+    def document(self, i: int, values: np.ndarray) -> np.ndarray:
+        """``values`` (``logp``, ``mu`` or ``sigma``) of document ``i``'s tokens."""
+        return values[self.offsets[i]:self.offsets[i + 1]]
+
+
+@dataclass(frozen=True)
+class TokenAgreement:
+    """Teacher and student on the very same tokens of ``data.<table>``: per document, sums
+    over its ``tokens`` of top-1 agreement (``top1``), forward and reverse KL (nats), total
+    variation (``tv``) and, for each ``k`` in ``1..max_k``, the top-k overlap
+    (``topk[:, k - 1]``, the share of the teacher's k likeliest tokens among the student's);
+    ``scores[who]`` each model's own :class:`TokenScores` from the same pass."""
+
+    table: str
+    tokens: np.ndarray
+    top1: np.ndarray
+    kl_forward: np.ndarray
+    kl_reverse: np.ndarray
+    tv: np.ndarray
+    topk: np.ndarray
+    scores: Mapping[str, TokenScores]
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Both models on the minimal pairs of ``data.pairs``: ``more[who]`` and ``less[who]`` the
+    whole-sentence log-likelihood (after the BOS token) of each pair's more and less
+    stereotypical sentence, ``bias_types`` each pair's bias type."""
+
+    ids: tuple[str, ...]
+    bias_types: tuple[str, ...]
+    more: Mapping[str, np.ndarray]
+    less: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DocumentMembership:
+    """``m`` sampled member documents (of ``data.<members>``) and ``m`` non-member documents,
+    each model's :class:`TokenScores` on them: ``scores[who] = (members, non_members)``."""
+
+    members: str
+    non_members: str
+    m: int
+    notes: tuple[str, ...]
+    scores: Mapping[str, tuple[TokenScores, TokenScores]]
+    overlap: int = 0  # sampled non-members whose text is a member's
+
+
+@dataclass(frozen=True)
+class ChoiceEdits:
+    """Both models on ``rows`` sampled multiple-choice items: ``y`` the answers, ``clean[who]``
+    each model's pick (a choice index) on the items as written and ``edited[who]`` with typos
+    in their contexts (``edits_made`` per item); ``examples`` a few items to show."""
+
+    rows: int
+    y: np.ndarray
+    clean: Mapping[str, np.ndarray]
+    edited: Mapping[str, np.ndarray]
+    edits_made: np.ndarray
+    examples: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChoiceOrders:
+    """Both models on ``rows`` sampled items whose context lists ``k`` options, under each
+    rotation of the options: ``picks[who][i, r]`` the option (its index as written) the model
+    picked for item ``i`` with the options rotated by ``r`` (``r = 0``: as written); ``y`` the
+    answers; ``example`` the first item's context rotated once."""
+
+    rows: int
+    k: int
+    y: np.ndarray
+    picks: Mapping[str, np.ndarray]
+    example: str = ""

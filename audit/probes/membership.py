@@ -74,13 +74,28 @@ def sample_side(run: Any, role: str, m: int, rng: np.random.Generator
     return rows, y, probs
 
 
-def membership_sample(probes: Any, request: ArtifactRequest) -> MembershipSample:
+def membership_sample(probes: Any, request: ArtifactRequest) -> Any:
     """The :class:`~audit.probes.artifacts.MembershipSample` of a privacy check: ``attack``,
     ``samples`` (``None``: ``min(available, default_samples)``), ``members`` and
     ``non_members`` (``None``: the defaults) and ``max_seconds`` (the decision-boundary cap)."""
     run = probes.run
-    members, non_members = member_tables(run, request.get("members"), request.get("non_members"))
     attack, samples = request.get("attack"), request.get("samples")
+    if run.suite.data.choices is not None:  # a language model: members are documents
+        from audit.probes.tokens import document_membership
+
+        data = run.suite.data
+        members = request.get("members") or "train"
+        non_members = request.get("non_members") or ("holdout" if data.holdout is not None
+                                                     else "documents")
+        for role, side in ((members, "members"), (non_members, "non-members")):
+            if getattr(data, role) is None:
+                raise DataError(f"membership inference with {side}: {role} needs data.{role} ("
+                                f"{TABLE_ROWS[role]}), a .jsonl file of documents; name it in "
+                                "the suite's data section")
+        return document_membership(probes, members, non_members, samples,
+                                   int(request.get("default_samples")))
+    members, non_members = member_tables(run, request.get("members"), request.get("non_members"))
+    attack = attack or "loss_threshold"  # audit.checks.privacy.DEFAULT_ATTACK
     max_seconds = float(request.get("max_seconds"))
     key = ("membership", attack, samples, members, non_members, max_seconds)
     return probes.memo(key, lambda: _sample(probes, attack, samples, request.get("default_samples"),

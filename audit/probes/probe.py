@@ -23,6 +23,7 @@ __all__ = ["Probes", "BUILDERS"]
 BUILDERS: dict[str, str] = {
     "model_sizes": "audit.probes.timings:model_sizes",
     "timings": "audit.probes.timings:timings",
+    "lm_timings": "audit.probes.lm_timings:lm_timings",
     "tables": "audit.probes.tables:data_tables",
     "adversarial": "audit.probes.adversarial:adversarial_examples",
     "membership": "audit.probes.membership:membership_sample",
@@ -33,6 +34,11 @@ BUILDERS: dict[str, str] = {
     "extraction": "audit.probes.extraction:extraction",
     "triggered": "audit.probes.triggers:triggered",
     "flips": "audit.probes.flips:flip_table",
+    "token_agreement": "audit.probes.tokens:token_agreement",
+    "token_scores": "audit.probes.tokens:token_scores",
+    "pair_scores": "audit.probes.tokens:pair_scores",
+    "choice_edits": "audit.probes.choice_edits:edited_items",
+    "choice_orders": "audit.probes.choice_edits:rotated_items",
 }
 
 

@@ -52,8 +52,13 @@ def _with_properties(run: Any, features: pd.DataFrame) -> pd.DataFrame:
     ev = run.eval_table
     if ev.texts is not None:
         known = None
-        if run.suite.data.train is not None:
+        data = run.suite.data
+        if data.train is not None and data.choices is None:
             known = vocabulary(run.train_table().texts)
+        elif data.train is not None:  # a language model's training documents
+            from audit.probes.tokens import documents
+
+            known = vocabulary(documents(run.probes, "train").texts)
         derived = text_properties(ev.texts, known)
     else:
         derived = image_properties(ev.images)

@@ -46,8 +46,8 @@ import numpy as np
 
 from audit.probes.artifacts import ArtifactRequest, ModelSizes, Timings
 
-__all__ = ["parameter_count", "model_sizes", "timings", "pinned_threads", "MIN_RUNS", "WARMUP",
-           "DEFAULT_THREADS"]
+__all__ = ["parameter_count", "model_sizes", "timings", "pinned_threads", "collector_off",
+           "MIN_RUNS", "WARMUP", "DEFAULT_THREADS"]
 
 # pairs kept under the cap: 12 blocks of two pairs (the speedup's unit), so that each half of the
 # run has 6, the fewest with a 95% interval of their median (the stability check)
@@ -164,7 +164,7 @@ def pinned_threads(threads: int, models: dict[str, Any]) -> Iterator[dict[str, A
 
 
 @contextmanager
-def _collector_off() -> Iterator[None]:
+def collector_off() -> Iterator[None]:
     """Python's cyclic garbage collector off until the block ends, after one collection."""
     was = gc.isenabled()
     gc.collect()
@@ -199,7 +199,7 @@ def timings(probes: Any, request: ArtifactRequest) -> Timings:
     memory: dict[str, int] = {}
     deadline = time.perf_counter() + max_seconds
     per_batch = max_seconds / len(batch_sizes)
-    with pinned_threads(threads, models) as settings, _collector_off():
+    with pinned_threads(threads, models) as settings, collector_off():
         settings["gc"] = False
         calls = {who: _timed_call(m, threads) for who, m in models.items()}
         for size in batch_sizes:

@@ -12,7 +12,7 @@ from typing import Any
 
 from audit.report.terminal import format_estimate
 from audit.results import AuditReport, Estimate
-from audit.spec import TABLES
+from audit.spec import TABLES, TEXTS
 
 __all__ = ["ReportDiff", "diff_reports", "format_diff", "render_diff_html"]
 
@@ -57,7 +57,7 @@ def _artifacts(report: AuditReport) -> dict[str, str | None]:
         "student": (prov.get("student") or {}).get("sha256"),
         "baseline": (prov.get("baseline") or {}).get("sha256"),
         **{f"{role.replace('_', ' ')} data": (data.get(role) or {}).get("sha256")
-           for role in TABLES},
+           for role in (*TABLES, *TEXTS)},
     }
 
 

@@ -42,7 +42,7 @@ from audit.results import (
     Table,
 )
 from audit.safe import template_value, visible
-from audit.spec import TABLES
+from audit.spec import TABLES, TEXTS
 
 if TYPE_CHECKING:
     from audit.checks.registry import Family
@@ -365,11 +365,12 @@ def _artifact_rows(prov: Provenance) -> list[dict[str, str]]:
         rows.append({"what": role, "kind": a.get("kind", ""), "path": str(a.get("path", "")),
                      "sha256": a.get("sha256", "not loaded")})
     data = prov.data or {}
-    for role in TABLES:
+    for role in (*TABLES, *TEXTS):
         d = data.get(role)
         if d:
             rows.append({"what": f"{role.replace('_', ' ')} data",
-                         "kind": f"{d['rows']:,} rows" if d.get("rows") else "table",
+                         "kind": f"{d['rows']:,} rows" if d.get("rows") else (
+                             "table" if role in TABLES else role.replace("pairs", "minimal pairs")),
                          "path": str(d.get("path", "")), "sha256": d.get("sha256", "not read")})
             read = (data.get("inputs") or {}).get(role) or {}
             if isinstance(read, dict) and read.get("text"):

@@ -37,7 +37,7 @@ from typing import Any
 from audit.report.terminal import gate_line
 from audit.results import AuditReport, CheckResult, GateResult, Measurement, Status, format_estimate
 from audit.safe import visible
-from audit.spec import TABLES
+from audit.spec import TABLES, TEXTS
 
 __all__ = ["model_card", "model_index", "gated_measurements", "task_of", "human_name",
            "limitation_notes", "cmd_model_card", "TASKS"]
@@ -332,7 +332,7 @@ def _provenance(report: AuditReport) -> list[str]:
     rows = [["Teacher", _file_line(prov.get("teacher") or {})],
             ["Student", _file_line(prov.get("student") or {})]]
     rows += [[f"{role.replace('_', ' ').capitalize()} data", _file_line(data[role])]
-             for role in TABLES if isinstance(data.get(role), dict)]
+             for role in (*TABLES, *TEXTS) if isinstance(data.get(role), dict)]
     suite = report.suite
     if suite.get("sha256"):
         rows.append(["Suite", _file_line({"path": suite.get("path"), "sha256": suite["sha256"]})])
