@@ -778,7 +778,7 @@ class SuiteParser:
                 value = self.scalar((*kp, key), c[key], f)  # its kind, and every metric's choices
                 declared = metric.params[key]
                 self.in_range((*kp, key), value, _item_range(declared))
-                allowed = declared.choices
+                allowed = declared.choices_for(self.modality)
                 items = value if isinstance(value, tuple) else (value,)
                 for i, item in enumerate(items):
                     if allowed and item is not None and item not in allowed:

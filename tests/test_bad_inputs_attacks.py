@@ -57,8 +57,9 @@ READ = [
             id="norm-unknown"),
     refused({"metric": "robust_accuracy", "attack": "hopskipjmp"},
             "x.audit.yaml:3 checks.r.attack='hopskipjmp': must be one of auto, strongest, fgsm, "
-            "pgd, hopskipjump, noise, loss_threshold, blackbox, label_only, decision_boundary; did "
-            "you mean 'hopskipjump'?", id="attack-misspelt"),
+            "pgd, hopskipjump, noise, loss_threshold, blackbox, label_only, decision_boundary, "
+            "loss, zlib, min_k, min_k_plus, reference; did you mean 'hopskipjump'?",
+            id="attack-misspelt"),
     refused({"metric": "robust_accuracy", "attack": "decision_boundary"},
             "x.audit.yaml:3 checks.r.attack='decision_boundary': robust_accuracy takes attack: "
             "auto, strongest, fgsm, pgd, hopskipjump, noise", id="membership-attack-on-robustness"),

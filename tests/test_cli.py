@@ -103,8 +103,10 @@ def test_validate_the_example_suites(built: dict[str, Path], mnist: Path, rotten
         "balanced_accuracy, f1, roc_auc, log_loss, agreement, negative_flips, divergence, "
         "calibration, brier, parity_amplification, equalized_odds, worst_group, slices, speedup, "
         "latency, size, drift, leakage, robustness, membership)",
-        "ok: suites/cloze-lm.audit.yaml: suite 'cloze-lm-distilled', 7 checks (accuracy, "
-        "agreement, flips, divergence, calibration, by_length, slices)",
+        "ok: suites/cloze-lm.audit.yaml: suite 'cloze-lm-distilled', 16 checks (accuracy, "
+        "agreement, flips, divergence, calibration, by_length, slices, next_token, token_kl, "
+        "acceptance, bits_per_byte, stereotypes, membership, beyond_teacher, typos, "
+        "decode_speedup)",
         "ok: suites/digits-torch.audit.yaml: suite 'digits-torch-distilled', 6 checks (accuracy, "
         "agreement, robustness, transfer, membership, label_only_membership)",
         "ok: suites/digits.audit.yaml: suite 'digits-distilled', 8 checks (accuracy, macro_f1, "

@@ -332,6 +332,14 @@ def test_the_lm_example_fails_on_its_real_finding(lm_pair: Path, tmp_path: Path)
     assert status["calibration"] == "fail"
     accuracy = next(c for c in report.checks if c.name == "accuracy").measurements[0]
     assert accuracy.teacher.value > accuracy.student.value > 0.25  # both above chance
+    # documents, pairs, membership, typos and speed: every check measured, none an error
+    assert not [c.name for c in report.checks if c.status.value == "error"]
+    by = {c.name: c.measurements[0] for c in report.checks}
+    assert 0.1 < by["next_token"].student.value < by["acceptance"].student.value < 1
+    assert by["bits_per_byte"].regression.ci[0] > 0  # the student predicts text worse
+    # its teacher memorised its training passages (Min-K%++ AUC well above 0.5), it did not
+    assert by["membership"].teacher.value > 0.7 > 0.6 > by["membership"].student.value
+    assert any("the teacher leaks too" in n for n in by["membership"].notes)
 
 
 def test_what_identifies_items_and_models_follows_how_they_are_read(small: Path,

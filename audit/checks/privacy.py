@@ -389,7 +389,11 @@ _PARAMS = {
     "attack": Param("str", "The membership-inference attack: loss_threshold, blackbox, label_only "
                            "or decision_boundary; on a language model's documents loss "
                            "(default), zlib, min_k, min_k_plus or reference.",
-                    default=DEFAULT_ATTACK, choices=ATTACKS),
+                    default=DEFAULT_ATTACK, choices=ATTACKS,
+                    modality_choices=(("tabular", CLASSIFIER_ATTACKS),
+                                      ("text", CLASSIFIER_ATTACKS),
+                                      ("images", CLASSIFIER_ATTACKS),
+                                      ("choices", DOCUMENT_ATTACKS))),
     "fraction": Param("number", "min_k and min_k_plus: the share of a document's tokens, the "
                                 "least likely, whose scores are averaged.",
                       default=DEFAULT_FRACTION, exclusive_minimum=0, maximum=1),

@@ -64,6 +64,14 @@ class Param:
     maximum: float | None = None
     exclusive_minimum: float | None = None
     exclusive_maximum: float | None = None
+    # the values allowed on suites of one modality, when narrower than ``choices``:
+    # ((modality, values), ...); the parser offers these
+    modality_choices: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def choices_for(self, modality: str | None) -> tuple[Any, ...]:
+        """The values allowed on a suite whose models read ``modality``."""
+        return dict(self.modality_choices).get(modality, self.choices) if modality else (
+            self.choices)
 
     @property
     def range(self) -> dict[str, float]:

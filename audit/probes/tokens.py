@@ -58,10 +58,9 @@ def language_models(probes: Any, doing: str) -> dict[str, Any]:
     return out
 
 
-def _positions(lp: Any, chunk: list[Any]) -> tuple[Any, np.ndarray, Any]:
+def _positions(torch: Any, lp: Any, chunk: list[Any]) -> tuple[Any, np.ndarray, Any]:
     """The predicted positions of a batch as rows: ``(log-probs (M, V), window of each row,
     targets (M,))``."""
-    torch = __import__("torch")
     rows, owners, targets = [], [], []
     for r, w in enumerate(chunk):
         end = len(w.inputs)
@@ -72,9 +71,8 @@ def _positions(lp: Any, chunk: list[Any]) -> tuple[Any, np.ndarray, Any]:
             torch.tensor(targets, dtype=torch.long, device=lp.device))
 
 
-def _own(lp: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _own(lp: Any, p: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per position: the target's log-probability, and the mean and deviation of log p."""
-    p = lp.exp()
     mu = (p * lp).sum(-1)
     second = (p * lp.square()).sum(-1)
     sigma = (second - mu.square()).clamp_min(0).sqrt()
@@ -83,15 +81,16 @@ def _own(lp: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             sigma.double().cpu().numpy())
 
 
-def _agreement(lt: Any, ls: Any, max_k: int) -> dict[str, np.ndarray]:
+def _agreement(lt: Any, ls: Any, pt: Any, ps: Any, max_k: int) -> dict[str, np.ndarray]:
     """Per position: top-1 agreement, top-k overlaps (k = 1..max_k), KL both ways, TV."""
-    pt, ps = lt.exp(), ls.exp()
     k = min(max_k, lt.shape[-1])
     tk, sk = lt.topk(k, dim=-1).indices, ls.topk(k, dim=-1).indices
+    # shared[:, a, b]: the teacher's a-th likeliest is the student's b-th; the overlap at j
+    # counts the matches with a, b < j (a token is in each list once): a 2-D prefix sum
+    shared = (tk[:, :, None] == sk[:, None, :]).int().cumsum(1).cumsum(2)
     overlap = np.zeros((lt.shape[0], max_k))
-    for j in range(1, k + 1):
-        shared = (tk[:, :j, None] == sk[:, None, :j]).any(-1).sum(-1)
-        overlap[:, j - 1] = shared.double().cpu().numpy() / j
+    overlap[:, :k] = (shared.diagonal(dim1=1, dim2=2).double().cpu().numpy()
+                      / np.arange(1, k + 1))
     return {"top1": (tk[:, 0] == sk[:, 0]).double().cpu().numpy(),
             "kl_forward": (pt * (lt - ls)).sum(-1).double().cpu().numpy(),
             "kl_reverse": (ps * (ls - lt)).sum(-1).double().cpu().numpy(),
@@ -128,17 +127,19 @@ def _run(models: dict[str, Any], table: str, docs: Any, max_k: int) -> tuple[Any
     smallest = min(models.values(), key=lambda lm: lm.batch_size)
     for ids, chunk in smallest.batches(windows):
         rows: dict[str, Any] = {}
+        probs: dict[str, Any] = {}
         for who, lm in models.items():
             start = time.perf_counter()
-            lp, owners, targets = _positions(lm.logprobs(ids), chunk)
+            lp, owners, targets = _positions(lm.torch, lm.logprobs(ids), chunk)
             seconds[who] += time.perf_counter() - start
-            rows[who] = lp
-            logp, mu, sigma = _own(lp, targets)
+            rows[who], probs[who] = lp, lp.exp()
+            logp, mu, sigma = _own(lp, probs[who], targets)
             for r, w in enumerate(chunk):
                 at = owners == r
                 parts[who][index[id(w)]] = (logp[at], mu[at], sigma[at])
         if len(models) == 2:
-            stats = _agreement(rows["teacher"], rows["student"], max_k)
+            stats = _agreement(rows["teacher"], rows["student"], probs["teacher"],
+                               probs["student"], max_k)
             docs_of = np.array([chunk[r].text for r in owners])
             for key in sums:
                 np.add.at(sums[key], docs_of, stats[key])

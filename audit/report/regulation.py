@@ -171,6 +171,41 @@ MAPPING: tuple[dict[str, Any], ...] = (
      "does_not": "Assess whether the data represents the people the system will be used on, "
                  "the quality of its labels, its lawful basis, or the data governance practices "
                  "Art. 10(2) requires."},
+    {"family": "tokens",
+     "eu_ai_act": (_ACCURACY, _TESTING,
+                   "Annex IV 6: changes made to the system through its lifecycle"),
+     "nist_ai_rmf": (_VALID,),
+     "provides": "How closely a distilled language model's next-token distributions follow its "
+                 "teacher's on held-out documents (agreement, KL, acceptance rate) and each "
+                 "model's bits per byte, with intervals over documents.",
+     "does_not": "Show that the documents represent the deployment's text, or that the teacher's "
+                 "distributions are fit for purpose; generated text is not judged."},
+    {"family": "stereotype",
+     "eu_ai_act": ("Art. 10(2)(f)-(g): examination of possible biases; measures to detect, "
+                   "prevent and mitigate them",
+                   "Annex IV 2(g): metrics for potentially discriminatory impacts"),
+     "nist_ai_rmf": ("MEASURE 2.11: fairness and bias evaluated and documented",),
+     "provides": "How often each model prefers the more stereotypical sentence of minimal pairs "
+                 "(CrowS-Pairs style), per bias type, and the student's amplification with a "
+                 "paired interval.",
+     "does_not": "Measure harms in generated text or in the deployment's use; minimal-pair "
+                 "benchmarks cover the stereotypes their authors wrote and have known noise."},
+    {"family": "choice_robustness",
+     "eu_ai_act": ("Art. 15(4): resilience to errors, faults or inconsistencies in the "
+                   "environment", "Annex IV 2(g): metrics used to measure robustness"),
+     "nist_ai_rmf": (_VALID, "MEASURE 2.6: safety risks evaluated; reliability and robustness"),
+     "provides": "Whether each model's answers survive typos in the prompt and a change in the "
+                 "order of the options, with paired intervals.",
+     "does_not": "Cover adversarial prompts, paraphrases or other perturbations not configured."},
+    {"family": "lm_speed",
+     "eu_ai_act": ("Annex IV 1: general description, including the hardware the system is "
+                   "intended to run on",),
+     "nist_ai_rmf": ("MEASURE 2.3: performance measured in conditions like deployment",),
+     "provides": "Prefill and decode throughput, time to first token, per-token latency, memory "
+                 "and the decode speed-up of the student, timed interleaved on the audit's "
+                 "machine, with intervals.",
+     "does_not": "Measure energy use, batched serving throughput or the deployment hardware "
+                 "unless the audit ran there."},
 )
 
 _BY_FAMILY = {row["family"]: row for row in MAPPING}
