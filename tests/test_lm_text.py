@@ -239,11 +239,11 @@ def test_membership_scores_are_the_published_formulas(small: Path, tmp_path: Pat
 
 
 def test_classifier_attacks_are_refused_on_documents(small: Path) -> None:
-    got = measured(lm_suite(small, {"a": {"metric": "mia_auc", "attack": "blackbox"}},
-                            train="members.jsonl", holdout="nonmembers.jsonl"))
-    assert got["a"].status == "error"
-    assert ("attack blackbox scores table rows, but this suite's members are documents; use one "
-            "of loss, zlib, min_k, min_k_plus, reference") in got["a"].error
+    with pytest.raises(SuiteError) as err:  # when the suite is read, before any model loads
+        lm_suite(small, {"a": {"metric": "mia_auc", "attack": "blackbox"}},
+                 train="members.jsonl", holdout="nonmembers.jsonl")
+    assert ("checks.a.attack='blackbox': mia_auc takes attack: loss, zlib, min_k, min_k_plus, "
+            "reference") in str(err.value)
 
 
 # -- stereotype preference ------------------------------------------------------------------
