@@ -47,6 +47,20 @@ def typo_text(text: str, typos: int, kinds: tuple[str, ...], rng: np.random.Gene
     return text, tuple(made)
 
 
+def _rescorable(run: Any, metric: Any, what: str) -> None:
+    """Both models can score items anew (an lm_eval samples file holds its scores only)."""
+    for who in ("teacher", "student"):
+        if run.model(who).spec.kind == "lm_eval":
+            raise DataError(f"{metric} scores {what}, but the {who} is a lm_eval samples file "
+                            "(scores of the items as they were); name a causal_lm folder")
+
+
+def _clean_picks(run: Any, who: str, rows: np.ndarray) -> np.ndarray:
+    """``who``'s picks on the eval ``rows`` as written (from the prediction cache)."""
+    P, classes = run.predictions(who, run.eval_table)
+    return P[:, run.encoding.reorder(classes)].argmax(axis=1)[rows]
+
+
 def _picks(run: Any, who: str, table: Any) -> np.ndarray:
     model = run.model(who)
     return model.predict_proba(table)[:, run.encoding.reorder(model.classes)].argmax(axis=1)
@@ -59,11 +73,7 @@ def edited_items(probes: Any, request: ArtifactRequest) -> ChoiceEdits:
     if table.choices is None:
         raise DataError(f"{request.get('metric')} edits multiple-choice items; this suite's "
                         "models read another kind of input")
-    for who in ("teacher", "student"):
-        if run.model(who).spec.kind == "lm_eval":
-            raise DataError(f"{request.get('metric')} scores edited items, but the {who} is a "
-                            "lm_eval samples file (scores of the items as they were); name a "
-                            "causal_lm folder")
+    _rescorable(run, request.get("metric"), "edited items")
     rows = probes.sample(int(request.get("samples")))
     typos, kinds = int(request.get("typos")), tuple(request.get("edits"))
     rng = np.random.default_rng([probes.seed, 11])
@@ -76,8 +86,7 @@ def edited_items(probes: Any, request: ArtifactRequest) -> ChoiceEdits:
     perturbed = sample.with_inputs(edited)
     clean, typo = {}, {}
     for who in ("teacher", "student"):
-        P, classes = run.predictions(who, table)
-        clean[who] = P[:, run.encoding.reorder(classes)].argmax(axis=1)[rows]
+        clean[who] = _clean_picks(run, who, rows)
         typo[who] = _picks(run, who, perturbed)
     y = run.inputs.y[rows]
     examples = tuple({"original": str(table.texts[r]), "edited": edited[i], "edits": list(made[i]),
@@ -100,18 +109,13 @@ def rotated_items(probes: Any, request: ArtifactRequest) -> ChoiceOrders:
                         "show them: name the field of options with data.options (and {<field>} in "
                         "data.context); a cloze item, whose context does not list its choices, "
                         "scores the same in any order")
-    for who in ("teacher", "student"):
-        if run.model(who).spec.kind == "lm_eval":
-            raise DataError(f"{metric} scores items with their options reordered, but the {who} "
-                            "is a lm_eval samples file (the items as they were scored); name a "
-                            "causal_lm folder")
+    _rescorable(run, metric, "items with their options reordered")
     rows = probes.sample(int(request.get("samples")))
     sample = table.take(rows)
     k = len(table.choices[0])
     picks = {who: np.zeros((len(rows), k), dtype=np.int64) for who in ("teacher", "student")}
     for who in ("teacher", "student"):
-        P, classes = run.predictions(who, table)
-        picks[who][:, 0] = P[:, run.encoding.reorder(classes)].argmax(axis=1)[rows]
+        picks[who][:, 0] = _clean_picks(run, who, rows)
     for r in range(1, k):
         order = [(j + r) % k for j in range(k)]  # position j shows option (j + r) % k
         moved = sample.with_inputs([with_options(layout, order) for layout in sample.layouts])
